@@ -1,0 +1,9 @@
+//! Leakscope inspector: reads the kernel's page tracker live over a GDB remote stub.
+//!
+//! Layers, bottom up: `rsp` (GDB remote protocol transport and codec), `target` (halt, read,
+//! resume behind a trait), `dwarf` (ELF symbols, type layouts, line tables), `model` (snapshots
+//! decoded by field name, and their differences).
+
+pub mod dwarf;
+pub mod rsp;
+pub mod target;

@@ -1,0 +1,172 @@
+//! The tracker's exported data layout: the types behind the symbols the inspector reads.
+//!
+//! Contract (docs/tracker-abi.md): symbol and field names and their meaning are stable; offsets are
+//! not. The inspector learns every layout from DWARF, so fields may be added or reordered, but a
+//! renamed field breaks the inspector.
+
+/// Slots in `alloc_table`.
+pub const MAX_TRACKED_ALLOCS: usize = 8192;
+/// Records in the `alloc_events` ring.
+pub const EVENT_RING_LEN: usize = 1024;
+/// Bytes of a page.
+pub const PAGE_SIZE: u64 = 4096;
+/// `TrackerHeader::magic` once initialised: "LEAKSCOP" read as a little-endian u64.
+pub const TRACKER_MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");
+/// `TrackerHeader::abi_version`.
+pub const TRACKER_ABI_VERSION: u32 = 1;
+
+/// Process id. 0 is the kernel.
+pub type Pid = u32;
+
+/// One slot of `alloc_table`: a live allocation of `npages` contiguous pages at `pa`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocEntry {
+    /// 1 = in use; 0 = free slot (the other fields are then meaningless).
+    pub used: u32,
+    /// Owning PID; 0 = kernel.
+    pub owner: Pid,
+    /// Physical address of the first page.
+    pub pa: u64,
+    /// Number of contiguous pages.
+    pub npages: u64,
+    /// What the pages are for.
+    pub tag: &'static str,
+    /// Timer ticks when allocated.
+    pub time: u64,
+}
+
+impl AllocEntry {
+    pub const EMPTY: AllocEntry = AllocEntry { used: 0, owner: 0, pa: 0, npages: 0, tag: "", time: 0 };
+}
+
+/// The tracker's header, exported as `alloc_tracker`. See docs/tracker-abi.md for each field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackerHeader {
+    pub magic: u64,
+    pub abi_version: u32,
+    pub capacity: u32,
+    /// Odd while a change is in progress, even otherwise.
+    pub generation: u64,
+    /// 1 + highest slot index ever used.
+    pub high_water: u64,
+    pub failed_allocs: u64,
+    pub invalid_frees: u64,
+    pub total_allocs: u64,
+    pub total_frees: u64,
+    pub reclaimed_allocs: u64,
+    pub reclaimed_pages: u64,
+    /// Sequence number the next event will get.
+    pub event_head: u64,
+    pub ram_base: u64,
+    pub ram_pages: u64,
+    pub free_pages: u64,
+    pub tracked_pages: u64,
+}
+
+impl TrackerHeader {
+    pub const EMPTY: TrackerHeader = TrackerHeader {
+        magic: 0,
+        abi_version: 0,
+        capacity: 0,
+        generation: 0,
+        high_water: 0,
+        failed_allocs: 0,
+        invalid_frees: 0,
+        total_allocs: 0,
+        total_frees: 0,
+        reclaimed_allocs: 0,
+        reclaimed_pages: 0,
+        event_head: 0,
+        ram_base: 0,
+        ram_pages: 0,
+        free_pages: 0,
+        tracked_pages: 0,
+    };
+}
+
+/// What an [`AllocEvent`] records.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Never written: an empty ring record.
+    None = 0,
+    Alloc = 1,
+    Free = 2,
+    ExitReclaim = 3,
+    AllocFailed = 4,
+    InvalidFree = 5,
+}
+
+/// One record of the `alloc_events` ring; sequence number `seq` lives at `seq % EVENT_RING_LEN`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocEvent {
+    pub seq: u64,
+    pub kind: EventKind,
+    pub owner: Pid,
+    pub pa: u64,
+    pub npages: u64,
+    /// The allocation's tag, or for `InvalidFree` the reason.
+    pub tag: &'static str,
+    pub time: u64,
+}
+
+impl AllocEvent {
+    pub const EMPTY: AllocEvent =
+        AllocEvent { seq: 0, kind: EventKind::None, owner: 0, pa: 0, npages: 0, tag: "", time: 0 };
+}
+
+/// A process's state as exported in `proc_table`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcState {
+    Unused = 0,
+    Runnable = 1,
+    Running = 2,
+    Sleeping = 3,
+    Waiting = 4,
+    Zombie = 5,
+}
+
+/// One record of the exported `proc_table`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// 0 for an unused record.
+    pub pid: Pid,
+    pub parent: Pid,
+    pub state: ProcState,
+    /// Program name, NUL-padded.
+    pub name: [u8; 16],
+}
+
+impl ProcInfo {
+    pub const EMPTY: ProcInfo = ProcInfo { pid: 0, parent: 0, state: ProcState::Unused, name: [0; 16] };
+}
+
+/// Why a free was refused; also the `tag` of its `InvalidFree` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// No live allocation starts at this address and its page is not free: never tracked.
+    Untracked,
+    /// No live allocation starts at this address and the allocator already has the page free.
+    DoubleFree,
+    /// An allocation starts here, but with another size (`tracked` pages).
+    WrongSize { tracked: u64 },
+    /// The allocation belongs to another PID (`owner`).
+    NotOwner { owner: Pid },
+}
+
+impl FreeError {
+    /// The reason as it appears in an `InvalidFree` event's tag.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FreeError::Untracked => "untracked",
+            FreeError::DoubleFree => "double_free",
+            FreeError::WrongSize { .. } => "wrong_size",
+            FreeError::NotOwner { .. } => "not_owner",
+        }
+    }
+}
