@@ -37,7 +37,14 @@ pub struct AllocEntry {
 }
 
 impl AllocEntry {
-    pub const EMPTY: AllocEntry = AllocEntry { used: 0, owner: 0, pa: 0, npages: 0, tag: "", time: 0 };
+    pub const EMPTY: AllocEntry = AllocEntry {
+        used: 0,
+        owner: 0,
+        pa: 0,
+        npages: 0,
+        tag: "",
+        time: 0,
+    };
 }
 
 /// The tracker's header, exported as `alloc_tracker`. See docs/tracker-abi.md for each field.
@@ -114,8 +121,15 @@ pub struct AllocEvent {
 }
 
 impl AllocEvent {
-    pub const EMPTY: AllocEvent =
-        AllocEvent { seq: 0, kind: EventKind::None, owner: 0, pa: 0, npages: 0, tag: "", time: 0 };
+    pub const EMPTY: AllocEvent = AllocEvent {
+        seq: 0,
+        kind: EventKind::None,
+        owner: 0,
+        pa: 0,
+        npages: 0,
+        tag: "",
+        time: 0,
+    };
 }
 
 /// A process's state as exported in `proc_table`.
@@ -143,7 +157,12 @@ pub struct ProcInfo {
 }
 
 impl ProcInfo {
-    pub const EMPTY: ProcInfo = ProcInfo { pid: 0, parent: 0, state: ProcState::Unused, name: [0; 16] };
+    pub const EMPTY: ProcInfo = ProcInfo {
+        pid: 0,
+        parent: 0,
+        state: ProcState::Unused,
+        name: [0; 16],
+    };
 }
 
 /// Why a free was refused; also the `tag` of its `InvalidFree` event.

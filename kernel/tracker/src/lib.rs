@@ -1,2 +1,281 @@
+//! Page-allocation tracker bookkeeping: who owns which physical pages, as the inspector sees it.
+//!
+//! This crate owns the *logic* over the exported tracker state (docs/tracker-abi.md); the kernel
+//! owns the storage (statics at fixed symbols) and the glue (interrupts off, console output,
+//! giving pages back to the allocator). It is `no_std` and host-testable.
+//!
+//! Invariants kept by every operation of [`Tracker`]:
+//! - `count` equals the number of used slots below `high_water`; `header.tracked_pages` equals
+//!   the sum of their `npages`; no two used slots start at the same `pa`.
+//! - `header.generation` is odd exactly while an operation is changing the state, so a reader
+//!   that stops the CPU at any instruction can tell a torn state from a consistent one.
+//! - Each operation is O(1), except [`Tracker::free_all_for_pid`], which scans the slots below
+//!   the high-water mark once.
 #![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
 pub mod abi;
+mod index;
+
+use abi::*;
+use core::sync::atomic::{compiler_fence, Ordering};
+pub use index::SlotIndex;
+
+/// `track_alloc` found no free slot. `first` is true only for the first refusal since boot, so
+/// the kernel can say so on the console once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableFull {
+    pub first: bool,
+}
+
+/// A view over the tracker's storage. The kernel builds one around its statics for the duration
+/// of one operation, with interrupts off; tests build one around heap storage.
+pub struct Tracker<'a> {
+    table: &'a mut [AllocEntry; MAX_TRACKED_ALLOCS],
+    count: &'a mut usize,
+    header: &'a mut TrackerHeader,
+    events: &'a mut [AllocEvent; EVENT_RING_LEN],
+    index: &'a mut SlotIndex,
+}
+
+impl<'a> Tracker<'a> {
+    /// Wraps storage that is either all-empty (`EMPTY` constants) or was only ever changed
+    /// through a `Tracker`.
+    pub fn new(
+        table: &'a mut [AllocEntry; MAX_TRACKED_ALLOCS],
+        count: &'a mut usize,
+        header: &'a mut TrackerHeader,
+        events: &'a mut [AllocEvent; EVENT_RING_LEN],
+        index: &'a mut SlotIndex,
+    ) -> Self {
+        Tracker {
+            table,
+            count,
+            header,
+            events,
+            index,
+        }
+    }
+
+    /// Stamps the header once at boot: magic, version, capacity and RAM geometry.
+    pub fn init(&mut self, ram_base: u64, ram_pages: u64, free_pages: u64) {
+        self.change(|t| {
+            t.header.magic = TRACKER_MAGIC;
+            t.header.abi_version = TRACKER_ABI_VERSION;
+            t.header.capacity = MAX_TRACKED_ALLOCS as u32;
+            t.header.ram_base = ram_base;
+            t.header.ram_pages = ram_pages;
+            t.header.free_pages = free_pages;
+        });
+    }
+
+    /// Records that `npages` pages at `pa` now belong to `owner`. Returns the slot used.
+    ///
+    /// When the table is full nothing is recorded but the refusal (counter and event): the
+    /// caller must then give the pages back and fail the allocation, never hand them out.
+    ///
+    /// Panics if `npages` is 0 or `pa` is already tracked: either means the allocator broke
+    /// its own invariant.
+    pub fn track_alloc(
+        &mut self,
+        pa: u64,
+        npages: u64,
+        owner: Pid,
+        tag: &'static str,
+        now: u64,
+    ) -> Result<usize, TableFull> {
+        assert!(npages > 0, "track_alloc: zero-page allocation at {pa:#x}");
+        assert!(
+            self.index.find(&self.table[..], pa).is_none(),
+            "track_alloc: pa {pa:#x} is already tracked (the allocator handed out a live page)"
+        );
+        self.change(|t| {
+            let Some(slot) = t.index.take_slot(&mut t.header.high_water) else {
+                t.header.failed_allocs += 1;
+                t.push_event(EventKind::AllocFailed, owner, 0, npages, tag, now);
+                return Err(TableFull {
+                    first: t.header.failed_allocs == 1,
+                });
+            };
+            t.table[slot] = AllocEntry {
+                used: 1,
+                owner,
+                pa,
+                npages,
+                tag,
+                time: now,
+            };
+            t.index.insert(&t.table[..], slot);
+            *t.count += 1;
+            t.header.tracked_pages += npages;
+            t.header.total_allocs += 1;
+            t.push_event(EventKind::Alloc, owner, pa, npages, tag, now);
+            Ok(slot)
+        })
+    }
+
+    /// Forgets the allocation of `npages` pages at `pa` and returns it; the caller then gives
+    /// the pages back to the allocator.
+    ///
+    /// `expect_owner` is `Some(pid)` for a free requested by a process: only the owner may
+    /// free. `page_already_free` is the allocator's view of the page at `pa`; it tells a double
+    /// free from an address that was never tracked. A refused free changes no entry: it is
+    /// counted in `invalid_frees` and recorded as an `InvalidFree` event whose tag is the reason.
+    pub fn track_free(
+        &mut self,
+        pa: u64,
+        npages: u64,
+        expect_owner: Option<Pid>,
+        page_already_free: bool,
+        now: u64,
+    ) -> Result<AllocEntry, FreeError> {
+        let found = self.index.find(&self.table[..], pa);
+        let verdict = match found {
+            None if page_already_free => Err(FreeError::DoubleFree),
+            None => Err(FreeError::Untracked),
+            Some(slot) => {
+                let e = &self.table[slot];
+                match expect_owner {
+                    Some(pid) if pid != e.owner => Err(FreeError::NotOwner { owner: e.owner }),
+                    _ if e.npages != npages => Err(FreeError::WrongSize { tracked: e.npages }),
+                    _ => Ok(slot),
+                }
+            }
+        };
+        self.change(|t| match verdict {
+            Ok(slot) => {
+                let entry = t.remove(slot);
+                t.header.total_frees += 1;
+                t.push_event(EventKind::Free, entry.owner, pa, npages, entry.tag, now);
+                Ok(entry)
+            }
+            Err(err) => {
+                t.header.invalid_frees += 1;
+                let who = expect_owner
+                    .or(found.map(|s| t.table[s].owner))
+                    .unwrap_or(0);
+                t.push_event(EventKind::InvalidFree, who, pa, npages, err.reason(), now);
+                Err(err)
+            }
+        })
+    }
+
+    /// Exit sweep: removes every entry owned by `pid`, in slot order, calling `on_entry` with
+    /// each one just before it is removed (to print it and give its pages back to the
+    /// allocator directly, *not* through `track_free`). Returns (allocations, pages) reclaimed.
+    ///
+    /// Panics if `pid` is 0: kernel allocations are never swept.
+    pub fn free_all_for_pid(
+        &mut self,
+        pid: Pid,
+        now: u64,
+        mut on_entry: impl FnMut(&AllocEntry),
+    ) -> (u64, u64) {
+        assert!(
+            pid != 0,
+            "free_all_for_pid: the kernel (pid 0) is never swept"
+        );
+        self.change(|t| {
+            let (mut allocs, mut pages) = (0, 0);
+            for slot in 0..t.header.high_water as usize {
+                let e = t.table[slot];
+                if e.used == 0 || e.owner != pid {
+                    continue;
+                }
+                on_entry(&e);
+                t.remove(slot);
+                t.push_event(EventKind::ExitReclaim, pid, e.pa, e.npages, e.tag, now);
+                allocs += 1;
+                pages += e.npages;
+            }
+            t.header.reclaimed_allocs += allocs;
+            t.header.reclaimed_pages += pages;
+            (allocs, pages)
+        })
+    }
+
+    /// Publishes the allocator's free-page count in the header.
+    pub fn set_free_pages(&mut self, free_pages: u64) {
+        self.change(|t| t.header.free_pages = free_pages);
+    }
+
+    /// Live entries with their slot numbers, in slot order.
+    pub fn live(&self) -> impl Iterator<Item = (usize, &AllocEntry)> {
+        self.table[..self.header.high_water as usize]
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.used != 0)
+    }
+
+    /// The entry whose allocation starts at `pa`, if it is tracked.
+    pub fn find(&self, pa: u64) -> Option<&AllocEntry> {
+        self.index
+            .find(&self.table[..], pa)
+            .map(|slot| &self.table[slot])
+    }
+
+    pub fn header(&self) -> &TrackerHeader {
+        self.header
+    }
+
+    pub fn count(&self) -> usize {
+        *self.count
+    }
+
+    /// Clears `slot` (which must be used) and returns what it held.
+    fn remove(&mut self, slot: usize) -> AllocEntry {
+        let entry = self.table[slot];
+        self.index.remove(&self.table[..], entry.pa, slot);
+        self.table[slot] = AllocEntry::EMPTY;
+        self.index.put_slot(slot);
+        *self.count -= 1;
+        self.header.tracked_pages -= entry.npages;
+        entry
+    }
+
+    fn push_event(
+        &mut self,
+        kind: EventKind,
+        owner: Pid,
+        pa: u64,
+        npages: u64,
+        tag: &'static str,
+        time: u64,
+    ) {
+        let seq = self.header.event_head;
+        self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
+            seq,
+            kind,
+            owner,
+            pa,
+            npages,
+            tag,
+            time,
+        };
+        self.header.event_head = seq + 1;
+    }
+
+    /// Runs `f` as one change under the generation protocol: odd generation while `f` runs.
+    fn change<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        self.bump_generation();
+        let r = f(self);
+        self.bump_generation();
+        r
+    }
+
+    /// Advances `generation` by one with a store the compiler may neither drop, merge with the
+    /// next bump, nor move across the surrounding state changes.
+    #[allow(unsafe_code)]
+    fn bump_generation(&mut self) {
+        compiler_fence(Ordering::SeqCst);
+        let g = &mut self.header.generation;
+        // SAFETY: `g` is a valid, aligned, exclusive reference; a volatile store through it is
+        // an ordinary store that the compiler must emit exactly here, where a debugger that
+        // stops the CPU can observe it.
+        unsafe { core::ptr::write_volatile(g, g.wrapping_add(1)) };
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,317 @@
+//! Host tests of the tracker bookkeeping: fill, free, table full, invalid frees, exit sweep,
+//! the generation protocol, the event ring, and a randomized check of the pa → slot index.
+
+use super::*;
+use std::collections::HashMap;
+
+const PAGE: u64 = PAGE_SIZE;
+const BASE: u64 = 0x8020_0000;
+
+/// Heap storage shaped like the kernel's statics.
+pub(crate) struct Storage {
+    table: Box<[AllocEntry; MAX_TRACKED_ALLOCS]>,
+    count: usize,
+    header: TrackerHeader,
+    events: Box<[AllocEvent; EVENT_RING_LEN]>,
+    index: Box<SlotIndex>,
+}
+
+impl Storage {
+    pub(crate) fn new() -> Self {
+        let mut s = Storage {
+            table: vec![AllocEntry::EMPTY; MAX_TRACKED_ALLOCS]
+                .try_into()
+                .unwrap(),
+            count: 0,
+            header: TrackerHeader::EMPTY,
+            events: vec![AllocEvent::EMPTY; EVENT_RING_LEN].try_into().unwrap(),
+            index: Box::new(SlotIndex::EMPTY),
+        };
+        s.t().init(BASE, 32768, 32768);
+        s
+    }
+
+    pub(crate) fn t(&mut self) -> Tracker<'_> {
+        Tracker::new(
+            &mut self.table,
+            &mut self.count,
+            &mut self.header,
+            &mut self.events,
+            &mut self.index,
+        )
+    }
+
+    fn event(&self, seq: u64) -> AllocEvent {
+        self.events[(seq % EVENT_RING_LEN as u64) as usize]
+    }
+
+    fn last_event(&self) -> AllocEvent {
+        self.event(self.header.event_head - 1)
+    }
+}
+
+fn pa(i: u64) -> u64 {
+    BASE + i * PAGE
+}
+
+#[test]
+fn init_stamps_header() {
+    let s = Storage::new();
+    assert_eq!(s.header.magic, TRACKER_MAGIC);
+    assert_eq!(s.header.capacity as usize, MAX_TRACKED_ALLOCS);
+    assert_eq!(s.header.ram_base, BASE);
+    assert_eq!(s.header.generation % 2, 0);
+}
+
+#[test]
+fn fill_records_entries_counts_and_events() {
+    let mut s = Storage::new();
+    for i in 0..10 {
+        let slot = s
+            .t()
+            .track_alloc(pa(i * 4), 1 + i % 3, 7, "heap", 100 + i)
+            .unwrap();
+        assert_eq!(slot, i as usize, "fresh slots are handed out in order");
+    }
+    assert_eq!(s.count, 10);
+    assert_eq!(s.header.high_water, 10);
+    assert_eq!(
+        s.header.tracked_pages,
+        (0..10).map(|i| 1 + i % 3).sum::<u64>()
+    );
+    assert_eq!(s.header.total_allocs, 10);
+    assert_eq!(s.header.event_head, 10);
+    let e = s.table[3];
+    assert_eq!(
+        (e.used, e.owner, e.pa, e.npages, e.tag, e.time),
+        (1, 7, pa(12), 1, "heap", 103)
+    );
+    let ev = s.event(3);
+    assert_eq!(
+        (ev.seq, ev.kind, ev.pa, ev.npages, ev.owner),
+        (3, EventKind::Alloc, pa(12), 1, 7)
+    );
+}
+
+#[test]
+fn free_returns_entry_and_recycles_slot() {
+    let mut s = Storage::new();
+    for i in 0..5 {
+        s.t().track_alloc(pa(i), 1, 2, "a", 0).unwrap();
+    }
+    let freed = s.t().track_free(pa(2), 1, Some(2), false, 9).unwrap();
+    assert_eq!((freed.pa, freed.owner, freed.tag), (pa(2), 2, "a"));
+    assert_eq!(s.table[2].used, 0);
+    assert_eq!(s.count, 4);
+    assert_eq!(s.header.total_frees, 1);
+    assert_eq!(s.last_event().kind, EventKind::Free);
+    assert!(s.t().find(pa(2)).is_none());
+    // The freed slot is reused before any fresh one; the high-water mark does not move.
+    assert_eq!(s.t().track_alloc(pa(100), 2, 3, "b", 0).unwrap(), 2);
+    assert_eq!(s.header.high_water, 5);
+}
+
+#[test]
+fn full_table_refuses_without_touching_entries() {
+    let mut s = Storage::new();
+    for i in 0..MAX_TRACKED_ALLOCS as u64 {
+        s.t().track_alloc(pa(i), 1, 1, "fill", 0).unwrap();
+    }
+    let before = s.table.clone();
+    assert_eq!(
+        s.t().track_alloc(pa(1 << 20), 1, 1, "x", 0),
+        Err(TableFull { first: true })
+    );
+    assert_eq!(
+        s.t().track_alloc(pa(1 << 21), 1, 1, "x", 0),
+        Err(TableFull { first: false })
+    );
+    assert_eq!(s.header.failed_allocs, 2);
+    assert_eq!(s.count, MAX_TRACKED_ALLOCS);
+    assert_eq!(*s.table, *before);
+    assert_eq!(s.last_event().kind, EventKind::AllocFailed);
+    // Space again after a free.
+    s.t().track_free(pa(5), 1, None, false, 0).unwrap();
+    assert_eq!(s.t().track_alloc(pa(1 << 20), 1, 1, "x", 0), Ok(5));
+}
+
+#[test]
+fn invalid_frees_are_classified_counted_and_harmless() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 4, 3, "big", 0).unwrap();
+    s.t().track_alloc(pa(10), 1, 3, "small", 0).unwrap();
+    let table_before = s.table.clone();
+    let cases = [
+        (pa(50), 1, None, false, FreeError::Untracked),
+        (pa(1), 1, Some(3), false, FreeError::Untracked), // inside an allocation, not its start
+        (pa(60), 1, None, true, FreeError::DoubleFree),
+        (
+            pa(0),
+            1,
+            Some(3),
+            false,
+            FreeError::WrongSize { tracked: 4 },
+        ),
+        (pa(10), 1, Some(4), false, FreeError::NotOwner { owner: 3 }),
+    ];
+    for (i, (addr, n, owner, already_free, want)) in cases.into_iter().enumerate() {
+        assert_eq!(s.t().track_free(addr, n, owner, already_free, 0), Err(want));
+        assert_eq!(s.header.invalid_frees, i as u64 + 1);
+        let ev = s.last_event();
+        assert_eq!(
+            (ev.kind, ev.pa, ev.tag),
+            (EventKind::InvalidFree, addr, want.reason())
+        );
+    }
+    assert_eq!(*s.table, *table_before);
+    assert_eq!(s.count, 2);
+    assert_eq!(s.header.tracked_pages, 5);
+    // A real double free: free once, then again.
+    s.t().track_free(pa(10), 1, Some(3), false, 0).unwrap();
+    assert_eq!(
+        s.t().track_free(pa(10), 1, Some(3), true, 0),
+        Err(FreeError::DoubleFree)
+    );
+}
+
+#[test]
+fn exit_sweep_frees_exactly_the_pids_entries() {
+    let mut s = Storage::new();
+    for i in 0..30u64 {
+        let owner = [0, 3, 4][(i % 3) as usize];
+        s.t()
+            .track_alloc(pa(i * 8), 1 + i % 4, owner, "mix", 0)
+            .unwrap();
+    }
+    let pages_of = |s: &Storage, pid| {
+        s.table
+            .iter()
+            .filter(|e| e.used == 1 && e.owner == pid)
+            .map(|e| e.npages)
+            .sum::<u64>()
+    };
+    let (want_pages, other_pages) = (pages_of(&s, 3), pages_of(&s, 4) + pages_of(&s, 0));
+    let mut seen = Vec::new();
+    let (allocs, pages) = s
+        .t()
+        .free_all_for_pid(3, 5, |e| seen.push((e.owner, e.pa, e.npages)));
+    assert_eq!(allocs, 10);
+    assert_eq!(pages, want_pages);
+    assert!(seen.iter().all(|&(o, _, _)| o == 3));
+    assert_eq!(seen.iter().map(|s| s.2).sum::<u64>(), want_pages);
+    assert_eq!(s.count, 20);
+    assert_eq!(s.header.tracked_pages, other_pages);
+    assert_eq!(pages_of(&s, 3), 0);
+    assert_eq!(
+        (s.header.reclaimed_allocs, s.header.reclaimed_pages),
+        (10, want_pages)
+    );
+    assert_eq!(s.last_event().kind, EventKind::ExitReclaim);
+    // Swept addresses are gone from the index, others still found.
+    for &(_, addr, _) in &seen {
+        assert!(s.t().find(addr).is_none());
+    }
+    assert_eq!(s.t().find(pa(16)).unwrap().owner, 4);
+    assert_eq!(
+        s.t().free_all_for_pid(3, 6, |_| panic!("nothing left")),
+        (0, 0)
+    );
+}
+
+#[test]
+fn generation_is_even_after_each_change_and_moves_by_two() {
+    let mut s = Storage::new();
+    let mut g = s.header.generation;
+    s.t().track_alloc(pa(0), 1, 1, "a", 0).unwrap();
+    assert_eq!(s.header.generation, g + 2);
+    g += 2;
+    let _ = s.t().track_free(pa(9), 1, None, false, 0);
+    assert_eq!(s.header.generation, g + 2);
+    g += 2;
+    s.t().free_all_for_pid(1, 0, |_| {});
+    assert_eq!(s.header.generation, g + 2);
+    s.t().set_free_pages(17);
+    assert_eq!(s.header.free_pages, 17);
+    assert_eq!(s.header.generation % 2, 0);
+}
+
+#[test]
+fn event_ring_wraps_and_keeps_sequence_numbers() {
+    let mut s = Storage::new();
+    let n = EVENT_RING_LEN as u64 + 100;
+    for i in 0..n {
+        s.t().track_alloc(pa(2 * i), 1, 1, "r", i).unwrap();
+        s.t().track_free(pa(2 * i), 1, None, false, i).unwrap();
+    }
+    assert_eq!(s.header.event_head, 2 * n);
+    for seq in 2 * n - EVENT_RING_LEN as u64..2 * n {
+        assert_eq!(s.event(seq).seq, seq);
+    }
+}
+
+#[test]
+#[should_panic(expected = "already tracked")]
+fn tracking_a_live_page_twice_is_a_broken_invariant() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 1, 1, "a", 0).unwrap();
+    let _ = s.t().track_alloc(pa(0), 1, 2, "b", 0);
+}
+
+/// Random allocs, frees and sweeps against a HashMap model; after each step the index finds
+/// every live address and only those, and the counters match the model.
+#[test]
+fn randomized_index_agrees_with_model() {
+    let mut s = Storage::new();
+    let mut model: HashMap<u64, (u64, Pid)> = HashMap::new();
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for step in 0..60_000 {
+        let r = next();
+        // Addresses from a small range so probe runs collide and wrap.
+        let addr = pa(r % 20_000);
+        match r % 10 {
+            0..=5 => {
+                if !model.contains_key(&addr) && model.len() < MAX_TRACKED_ALLOCS {
+                    let owner = 1 + (r >> 20) as u32 % 5;
+                    s.t()
+                        .track_alloc(addr, 1 + (r >> 8) % 3, owner, "rnd", 0)
+                        .unwrap();
+                    model.insert(addr, (1 + (r >> 8) % 3, owner));
+                }
+            }
+            6..=8 => {
+                let got =
+                    s.t()
+                        .track_free(addr, model.get(&addr).map_or(1, |m| m.0), None, false, 0);
+                assert_eq!(got.is_ok(), model.remove(&addr).is_some(), "step {step}");
+            }
+            _ => {
+                if step % 97 == 0 {
+                    let pid = 1 + (r >> 30) as u32 % 5;
+                    s.t().free_all_for_pid(pid, 0, |_| {});
+                    model.retain(|_, m| m.1 != pid);
+                }
+            }
+        }
+        if step % 1000 == 0 {
+            assert_eq!(s.count, model.len());
+            for (&addr, &(n, owner)) in &model {
+                let e = s
+                    .t()
+                    .find(addr)
+                    .copied()
+                    .expect("live entry missing from index");
+                assert_eq!((e.npages, e.owner), (n, owner));
+            }
+            assert_eq!(
+                s.header.tracked_pages,
+                model.values().map(|m| m.0).sum::<u64>()
+            );
+        }
+    }
+}
