@@ -5,5 +5,6 @@
 //! decoded by field name, and their differences).
 
 pub mod dwarf;
+pub mod model;
 pub mod rsp;
 pub mod target;

@@ -1,0 +1,179 @@
+//! The inspector's view of the tracker: snapshots decoded by field name, per-PID aggregates,
+//! and the difference between two snapshots. Plain data: no I/O, no terminal, no DWARF types.
+//!
+//! `snapshot` (submodule `reader`) fills these from a halted target; everything else here is
+//! pure and unit-tested on hand-made snapshots.
+
+mod diff;
+pub use diff::{diff, Diff};
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// PID of the kernel in `owner` fields.
+pub const KERNEL_PID: u32 = 0;
+
+/// One live allocation (a used slot of `alloc_table`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub slot: usize,
+    pub pa: u64,
+    pub npages: u64,
+    pub owner: u32,
+    pub tag: String,
+    /// Timer ticks at allocation; 0 when the kernel does not export it.
+    pub time: u64,
+}
+
+/// What a tracker event records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Alloc,
+    Free,
+    ExitReclaim,
+    AllocFailed,
+    InvalidFree,
+    /// A kind this inspector does not know (a newer kernel), by its enumerator name or number.
+    Other(String),
+}
+
+impl EventKind {
+    /// Maps the kernel's `EventKind` enumerator name (as DWARF names it) to ours.
+    pub fn from_name(name: &str) -> EventKind {
+        match name {
+            "Alloc" => EventKind::Alloc,
+            "Free" => EventKind::Free,
+            "ExitReclaim" => EventKind::ExitReclaim,
+            "AllocFailed" => EventKind::AllocFailed,
+            "InvalidFree" => EventKind::InvalidFree,
+            other => EventKind::Other(other.to_string()),
+        }
+    }
+}
+
+/// One record of the kernel's event ring.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub seq: u64,
+    pub kind: EventKind,
+    pub owner: u32,
+    pub pa: u64,
+    pub npages: u64,
+    pub tag: String,
+    pub time: u64,
+}
+
+/// One process from the kernel's `proc_table`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub parent: u32,
+    pub name: String,
+    /// The `ProcState` enumerator name, lower-case (`running`, `zombie`, …).
+    pub state: String,
+}
+
+/// The tracker header (`alloc_tracker`) plus `alloc_table_count`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Header {
+    pub capacity: u64,
+    pub count: u64,
+    pub generation: u64,
+    pub high_water: u64,
+    pub failed_allocs: u64,
+    pub invalid_frees: u64,
+    pub total_allocs: u64,
+    pub total_frees: u64,
+    pub reclaimed_allocs: u64,
+    pub reclaimed_pages: u64,
+    pub event_head: u64,
+    pub ram_base: u64,
+    pub ram_pages: u64,
+    pub free_pages: u64,
+    pub tracked_pages: u64,
+}
+
+/// Everything one halt of the guest learned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub header: Header,
+    /// Live entries in slot order.
+    pub entries: Vec<Entry>,
+    pub procs: Vec<Process>,
+    /// Events new since the previous snapshot (all events still in the ring for the first one).
+    pub events: Vec<Event>,
+    /// Events that happened since the previous snapshot but were overwritten in the ring first.
+    pub missed_events: u64,
+    /// How long the guest was halted for this snapshot, in microseconds.
+    pub pause_us: u64,
+    /// Whether the table itself was read (false: the generation had not moved, entries reused).
+    pub table_read: bool,
+}
+
+/// Per-PID totals: what the overview and `mem` show.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PidSummary {
+    pub pid: u32,
+    pub name: String,
+    pub state: String,
+    pub allocs: u64,
+    pub pages: u64,
+    /// Pages per tag, most pages first.
+    pub tags: Vec<(String, u64)>,
+}
+
+impl Snapshot {
+    /// One summary per PID that owns pages or has a process record, by PID; the kernel (pid 0)
+    /// is included when it owns anything.
+    pub fn pids(&self) -> Vec<PidSummary> {
+        let mut by_pid: BTreeMap<u32, (u64, u64, BTreeMap<&str, u64>)> = BTreeMap::new();
+        for e in &self.entries {
+            let s = by_pid.entry(e.owner).or_default();
+            s.0 += 1;
+            s.1 += e.npages;
+            *s.2.entry(e.tag.as_str()).or_default() += e.npages;
+        }
+        for p in &self.procs {
+            by_pid.entry(p.pid).or_default();
+        }
+        by_pid
+            .into_iter()
+            .map(|(pid, (allocs, pages, tags))| {
+                let proc_ = self.process(pid);
+                let mut tags: Vec<(String, u64)> =
+                    tags.into_iter().map(|(t, n)| (t.to_string(), n)).collect();
+                tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                PidSummary {
+                    pid,
+                    name: match (pid, proc_) {
+                        (_, Some(p)) => p.name.clone(),
+                        (KERNEL_PID, None) => "kernel".to_string(),
+                        _ => "?".to_string(),
+                    },
+                    state: proc_.map_or_else(
+                        || if pid == KERNEL_PID { "-".into() } else { "gone".into() },
+                        |p| p.state.clone(),
+                    ),
+                    allocs,
+                    pages,
+                    tags,
+                }
+            })
+            .collect()
+    }
+
+    /// The process record for `pid`, if the process table has one.
+    pub fn process(&self, pid: u32) -> Option<&Process> {
+        self.procs.iter().find(|p| p.pid == pid)
+    }
+
+    /// Pages in RAM that are neither free nor tracked: the kernel image, boot structures.
+    pub fn untracked_used_pages(&self) -> u64 {
+        let h = &self.header;
+        h.ram_pages.saturating_sub(h.free_pages).saturating_sub(h.tracked_pages)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
