@@ -1,1 +1,117 @@
-//! (being written)
+//! The debuggee as the rest of the inspector sees it: halt, read, resume, breakpoints and steps
+//! behind the [`Target`] trait, with an RSP implementation ([`RspTarget`]), an in-memory one for
+//! tests ([`MemTarget`]), the [`HaltGuard`] that never leaves the guest halted, and the Ctrl-C
+//! shutdown flag.
+//!
+//! Register order everywhere: riscv64 `x0..x31`, then `pc` (33 values).
+
+mod guard;
+mod mem;
+mod rsp_target;
+mod shutdown;
+
+use std::time::Duration;
+
+pub use guard::HaltGuard;
+pub use mem::{MemStats, MemTarget};
+pub use rsp_target::{MemoryMode, RspTarget, RspTargetOptions};
+pub use shutdown::{install_ctrlc_handler, ShutdownFlag};
+
+use crate::rsp::RspError;
+
+/// Number of registers [`Target::read_registers`] returns: x0..x31 and pc.
+pub const RISCV64_REGISTERS: usize = 33;
+/// Index of pc in [`Target::read_registers`].
+pub const PC: usize = 32;
+
+/// Why the target is halted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// It was halted already; nothing was sent.
+    AlreadyHalted,
+    /// Stopped by our interrupt (SIGINT).
+    Interrupted,
+    /// SIGTRAP: a breakpoint was hit or a single step completed; the pc tells which.
+    Trap,
+    /// Another signal.
+    Signal(u8),
+}
+
+/// How a breakpoint was installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakpointKind {
+    Software,
+    Hardware,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Rsp(#[from] RspError),
+
+    #[error("cannot {op} while the guest runs: halt it first (use a HaltGuard)")]
+    NotHalted { op: &'static str },
+
+    #[error(
+        "guest memory {addr:#x}..{:#x} is not readable{}; is the ELF the one QEMU runs, and \
+         is the address a kernel address?",
+        addr.wrapping_add(*len as u64),
+        code.map(|c| format!(" (E{c:02x})")).unwrap_or_default()
+    )]
+    Unreadable {
+        addr: u64,
+        len: usize,
+        code: Option<u8>,
+    },
+
+    #[error("no breakpoint at {addr:#x}")]
+    NoBreakpoint { addr: u64 },
+
+    #[error("the target is detached; reconnect to inspect it again")]
+    Detached,
+
+    #[error("the guest did not stop within {} ms", timeout.as_millis())]
+    StopTimeout { timeout: Duration },
+}
+
+/// A debuggee. Reads and register access need it halted; [`HaltGuard`] halts, lends the target
+/// and resumes it, also on error paths and panics.
+pub trait Target {
+    /// Halts the guest and returns why it stopped; a no-op returning
+    /// [`StopReason::AlreadyHalted`] if it is halted already.
+    fn halt(&mut self) -> Result<StopReason, TargetError>;
+
+    /// Continues the guest and returns without waiting; a no-op if it runs already.
+    fn resume(&mut self) -> Result<(), TargetError>;
+
+    fn is_halted(&self) -> bool;
+
+    /// Fills `buf` from guest memory at `addr` (a kernel address; see the implementation for the
+    /// address space). Must be halted.
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError>;
+
+    /// Writes `data` to guest memory at `addr`. Must be halted.
+    fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError>;
+
+    /// `x0..x31, pc` ([`RISCV64_REGISTERS`] values). Must be halted.
+    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError>;
+
+    /// Sets a breakpoint at `addr`: software if the target can, hardware otherwise. Returns how
+    /// it was set. Setting one twice is a no-op. Must be halted.
+    fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError>;
+
+    /// Removes the breakpoint at `addr`; [`TargetError::NoBreakpoint`] if there is none.
+    /// Must be halted.
+    fn remove_breakpoint(&mut self, addr: u64) -> Result<(), TargetError>;
+
+    /// Executes one instruction and returns the stop reason (normally [`StopReason::Trap`]).
+    /// Must be halted.
+    fn step(&mut self) -> Result<StopReason, TargetError>;
+
+    /// Waits up to `timeout` for the running guest to stop by itself (a breakpoint). Returns
+    /// None if it still runs; the stop reason at once if it is halted already.
+    fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReason>, TargetError>;
+
+    /// Removes our breakpoints, leaves the guest running and ends the session. Idempotent.
+    fn detach(&mut self) -> Result<(), TargetError>;
+}

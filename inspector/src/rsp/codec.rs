@@ -1,0 +1,641 @@
+//! GDB remote serial protocol framing: checksums, escapes, run-length decoding, the incremental
+//! frame decoder, hex helpers and the classification of reply payloads. Pure: no I/O.
+//!
+//! Wire format: a packet is `$payload#cc` where `cc` is the modulo-256 sum of the payload bytes
+//! as sent (after escaping and run-length encoding), in two hex digits. Acknowledgements are the
+//! single bytes `+` (received intact) and `-` (resend). Notifications are `%payload#cc` and are
+//! never acknowledged. In the payload, `}` escapes the next byte (XOR 0x20) and `*` repeats the
+//! previous decoded byte `n - 29` times, `n` being the byte after it.
+
+use super::RspError;
+
+/// Largest packet this client will buffer before declaring the stream malformed. Servers
+/// advertise far less (QEMU: 4096); this only bounds memory when a peer sends garbage.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Modulo-256 sum of `data`, the RSP checksum.
+pub fn checksum(data: &[u8]) -> u8 {
+    data.iter().fold(0u8, |acc, &b| acc.wrapping_add(b))
+}
+
+/// Appends the framed packet `$payload#cc` to `out`, escaping `$`, `#`, `}` and `*` in the
+/// payload. Never run-length encodes (servers must accept plain packets).
+pub fn encode_packet(payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(payload.len() + 4);
+    out.push(b'$');
+    let start = out.len();
+    for &b in payload {
+        if matches!(b, b'$' | b'#' | b'}' | b'*') {
+            out.push(b'}');
+            out.push(b ^ 0x20);
+        } else {
+            out.push(b);
+        }
+    }
+    let sum = checksum(&out[start..]);
+    out.push(b'#');
+    out.push(HEX_DIGITS[usize::from(sum >> 4)]);
+    out.push(HEX_DIGITS[usize::from(sum & 0xf)]);
+}
+
+/// Decodes the body of a packet as sent (between `$` and `#`) into `out`, undoing `}` escapes and
+/// expanding `*` runs. `out` is cleared first. Fails on a dangling escape, a run with nothing
+/// before it, or a run count below 29.
+pub fn decode_body(raw: &[u8], out: &mut Vec<u8>) -> Result<(), RspError> {
+    out.clear();
+    out.reserve(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'}' => {
+                let Some(&next) = raw.get(i + 1) else {
+                    return Err(RspError::malformed(
+                        "packet body",
+                        raw,
+                        "ends in a `}` escape",
+                    ));
+                };
+                out.push(next ^ 0x20);
+                i += 2;
+            }
+            b'*' => {
+                let (Some(&prev), Some(&count)) = (out.last(), raw.get(i + 1)) else {
+                    return Err(RspError::malformed(
+                        "packet body",
+                        raw,
+                        "`*` run without a byte",
+                    ));
+                };
+                if count < 29 {
+                    return Err(RspError::malformed(
+                        "packet body",
+                        raw,
+                        "run count below 29",
+                    ));
+                }
+                let n = usize::from(count - 29);
+                out.resize(out.len() + n, prev);
+                i += 2;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One unit read from the byte stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// `+`: the peer received our last packet.
+    Ack,
+    /// `-`: the peer wants our last packet again.
+    Nack,
+    /// A packet with a correct checksum; its decoded payload was written to the caller's buffer.
+    Packet,
+    /// A packet whose checksum did not match; the caller should answer `-` when acks are on.
+    BadChecksum,
+    /// A `%` notification (non-stop mode); ignored by this all-stop client.
+    Notification,
+}
+
+/// Incremental decoder: feed it the bytes read from the socket, take frames out.
+///
+/// Contract: bytes that cannot start a frame (anything but `+ - $ %` outside a packet) are
+/// skipped and counted in [`Decoder::garbage`]; a `$` or `%` seen inside an unfinished packet
+/// means the packet was truncated, so the decoder drops it and restarts at the new start byte.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Bytes consumed from the front of `buf` but not yet compacted away.
+    start: usize,
+    garbage: u64,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the peer.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes skipped so far because they belonged to no frame (including truncated packets).
+    pub fn garbage(&self) -> u64 {
+        self.garbage
+    }
+
+    /// True if no undecoded bytes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.buf.len()
+    }
+
+    /// Takes the next complete frame out of the buffer. For [`Frame::Packet`] the decoded
+    /// payload is left in `payload` (cleared first). Returns `Ok(None)` when more bytes are
+    /// needed, and an error if a packet is not decodable or exceeds [`MAX_FRAME`].
+    pub fn next_frame(&mut self, payload: &mut Vec<u8>) -> Result<Option<Frame>, RspError> {
+        loop {
+            let pending = &self.buf[self.start..];
+            let Some(first) = pending.first().copied() else {
+                self.compact();
+                return Ok(None);
+            };
+            match first {
+                b'+' => {
+                    self.start += 1;
+                    return Ok(Some(Frame::Ack));
+                }
+                b'-' => {
+                    self.start += 1;
+                    return Ok(Some(Frame::Nack));
+                }
+                b'$' | b'%' => {
+                    // Find the end marker, restarting at any new start byte (truncation).
+                    let body = &pending[1..];
+                    let restart = body.iter().position(|&b| b == b'$' || b == b'%');
+                    let hash = body.iter().position(|&b| b == b'#');
+                    let h = match (hash, restart) {
+                        (Some(h), Some(r)) if r < h => {
+                            self.skip_truncated(r);
+                            continue;
+                        }
+                        (Some(h), _) => h,
+                        (None, Some(r)) => {
+                            self.skip_truncated(r);
+                            continue;
+                        }
+                        (None, None) => return self.need_more(),
+                    };
+                    if body.len() < h + 3 {
+                        return self.need_more();
+                    }
+                    let raw = &body[..h];
+                    let sent = parse_hex_byte(body[h + 1], body[h + 2]);
+                    let frame = if sent != Some(checksum(raw)) {
+                        Frame::BadChecksum
+                    } else if first == b'%' {
+                        Frame::Notification
+                    } else {
+                        let decoded = decode_body(raw, payload);
+                        self.start += 1 + h + 3;
+                        decoded?;
+                        return Ok(Some(Frame::Packet));
+                    };
+                    self.start += 1 + h + 3;
+                    return Ok(Some(frame));
+                }
+                _ => {
+                    let skip = pending
+                        .iter()
+                        .position(|&b| matches!(b, b'+' | b'-' | b'$' | b'%'))
+                        .unwrap_or(pending.len());
+                    self.garbage += skip as u64;
+                    self.start += skip;
+                }
+            }
+        }
+    }
+
+    /// Drops a truncated packet: its start byte and the `r` body bytes before the next start.
+    fn skip_truncated(&mut self, r: usize) {
+        self.garbage += (1 + r) as u64;
+        self.start += 1 + r;
+    }
+
+    fn need_more(&mut self) -> Result<Option<Frame>, RspError> {
+        if self.buf.len() - self.start > MAX_FRAME {
+            let len = self.buf.len() - self.start;
+            self.buf.clear();
+            self.start = 0;
+            return Err(RspError::Malformed {
+                what: "packet framing".into(),
+                detail: format!("no `#` end marker within {len} bytes"),
+                packet: String::new(),
+            });
+        }
+        self.compact();
+        Ok(None)
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Value of one ASCII hex digit, either case.
+pub fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn parse_hex_byte(hi: u8, lo: u8) -> Option<u8> {
+    Some(hex_value(hi)? << 4 | hex_value(lo)?)
+}
+
+/// Appends `data` as lowercase hex to `out`.
+pub fn push_hex(out: &mut Vec<u8>, data: &[u8]) {
+    for &b in data {
+        out.push(HEX_DIGITS[usize::from(b >> 4)]);
+        out.push(HEX_DIGITS[usize::from(b & 0xf)]);
+    }
+}
+
+/// Appends `n` as lowercase hex without leading zeros (`0` for zero) to `out`.
+pub fn push_hex_u64(out: &mut Vec<u8>, n: u64) {
+    if n == 0 {
+        out.push(b'0');
+        return;
+    }
+    let digits = (64 - n.leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        out.push(HEX_DIGITS[((n >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
+/// Decodes hex pairs from `hex` into `out`; `hex.len()` must be `2 * out.len()`. Returns false on
+/// a length mismatch or a non-hex digit.
+pub fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> bool {
+    if hex.len() != out.len() * 2 {
+        return false;
+    }
+    for (dst, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        match parse_hex_byte(pair[0], pair[1]) {
+            Some(v) => *dst = v,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Decodes a hex string of even length into bytes, or None.
+pub fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let mut out = vec![0; hex.len() / 2];
+    decode_hex_into(hex, &mut out).then_some(out)
+}
+
+/// Parses a big-endian hex number (as in addresses, lengths, signals), 1 to 16 digits.
+pub fn parse_hex_u64(hex: &[u8]) -> Option<u64> {
+    if hex.is_empty() || hex.len() > 16 {
+        return None;
+    }
+    hex.iter()
+        .try_fold(0u64, |acc, &c| Some(acc << 4 | u64::from(hex_value(c)?)))
+}
+
+/// What a reply payload is, before the caller interprets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    /// Empty payload: the server does not support the request.
+    Empty,
+    /// `OK`.
+    Ok,
+    /// `Enn` (or `E.text`, code 0): the request failed.
+    Error(u8),
+    /// Anything else: request-specific data.
+    Data,
+}
+
+/// Classifies a reply payload. `Enn` is exactly three bytes with two hex digits, so it cannot be
+/// confused with hex data (always an even number of digits).
+pub fn classify(payload: &[u8]) -> ReplyKind {
+    match payload {
+        [] => ReplyKind::Empty,
+        b"OK" => ReplyKind::Ok,
+        [b'E', hi, lo] => match parse_hex_byte(*hi, *lo) {
+            Some(code) => ReplyKind::Error(code),
+            None => ReplyKind::Data,
+        },
+        [b'E', b'.', ..] => ReplyKind::Error(0),
+        _ => ReplyKind::Data,
+    }
+}
+
+/// If `payload` is an `O` console-output packet, returns its decoded text bytes. `OK` and other
+/// replies starting with `O` are not console output (the rest must be non-empty even-length hex).
+pub fn console_output(payload: &[u8]) -> Option<Vec<u8>> {
+    match payload {
+        [b'O', rest @ ..] if !rest.is_empty() => decode_hex(rest),
+        _ => None,
+    }
+}
+
+/// Why the target stopped, as reported by an `S`/`T` stop reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopKind {
+    /// `swbreak`: a software breakpoint was hit.
+    SwBreak,
+    /// `hwbreak`: a hardware breakpoint was hit.
+    HwBreak,
+    /// `watch`/`rwatch`/`awatch` with the data address.
+    Watch(u64),
+}
+
+/// A parsed stop reply (`S`, `T`, `W`, `X`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReply {
+    /// The target stopped with `signal` (2 = SIGINT after an interrupt, 5 = SIGTRAP after a
+    /// breakpoint or step).
+    Stopped {
+        signal: u8,
+        /// `thread:` value as sent (e.g. `p01.01`), if any.
+        thread: Option<String>,
+        kind: Option<StopKind>,
+        /// Expedited registers: (register number, little-endian bytes as sent).
+        registers: Vec<(u32, Vec<u8>)>,
+    },
+    /// `W`: the process exited with this status.
+    Exited(u8),
+    /// `X`: the process was terminated by this signal.
+    Terminated(u8),
+}
+
+/// True if `payload` looks like a stop reply (starts with `S`, `T`, `W` or `X` followed by two
+/// hex digits). Used to recognise unsolicited stop replies.
+pub fn is_stop_reply(payload: &[u8]) -> bool {
+    matches!(payload, [b'S' | b'T' | b'W' | b'X', hi, lo, ..]
+        if hex_value(*hi).is_some() && hex_value(*lo).is_some())
+}
+
+/// Parses a stop reply payload. Unknown `T` pairs (`core:`, `library:`, …) are skipped.
+pub fn parse_stop_reply(payload: &[u8]) -> Result<StopReply, RspError> {
+    let bad = |detail: &str| RspError::malformed("stop reply", payload, detail);
+    if !is_stop_reply(payload) {
+        return Err(bad("expected S, T, W or X and a two-digit signal"));
+    }
+    let code = parse_hex_byte(payload[1], payload[2]).ok_or_else(|| bad("bad signal"))?;
+    match payload[0] {
+        b'W' => return Ok(StopReply::Exited(code)),
+        b'X' => return Ok(StopReply::Terminated(code)),
+        b'S' => {
+            return Ok(StopReply::Stopped {
+                signal: code,
+                thread: None,
+                kind: None,
+                registers: Vec::new(),
+            })
+        }
+        _ => {}
+    }
+    let mut thread = None;
+    let mut kind = None;
+    let mut registers = Vec::new();
+    for pair in payload[3..].split(|&b| b == b';').filter(|p| !p.is_empty()) {
+        let colon = pair
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| bad("a T pair without `:`"))?;
+        let (key, value) = (&pair[..colon], &pair[colon + 1..]);
+        match key {
+            b"thread" => thread = Some(String::from_utf8_lossy(value).into_owned()),
+            b"swbreak" => kind = Some(StopKind::SwBreak),
+            b"hwbreak" => kind = Some(StopKind::HwBreak),
+            b"watch" | b"rwatch" | b"awatch" => {
+                let addr = parse_hex_u64(value).ok_or_else(|| bad("bad watch address"))?;
+                kind = Some(StopKind::Watch(addr));
+            }
+            _ if key.iter().all(|&c| hex_value(c).is_some()) => {
+                let n = parse_hex_u64(key).ok_or_else(|| bad("bad register number"))?;
+                let bytes = decode_hex(value).ok_or_else(|| bad("bad register value"))?;
+                registers.push((n as u32, bytes));
+            }
+            _ => {}
+        }
+    }
+    Ok(StopReply::Stopped {
+        signal: code,
+        thread,
+        kind,
+        registers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(input: &[u8]) -> Vec<(Frame, Vec<u8>)> {
+        let mut d = Decoder::new();
+        d.feed(input);
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        while let Some(f) = d.next_frame(&mut payload).unwrap() {
+            let p = if f == Frame::Packet {
+                payload.clone()
+            } else {
+                Vec::new()
+            };
+            out.push((f, p));
+        }
+        out
+    }
+
+    #[test]
+    fn checksum_matches_known_packets() {
+        assert_eq!(checksum(b"OK"), 0x9a);
+        assert_eq!(checksum(b"qSupported"), 0x37);
+        assert_eq!(checksum(b""), 0);
+    }
+
+    #[test]
+    fn encode_frames_and_escapes() {
+        let mut out = Vec::new();
+        encode_packet(b"m80000000,4", &mut out);
+        assert_eq!(out, b"$m80000000,4#55");
+        out.clear();
+        encode_packet(b"a$b#c}d*", &mut out);
+        assert_eq!(&out[..14], b"$a}\x04b}\x03c}]d}\x0a#");
+        // The checksum covers the escaped bytes.
+        assert_eq!(
+            checksum(&out[1..13]),
+            u8::from_str_radix(std::str::from_utf8(&out[14..]).unwrap(), 16).unwrap()
+        );
+    }
+
+    #[test]
+    fn decodes_acks_packets_and_notifications() {
+        let f = frames(b"+$OK#9a-%Stop:T05#00");
+        assert_eq!(f[0], (Frame::Ack, vec![]));
+        assert_eq!(f[1], (Frame::Packet, b"OK".to_vec()));
+        assert_eq!(f[2], (Frame::Nack, vec![]));
+        // Bad checksum on the notification: still not a Packet.
+        assert_eq!(f[3].0, Frame::BadChecksum);
+        let mut raw = b"%Stop:T05#".to_vec();
+        let sum = checksum(b"Stop:T05");
+        raw.extend(format!("{sum:02x}").bytes());
+        assert_eq!(frames(&raw), vec![(Frame::Notification, vec![])]);
+    }
+
+    #[test]
+    fn bad_checksum_is_reported_not_decoded() {
+        assert_eq!(frames(b"$OK#00"), vec![(Frame::BadChecksum, vec![])]);
+        assert_eq!(frames(b"$OK#zz"), vec![(Frame::BadChecksum, vec![])]);
+    }
+
+    #[test]
+    fn run_length_decoding_repeats_previous_byte() {
+        // "0* " = '0' then 32-29 = 3 more: "0000".
+        let mut out = Vec::new();
+        decode_body(b"0* ", &mut out).unwrap();
+        assert_eq!(out, b"0000");
+        // gdbstub style: 16 zero digits.
+        decode_body(b"1*,0", &mut out).unwrap();
+        assert_eq!(
+            out,
+            b"1".iter()
+                .chain([b'1'; 15].iter())
+                .chain(b"0")
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        // Run after an escaped byte repeats the decoded byte.
+        decode_body(b"}]*!", &mut out).unwrap();
+        assert_eq!(out, b"}}}}}");
+        assert!(decode_body(b"*!", &mut out).is_err());
+        assert!(decode_body(b"0*\x10", &mut out).is_err());
+        assert!(decode_body(b"ab}", &mut out).is_err());
+    }
+
+    #[test]
+    fn framed_run_length_packet() {
+        let raw = b"$0* #";
+        let mut input = raw.to_vec();
+        input.extend(format!("{:02x}", checksum(b"0* ")).bytes());
+        assert_eq!(frames(&input), vec![(Frame::Packet, b"0000".to_vec())]);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_skipped() {
+        let mut d = Decoder::new();
+        d.feed(b"\r\nnoise$trunc$OK#9a");
+        let mut p = Vec::new();
+        assert_eq!(d.next_frame(&mut p).unwrap(), Some(Frame::Packet));
+        assert_eq!(p, b"OK");
+        assert_eq!(d.garbage(), 13);
+        assert_eq!(d.next_frame(&mut p).unwrap(), None);
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let mut d = Decoder::new();
+        let mut p = Vec::new();
+        for chunk in [&b"$O"[..], b"K", b"#", b"9"] {
+            d.feed(chunk);
+            assert_eq!(d.next_frame(&mut p).unwrap(), None);
+        }
+        d.feed(b"a+");
+        assert_eq!(d.next_frame(&mut p).unwrap(), Some(Frame::Packet));
+        assert_eq!(p, b"OK");
+        assert_eq!(d.next_frame(&mut p).unwrap(), Some(Frame::Ack));
+    }
+
+    #[test]
+    fn oversized_frame_is_malformed() {
+        let mut d = Decoder::new();
+        d.feed(b"$");
+        d.feed(&vec![b'a'; MAX_FRAME + 1]);
+        let err = d.next_frame(&mut Vec::new()).unwrap_err();
+        assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn hex_helpers() {
+        let mut out = Vec::new();
+        push_hex(&mut out, &[0x00, 0xab, 0x7f]);
+        assert_eq!(out, b"00ab7f");
+        out.clear();
+        push_hex_u64(&mut out, 0x8000_0000);
+        assert_eq!(out, b"80000000");
+        out.clear();
+        push_hex_u64(&mut out, 0);
+        assert_eq!(out, b"0");
+        assert_eq!(parse_hex_u64(b"FfFf"), Some(0xffff));
+        assert_eq!(parse_hex_u64(b""), None);
+        assert_eq!(parse_hex_u64(b"12345678123456781"), None);
+        assert_eq!(decode_hex(b"00ab"), Some(vec![0, 0xab]));
+        assert_eq!(decode_hex(b"0"), None);
+        assert_eq!(decode_hex(b"zz"), None);
+    }
+
+    #[test]
+    fn classifies_replies() {
+        assert_eq!(classify(b""), ReplyKind::Empty);
+        assert_eq!(classify(b"OK"), ReplyKind::Ok);
+        assert_eq!(classify(b"E22"), ReplyKind::Error(0x22));
+        assert_eq!(classify(b"E.not mapped"), ReplyKind::Error(0));
+        assert_eq!(classify(b"E2"), ReplyKind::Data);
+        assert_eq!(classify(b"e1e1"), ReplyKind::Data);
+    }
+
+    #[test]
+    fn console_output_is_recognised() {
+        assert_eq!(console_output(b"O68690a"), Some(b"hi\n".to_vec()));
+        assert_eq!(console_output(b"OK"), None);
+        assert_eq!(console_output(b"O"), None);
+    }
+
+    #[test]
+    fn parses_stop_replies() {
+        assert_eq!(
+            parse_stop_reply(b"T02thread:p01.01;").unwrap(),
+            StopReply::Stopped {
+                signal: 2,
+                thread: Some("p01.01".into()),
+                kind: None,
+                registers: vec![],
+            }
+        );
+        assert_eq!(
+            parse_stop_reply(b"T05swbreak:;20:0010008000000000;core:0;").unwrap(),
+            StopReply::Stopped {
+                signal: 5,
+                thread: None,
+                kind: Some(StopKind::SwBreak),
+                registers: vec![(0x20, vec![0, 0x10, 0, 0x80, 0, 0, 0, 0])],
+            }
+        );
+        assert_eq!(
+            parse_stop_reply(b"T05watch:80001000;").unwrap(),
+            StopReply::Stopped {
+                signal: 5,
+                thread: None,
+                kind: Some(StopKind::Watch(0x8000_1000)),
+                registers: vec![],
+            }
+        );
+        assert!(matches!(
+            parse_stop_reply(b"S05").unwrap(),
+            StopReply::Stopped { signal: 5, .. }
+        ));
+        assert_eq!(
+            parse_stop_reply(b"W00;process:1").unwrap(),
+            StopReply::Exited(0)
+        );
+        assert_eq!(parse_stop_reply(b"X09").unwrap(), StopReply::Terminated(9));
+        assert!(parse_stop_reply(b"OK").is_err());
+        assert!(parse_stop_reply(b"T05garbage").is_err());
+        assert!(parse_stop_reply(b"T0520:zz;").is_err());
+        assert!(is_stop_reply(b"T02thread:01;"));
+        assert!(!is_stop_reply(b"Tx"));
+    }
+}

@@ -1,0 +1,367 @@
+//! `MemTarget`: an in-memory [`Target`] for tests. Guest memory is a set of byte regions at
+//! addresses; it counts halts, resumes and reads so tests can assert how much a caller read and
+//! that it resumed the guest, and it refuses reads while "running", as a real target must.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{BreakpointKind, StopReason, Target, TargetError, PC, RISCV64_REGISTERS};
+
+/// Counters of what was done to a [`MemTarget`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// `halt` calls that actually halted a running guest.
+    pub halts: u64,
+    /// `resume` calls that actually resumed a halted guest.
+    pub resumes: u64,
+    /// `read_memory` calls that succeeded.
+    pub reads: u64,
+    /// Bytes returned by those reads.
+    pub bytes_read: u64,
+    pub writes: u64,
+    pub steps: u64,
+    pub detaches: u64,
+}
+
+/// See the module doc. Starts running, with all registers zero.
+#[derive(Debug, Clone)]
+pub struct MemTarget {
+    /// Regions by start address; they do not overlap.
+    regions: BTreeMap<u64, Vec<u8>>,
+    halted: bool,
+    detached: bool,
+    registers: Vec<u64>,
+    breakpoints: BTreeMap<u64, BreakpointKind>,
+    /// When set, the next `wait_for_stop` (or `halt`) reports this stop at this pc.
+    pending_stop: Option<(StopReason, u64)>,
+    stats: MemStats,
+}
+
+impl Default for MemTarget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemTarget {
+    pub fn new() -> Self {
+        MemTarget {
+            regions: BTreeMap::new(),
+            halted: false,
+            detached: false,
+            registers: vec![0; RISCV64_REGISTERS],
+            breakpoints: BTreeMap::new(),
+            pending_stop: None,
+            stats: MemStats::default(),
+        }
+    }
+
+    /// Adds `bytes` at `addr`. Panics if the region overlaps an existing one (a test bug).
+    pub fn with_region(mut self, addr: u64, bytes: Vec<u8>) -> Self {
+        self.add_region(addr, bytes);
+        self
+    }
+
+    /// Adds `bytes` at `addr`. Panics if the region overlaps an existing one (a test bug).
+    pub fn add_region(&mut self, addr: u64, bytes: Vec<u8>) {
+        let end = addr + bytes.len() as u64;
+        for (&a, r) in &self.regions {
+            let e = a + r.len() as u64;
+            assert!(
+                end <= a || addr >= e,
+                "region {addr:#x}..{end:#x} overlaps {a:#x}..{e:#x}"
+            );
+        }
+        self.regions.insert(addr, bytes);
+    }
+
+    /// The guest side: changes memory whether halted or not (as the running kernel would).
+    /// Panics if the range is not inside one region.
+    pub fn poke(&mut self, addr: u64, data: &[u8]) {
+        let slice = self
+            .slice_mut(addr, data.len())
+            .unwrap_or_else(|| panic!("poke {addr:#x}+{} outside the regions", data.len()));
+        slice.copy_from_slice(data);
+    }
+
+    /// Sets register `index` (0..=31 = x0..x31, 32 = pc).
+    pub fn set_register(&mut self, index: usize, value: u64) {
+        self.registers[index] = value;
+    }
+
+    /// Makes the running guest stop at `pc` as if it hit a breakpoint there: the next
+    /// `wait_for_stop` or `halt` reports [`StopReason::Trap`].
+    pub fn hit(&mut self, pc: u64) {
+        self.pending_stop = Some((StopReason::Trap, pc));
+    }
+
+    pub fn stats(&self) -> &MemStats {
+        &self.stats
+    }
+
+    /// Breakpoints currently set.
+    pub fn breakpoints(&self) -> impl Iterator<Item = (u64, BreakpointKind)> + '_ {
+        self.breakpoints.iter().map(|(&a, &k)| (a, k))
+    }
+
+    pub fn is_detached(&self) -> bool {
+        self.detached
+    }
+
+    fn slice_mut(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        let (&start, region) = self.regions.range_mut(..=addr).next_back()?;
+        let off = usize::try_from(addr - start).ok()?;
+        region.get_mut(off..off.checked_add(len)?)
+    }
+
+    fn check(&self, op: &'static str) -> Result<(), TargetError> {
+        if self.detached {
+            Err(TargetError::Detached)
+        } else if !self.halted {
+            Err(TargetError::NotHalted { op })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_stop(&mut self) -> Option<StopReason> {
+        let (reason, pc) = self.pending_stop.take()?;
+        self.registers[PC] = pc;
+        self.halted = true;
+        Some(reason)
+    }
+}
+
+impl Target for MemTarget {
+    fn halt(&mut self) -> Result<StopReason, TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        if self.halted {
+            return Ok(StopReason::AlreadyHalted);
+        }
+        self.stats.halts += 1;
+        self.halted = true;
+        Ok(self.take_stop().unwrap_or(StopReason::Interrupted))
+    }
+
+    fn resume(&mut self) -> Result<(), TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        if self.halted {
+            self.stats.resumes += 1;
+            self.halted = false;
+        }
+        Ok(())
+    }
+
+    fn is_halted(&self) -> bool {
+        self.halted
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+        self.check("read memory")?;
+        let len = buf.len();
+        let src = self.slice_mut(addr, len).ok_or(TargetError::Unreadable {
+            addr,
+            len,
+            code: None,
+        })?;
+        buf.copy_from_slice(src);
+        self.stats.reads += 1;
+        self.stats.bytes_read += len as u64;
+        Ok(())
+    }
+
+    fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
+        self.check("write memory")?;
+        let len = data.len();
+        let dst = self.slice_mut(addr, len).ok_or(TargetError::Unreadable {
+            addr,
+            len,
+            code: None,
+        })?;
+        dst.copy_from_slice(data);
+        self.stats.writes += 1;
+        Ok(())
+    }
+
+    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError> {
+        self.check("read registers")?;
+        Ok(self.registers.clone())
+    }
+
+    fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError> {
+        self.check("set a breakpoint")?;
+        Ok(*self
+            .breakpoints
+            .entry(addr)
+            .or_insert(BreakpointKind::Software))
+    }
+
+    fn remove_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
+        self.check("remove a breakpoint")?;
+        self.breakpoints
+            .remove(&addr)
+            .map(|_| ())
+            .ok_or(TargetError::NoBreakpoint { addr })
+    }
+
+    /// Advances pc by 4 and reports [`StopReason::Trap`].
+    fn step(&mut self) -> Result<StopReason, TargetError> {
+        self.check("single-step")?;
+        self.registers[PC] = self.registers[PC].wrapping_add(4);
+        self.stats.steps += 1;
+        Ok(StopReason::Trap)
+    }
+
+    /// Reports a stop scheduled with [`MemTarget::hit`]; otherwise None (never sleeps).
+    fn wait_for_stop(&mut self, _timeout: Duration) -> Result<Option<StopReason>, TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        if self.halted {
+            return Ok(Some(StopReason::AlreadyHalted));
+        }
+        Ok(self.take_stop())
+    }
+
+    fn detach(&mut self) -> Result<(), TargetError> {
+        if !self.detached {
+            self.breakpoints.clear();
+            self.halted = false;
+            self.detached = true;
+            self.stats.detaches += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::HaltGuard;
+
+    fn target() -> MemTarget {
+        MemTarget::new()
+            .with_region(0x8000_0000, (0..=255).collect())
+            .with_region(0x8010_0000, vec![0xaa; 16])
+    }
+
+    #[test]
+    fn reads_need_a_halt_and_count() {
+        let mut t = target();
+        let mut buf = [0u8; 4];
+        assert!(matches!(
+            t.read_memory(0x8000_0000, &mut buf),
+            Err(TargetError::NotHalted { .. })
+        ));
+        assert_eq!(t.halt().unwrap(), StopReason::Interrupted);
+        assert_eq!(t.halt().unwrap(), StopReason::AlreadyHalted);
+        t.read_memory(0x8000_0010, &mut buf).unwrap();
+        assert_eq!(buf, [0x10, 0x11, 0x12, 0x13]);
+        assert_eq!(t.stats().reads, 1);
+        assert_eq!(t.stats().bytes_read, 4);
+        assert_eq!(t.stats().halts, 1);
+    }
+
+    #[test]
+    fn reads_outside_or_across_regions_fail() {
+        let mut t = target();
+        t.halt().unwrap();
+        let mut buf = [0u8; 8];
+        for addr in [0x7fff_fffc, 0x8000_00fc, 0x8010_000c, 0x9000_0000] {
+            let err = t.read_memory(addr, &mut buf).unwrap_err();
+            assert!(
+                matches!(err, TargetError::Unreadable { addr: a, len: 8, .. } if a == addr),
+                "{err}"
+            );
+        }
+        assert_eq!(t.stats().reads, 0);
+    }
+
+    #[test]
+    fn poke_changes_memory_while_running() {
+        let mut t = target();
+        t.poke(0x8010_0000, &[1, 2]);
+        t.halt().unwrap();
+        let mut buf = [0u8; 3];
+        t.read_memory(0x8010_0000, &mut buf).unwrap();
+        assert_eq!(buf, [1, 2, 0xaa]);
+    }
+
+    #[test]
+    fn halt_guard_resumes_on_drop_and_on_error_paths() {
+        let mut t = target();
+        fn failing(t: &mut MemTarget) -> Result<(), TargetError> {
+            let mut g = HaltGuard::new(t)?;
+            let mut buf = [0u8; 4];
+            g.read_memory(0x1234, &mut buf)?;
+            unreachable!("the read above fails");
+        }
+        assert!(failing(&mut t).is_err());
+        assert!(!t.is_halted());
+        assert_eq!((t.stats().halts, t.stats().resumes), (1, 1));
+
+        let guard = HaltGuard::new(&mut t).unwrap();
+        assert!(guard.will_resume());
+        guard.resume().unwrap();
+        assert!(!t.is_halted());
+        assert_eq!(t.stats().resumes, 2);
+    }
+
+    #[test]
+    fn halt_guard_resumes_after_a_panic() {
+        let mut t = target();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _g = HaltGuard::new(&mut t).unwrap();
+            panic!("boom");
+        }));
+        assert!(result.is_err());
+        assert!(!t.is_halted());
+        assert_eq!(t.stats().resumes, 1);
+    }
+
+    #[test]
+    fn halt_guard_leaves_an_already_halted_guest_halted() {
+        let mut t = target();
+        t.halt().unwrap();
+        {
+            let g = HaltGuard::new(&mut t).unwrap();
+            assert_eq!(g.stop_reason(), StopReason::AlreadyHalted);
+            assert!(!g.will_resume());
+        }
+        assert!(t.is_halted());
+        assert_eq!(t.stats().resumes, 0);
+    }
+
+    #[test]
+    fn breakpoints_steps_and_scheduled_stops() {
+        let mut t = target();
+        assert_eq!(t.wait_for_stop(Duration::ZERO).unwrap(), None);
+        t.hit(0x8020_0000);
+        assert_eq!(
+            t.wait_for_stop(Duration::ZERO).unwrap(),
+            Some(StopReason::Trap)
+        );
+        assert!(t.is_halted());
+        assert_eq!(t.read_registers().unwrap()[PC], 0x8020_0000);
+        assert_eq!(
+            t.set_breakpoint(0x8020_0010).unwrap(),
+            BreakpointKind::Software
+        );
+        assert_eq!(t.step().unwrap(), StopReason::Trap);
+        assert_eq!(t.read_registers().unwrap()[PC], 0x8020_0004);
+        t.remove_breakpoint(0x8020_0010).unwrap();
+        assert!(matches!(
+            t.remove_breakpoint(0x8020_0010),
+            Err(TargetError::NoBreakpoint { .. })
+        ));
+        t.set_breakpoint(0x8020_0010).unwrap();
+        t.detach().unwrap();
+        assert!(t.is_detached() && !t.is_halted());
+        assert_eq!(t.breakpoints().count(), 0);
+        assert!(matches!(t.halt(), Err(TargetError::Detached)));
+    }
+}

@@ -1,0 +1,300 @@
+//! `RspTarget`: the [`Target`] over a GDB remote protocol connection (QEMU's gdbstub in
+//! practice). Owns the connection, the breakpoints it set, and the memory address mode.
+//!
+//! Address space: with [`MemoryMode::PreferPhysical`] and a server that supports
+//! `Qqemu.PhyMemMode`, memory addresses are physical, whatever page table the stopped CPU uses.
+//! The Leakscope kernel identity-maps RAM (kernel VA == PA), so kernel addresses work as they are.
+//! Otherwise reads go through the current CPU's page table (virtual), which maps the kernel only
+//! if the CPU stopped in a context that maps it.
+//!
+//! Lifetime: dropping an `RspTarget` detaches (breakpoints removed, guest running).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{BreakpointKind, StopReason, Target, TargetError, PC, RISCV64_REGISTERS};
+use crate::rsp::{BreakpointType, RspClient, RspConfig, RspError, StopReply};
+
+/// Which addresses `read_memory`/`write_memory` take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// Physical addresses when the server supports `Qqemu.PhyMemMode`, else virtual.
+    PreferPhysical,
+    /// Always through the current CPU's page table.
+    Virtual,
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct RspTargetOptions {
+    pub rsp: RspConfig,
+    pub memory: MemoryMode,
+    /// Resume the guest once connected (stubs halt it on attach). Off for a debugger that wants
+    /// the guest stopped where it was found.
+    pub resume_on_connect: bool,
+}
+
+impl Default for RspTargetOptions {
+    fn default() -> Self {
+        RspTargetOptions {
+            rsp: RspConfig::default(),
+            memory: MemoryMode::PreferPhysical,
+            resume_on_connect: true,
+        }
+    }
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct RspTarget {
+    client: RspClient,
+    breakpoints: HashMap<u64, (BreakpointKind, u32)>,
+    detached: bool,
+}
+
+impl RspTarget {
+    /// Connects to the stub at `addr` (`host:port`), selects the memory mode, and resumes the
+    /// guest if `options.resume_on_connect`.
+    pub fn connect(addr: &str, options: RspTargetOptions) -> Result<RspTarget, TargetError> {
+        let client = RspClient::connect(addr, options.rsp)?;
+        let mut target = RspTarget {
+            client,
+            breakpoints: HashMap::new(),
+            detached: false,
+        };
+        if options.memory == MemoryMode::PreferPhysical {
+            target.client.set_phy_mem_mode(true)?;
+        }
+        if options.resume_on_connect {
+            target.client.cont()?;
+        }
+        Ok(target)
+    }
+
+    /// The underlying connection, for requests the trait does not cover (`monitor`, `p`,
+    /// target description, console output).
+    pub fn client(&mut self) -> &mut RspClient {
+        &mut self.client
+    }
+
+    /// True if memory addresses are physical (`Qqemu.PhyMemMode:1` in force).
+    pub fn physical_memory(&self) -> bool {
+        self.client.phy_mem_mode()
+    }
+
+    /// Switches between physical and virtual addresses. Returns false if the server has no
+    /// physical mode (addresses stay virtual). Must be halted.
+    pub fn set_physical_memory(&mut self, on: bool) -> Result<bool, TargetError> {
+        self.check("switch the memory mode")?;
+        Ok(self.client.set_phy_mem_mode(on)?)
+    }
+
+    /// Runs a monitor command (`qRcmd`) and returns its output. Must be halted.
+    pub fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        self.check("run a monitor command")?;
+        Ok(self.client.monitor(command)?)
+    }
+
+    fn check(&self, op: &'static str) -> Result<(), TargetError> {
+        if self.detached || self.client.is_closed() {
+            Err(TargetError::Detached)
+        } else if self.client.is_running() {
+            Err(TargetError::NotHalted { op })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Breakpoint length for `Z0`/`Z1` at `addr`: 2 for a compressed instruction, else 4.
+    fn instruction_len(&mut self, addr: u64) -> u32 {
+        let mut half = [0u8; 2];
+        match self.client.read_memory(addr, &mut half) {
+            Ok(()) if half[0] & 0b11 != 0b11 => 2,
+            _ => 4,
+        }
+    }
+}
+
+fn stop_reason(reply: &StopReply) -> StopReason {
+    match reply {
+        StopReply::Stopped { signal: 2, .. } => StopReason::Interrupted,
+        StopReply::Stopped { signal: 5, .. } => StopReason::Trap,
+        StopReply::Stopped { signal, .. } => StopReason::Signal(*signal),
+        // The client turns these into RspError::TargetGone before they reach us.
+        StopReply::Exited(code) | StopReply::Terminated(code) => StopReason::Signal(*code),
+    }
+}
+
+impl Target for RspTarget {
+    fn halt(&mut self) -> Result<StopReason, TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        Ok(match self.client.interrupt()? {
+            Some(reply) => stop_reason(&reply),
+            None => StopReason::AlreadyHalted,
+        })
+    }
+
+    fn resume(&mut self) -> Result<(), TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        if !self.client.is_running() {
+            self.client.cont()?;
+        }
+        Ok(())
+    }
+
+    fn is_halted(&self) -> bool {
+        !self.detached && !self.client.is_closed() && !self.client.is_running()
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+        self.check("read memory")?;
+        let len = buf.len();
+        self.client.read_memory(addr, buf).map_err(|e| match e {
+            RspError::ErrorReply { code, .. } => TargetError::Unreadable {
+                addr,
+                len,
+                code: Some(code),
+            },
+            e => e.into(),
+        })
+    }
+
+    fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
+        self.check("write memory")?;
+        let len = data.len();
+        self.client.write_memory(addr, data).map_err(|e| match e {
+            RspError::ErrorReply { code, .. } => TargetError::Unreadable {
+                addr,
+                len,
+                code: Some(code),
+            },
+            e => e.into(),
+        })
+    }
+
+    /// Uses `g`; if the reply is shorter than 33 registers, reads each with `p` (through the
+    /// target description, for QEMU).
+    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError> {
+        self.check("read registers")?;
+        let raw = self.client.read_registers_raw()?;
+        if raw.len() >= RISCV64_REGISTERS * 8 {
+            return Ok(raw
+                .chunks_exact(8)
+                .take(RISCV64_REGISTERS)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                .collect());
+        }
+        let pc_regnum = match self.client.target_description() {
+            Ok(map) => map.by_name("pc").map_or(PC as u32, |r| r.regnum),
+            Err(RspError::Unsupported { .. }) => PC as u32,
+            Err(e) => return Err(e.into()),
+        };
+        let mut regs = Vec::with_capacity(RISCV64_REGISTERS);
+        for n in (0..32).chain(std::iter::once(pc_regnum)) {
+            let bytes = self.client.read_register(n)?;
+            let mut le = [0u8; 8];
+            let k = bytes.len().min(8);
+            le[..k].copy_from_slice(&bytes[..k]);
+            regs.push(u64::from_le_bytes(le));
+        }
+        Ok(regs)
+    }
+
+    /// Tries a software breakpoint (`Z0`), then a hardware one (`Z1`) if the server refuses.
+    fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError> {
+        self.check("set a breakpoint")?;
+        if let Some(&(kind, _)) = self.breakpoints.get(&addr) {
+            return Ok(kind);
+        }
+        let len = self.instruction_len(addr);
+        let kind = match self
+            .client
+            .insert_breakpoint(BreakpointType::Software, addr, len)
+        {
+            Ok(()) => BreakpointKind::Software,
+            Err(RspError::Unsupported { .. } | RspError::ErrorReply { .. }) => {
+                self.client
+                    .insert_breakpoint(BreakpointType::Hardware, addr, len)?;
+                BreakpointKind::Hardware
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.breakpoints.insert(addr, (kind, len));
+        Ok(kind)
+    }
+
+    fn remove_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
+        self.check("remove a breakpoint")?;
+        let (kind, len) = *self
+            .breakpoints
+            .get(&addr)
+            .ok_or(TargetError::NoBreakpoint { addr })?;
+        let ty = match kind {
+            BreakpointKind::Software => BreakpointType::Software,
+            BreakpointKind::Hardware => BreakpointType::Hardware,
+        };
+        self.client.remove_breakpoint(ty, addr, len)?;
+        self.breakpoints.remove(&addr);
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<StopReason, TargetError> {
+        self.check("single-step")?;
+        Ok(stop_reason(&self.client.step()?))
+    }
+
+    fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReason>, TargetError> {
+        if self.detached {
+            return Err(TargetError::Detached);
+        }
+        if !self.client.is_running() {
+            return Ok(Some(StopReason::AlreadyHalted));
+        }
+        Ok(self
+            .client
+            .wait_for_stop(timeout)?
+            .as_ref()
+            .map(stop_reason))
+    }
+
+    /// Removes our breakpoints (QEMU would on `D`, other stubs may not), then detaches.
+    fn detach(&mut self) -> Result<(), TargetError> {
+        if self.detached {
+            return Ok(());
+        }
+        self.detached = true;
+        let mut first_err = None;
+        if !self.breakpoints.is_empty() && !self.client.is_closed() {
+            if let Err(e) = self.client.interrupt() {
+                first_err.get_or_insert(e);
+            }
+            for (addr, (kind, len)) in std::mem::take(&mut self.breakpoints) {
+                let ty = match kind {
+                    BreakpointKind::Software => BreakpointType::Software,
+                    BreakpointKind::Hardware => BreakpointType::Hardware,
+                };
+                if let Err(e) = self.client.remove_breakpoint(ty, addr, len) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Err(e) = self.client.detach() {
+            first_err.get_or_insert(e);
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RspTarget {
+    /// Never leave the guest halted or with our breakpoints in it.
+    fn drop(&mut self) {
+        let _ = self.detach();
+    }
+}
