@@ -1,0 +1,93 @@
+//! Leakscope kernel entry: boot assembly, `kmain` (the order of initialisation), panic handler.
+//!
+//! OpenSBI enters `_start` in S-mode on one hart with a0 = hart id, a1 = device tree address,
+//! paging off. `_start` sets up the boot stack (which the scheduler keeps), zeroes .bss and
+//! calls `kmain`, which never returns.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod archive;
+mod console;
+mod devicetree;
+mod elf;
+mod mm;
+mod proc;
+mod sbi;
+mod sync;
+#[allow(dead_code)]
+#[path = "../user/src/sysabi.rs"]
+mod sysabi;
+mod syscall;
+mod timer;
+mod trap;
+mod uart;
+
+use core::arch::global_asm;
+
+mod build_id {
+    include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
+}
+
+/// The inspector compares these bytes in the ELF file with guest memory: a fresh stamp per build.
+#[no_mangle]
+#[used]
+pub static leakscope_build_id: [u8; 16] = build_id::BUILD_ID;
+
+global_asm!(
+    r#"
+    .section .text.entry
+    .globl _start
+_start:
+    la sp, __boot_stack_top
+    la t0, __bss_start
+    la t1, __bss_end
+1:
+    bgeu t0, t1, 2f
+    sd zero, 0(t0)
+    addi t0, t0, 8
+    j 1b
+2:
+    call kmain
+3:
+    wfi
+    j 3b
+"#
+);
+
+#[no_mangle]
+extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
+    uart::init();
+    let boot = devicetree::parse(dtb);
+    banner(hartid, &boot);
+    trap::init();
+    mm::init(&boot);
+    timer::init(boot.timebase);
+    proc::spawn_init();
+    proc::scheduler()
+}
+
+fn banner(hartid: usize, boot: &devicetree::BootInfo) {
+    // SAFETY: reading our own static through a volatile load keeps the stamp in the image.
+    let id = unsafe { core::ptr::read_volatile(&leakscope_build_id) };
+    println!();
+    println!("Leakscope kernel (riscv64, S-mode) on hart {hartid}");
+    print!("build id ");
+    for b in id {
+        print!("{b:02x}");
+    }
+    println!();
+    println!(
+        "RAM {:#x}..{:#x} ({} MiB), timebase {} Hz",
+        boot.ram_base,
+        boot.ram_base + boot.ram_size,
+        boot.ram_size >> 20,
+        boot.timebase
+    );
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("\n[kernel panic] {info}");
+    sbi::shutdown()
+}

@@ -1,0 +1,98 @@
+//! Physical memory: the page allocator paired with the tracker, and virtual memory.
+//!
+//! Invariant: every page handed out by `alloc_pages` has exactly one tracker entry, and a page
+//! goes back to the allocator only after its entry is gone (`free_pages`, or the exit sweep in
+//! `tracker::free_all_tracked_for_pid`). A full tracker table fails the allocation: no page is
+//! ever handed out untracked.
+
+pub mod page_alloc;
+pub mod tracker;
+pub mod vm;
+
+use crate::devicetree::BootInfo;
+use crate::sync::{IrqGuard, KCell};
+use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
+use page_alloc::PageAllocator;
+
+static PAGES: KCell<PageAllocator> = KCell::new(PageAllocator::EMPTY);
+
+/// Runs `f` on the page allocator. Not reentrant.
+pub(crate) fn with_pages<R>(f: impl FnOnce(&mut PageAllocator) -> R) -> R {
+    let _irq = IrqGuard::new();
+    // SAFETY: single hart, interrupts off, no nesting (contract): the only live reference.
+    f(unsafe { &mut *PAGES.get() })
+}
+
+/// Why an allocation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// Not enough contiguous free pages.
+    OutOfMemory,
+    /// The tracker table is full; the pages were given back.
+    TableFull,
+}
+
+extern "C" {
+    static __kernel_end: u8;
+}
+
+/// Sets up the page allocator over RAM above the kernel image, stamps the tracker header, and
+/// turns on paging with the kernel's identity map.
+pub fn init(boot: &BootInfo) {
+    // Only the address of the linker symbol is taken.
+    let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
+    with_pages(|a| a.init(boot.ram_base, boot.ram_size, kernel_end));
+    let (total, free) = with_pages(|a| (a.total_pages(), a.free_pages()));
+    tracker::init(boot.ram_base, total, free);
+    vm::init_kernel(boot);
+}
+
+/// Allocates `npages` contiguous zeroed pages for `owner` (0 = kernel), recorded with `tag`.
+pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, AllocError> {
+    let _irq = IrqGuard::new();
+    let pa = with_pages(|a| a.alloc(npages as usize)).ok_or(AllocError::OutOfMemory)?;
+    if tracker::track_alloc(pa, npages, owner, tag).is_err() {
+        with_pages(|a| a.free(pa, npages));
+        tracker::sync_free_pages();
+        return Err(AllocError::TableFull);
+    }
+    tracker::sync_free_pages();
+    // SAFETY: the pages were just taken from the allocator: nobody else refers to them; RAM is identity-mapped.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, (npages * PAGE_SIZE) as usize) };
+    Ok(pa)
+}
+
+/// Frees the allocation of `npages` pages at `pa`. A free that does not match a live
+/// allocation exactly is refused, counted and reported, and changes nothing.
+pub fn free_pages(pa: u64, npages: u64) -> Result<(), FreeError> {
+    untrack(pa, npages, None)?;
+    release(pa, npages);
+    Ok(())
+}
+
+/// Frees the one-page allocation at `pa`.
+pub fn free_page(pa: u64) -> Result<(), FreeError> {
+    free_pages(pa, 1)
+}
+
+/// First half of a free: removes the tracker entry (checking the owner if `expect_owner`).
+/// On success the caller must `release` the pages once nothing refers to them any more.
+pub fn untrack(pa: u64, npages: u64, expect_owner: Option<Pid>) -> Result<AllocEntry, FreeError> {
+    tracker::track_free(pa, npages, expect_owner)
+}
+
+/// Second half of a free: gives untracked pages back to the allocator.
+pub fn release(pa: u64, npages: u64) {
+    with_pages(|a| a.free(pa, npages));
+    tracker::sync_free_pages();
+}
+
+/// Whether `[pa, pa + npages pages)` lies in RAM.
+pub fn in_ram(pa: u64, npages: u64) -> bool {
+    with_pages(|a| a.in_ram(pa, npages))
+}
+
+/// (total, free) pages of RAM.
+pub fn page_counts() -> (u64, u64) {
+    with_pages(|a| (a.total_pages(), a.free_pages()))
+}

@@ -1,0 +1,178 @@
+//! Tracker glue: the exported tracker statics (see docs/tracker-abi.md) and the functions a
+//! debugger breaks on (`track_alloc`, `track_free`, `dump_allocs`, `dump_allocs_for_pid`,
+//! `free_all_tracked_for_pid`). The bookkeeping itself lives in the `tracker` crate.
+//!
+//! Invariants: every change goes through one `tracker::Tracker` view built with interrupts off
+//! (`with_tracker`), so the header's generation protocol holds; `alloc_tracker.free_pages` is
+//! re-synced from the page allocator after every allocator change made here or in `mm`.
+
+use super::with_pages;
+use crate::sync::{IrqGuard, TrackerCell};
+use crate::{println, timer};
+use tracker::abi::*;
+use tracker::{SlotIndex, TableFull, Tracker};
+
+/// The inspector reads this: one slot per live allocation (`used == 1`).
+#[no_mangle]
+#[used]
+pub static alloc_table: TrackerCell<[AllocEntry; MAX_TRACKED_ALLOCS]> =
+    TrackerCell::new([AllocEntry::EMPTY; MAX_TRACKED_ALLOCS]);
+
+/// The inspector reads this: number of used slots in `alloc_table`.
+#[no_mangle]
+#[used]
+pub static alloc_table_count: TrackerCell<usize> = TrackerCell::new(0);
+
+/// The inspector reads this first: generation, high-water mark, counters, RAM geometry.
+#[no_mangle]
+#[used]
+pub static alloc_tracker: TrackerCell<TrackerHeader> = TrackerCell::new(TrackerHeader::EMPTY);
+
+/// The inspector reads this: ring of the most recent tracker events.
+#[no_mangle]
+#[used]
+pub static alloc_events: TrackerCell<[AllocEvent; EVENT_RING_LEN]> =
+    TrackerCell::new([AllocEvent::EMPTY; EVENT_RING_LEN]);
+
+/// Free-slot stack and pa → slot index (kernel-private).
+static SLOT_INDEX: TrackerCell<SlotIndex> = TrackerCell::new(SlotIndex::EMPTY);
+
+/// Runs `f` on a tracker view over the statics, with interrupts off. Not reentrant: `f` must
+/// not call back into this module.
+fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
+    let _irq = IrqGuard::new();
+    // SAFETY: single hart with interrupts off (sync invariant) and no nesting (contract above):
+    // these are the only live references to the five statics.
+    let mut t = unsafe {
+        Tracker::new(
+            &mut *alloc_table.get(),
+            &mut *alloc_table_count.get(),
+            &mut *alloc_tracker.get(),
+            &mut *alloc_events.get(),
+            &mut *SLOT_INDEX.get(),
+        )
+    };
+    f(&mut t)
+}
+
+/// Stamps the header at boot.
+pub fn init(ram_base: u64, ram_pages: u64, free_pages: u64) {
+    with_tracker(|t| t.init(ram_base, ram_pages, free_pages));
+}
+
+/// Copies the allocator's free-page count into the header.
+pub fn sync_free_pages() {
+    let free = with_pages(|a| a.free_pages());
+    with_tracker(|t| t.set_free_pages(free));
+}
+
+/// A copy of the header.
+pub fn header() -> TrackerHeader {
+    with_tracker(|t| *t.header())
+}
+
+/// Calls `f` for every live entry (interrupts off for the whole walk; `f` must not allocate).
+pub fn for_each_live(mut f: impl FnMut(&AllocEntry)) {
+    with_tracker(|t| t.live().for_each(|(_, e)| f(e)));
+}
+
+/// Records `npages` pages at `pa` as owned by `owner` for `tag`. Fails when the table is full:
+/// the caller must then give the pages back, never hand them out untracked.
+#[no_mangle]
+#[inline(never)]
+pub fn track_alloc(
+    pa: u64,
+    npages: u64,
+    owner: Pid,
+    tag: &'static str,
+) -> Result<usize, TableFull> {
+    let r = with_tracker(|t| t.track_alloc(pa, npages, owner, tag, timer::now()));
+    if let Err(TableFull { first: true }) = r {
+        println!(
+            "[tracker] alloc_table full ({MAX_TRACKED_ALLOCS} entries): refusing allocation of {npages} page(s) for pid {owner} tag={tag} (reported once)"
+        );
+    }
+    r
+}
+
+/// Forgets the allocation of `npages` pages at `pa` (the caller then gives the pages back).
+/// `expect_owner` is `Some(pid)` for a free requested by a process. A refused free (untracked
+/// address, double free, wrong size, not the owner) changes nothing but the tracker's counter
+/// and event ring, and is reported on the console.
+#[no_mangle]
+#[inline(never)]
+pub fn track_free(
+    pa: u64,
+    npages: u64,
+    expect_owner: Option<Pid>,
+) -> Result<AllocEntry, FreeError> {
+    let already_free = with_pages(|a| a.is_free(pa));
+    let r = with_tracker(|t| t.track_free(pa, npages, expect_owner, already_free, timer::now()));
+    if let Err(e) = r {
+        let who = expect_owner.unwrap_or(0);
+        match e {
+            FreeError::WrongSize { tracked } => println!(
+                "[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: wrong_size (tracked npages={tracked})"
+            ),
+            FreeError::NotOwner { owner } => println!(
+                "[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: not_owner (owner={owner})"
+            ),
+            _ => println!("[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: {}", e.reason()),
+        }
+    }
+    r
+}
+
+/// Prints every live allocation, one line each.
+#[no_mangle]
+#[inline(never)]
+pub fn dump_allocs() {
+    println!("== OUTSTANDING ALLOCS ==");
+    for_each_live(|e| {
+        println!(
+            "PA={:#x} npages={} owner={} tag={}",
+            e.pa, e.npages, e.owner, e.tag
+        )
+    });
+}
+
+/// With `debug`, lists the allocations still owned by `pid` between header and footer lines.
+#[no_mangle]
+#[inline(never)]
+pub fn dump_allocs_for_pid(pid: Pid, debug: bool) {
+    if !debug {
+        return;
+    }
+    println!("==== ALLOCS for pid={pid} ====");
+    for_each_live(|e| {
+        if e.owner == pid {
+            println!(" leak: pa={:#x} npages={} tag={}", e.pa, e.npages, e.tag);
+        }
+    });
+    println!("==== END of list - ALLOCS for pid={pid} ====");
+}
+
+/// Exit sweep: removes every entry owned by `pid` and gives its pages straight back to the page
+/// allocator (not through `track_free`, so nothing is counted twice). Returns (allocations,
+/// pages) reclaimed. Panics for pid 0: kernel allocations are never swept.
+#[no_mangle]
+#[inline(never)]
+pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
+    assert!(pid != 0, "free_all_tracked_for_pid: pid 0 is the kernel");
+    if debug {
+        println!("[free_all_tracked] Force freeing leftover allocations for pid={pid}");
+    }
+    let r = with_tracker(|t| {
+        t.free_all_for_pid(pid, timer::now(), |e| {
+            if debug {
+                println!(
+                    " freeing leak: pa={:#x} npages={} tag={} = destroyed",
+                    e.pa, e.npages, e.tag
+                );
+            }
+            with_pages(|a| a.free(e.pa, e.npages));
+        })
+    });
+    sync_free_pages();
+    r
+}

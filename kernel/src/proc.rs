@@ -1,0 +1,504 @@
+//! Processes and the scheduler: the process table (and its exported mirror `proc_table`),
+//! spawning a program from the archive into a fresh address space, round-robin scheduling,
+//! sleep/wait/exit, and `free_proc`, which gives back everything a dead process owned.
+//!
+//! Invariants: a slot is free iff `pid == 0`; a process's pages (kernel stack, trapframe, page
+//! tables, image, user stack, heap) are all tracked with owner = its pid; `free_proc` runs on
+//! the scheduler's stack (never on the dying process's kernel stack) right after the process
+//! turned Zombie, and leaves no tracker entry owned by its pid. The slot of a zombie stays until
+//! its parent reaps it (or at once if it has no parent). PIDs are never reused.
+
+use crate::elf::Elf;
+use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
+use crate::mm::{self, vm, AllocError};
+use crate::sync::{KCell, TrackerCell};
+use crate::sysabi::*;
+use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
+use crate::{archive, println, timer};
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, Ordering};
+use tracker::abi::{Pid, ProcInfo, ProcState, PAGE_SIZE};
+
+pub const MAX_PROCS: usize = 64;
+const KSTACK_PAGES: u64 = 4;
+const NO_SLOT: usize = usize::MAX;
+
+/// Callee-saved registers of a kernel flow, saved by `swtch`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Context {
+    ra: u64,
+    sp: u64,
+    s: [u64; 12],
+}
+
+impl Context {
+    const ZERO: Context = Context {
+        ra: 0,
+        sp: 0,
+        s: [0; 12],
+    };
+}
+
+#[derive(Clone, Copy)]
+struct Proc {
+    pid: Pid,
+    parent: Pid,
+    state: ProcState,
+    name: [u8; 16],
+    ctx: Context,
+    /// Physical addresses (0 = not allocated) of the pieces `free_proc` tears down.
+    tf: u64,
+    kstack: u64,
+    root: u64,
+    image_pa: u64,
+    image_pages: u64,
+    stack_pa: u64,
+    wake_at: u64,
+    exit_code: i32,
+    torn_down: bool,
+}
+
+impl Proc {
+    const EMPTY: Proc = Proc {
+        pid: 0,
+        parent: 0,
+        state: ProcState::Unused,
+        name: [0; 16],
+        ctx: Context::ZERO,
+        tf: 0,
+        kstack: 0,
+        root: 0,
+        image_pa: 0,
+        image_pages: 0,
+        stack_pa: 0,
+        wake_at: 0,
+        exit_code: 0,
+        torn_down: false,
+    };
+}
+
+static PROCS: KCell<[Proc; MAX_PROCS]> = KCell::new([Proc::EMPTY; MAX_PROCS]);
+
+/// The inspector reads this: the process table (pid, parent, state, name) as a best-effort view.
+#[no_mangle]
+#[used]
+pub static proc_table: TrackerCell<[ProcInfo; MAX_PROCS]> =
+    TrackerCell::new([ProcInfo::EMPTY; MAX_PROCS]);
+
+static CURRENT: KCell<usize> = KCell::new(NO_SLOT);
+static SCHED_CTX: KCell<Context> = KCell::new(Context::ZERO);
+static NEXT_PID: KCell<Pid> = KCell::new(1);
+static INIT_PID: KCell<Pid> = KCell::new(0);
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+global_asm!(
+    r#"
+    .section .text
+    .globl swtch
+swtch:
+    sd ra, 0(a0)
+    sd sp, 8(a0)
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
+    sd s\n, (16+\n*8)(a0)
+    .endr
+    ld ra, 0(a1)
+    ld sp, 8(a1)
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
+    ld s\n, (16+\n*8)(a1)
+    .endr
+    ret
+"#
+);
+
+extern "C" {
+    /// Saves the callee-saved registers into `old` and resumes the flow saved in `new`.
+    fn swtch(old: *mut Context, new: *const Context);
+}
+
+/// The process in slot `i`. The reference must not be held across a context switch.
+fn slot(i: usize) -> &'static mut Proc {
+    // SAFETY: sync invariant (one hart, interrupts off); callers keep the borrow short and
+    // never across `swtch`, so no two live references to one slot overlap in time.
+    unsafe { &mut (*PROCS.get())[i] }
+}
+
+fn current_slot() -> usize {
+    // SAFETY: sync invariant.
+    let i = unsafe { *CURRENT.get() };
+    assert!(i != NO_SLOT, "proc: no current process");
+    i
+}
+
+/// Copies slot `i` into the exported `proc_table`.
+fn export(i: usize) {
+    let p = slot(i);
+    let info = ProcInfo {
+        pid: p.pid,
+        parent: p.parent,
+        state: p.state,
+        name: p.name,
+    };
+    // SAFETY: sync invariant; the inspector only reads this memory while the hart is halted.
+    unsafe { (*proc_table.get())[i] = info };
+}
+
+fn set_state(i: usize, state: ProcState) {
+    slot(i).state = state;
+    export(i);
+}
+
+fn release_slot(i: usize) {
+    *slot(i) = Proc::EMPTY;
+    export(i);
+}
+
+fn find_slot(pid: Pid) -> Option<usize> {
+    (0..MAX_PROCS).find(|&i| pid != 0 && slot(i).pid == pid)
+}
+
+pub fn current_pid() -> Pid {
+    slot(current_slot()).pid
+}
+
+pub fn current_root() -> u64 {
+    slot(current_slot()).root
+}
+
+/// (trapframe, page-table root, kernel stack top) of the current process.
+pub fn current_user_context() -> (*mut TrapFrame, u64, u64) {
+    let p = slot(current_slot());
+    (
+        p.tf as *mut TrapFrame,
+        p.root,
+        p.kstack + KSTACK_PAGES * PAGE_SIZE,
+    )
+}
+
+pub fn debug_on() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+/// Sets the exit-cleanup debug flag; returns the previous value.
+pub fn set_debug(on: bool) -> bool {
+    DEBUG.swap(on, Ordering::Relaxed)
+}
+
+fn alloc_err(e: AllocError) -> isize {
+    match e {
+        AllocError::OutOfMemory => ENOMEM,
+        AllocError::TableFull => ETABLEFULL,
+    }
+}
+
+/// Starts program `name` with the NUL-separated argument block `args`, as a child of `parent`
+/// (0 = the kernel). On failure nothing stays allocated.
+pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
+    let image = archive::find(name).ok_or(ENOENT)?;
+    let elf = Elf::parse(image).ok_or(EINVAL)?;
+    if args.len() > MAX_ARGS_LEN {
+        return Err(EINVAL);
+    }
+    let i = (0..MAX_PROCS).find(|&i| slot(i).pid == 0).ok_or(EPROCLIM)?;
+    // SAFETY: sync invariant.
+    let pid = unsafe {
+        let next = &mut *NEXT_PID.get();
+        let pid = *next;
+        *next += 1;
+        pid
+    };
+    let p = slot(i);
+    *p = Proc::EMPTY;
+    p.pid = pid;
+    p.parent = parent;
+    let n = name.len().min(15);
+    p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Err(e) = build(i, &elf, args) {
+        free_proc(pid);
+        release_slot(i);
+        return Err(e);
+    }
+    set_state(i, ProcState::Runnable);
+    Ok(pid)
+}
+
+/// Allocates and fills slot `i`'s kernel stack, trapframe, address space, image and user stack.
+fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
+    let pid = slot(i).pid;
+    slot(i).kstack = mm::alloc_pages(KSTACK_PAGES, pid, "kstack").map_err(alloc_err)?;
+    slot(i).tf = mm::alloc_pages(1, pid, "trapframe").map_err(alloc_err)?;
+    let root = vm::new_user_root(pid).map_err(alloc_err)?;
+    slot(i).root = root;
+
+    // Image: one allocation spanning all PT_LOAD segments.
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    for s in elf.segments() {
+        lo = lo.min(s.vaddr);
+        hi = hi.max(s.vaddr.checked_add(s.memsz).ok_or(EINVAL)?);
+    }
+    let stack_base = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
+    lo &= !(PAGE_SIZE - 1);
+    hi = hi.next_multiple_of(PAGE_SIZE);
+    if lo < USER_BASE || hi > stack_base || lo >= hi {
+        return Err(EINVAL);
+    }
+    let npages = (hi - lo) / PAGE_SIZE;
+    let image = mm::alloc_pages(npages, pid, "user_image").map_err(alloc_err)?;
+    slot(i).image_pa = image;
+    slot(i).image_pages = npages;
+    for s in elf.segments() {
+        let dst = image + (s.vaddr - lo);
+        // SAFETY: `dst..dst+len` lies inside the fresh image allocation (lo <= vaddr, vaddr+memsz <= hi, filesz <= memsz checked by the bounds above only for memsz; clamp).
+        unsafe {
+            let len = s.data.len().min(s.memsz as usize);
+            core::ptr::copy_nonoverlapping(s.data.as_ptr(), dst as *mut u8, len);
+        }
+    }
+    for k in 0..npages {
+        let va = lo + k * PAGE_SIZE;
+        let mut flags = 0;
+        for s in elf.segments() {
+            if s.vaddr < va + PAGE_SIZE && va < s.vaddr + s.memsz {
+                flags |= if s.flags & 4 != 0 { vm::PTE_R } else { 0 }
+                    | if s.flags & 2 != 0 {
+                        vm::PTE_W | vm::PTE_R
+                    } else {
+                        0
+                    }
+                    | if s.flags & 1 != 0 { vm::PTE_X } else { 0 };
+            }
+        }
+        if flags == 0 {
+            flags = vm::PTE_R;
+        }
+        vm::map(root, va, image + k * PAGE_SIZE, flags, pid).map_err(alloc_err)?;
+    }
+
+    // User stack, with the argument block at its top.
+    let stack = mm::alloc_pages(USER_STACK_PAGES, pid, "user_stack").map_err(alloc_err)?;
+    slot(i).stack_pa = stack;
+    for k in 0..USER_STACK_PAGES {
+        vm::map(
+            root,
+            stack_base + k * PAGE_SIZE,
+            stack + k * PAGE_SIZE,
+            vm::PTE_R | vm::PTE_W,
+            pid,
+        )
+        .map_err(alloc_err)?;
+    }
+    let args_va = (USER_STACK_TOP - args.len() as u64) & !15;
+    // SAFETY: the argument block fits in the top page of the fresh stack allocation (MAX_ARGS_LEN < a page).
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            args.as_ptr(),
+            (stack + (args_va - stack_base)) as *mut u8,
+            args.len(),
+        )
+    };
+
+    let p = slot(i);
+    // SAFETY: `p.tf` is this process's fresh, zeroed trapframe page.
+    let tf = unsafe { &mut *(p.tf as *mut TrapFrame) };
+    tf.sepc = elf.entry;
+    tf.regs[REG_SP] = args_va;
+    tf.regs[REG_A0] = args_va;
+    tf.regs[REG_A1] = args.len() as u64;
+    p.ctx = Context::ZERO;
+    p.ctx.ra = forkret as *const () as u64;
+    p.ctx.sp = p.kstack + KSTACK_PAGES * PAGE_SIZE;
+    Ok(())
+}
+
+/// First kernel flow of a new process: straight to user mode.
+extern "C" fn forkret() -> ! {
+    trap::return_to_user()
+}
+
+/// Gives back everything process `pid` owned: what the process code knows about (user image,
+/// user stack, page tables, trapframe, kernel stack), then whatever is still tracked for it
+/// (its leaks), with the seed's debug report when the debug flag is on. Must not run on the
+/// process's own kernel stack or page table.
+#[no_mangle]
+#[inline(never)]
+pub fn free_proc(pid: Pid) {
+    let debug = debug_on();
+    let i = find_slot(pid).expect("free_proc: no such pid");
+    let p = *slot(i);
+    if p.image_pa != 0 {
+        mm::free_pages(p.image_pa, p.image_pages).expect("free_proc: image not tracked");
+    }
+    if p.stack_pa != 0 {
+        mm::free_pages(p.stack_pa, USER_STACK_PAGES).expect("free_proc: user stack not tracked");
+    }
+    if p.root != 0 {
+        vm::free_user_tables(p.root);
+    }
+    if p.tf != 0 {
+        mm::free_page(p.tf).expect("free_proc: trapframe not tracked");
+    }
+    if p.kstack != 0 {
+        mm::free_pages(p.kstack, KSTACK_PAGES).expect("free_proc: kernel stack not tracked");
+    }
+    let s = slot(i);
+    (s.image_pa, s.stack_pa, s.root, s.tf, s.kstack) = (0, 0, 0, 0, 0);
+    if debug {
+        println!("[free_proc] Allocations still owned by pid {pid}:");
+    }
+    free_all_tracked_for_pid(pid, debug);
+    dump_allocs_for_pid(pid, debug);
+}
+
+/// Switches from the current process to the scheduler; returns when it is picked again.
+fn sched() {
+    let i = current_slot();
+    let ctx = &raw mut slot(i).ctx;
+    // SAFETY: both contexts are valid for the lifetime of the kernel (static storage); the
+    // scheduler resumes this flow only through the same context.
+    unsafe { swtch(ctx, SCHED_CTX.get()) };
+}
+
+/// Gives up the CPU, staying runnable.
+pub fn yield_now() {
+    set_state(current_slot(), ProcState::Runnable);
+    sched();
+}
+
+/// Sleeps until `time` CSR reaches `until`.
+pub fn sleep_until(until: u64) {
+    while timer::now() < until {
+        let i = current_slot();
+        slot(i).wake_at = until;
+        set_state(i, ProcState::Sleeping);
+        sched();
+    }
+}
+
+/// Ends the current process with `code`. Its resources are freed by the scheduler.
+pub fn exit_current(code: i32) -> ! {
+    let i = current_slot();
+    let pid = slot(i).pid;
+    slot(i).exit_code = code;
+    for j in 0..MAX_PROCS {
+        let c = slot(j);
+        if c.pid != 0 && c.parent == pid {
+            c.parent = 0;
+            export(j);
+            if c.state == ProcState::Zombie && c.torn_down {
+                release_slot(j);
+            }
+        }
+    }
+    let parent = slot(i).parent;
+    if let Some(pi) = find_slot(parent) {
+        if slot(pi).state == ProcState::Waiting {
+            set_state(pi, ProcState::Runnable);
+        }
+    }
+    set_state(i, ProcState::Zombie);
+    sched();
+    unreachable!("proc: zombie {pid} scheduled");
+}
+
+/// Reaps a zombie child (`target` > 0: that one; otherwise any). Ok((0, 0)) with `nohang` if
+/// children exist but none has exited; Err(ECHILD) if there is no such child.
+pub fn wait(target: i64, nohang: bool) -> Result<(Pid, i32), isize> {
+    loop {
+        let me = current_pid();
+        let mut found = false;
+        for j in 0..MAX_PROCS {
+            let c = *slot(j);
+            if c.pid == 0 || c.parent != me || (target > 0 && c.pid as i64 != target) {
+                continue;
+            }
+            found = true;
+            if c.state == ProcState::Zombie && c.torn_down {
+                release_slot(j);
+                return Ok((c.pid, c.exit_code));
+            }
+        }
+        if !found {
+            return Err(ECHILD);
+        }
+        if nohang {
+            return Ok((0, 0));
+        }
+        set_state(current_slot(), ProcState::Waiting);
+        sched();
+    }
+}
+
+/// Calls `f` with each live process's (pid, parent, state, name).
+pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; 16])) {
+    for i in 0..MAX_PROCS {
+        let p = *slot(i);
+        if p.pid != 0 {
+            f(p.pid, p.parent, p.state, p.name);
+        }
+    }
+}
+
+/// Starts the first process (the shell).
+pub fn spawn_init() {
+    match spawn("shell", b"shell\0", 0) {
+        // SAFETY: sync invariant.
+        Ok(pid) => unsafe { *INIT_PID.get() = pid },
+        Err(e) => println!("[proc] cannot start the shell: {}", err_name(e)),
+    }
+}
+
+fn wake_sleepers(now: u64) {
+    for i in 0..MAX_PROCS {
+        let p = slot(i);
+        if p.state == ProcState::Sleeping && p.wake_at <= now {
+            set_state(i, ProcState::Runnable);
+        }
+    }
+}
+
+/// Round robin over the process table, forever. Runs on the boot stack with the kernel's table.
+pub fn scheduler() -> ! {
+    let mut last = MAX_PROCS - 1;
+    loop {
+        wake_sleepers(timer::now());
+        let next = (1..=MAX_PROCS)
+            .map(|k| (last + k) % MAX_PROCS)
+            .find(|&i| slot(i).state == ProcState::Runnable);
+        let Some(i) = next else {
+            if !timer::pending() {
+                // SAFETY: wfi only waits; it returns on the (enabled, not globally taken) timer interrupt.
+                unsafe { core::arch::asm!("wfi") };
+            }
+            if timer::pending() {
+                timer::tick();
+            }
+            continue;
+        };
+        last = i;
+        set_state(i, ProcState::Running);
+        // SAFETY: sync invariant.
+        unsafe { *CURRENT.get() = i };
+        let ctx = &raw const slot(i).ctx;
+        // SAFETY: `ctx` was set up by `build` or saved by `sched`; SCHED_CTX is static.
+        unsafe { swtch(SCHED_CTX.get(), ctx) };
+        // SAFETY: sync invariant.
+        unsafe { *CURRENT.get() = NO_SLOT };
+        vm::activate(vm::kernel_root());
+        let p = *slot(i);
+        if p.state == ProcState::Zombie && !p.torn_down {
+            free_proc(p.pid);
+            slot(i).torn_down = true;
+            if p.parent == 0 {
+                release_slot(i);
+            }
+            // SAFETY: sync invariant.
+            if p.pid == unsafe { *INIT_PID.get() } {
+                println!(
+                    "[proc] the shell (pid {}) exited with {}; starting a new one",
+                    p.pid, p.exit_code
+                );
+                spawn_init();
+            }
+        }
+    }
+}

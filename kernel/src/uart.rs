@@ -1,0 +1,42 @@
+//! The ns16550a UART at 0x1000_0000: polled byte I/O. Owns the device registers.
+//! Callers serialise access (single hart, interrupts off).
+
+const BASE: usize = 0x1000_0000;
+const RBR_THR: usize = 0; // receive buffer / transmit holding
+const IER: usize = 1;
+const FCR: usize = 2;
+const LCR: usize = 3;
+const LSR: usize = 5;
+const LSR_DATA_READY: u8 = 1 << 0;
+const LSR_THR_EMPTY: u8 = 1 << 5;
+
+fn reg(off: usize) -> *mut u8 {
+    (BASE + off) as *mut u8
+}
+
+fn read(off: usize) -> u8 {
+    // SAFETY: BASE is the UART's MMIO window on QEMU virt, identity-mapped in every page table.
+    unsafe { reg(off).read_volatile() }
+}
+
+fn write(off: usize, v: u8) {
+    // SAFETY: as in `read`.
+    unsafe { reg(off).write_volatile(v) }
+}
+
+/// 8N1, FIFO on (pending input kept), device interrupts off (the console is polled).
+pub fn init() {
+    write(IER, 0);
+    write(LCR, 0x03);
+    write(FCR, 0x01);
+}
+
+pub fn putc(b: u8) {
+    while read(LSR) & LSR_THR_EMPTY == 0 {}
+    write(RBR_THR, b);
+}
+
+/// The next received byte, if one is waiting.
+pub fn getc() -> Option<u8> {
+    (read(LSR) & LSR_DATA_READY != 0).then(|| read(RBR_THR))
+}

@@ -1,0 +1,12 @@
+//! Prints the kernel's table of outstanding allocations (`dump_allocs`).
+#![no_std]
+#![no_main]
+
+use user::*;
+
+entry!(main);
+
+fn main(_args: Args) -> i32 {
+    dump_allocs();
+    0
+}
