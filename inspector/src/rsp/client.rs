@@ -232,10 +232,10 @@ impl RspClient {
             .max(32)
     }
 
-    /// Most bytes one `m` request asks for: half the packet size (hex doubles it, minus framing),
-    /// and never more than QEMU's 0x800.
+    /// Most bytes one `m` request asks for: half the packet size (the hex reply payload must fit
+    /// in it, as GDB computes it), and never more than QEMU's 0x800.
     pub fn max_read_chunk(&self) -> usize {
-        ((self.packet_size() - 4) / 2).clamp(1, QEMU_MAX_MEMORY_READ)
+        (self.packet_size() / 2).clamp(1, QEMU_MAX_MEMORY_READ)
     }
 
     /// True between [`RspClient::cont`] and the stop reply that ends it.

@@ -104,8 +104,9 @@ pub enum Frame {
 /// Incremental decoder: feed it the bytes read from the socket, take frames out.
 ///
 /// Contract: bytes that cannot start a frame (anything but `+ - $ %` outside a packet) are
-/// skipped and counted in [`Decoder::garbage`]; a `$` or `%` seen inside an unfinished packet
-/// means the packet was truncated, so the decoder drops it and restarts at the new start byte.
+/// skipped and counted in [`Decoder::garbage`]; a `$` seen inside an unfinished packet means the
+/// packet was truncated (a `$` is always escaped in a payload and is never a run count), so the
+/// decoder drops it and restarts there. `%` is not a restart: it is a legal run count (8).
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
@@ -160,7 +161,7 @@ impl Decoder {
                 b'$' | b'%' => {
                     // Find the end marker, restarting at any new start byte (truncation).
                     let body = &pending[1..];
-                    let restart = body.iter().position(|&b| b == b'$' || b == b'%');
+                    let restart = body.iter().position(|&b| b == b'$');
                     let hash = body.iter().position(|&b| b == b'#');
                     let h = match (hash, restart) {
                         (Some(h), Some(r)) if r < h => {
@@ -521,6 +522,19 @@ mod tests {
         let mut input = raw.to_vec();
         input.extend(format!("{:02x}", checksum(b"0* ")).bytes());
         assert_eq!(frames(&input), vec![(Frame::Packet, b"0000".to_vec())]);
+    }
+
+    #[test]
+    fn run_counts_that_look_like_frame_bytes_stay_in_the_packet() {
+        // A `g` reply from a `gdbstub`-crate stub: `*%` (8 repeats), `*-` and `**` are counts.
+        let wire = b"$0*-110**210*%#";
+        let body = &wire[1..wire.len() - 1];
+        let mut input = wire.to_vec();
+        input.extend(format!("{:02x}", checksum(body)).bytes());
+        let f = frames(&input);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let expected = format!("{}11{}21{}", "0".repeat(17), "0".repeat(14), "0".repeat(9));
+        assert_eq!(f[0], (Frame::Packet, expected.into_bytes()));
     }
 
     #[test]

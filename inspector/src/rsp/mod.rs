@@ -4,6 +4,8 @@
 //! all-stop invariants.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 pub mod codec;
 mod error;
 pub mod features;
