@@ -1,0 +1,456 @@
+//! The `dwarf` layer against real compiler output: a C tracker built with the host's gcc (64-bit,
+//! 32-bit if the multilib is installed, both field orders) and the Rust tracker ABI built by rustc
+//! for riscv64. Fixtures are compiled at test time into a temporary directory.
+//!
+//! Run: `cargo test -p inspector --test dwarf_fixtures`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use inspector::dwarf::{DebugInfo, DwarfError, Endian, FieldKind, StrLen, Value};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn gcc(dir: &Path, out: &str, args: &[&str]) -> Result<PathBuf, String> {
+    let obj = dir.join(out);
+    run(Command::new("gcc")
+        .args(args)
+        .args(["-g", "-O0", "-c"])
+        .arg(fixtures().join("seed_tracker.c"))
+        .arg("-o")
+        .arg(&obj))?;
+    Ok(obj)
+}
+
+/// 1-based line of the source line containing `marker`.
+fn marker_line(file: &Path, marker: &str) -> u32 {
+    let text = std::fs::read_to_string(file).unwrap();
+    let i = text
+        .lines()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("{marker} not in {file:?}"));
+    i as u32 + 1
+}
+
+/// Reads a string the way the inspector would from guest memory, here from the ELF's sections.
+fn read_string(info: &DebugInfo, r: inspector::dwarf::StrRef) -> String {
+    r.fetch(4096, |addr, buf| {
+        if info.elf().read_static(addr, buf) {
+            Ok(())
+        } else {
+            Err(format!("no static data at {addr:#x}"))
+        }
+    })
+    .unwrap()
+}
+
+struct Entry {
+    used: i64,
+    pa: u64,
+    npages: u64,
+    owner: i64,
+    tag: String,
+}
+
+/// Decodes `alloc_table` and `alloc_table_count` by field name only.
+fn decode_c_table(info: &DebugInfo) -> (Vec<Entry>, u64, Vec<u64>) {
+    let table = info.global("alloc_table").unwrap();
+    let array = info.array_layout(table.ty).unwrap();
+    assert_eq!(array.len, 128, "MAX_TRACKED_ALLOCS from DW_AT_upper_bound");
+    let layout = info.struct_layout(array.element).unwrap();
+    assert_eq!(layout.type_name, "alloc_track_t");
+    assert_eq!(array.stride, layout.size);
+    assert_eq!(table.size, array.stride * 128);
+    let asz = u64::from(info.address_size());
+    assert_eq!(
+        layout.require("pa").unwrap().size,
+        asz,
+        "paddr_t is unsigned long"
+    );
+    assert_eq!(layout.require("npages").unwrap().size, asz, "size_t");
+    assert_eq!(layout.require("used").unwrap().kind, FieldKind::Int);
+    assert!(
+        matches!(layout.require("tag").unwrap().kind, FieldKind::Str(_)),
+        "char * is a string"
+    );
+
+    let mut bytes = vec![0u8; table.size as usize];
+    assert!(info.elf().read_static(table.address, &mut bytes));
+    let f = |n: &str| layout.require(n).unwrap();
+    let entries = (0..4)
+        .map(|i| {
+            let rec = array.element_bytes(&bytes, i).unwrap();
+            Entry {
+                used: f("used").read_i64(rec).unwrap(),
+                pa: f("pa").read_u64(rec).unwrap(),
+                npages: f("npages").read_u64(rec).unwrap(),
+                owner: f("owner").read_i64(rec).unwrap(),
+                tag: read_string(info, f("tag").read_str(rec).unwrap()),
+            }
+        })
+        .collect();
+
+    let count = info.global("alloc_table_count").unwrap();
+    let mut cb = vec![0u8; count.size as usize];
+    assert!(info.elf().read_static(count.address, &mut cb));
+    let count = info.decode(count.ty, &cb).unwrap().as_u64().unwrap();
+    let offsets = ["used", "pa", "npages", "owner", "tag"]
+        .iter()
+        .map(|n| f(n).offset)
+        .collect();
+    (entries, count, offsets)
+}
+
+fn check_c_object(obj: &Path, address_size: u8) -> Vec<u64> {
+    let info = DebugInfo::load(obj).unwrap();
+    assert_eq!(info.address_size(), address_size);
+    assert_eq!(info.endian(), Endian::Little);
+    let (e, count, offsets) = decode_c_table(&info);
+    assert_eq!(count, 3);
+    assert_eq!(
+        (e[0].used, e[0].pa, e[0].npages, e[0].owner),
+        (1, 0x8020_0000, 4, 0)
+    );
+    assert_eq!(e[0].tag, "kernel_heap");
+    assert_eq!(
+        (
+            e[1].used,
+            e[1].pa,
+            e[1].npages,
+            e[1].owner,
+            e[1].tag.as_str()
+        ),
+        (1, 0x8053_7000, 1, 3, "alloc_pages")
+    );
+    assert_eq!(
+        (e[2].used, e[2].pa, e[2].tag.as_str()),
+        (0, 0, ""),
+        "a null char * reads as empty"
+    );
+    assert_eq!(
+        (e[3].owner, e[3].npages, e[3].tag.as_str()),
+        (7, 16, "user_stack")
+    );
+
+    // The generic decoder agrees with the layout path.
+    let table = info.global("alloc_table").unwrap();
+    let array = info.array_layout(table.ty).unwrap();
+    let mut rec = vec![0u8; array.stride as usize];
+    assert!(info
+        .elf()
+        .read_static(array.element_address(table.address, 1), &mut rec));
+    let v = info.decode(array.element, &rec).unwrap();
+    assert_eq!(v.field("owner").and_then(Value::as_i64), Some(3));
+    match v.field("tag") {
+        Some(Value::Str(s)) => {
+            assert!(matches!(s.len, StrLen::NulTerminated { .. }));
+            assert_eq!(read_string(&info, *s), "alloc_pages");
+        }
+        other => panic!("tag decoded as {other:?}"),
+    }
+
+    // C enum and char array inside a struct array.
+    let procs = info.global("proc_table").unwrap();
+    let mut pb = vec![0u8; procs.size as usize];
+    assert!(info.elf().read_static(procs.address, &mut pb));
+    let pv = info.decode(procs.ty, &pb).unwrap();
+    let p3 = pv.index(3).unwrap();
+    assert_eq!(
+        p3.field("state"),
+        Some(&Value::Enum {
+            type_name: "proc_state".into(),
+            name: Some("ZOMBIE".into()),
+            value: 5
+        })
+    );
+    let name = p3.field("name").and_then(Value::as_bytes).unwrap();
+    assert_eq!(&name[..5], b"leak\0");
+    let pl = info
+        .struct_layout(info.array_layout(procs.ty).unwrap().element)
+        .unwrap();
+    let rec1 = &pb[pl.size as usize..2 * pl.size as usize];
+    assert_eq!(
+        pl.require("state").unwrap().enum_name(rec1),
+        Some("SLEEPING")
+    );
+
+    // Two-dimensional array with upper bounds.
+    let grid = info.global("grid").unwrap();
+    let gl = info.array_layout(grid.ty).unwrap();
+    assert_eq!((gl.dims.clone(), gl.stride, gl.len), (vec![3, 5], 2, 15));
+    let mut gb = vec![0u8; grid.size as usize];
+    assert!(info.elf().read_static(grid.address, &mut gb));
+    let gv = info.decode(grid.ty, &gb).unwrap();
+    assert_eq!(
+        gv.index(2).and_then(|r| r.index(4)),
+        Some(&Value::UInt(0xbeef))
+    );
+
+    // Line table: file:line → address → file:line, and the function's range.
+    let src = fixtures().join("seed_tracker.c");
+    let line = marker_line(&src, "LINE:owner");
+    let f = info.function("track_alloc").unwrap();
+    assert!(f.high > f.low);
+    let matches = info.line_addresses("seed_tracker.c", line).unwrap();
+    assert_eq!(matches.len(), 1, "{matches:?}");
+    assert_eq!(matches[0].line, line);
+    let addr = matches[0].addresses[0];
+    assert!(addr > f.low && addr < f.high, "{addr:#x} in {f:?}");
+    let loc = info.location(addr).unwrap();
+    assert_eq!(loc.line, line);
+    assert!(loc.file.ends_with("seed_tracker.c"), "{}", loc.file);
+    assert_eq!(
+        info.function_at(addr).map(|f| f.name),
+        Some("track_alloc".to_string())
+    );
+    assert_eq!(info.user_location(addr).map(|l| l.line), Some(line));
+    // A line without code (the comment above the function) moves to the next line with code.
+    let blank = marker_line(&src, "Two dimensions");
+    let next = info.line_addresses("seed_tracker.c", blank).unwrap();
+    assert!(next[0].line > blank, "{next:?}");
+    assert!(info.line_addresses("no_such_file.c", 1).unwrap().is_empty());
+
+    offsets
+}
+
+#[test]
+fn c_tracker_64_bit_both_field_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = gcc(dir.path(), "seed64.o", &[]).expect("host gcc must build the 64-bit fixture");
+    let reordered = gcc(dir.path(), "seed64r.o", &["-DREORDER"]).unwrap();
+    let a = check_c_object(&plain, 8);
+    let b = check_c_object(&reordered, 8);
+    assert_ne!(
+        a, b,
+        "the two orders must have different offsets, or the test proves nothing"
+    );
+}
+
+#[test]
+fn c_tracker_32_bit_both_field_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = match gcc(dir.path(), "seed32.o", &["-m32"]) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("NOTE: skipping the 32-bit C fixture: gcc -m32 is not available here ({e})");
+            return;
+        }
+    };
+    let reordered = gcc(dir.path(), "seed32r.o", &["-m32", "-DREORDER"]).unwrap();
+    let a = check_c_object(&plain, 4);
+    let b = check_c_object(&reordered, 4);
+    assert_ne!(a, b);
+}
+
+#[test]
+fn errors_name_the_problem_and_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = DebugInfo::load(fixtures().join("seed_tracker.c")).unwrap_err();
+    assert!(matches!(err, DwarfError::NotElf { .. }), "{err}");
+
+    let stripped = dir.path().join("nodebug.o");
+    run(Command::new("gcc")
+        .args(["-g0", "-c"])
+        .arg(fixtures().join("seed_tracker.c"))
+        .arg("-o")
+        .arg(&stripped))
+    .unwrap();
+    let err = DebugInfo::load(&stripped).unwrap_err();
+    assert!(matches!(err, DwarfError::NoDebugInfo { .. }), "{err}");
+    assert!(err.to_string().contains("make kernel"), "{err}");
+
+    let err = DebugInfo::load(dir.path().join("missing.elf")).unwrap_err();
+    assert!(matches!(err, DwarfError::Io { .. }), "{err}");
+
+    let obj = gcc(dir.path(), "seed64.o", &[]).unwrap();
+    let info = DebugInfo::load(&obj).unwrap();
+    let err = info.global("alloc_tracker").unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DwarfError::SymbolNotFound { .. }), "{msg}");
+    assert!(
+        msg.contains("alloc_tracker") && msg.contains("seed64.o"),
+        "{msg}"
+    );
+    let err = info
+        .struct_layout(info.global("alloc_table_count").unwrap().ty)
+        .unwrap_err();
+    assert!(err.to_string().contains("expected a struct"), "{err}");
+}
+
+// ---- Rust: the kernel's real ABI types, compiled by rustc for riscv64 ----
+
+fn rustc_fixture(dir: &Path) -> PathBuf {
+    let obj = dir.join("rust_tracker.o");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    run(Command::new(rustc)
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type=lib",
+            "--emit=obj",
+            "-g",
+            "-O",
+        ])
+        .args(["--target", "riscv64gc-unknown-none-elf"])
+        .arg(fixtures().join("rust_tracker.rs"))
+        .arg("-o")
+        .arg(&obj))
+    .expect("rustc must build the riscv64 fixture (rustup target add riscv64gc-unknown-none-elf)");
+    obj
+}
+
+fn static_bytes(info: &DebugInfo, name: &str) -> (inspector::dwarf::Global, Vec<u8>) {
+    let g = info.global(name).unwrap();
+    let mut b = vec![0u8; g.size as usize];
+    assert!(
+        info.elf().read_static(g.address, &mut b),
+        "{name} not in the ELF's sections"
+    );
+    (g, b)
+}
+
+#[test]
+fn rust_tracker_riscv64() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = DebugInfo::load(rustc_fixture(dir.path())).unwrap();
+    assert_eq!((info.address_size(), info.endian()), (8, Endian::Little));
+
+    // alloc_table: TrackerCell<[AllocEntry; 8192]>, seen through to the array.
+    let (table, bytes) = static_bytes(&info, "alloc_table");
+    assert!(
+        table.qualified_name.ends_with("::alloc_table"),
+        "{}",
+        table.qualified_name
+    );
+    let array = info.array_layout(table.ty).unwrap();
+    assert_eq!(array.len, 8192, "DW_AT_count");
+    let entry = info.struct_layout(array.element).unwrap();
+    assert_eq!(entry.type_name, "AllocEntry");
+    for f in ["used", "owner", "pa", "npages", "tag", "time"] {
+        entry.require(f).unwrap();
+    }
+    let tag = entry.require("tag").unwrap();
+    assert!(
+        matches!(tag.kind, FieldKind::Str(_)),
+        "&str: {:?}",
+        tag.kind
+    );
+    let rec = |i| array.element_bytes(&bytes, i).unwrap();
+    let f = |n: &str| entry.require(n).unwrap();
+    assert_eq!(f("used").read_u64(rec(1)), Some(1));
+    assert_eq!(f("owner").read_u64(rec(1)), Some(3));
+    assert_eq!(f("pa").read_u64(rec(1)), Some(0x8053_7000));
+    assert_eq!(f("time").read_u64(rec(3)), Some(300));
+    let s = tag.read_str(rec(1)).unwrap();
+    assert_eq!(s.len, StrLen::Exact(11));
+    assert_eq!(read_string(&info, s), "alloc_pages");
+    assert_eq!(
+        read_string(&info, tag.read_str(rec(3)).unwrap()),
+        "user_stack"
+    );
+    assert_eq!(f("used").read_u64(rec(8191)), Some(0));
+
+    let (count, cb) = static_bytes(&info, "alloc_table_count");
+    assert_eq!(info.decode(count.ty, &cb).unwrap().as_u64(), Some(3));
+
+    let (hdr, hb) = static_bytes(&info, "alloc_tracker");
+    let h = info.struct_layout(hdr.ty).unwrap();
+    assert_eq!(
+        h.require("magic").unwrap().read_u64(&hb),
+        Some(u64::from_le_bytes(*b"LEAKSCOP"))
+    );
+    assert_eq!(h.require("generation").unwrap().read_u64(&hb), Some(42));
+    assert_eq!(h.require("capacity").unwrap().read_u64(&hb), Some(8192));
+    assert_eq!(h.require("high_water").unwrap().read_u64(&hb), Some(4));
+
+    // #[repr(u32)] enum: enumerator names from DWARF.
+    let (ev, eb) = static_bytes(&info, "alloc_events");
+    let ea = info.array_layout(ev.ty).unwrap();
+    assert_eq!(ea.len, 1024);
+    let el = info.struct_layout(ea.element).unwrap();
+    let kind = el.require("kind").unwrap();
+    assert!(
+        matches!(kind.kind, FieldKind::Enum { .. }),
+        "{:?}",
+        kind.kind
+    );
+    assert_eq!(
+        kind.enum_name(ea.element_bytes(&eb, 0).unwrap()),
+        Some("Alloc")
+    );
+    assert_eq!(
+        kind.enum_name(ea.element_bytes(&eb, 1).unwrap()),
+        Some("InvalidFree")
+    );
+    assert_eq!(
+        kind.enum_name(ea.element_bytes(&eb, 2).unwrap()),
+        Some("None")
+    );
+    let e1 = info
+        .decode(ea.element, ea.element_bytes(&eb, 1).unwrap())
+        .unwrap();
+    assert!(
+        matches!(e1.field("kind"), Some(Value::Enum { name: Some(n), value: 5, .. }) if n == "InvalidFree"),
+        "{e1:?}"
+    );
+    match e1.field("tag") {
+        Some(Value::Str(s)) => assert_eq!(read_string(&info, *s), "double_free"),
+        other => panic!("{other:?}"),
+    }
+
+    let (procs, pb) = static_bytes(&info, "proc_table");
+    let pv = info.decode(procs.ty, &pb).unwrap();
+    let p3 = pv.index(3).unwrap();
+    assert!(
+        matches!(p3.field("state"), Some(Value::Enum { name: Some(n), .. }) if n == "Zombie"),
+        "{p3:?}"
+    );
+    assert_eq!(
+        p3.field("name").and_then(Value::as_bytes).unwrap()[..5],
+        *b"leak\0"
+    );
+    assert_eq!(p3.field("parent").and_then(Value::as_u64), Some(1));
+
+    let (_, id) = static_bytes(&info, "leakscope_build_id");
+    assert_eq!(id, b"fixture-build-id");
+
+    // The same variable by its namespaced DWARF name, and by an address inside it.
+    let by_q = info.global(&table.qualified_name).unwrap();
+    assert_eq!((by_q.address, by_q.ty), (table.address, table.ty));
+    let inside = info.global_at(table.address + 100).unwrap();
+    assert_eq!(inside.address, table.address);
+
+    // Lines: a statement in track_alloc round-trips.
+    let src = fixtures().join("rust_tracker.rs");
+    let line = marker_line(&src, "e.owner = owner;");
+    let func = info.function("track_alloc").unwrap();
+    let m = info.line_addresses("rust_tracker.rs", line).unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].line >= line);
+    for &a in &m[0].addresses {
+        assert!(a >= func.low && a < func.high, "{a:#x} outside {func:?}");
+    }
+    let loc = info.user_location(m[0].addresses[0]).unwrap();
+    assert_eq!(loc.line, m[0].line);
+    assert!(loc.file.ends_with("rust_tracker.rs"), "{}", loc.file);
+    let frames = info.frames(func.low).unwrap();
+    assert!(!frames.last().unwrap().inlined);
+    assert_eq!(
+        frames.last().unwrap().function.as_deref(),
+        Some("track_alloc")
+    );
+}
