@@ -192,7 +192,14 @@ impl RspClient {
         // A `+` first, as GDB does: it acknowledges whatever the stub may have sent already.
         self.write_raw(b"+")?;
         self.set_request(b"qSupported:multiprocess-;swbreak+;hwbreak+;vContSupported+");
-        match self.request("qSupported")? {
+        self.send_request("qSupported")?;
+        let mut kind = self.recv_reply("qSupported")?;
+        if codec::is_stop_reply(&self.rx) {
+            // The unsolicited stop reply came after our `+`: drain it, the reply follows.
+            self.initial_stop = Some(codec::parse_stop_reply(&self.rx)?);
+            kind = self.recv_reply("qSupported")?;
+        }
+        match kind {
             ReplyKind::Data | ReplyKind::Ok => self.features = Features::parse(&self.rx),
             // Very old stubs: no features, defaults apply.
             ReplyKind::Empty | ReplyKind::Error(_) => {}
@@ -344,7 +351,7 @@ impl RspClient {
             self.expect_data_for("the reply to m", || format!("m{at:x},{want:x}"))?;
             let hex = &self.rx;
             let got = hex.len() / 2;
-            if hex.len() % 2 != 0 || got > want || got == 0 {
+            if !hex.len().is_multiple_of(2) || got > want || got == 0 {
                 return Err(RspError::malformed(
                     "memory read reply",
                     hex,
@@ -649,6 +656,11 @@ impl RspClient {
     /// Sends `self.req` (halted target only) and returns the classified reply in `self.rx`.
     fn request(&mut self, what: &str) -> Result<ReplyKind, RspError> {
         self.send_request(what)?;
+        self.recv_reply(what)
+    }
+
+    /// Receives the reply to the request just sent, collecting console output aside.
+    fn recv_reply(&mut self, what: &str) -> Result<ReplyKind, RspError> {
         let deadline = Instant::now() + self.config.reply_timeout;
         loop {
             self.recv_packet(deadline, what)?;
@@ -900,7 +912,7 @@ impl Drop for RspClient {
 
 /// Decodes register hex, reading unavailable bytes (`xx`) as 0.
 fn decode_register_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.chunks_exact(2)

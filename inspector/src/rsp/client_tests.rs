@@ -12,7 +12,7 @@ use super::{RspClient, RspConfig, RspError, StopReply};
 
 /// What the client sent.
 #[derive(Debug, PartialEq, Eq)]
-enum Ev {
+pub(crate) enum Ev {
     Packet(Vec<u8>),
     Ack,
     Nack,
@@ -21,7 +21,7 @@ enum Ev {
 }
 
 /// The server side of a scripted session.
-struct Peer {
+pub(crate) struct Peer {
     r: BufReader<TcpStream>,
     w: TcpStream,
     acks: bool,
@@ -36,36 +36,34 @@ impl Peer {
         }
     }
 
-    fn event(&mut self) -> Ev {
-        loop {
-            match self.byte() {
-                None => return Ev::Eof,
-                Some(b'+') => return Ev::Ack,
-                Some(b'-') => return Ev::Nack,
-                Some(0x03) => return Ev::Interrupt,
-                Some(b'$') => {
-                    let mut raw = Vec::new();
-                    loop {
-                        match self.byte() {
-                            Some(b'#') => break,
-                            Some(b) => raw.push(b),
-                            None => return Ev::Eof,
-                        }
+    pub(crate) fn event(&mut self) -> Ev {
+        match self.byte() {
+            None => Ev::Eof,
+            Some(b'+') => Ev::Ack,
+            Some(b'-') => Ev::Nack,
+            Some(0x03) => Ev::Interrupt,
+            Some(b'$') => {
+                let mut raw = Vec::new();
+                loop {
+                    match self.byte() {
+                        Some(b'#') => break,
+                        Some(b) => raw.push(b),
+                        None => return Ev::Eof,
                     }
-                    let (hi, lo) = (self.byte().unwrap(), self.byte().unwrap());
-                    let sum = u8::from_str_radix(std::str::from_utf8(&[hi, lo]).unwrap(), 16);
-                    assert_eq!(sum.unwrap(), codec::checksum(&raw), "client checksum");
-                    let mut payload = Vec::new();
-                    codec::decode_body(&raw, &mut payload).unwrap();
-                    return Ev::Packet(payload);
                 }
-                Some(other) => panic!("client sent stray byte {other:#x}"),
+                let (hi, lo) = (self.byte().unwrap(), self.byte().unwrap());
+                let sum = u8::from_str_radix(std::str::from_utf8(&[hi, lo]).unwrap(), 16);
+                assert_eq!(sum.unwrap(), codec::checksum(&raw), "client checksum");
+                let mut payload = Vec::new();
+                codec::decode_body(&raw, &mut payload).unwrap();
+                Ev::Packet(payload)
             }
+            Some(other) => panic!("client sent stray byte {other:#x}"),
         }
     }
 
     /// Next packet from the client (acknowledged if acks are on). Stray `+` are skipped.
-    fn packet(&mut self) -> Vec<u8> {
+    pub(crate) fn packet(&mut self) -> Vec<u8> {
         loop {
             match self.event() {
                 Ev::Packet(p) => {
@@ -85,7 +83,7 @@ impl Peer {
     }
 
     /// Sends a reply and, with acks on, checks that the client acknowledges it.
-    fn reply(&mut self, payload: &[u8]) {
+    pub(crate) fn reply(&mut self, payload: &[u8]) {
         let mut framed = Vec::new();
         codec::encode_packet(payload, &mut framed);
         self.raw(&framed);
@@ -100,7 +98,7 @@ impl Peer {
     }
 
     /// Answers the connect handshake like QEMU 7.2 (no QStartNoAckMode).
-    fn qemu_handshake(&mut self, packet_size: &str) {
+    pub(crate) fn qemu_handshake(&mut self, packet_size: &str) {
         assert_eq!(self.event(), Ev::Ack, "client starts with +");
         let q = self.packet();
         assert!(q.starts_with(b"qSupported"), "{q:?}");
@@ -113,7 +111,7 @@ impl Peer {
     }
 }
 
-fn config() -> RspConfig {
+pub(crate) fn config() -> RspConfig {
     RspConfig {
         connect_timeout: Duration::from_secs(2),
         reply_timeout: Duration::from_millis(500),
@@ -122,7 +120,7 @@ fn config() -> RspConfig {
 }
 
 /// Starts a server running `script` on one connection; returns its address.
-fn serve(script: impl FnOnce(&mut Peer) + Send + 'static) -> (String, JoinHandle<()>) {
+pub(crate) fn serve(script: impl FnOnce(&mut Peer) + Send + 'static) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let handle = std::thread::spawn(move || {
@@ -186,6 +184,63 @@ fn qemu_dialect_handshake_drains_unsolicited_stop_and_keeps_acks() {
     assert!(!c.is_running());
     c.detach().unwrap();
     assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn unsolicited_stop_after_the_first_request_is_drained_too() {
+    let (addr, server) = serve(|p| {
+        assert_eq!(p.event(), Ev::Ack);
+        let q = p.packet();
+        assert!(q.starts_with(b"qSupported"));
+        p.reply(b"T02thread:p01.01;");
+        p.reply(b"PacketSize=1000;qXfer:features:read+");
+        assert_eq!(p.packet(), b"?");
+        p.reply(b"S05");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert_eq!(c.packet_size(), 0x1000);
+    assert!(matches!(
+        c.initial_stop(),
+        Some(StopReply::Stopped { signal: 5, .. })
+    ));
+    c.detach().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn memory_writes_split_to_fit_the_packet_size() {
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("100");
+        let mut written = Vec::new();
+        loop {
+            let m = p.packet();
+            if m == b"D" {
+                p.reply(b"OK");
+                break;
+            }
+            let s = std::str::from_utf8(&m[1..]).unwrap();
+            let (head, data) = s.split_once(':').unwrap();
+            let (a, l) = head.split_once(',').unwrap();
+            let l = usize::from_str_radix(l, 16).unwrap();
+            assert!(m.len() <= 0x100, "request of {} bytes", m.len());
+            assert_eq!(
+                u64::from_str_radix(a, 16).unwrap(),
+                0x8000_0000 + written.len() as u64
+            );
+            let bytes = codec::decode_hex(data.as_bytes()).unwrap();
+            assert_eq!(bytes.len(), l);
+            written.extend(bytes);
+            p.reply(b"OK");
+        }
+        assert_eq!(written, (0..300).map(|i| i as u8).collect::<Vec<_>>());
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let data: Vec<u8> = (0..300).map(|i| i as u8).collect();
+    c.write_memory(0x8000_0000, &data).unwrap();
+    c.detach().unwrap();
     server.join().unwrap();
 }
 

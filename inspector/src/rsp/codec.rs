@@ -287,7 +287,7 @@ pub fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> bool {
 
 /// Decodes a hex string of even length into bytes, or None.
 pub fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let mut out = vec![0; hex.len() / 2];

@@ -5,7 +5,7 @@
 
 mod client;
 #[cfg(test)]
-mod client_tests;
+pub(crate) mod client_tests;
 pub mod codec;
 mod error;
 pub mod features;

@@ -298,3 +298,105 @@ impl Drop for RspTarget {
         let _ = self.detach();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rsp::client_tests::{config, serve};
+
+    fn options() -> RspTargetOptions {
+        RspTargetOptions {
+            rsp: config(),
+            memory: MemoryMode::Virtual,
+            resume_on_connect: false,
+        }
+    }
+
+    #[test]
+    fn breakpoint_falls_back_to_hardware_and_is_removed_as_such() {
+        let (addr, server) = serve(|p| {
+            p.qemu_handshake("1000");
+            assert_eq!(p.packet(), b"m80200000,2");
+            p.reply(b"1300"); // addi: a 4-byte instruction
+            assert_eq!(p.packet(), b"Z0,80200000,4");
+            p.reply(b"");
+            assert_eq!(p.packet(), b"Z1,80200000,4");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"z1,80200000,4");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"D");
+            p.reply(b"OK");
+        });
+        let mut t = RspTarget::connect(&addr, options()).unwrap();
+        assert_eq!(
+            t.set_breakpoint(0x8020_0000).unwrap(),
+            BreakpointKind::Hardware
+        );
+        assert_eq!(
+            t.set_breakpoint(0x8020_0000).unwrap(),
+            BreakpointKind::Hardware,
+            "setting twice sends nothing"
+        );
+        t.remove_breakpoint(0x8020_0000).unwrap();
+        t.detach().unwrap();
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn compressed_instruction_gets_a_two_byte_breakpoint_removed_at_detach() {
+        let (addr, server) = serve(|p| {
+            p.qemu_handshake("1000");
+            assert_eq!(p.packet(), b"m80200002,2");
+            p.reply(b"0100"); // c.nop
+            assert_eq!(p.packet(), b"Z0,80200002,2");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"z0,80200002,2");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"D");
+            p.reply(b"OK");
+        });
+        let mut t = RspTarget::connect(&addr, options()).unwrap();
+        assert_eq!(
+            t.set_breakpoint(0x8020_0002).unwrap(),
+            BreakpointKind::Software
+        );
+        drop(t);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn prefers_physical_memory_and_resumes_on_connect() {
+        let (addr, server) = serve(|p| {
+            p.qemu_handshake("1000");
+            assert_eq!(p.packet(), b"Qqemu.PhyMemMode:1");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"c");
+            assert_eq!(p.event(), crate::rsp::client_tests::Ev::Interrupt);
+            p.reply(b"T02thread:p01.01;");
+            assert_eq!(p.packet(), b"m80001000,8");
+            p.reply(b"0102030405060708");
+            assert_eq!(p.packet(), b"c");
+            // Detach: interrupt, mode back to virtual for the next debugger, then D.
+            assert_eq!(p.event(), crate::rsp::client_tests::Ev::Interrupt);
+            p.reply(b"T02thread:p01.01;");
+            assert_eq!(p.packet(), b"Qqemu.PhyMemMode:0");
+            p.reply(b"OK");
+            assert_eq!(p.packet(), b"D");
+            p.reply(b"OK");
+        });
+        let mut opts = options();
+        opts.memory = MemoryMode::PreferPhysical;
+        opts.resume_on_connect = true;
+        let mut t = RspTarget::connect(&addr, opts).unwrap();
+        assert!(t.physical_memory());
+        assert!(!t.is_halted());
+        let mut g = crate::target::HaltGuard::new(&mut t).unwrap();
+        let mut word = [0u8; 8];
+        g.read_memory(0x8000_1000, &mut word).unwrap();
+        assert_eq!(word, [1, 2, 3, 4, 5, 6, 7, 8]);
+        drop(g);
+        assert!(!t.is_halted());
+        drop(t);
+        server.join().unwrap();
+    }
+}

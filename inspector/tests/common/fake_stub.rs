@@ -105,8 +105,10 @@ impl FakeStub {
     pub fn spawn(config: FakeStubConfig) -> FakeStub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap().to_string();
-        let mut regs = RiscvCoreRegs::default();
-        regs.pc = config.program.start;
+        let mut regs = RiscvCoreRegs {
+            pc: config.program.start,
+            ..RiscvCoreRegs::default()
+        };
         for (i, x) in regs.x.iter_mut().enumerate().skip(1) {
             *x = 0x1000 + i as u64;
         }
