@@ -8,3 +8,4 @@ pub mod dwarf;
 pub mod model;
 pub mod rsp;
 pub mod target;
+pub mod tui;

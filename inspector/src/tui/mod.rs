@@ -1,0 +1,31 @@
+//! Terminal UI: live views of the page tracker (overview, allocations, page map, leaks and
+//! events) fed by a `SnapshotSource` sampled on a background thread.
+//!
+//! Layers: `app` (state, no ratatui), `input` (keys), `views` (drawing only), `run` (terminal
+//! guard, sampler thread, event loop), `fake` (a simulated source for demos and tests).
+
+pub mod app;
+pub mod fake;
+pub mod input;
+pub mod run;
+pub mod views;
+
+#[cfg(test)]
+mod tests_app;
+#[cfg(test)]
+mod tests_views;
+
+pub use app::{Action, App, Connection};
+pub use fake::FakeSource;
+pub use run::run_tui;
+
+/// Where the TUI's snapshots come from. The TUI calls it from one background thread only.
+pub trait SnapshotSource: Send + 'static {
+    /// Takes one snapshot (halts the guest briefly, reads, resumes). Err: connection trouble;
+    /// the TUI shows it and calls `reconnect` later.
+    fn sample(&mut self) -> anyhow::Result<crate::model::Snapshot>;
+    /// Tries to (re)connect; Ok(()) when connected.
+    fn reconnect(&mut self) -> anyhow::Result<()>;
+    /// Leaves the guest running and detaches (called on quit).
+    fn detach(&mut self);
+}

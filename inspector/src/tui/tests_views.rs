@@ -1,0 +1,368 @@
+//! Rendering tests: every view drawn into ratatui's `TestBackend`, asserting on the text.
+
+use super::app::*;
+use super::fake::FakeSource;
+use super::input::Key;
+use super::views::{self, sparkline};
+use super::SnapshotSource;
+use crate::model::tests::sample;
+use crate::model::{Event, EventKind, Snapshot};
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+use std::time::{Duration, Instant};
+
+/// Draws `app` at `w`×`h` and returns the screen as lines.
+fn render(app: &mut App, w: u16, h: u16) -> Vec<String> {
+    app.set_terminal_size(w, h);
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| views::draw(f, app)).unwrap();
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+fn assert_has(lines: &[String], needle: &str) {
+    assert!(
+        has(lines, needle),
+        "no line contains {needle:?}:\n{}",
+        lines.join("\n")
+    );
+}
+
+fn ev(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
+    Event {
+        seq,
+        kind,
+        owner,
+        pa: 0x8040_0000,
+        npages,
+        tag: tag.into(),
+        time: 20_000_000 + seq,
+    }
+}
+
+/// `sample()` plus counters and a pid-7 exit with leftovers.
+fn rich() -> Snapshot {
+    let mut s = sample();
+    s.header.failed_allocs = 2;
+    s.header.total_allocs = 40;
+    s.pause_us = 420;
+    s.events = vec![
+        ev(0, EventKind::Alloc, 7, 2, "heap"),
+        ev(1, EventKind::ExitReclaim, 7, 2, "heap"),
+        ev(2, EventKind::ExitReclaim, 7, 3, "heap"),
+        ev(3, EventKind::ExitReclaim, 7, 1, "user_stack"),
+        ev(4, EventKind::InvalidFree, 1, 1, "double_free"),
+    ];
+    s.header.event_head = 5;
+    s
+}
+
+fn app() -> App {
+    let mut app = App::new(Duration::from_millis(500));
+    let t0 = Instant::now();
+    app.apply_snapshot(rich(), t0);
+    app.apply_snapshot(rich(), t0 + Duration::from_millis(500));
+    app
+}
+
+#[test]
+fn overview_at_80x24() {
+    let mut app = app();
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "● connected");
+    assert_has(&l, "every 500ms");
+    assert_has(&l, "pause 420µs");
+    assert_has(&l, "ran 99.9%");
+    assert_has(&l, "1 Overview");
+    // Rows: kernel, shell, leak, untracked, free.
+    let row = |pid: &str, name: &str| {
+        l.iter()
+            .find(|x| x.trim_start_matches('│').trim_start().starts_with(pid) && x.contains(name))
+            .cloned()
+    };
+    let leak = row("7", "leak").expect("pid 7 row");
+    assert!(
+        leak.contains("sleeping") && leak.contains(" 3 ") && leak.contains(" 7 "),
+        "{leak}"
+    );
+    assert!(leak.contains("28"), "7 pages = 28 KiB: {leak}");
+    assert!(leak.contains("heap 5"), "{leak}");
+    assert!(row("0", "kernel").is_some());
+    assert!(row("1", "shell").is_some());
+    assert_has(&l, "untracked");
+    assert_has(&l, "32000"); // free pages
+    assert_has(&l, "table 5/8192");
+    assert_has(&l, "failed 2");
+    assert_has(&l, "invalid frees 0");
+}
+
+#[test]
+fn overview_warns_in_colour_only_when_counters_are_nonzero() {
+    let mut app = app();
+    app.set_terminal_size(80, 24);
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| views::draw(f, &app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let find = |needle: &str| {
+        for y in 0..24u16 {
+            let line: String = (0..80u16)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect();
+            if let Some(i) = line.find(needle) {
+                let x = line[..i].chars().count() as u16;
+                return buf[(x, y)].bg;
+            }
+        }
+        panic!("{needle} not drawn");
+    };
+    assert_eq!(find("failed 2"), ratatui::style::Color::Red);
+    assert_ne!(find("invalid frees 0"), ratatui::style::Color::Red);
+}
+
+#[test]
+fn allocations_view_sorted_and_filtered() {
+    let mut app = app();
+    app.handle_key(Key::Char('2'));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "Allocations 5/5 · sort pa");
+    assert_has(&l, "0x80305000");
+    assert_has(&l, "page_table");
+    // The pa-sorted order shows on screen.
+    let pos = |needle: &str| l.iter().position(|x| x.contains(needle)).unwrap();
+    assert!(pos("0x80300000") < pos("0x80304000") && pos("0x80304000") < pos("0x8030a000"));
+    app.handle_key(Key::Char('s'));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "sort pages");
+    let pos = |needle: &str| l.iter().position(|x| x.contains(needle)).unwrap();
+    assert!(pos("0x80300000") < pos("0x80307000") && pos("0x80307000") < pos("0x80304000"));
+    app.filter = Some(Filter::Pid(7));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "Allocations 3/5");
+    assert_has(&l, "filter pid:7");
+    assert!(!has(&l, "0x80300000"), "kernel entry filtered out");
+}
+
+#[test]
+fn allocations_selection_scrolls_into_view() {
+    let mut src = FakeSource::with_seed(5);
+    let mut app = App::new(Duration::from_millis(500));
+    for i in 0..40 {
+        app.apply_snapshot(
+            src.sample().unwrap(),
+            Instant::now() + Duration::from_secs(i),
+        );
+    }
+    app.handle_key(Key::Char('2'));
+    app.handle_key(Key::End);
+    let n = app.visible_entries().len();
+    assert!(n > 30, "enough entries to scroll: {n}");
+    assert_eq!(app.alloc_sel, n - 1);
+    let last_pa = format!("{:#x}", app.visible_entries()[n - 1].pa);
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, &last_pa);
+}
+
+#[test]
+fn filter_prompt_in_footer() {
+    let mut app = app();
+    app.handle_key(Key::Char('/'));
+    for c in "tag:he".chars() {
+        app.handle_key(Key::Char(c));
+    }
+    let l = render(&mut app, 80, 24);
+    assert!(l[23].starts_with("/tag:he"), "{}", l[23]);
+    assert_has(&l, "Enter apply");
+}
+
+#[test]
+fn page_map_at_80x24() {
+    let mut app = app();
+    app.handle_key(Key::Char('3'));
+    let l = render(&mut app, 80, 24);
+    // 32768 pages on a 78×16 grid: 27 pages per cell.
+    assert_has(&l, "1 cell = 27 pages");
+    assert_has(&l, "free or untracked");
+    assert_has(&l, "■kernel");
+    assert_has(&l, "■7:leak");
+    // The sample's entries are pages 768-779, all in cell 28 (pages 756-782), shared.
+    let row = &l[3];
+    let cells: Vec<char> = row.chars().skip(1).take(78).collect();
+    assert_eq!(cells[0], views::EMPTY_CELL, "{row}");
+    assert_eq!(cells[27], views::EMPTY_CELL, "{row}");
+    assert_eq!(cells[28], views::PART_CELL, "{row}");
+    assert_eq!(cells[29], views::EMPTY_CELL, "{row}");
+    // Cursor on page 0: nothing there.
+    assert_has(&l, "pages 0-26: free or untracked (no allocation)");
+    // Move onto cell 28 (pages 756-782): the first allocation there is the kernel's.
+    for _ in 0..28 {
+        app.handle_key(Key::Right);
+    }
+    let l = render(&mut app, 80, 24);
+    assert_has(
+        &l,
+        "pages 756-782: 5 allocs, 1st: pid 0 kernel tag kstack slot 0 0x80300000 4p",
+    );
+}
+
+#[test]
+fn page_map_one_page_per_cell_shows_owner_at_cursor() {
+    let mut s = rich();
+    s.header.ram_base = 0x8030_0000;
+    s.header.ram_pages = 64;
+    let mut app = App::new(Duration::from_millis(500));
+    app.apply_snapshot(s, Instant::now());
+    app.handle_key(Key::Char('3'));
+    app.set_terminal_size(80, 24);
+    for _ in 0..5 {
+        app.handle_key(Key::Right);
+    }
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "1 cell = 1 page ");
+    assert_has(
+        &l,
+        "page 5 0x80305000: pid 7 leak tag heap slot 2 0x80305000 2p",
+    );
+    let cells: Vec<char> = l[3].chars().skip(1).take(64).collect();
+    assert_eq!(cells[..12].iter().collect::<String>(), "█".repeat(12));
+    assert_eq!(cells[12], views::EMPTY_CELL);
+}
+
+#[test]
+fn page_map_grid_matches_app_geometry() {
+    // The app moves the cursor on the grid it computes; the view must draw that same grid.
+    for (w, h) in [(80, 24), (120, 40), (30, 12), (20, 5)] {
+        let [_, _, body, _] = views::screen_layout(Rect::new(0, 0, w, h));
+        let [grid, _] = views::pagemap_areas(body);
+        assert_eq!(
+            (grid.width, grid.height),
+            (
+                w.saturating_sub(PAGEMAP_CHROME.0),
+                h.saturating_sub(PAGEMAP_CHROME.1)
+            ),
+            "{w}x{h}"
+        );
+    }
+}
+
+#[test]
+fn leaks_and_events_view() {
+    let mut app = app();
+    app.handle_key(Key::Char('4'));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "Leaks: 1 exits with leftovers");
+    assert_has(
+        &l,
+        "pid 7 (leak) leak: 6 pages in 3 allocations force-freed: heap ×2",
+    );
+    assert_has(&l, "RECLAIM");
+    assert_has(&l, "BAD FREE");
+    assert_has(&l, "double_free");
+    assert_has(&l, "Events 5/5");
+    assert!(!has(&l, "MISSED"));
+    let mut s = rich();
+    s.events.clear();
+    s.missed_events = 17;
+    app.apply_snapshot(s, Instant::now() + Duration::from_secs(5));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "17 MISSED");
+}
+
+#[test]
+fn help_popup() {
+    let mut app = app();
+    app.handle_key(Key::Char('?'));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "Keys");
+    assert_has(&l, "pause / resume live updates");
+    assert_has(&l, "cycle sort");
+    assert_has(&l, "pid:7, tag:heap");
+}
+
+#[test]
+fn header_shows_disconnection_and_reconnects() {
+    let mut app = app();
+    app.set_connection(Connection::Disconnected {
+        reason: "connection refused (os error 111)".into(),
+    });
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "✖ disconnected: connection refused (os error 111)");
+    assert!(!has(&l, "guest running"));
+    // The last data stays on screen while disconnected.
+    assert_has(&l, "leak");
+    app.set_connection(Connection::Reconnecting {
+        attempt: 3,
+        reason: "refused".into(),
+    });
+    assert_has(&render(&mut app, 80, 24), "reconnecting (try 3): refused");
+    app.handle_key(Key::Char('p'));
+    app.set_connection(Connection::Connected);
+    assert_has(&render(&mut app, 80, 24), "guest running, updates PAUSED");
+}
+
+#[test]
+fn before_first_snapshot_every_view_says_waiting() {
+    let mut app = App::new(Duration::from_secs(1));
+    for k in ['1', '2', '3', '4'] {
+        app.handle_key(Key::Char(k));
+        let l = render(&mut app, 80, 24);
+        assert_has(&l, "connecting");
+        assert_has(&l, "every 1s");
+        assert_has(&l, "waiting for the first snapshot");
+    }
+}
+
+#[test]
+fn no_panic_at_any_size() {
+    let mut base = app();
+    let mut src = FakeSource::with_seed(9);
+    for i in 0..30 {
+        base.apply_snapshot(
+            src.sample().unwrap(),
+            Instant::now() + Duration::from_secs(i),
+        );
+    }
+    let sizes = [
+        (1, 1),
+        (20, 5),
+        (10, 3),
+        (40, 10),
+        (80, 24),
+        (200, 60),
+        (300, 100),
+        (5, 50),
+    ];
+    for view in ['1', '2', '3', '4'] {
+        for help in [false, true] {
+            for (w, h) in sizes {
+                base.handle_key(Key::Char(view));
+                base.show_help = help;
+                base.handle_key(Key::Right);
+                base.handle_key(Key::Down);
+                let l = render(&mut base, w, h);
+                assert_eq!(l.len(), h as usize);
+                base.handle_key(Key::End);
+                render(&mut base, w, h);
+                base.show_help = false;
+            }
+        }
+    }
+}
+
+#[test]
+fn sparkline_scales_to_the_maximum() {
+    assert_eq!(sparkline(&[0, 1, 2, 4, 8], 10), " ▁▂▄█");
+    assert_eq!(sparkline(&[5, 5, 5], 2), "██");
+    assert_eq!(sparkline(&[], 4), "");
+    assert_eq!(sparkline(&[0, 0], 4), "  ");
+}

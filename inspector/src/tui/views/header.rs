@@ -1,0 +1,66 @@
+//! The header line: connection state, guest state, refresh interval, last pause, running share.
+
+use super::truncate;
+use crate::tui::app::{App, Connection};
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+/// Longest error text shown in the header.
+const REASON_MAX: usize = 46;
+
+pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
+    let sep = || Span::styled(" │ ", Style::new().fg(Color::DarkGray));
+    let (conn, conn_style) = match &app.connection {
+        Connection::Connecting => ("◌ connecting…".to_string(), Style::new().fg(Color::Yellow)),
+        Connection::Connected => ("● connected".to_string(), Style::new().fg(Color::Green)),
+        Connection::Disconnected { reason } => (
+            format!("✖ disconnected: {}", truncate(reason, REASON_MAX)),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        Connection::Reconnecting { attempt, reason } => (
+            format!(
+                "↻ reconnecting (try {attempt}): {}",
+                truncate(reason, REASON_MAX)
+            ),
+            Style::new().fg(Color::Yellow),
+        ),
+    };
+    let mut spans = vec![
+        Span::styled("Leakscope", Style::new().add_modifier(Modifier::BOLD)),
+        sep(),
+        Span::styled(conn, conn_style),
+        sep(),
+    ];
+    // Between snapshots the guest runs: the sampler halts it only for the reads.
+    spans.push(match (&app.connection, app.paused) {
+        (Connection::Connected, false) => Span::raw("guest running"),
+        (Connection::Connected, true) => Span::styled(
+            "guest running, updates PAUSED",
+            Style::new().fg(Color::Yellow),
+        ),
+        (_, true) => Span::styled("updates PAUSED", Style::new().fg(Color::Yellow)),
+        (_, false) => Span::raw("guest ?"),
+    });
+    spans.push(sep());
+    spans.push(Span::raw(format!("every {}", fmt_interval(app.interval))));
+    if let Some(s) = &app.latest {
+        spans.push(sep());
+        spans.push(Span::raw(format!("pause {}µs", s.pause_us)));
+    }
+    if let Some(share) = app.running_share {
+        spans.push(sep());
+        spans.push(Span::raw(format!("ran {:.1}%", share * 100.0)));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn fmt_interval(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
