@@ -193,9 +193,15 @@ fn sys_free_pages(va: u64, npages: u64) -> isize {
     let pid = proc::current_pid();
     let root = proc::current_root();
     // Mapped in this process's heap window: one of its own user allocations (or the middle of
-    // one). Otherwise the tracker tells a double free from someone else's or untracked pages.
+    // one). Otherwise the tracker tells a double free, someone else's pages, or untracked ones.
+    // A page the process owns but that is not mapped in its heap window is one of its
+    // kernel-side pages (stack, page table, …): never freeable by the process.
     let mine = vm::translate(root, va, true) == Some(pa);
-    let expect = if mine { pid } else { NOT_A_USER_ALLOCATION };
+    let mut internal = false;
+    if !mine {
+        tracker::for_each_live(|e| internal |= e.pa == pa && e.owner == pid);
+    }
+    let expect = if internal { NOT_A_USER_ALLOCATION } else { pid };
     match mm::untrack(pa, npages, Some(expect)) {
         Ok(_) => {
             for k in 0..npages {

@@ -109,15 +109,23 @@ pub fn track_free(
     let already_free = with_pages(|a| a.is_free(pa));
     let r = with_tracker(|t| t.track_free(pa, npages, expect_owner, already_free, timer::now()));
     if let Err(e) = r {
-        let who = expect_owner.unwrap_or(0);
+        let pid_name;
+        let who: &dyn core::fmt::Display = match expect_owner {
+            None => &"the kernel",
+            Some(Pid::MAX) => &"a process (one of its kernel-side pages)",
+            Some(pid) => {
+                pid_name = PidName(pid);
+                &pid_name
+            }
+        };
         match e {
             FreeError::WrongSize { tracked } => println!(
-                "[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: wrong_size (tracked npages={tracked})"
+                "[tracker] invalid free by {who}: pa={pa:#x} npages={npages}: wrong_size (tracked npages={tracked})"
             ),
             FreeError::NotOwner { owner } => println!(
-                "[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: not_owner (owner={owner})"
+                "[tracker] invalid free by {who}: pa={pa:#x} npages={npages}: not_owner (owner={owner})"
             ),
-            _ => println!("[tracker] invalid free by pid {who}: pa={pa:#x} npages={npages}: {}", e.reason()),
+            _ => println!("[tracker] invalid free by {who}: pa={pa:#x} npages={npages}: {}", e.reason()),
         }
     }
     r
@@ -175,4 +183,13 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
     });
     sync_free_pages();
     r
+}
+
+/// Formats as `pid N`.
+struct PidName(Pid);
+
+impl core::fmt::Display for PidName {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        write!(f, "pid {}", self.0)
+    }
 }
