@@ -1,7 +1,9 @@
 //! The RSP client and `RspTarget` against the real QEMU gdbstub, booting OpenSBI only (no
 //! kernel): handshake in QEMU's dialect, a breakpoint at the firmware entry, a step, reads of RAM
 //! at 0x8000_0000 with and without PhyMemMode, registers via `g` and via the target description
-//! and `p`, a monitor command, resume, detach, and a second attach after the detach.
+//! and `p`, a monitor command, resume, detach, and a second attach after the detach. Then the
+//! Leakscope kernel (`build/kernel.elf`): the tracker header read at a kernel address, through
+//! PhyMemMode, at every halt, including halts in user mode.
 //!
 //! Needs `qemu-system-riscv64`; run with `cargo test -p inspector --test rsp_qemu -- --ignored`
 //! (or `make test`). QEMU is killed by its pid when the test ends, and after 60 s in any case.
@@ -14,6 +16,7 @@ use inspector::rsp::RspConfig;
 use inspector::target::{
     BreakpointKind, HaltGuard, MemoryMode, RspTarget, RspTargetOptions, StopReason, Target, PC,
 };
+use object::{Object, ObjectSymbol};
 
 const RAM: u64 = 0x8000_0000;
 
@@ -24,8 +27,26 @@ struct Qemu {
 }
 
 impl Qemu {
-    /// Starts QEMU paused (`-S`) with the gdbstub on a free loopback port.
+    /// Starts QEMU paused (`-S`) with OpenSBI only and the gdbstub on a free loopback port.
     fn start() -> Qemu {
+        Self::start_with(&["-serial", "null", "-S"])
+    }
+
+    /// Starts QEMU running the Leakscope kernel; the serial console reads `input`.
+    fn start_kernel(elf: &str, input: &'static [u8]) -> Qemu {
+        let mut qemu = Self::start_with(&["-kernel", elf, "-serial", "stdio"]);
+        let mut stdin = qemu.child.stdin.take().expect("piped stdin");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            // After the shell's prompt is likely up; the UART FIFO holds 16 bytes.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = stdin.write_all(input);
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        qemu
+    }
+
+    fn start_with(extra: &[&str]) -> Qemu {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -34,11 +55,10 @@ impl Qemu {
         let addr = format!("127.0.0.1:{port}");
         let child = Command::new("qemu-system-riscv64")
             .args(["-machine", "virt", "-m", "128M", "-bios", "default"])
-            .args([
-                "-display", "none", "-serial", "null", "-monitor", "none", "-S",
-            ])
+            .args(["-display", "none", "-monitor", "none"])
+            .args(extra)
             .args(["-gdb", &format!("tcp:{addr}")])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .expect("start qemu-system-riscv64 (apt-get install qemu-system-misc)");
@@ -165,4 +185,63 @@ fn qemu_gdbstub_end_to_end() {
     second.read_memory(RAM, &mut word).unwrap();
     assert_eq!(word, phys[..8]);
     drop(second);
+}
+
+/// Address of `name` in the kernel ELF's symbol table.
+fn symbol(elf: &[u8], name: &str) -> u64 {
+    let file = object::File::parse(elf).expect("parse build/kernel.elf");
+    file.symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("no `{name}` symbol in build/kernel.elf"))
+        .address()
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn kernel_tracker_header_is_readable_at_every_halt() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../build/kernel.elf");
+    let elf = std::fs::read(path).expect("build/kernel.elf: run `make kernel` first");
+    let header = symbol(&elf, "alloc_tracker");
+    const MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");
+
+    // `churn` keeps a user process allocating, so some halts land in user mode.
+    let mut qemu = Qemu::start_kernel(path, b"churn 100000\n");
+    let mut target = qemu.connect(true);
+    assert!(target.physical_memory());
+    let read_magic = |t: &mut RspTarget| -> (u64, u64) {
+        let mut g = HaltGuard::new(t).unwrap();
+        let mut word = [0u8; 8];
+        g.read_memory(header, &mut word).unwrap();
+        let pc = g.read_registers().unwrap()[PC];
+        (u64::from_le_bytes(word), pc)
+    };
+
+    // Wait for the tracker to be initialised (the kernel sets the magic early in boot).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_magic(&mut target).0 != MAGIC {
+        assert!(
+            Instant::now() < deadline,
+            "alloc_tracker.magic never became LEAKSCOP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Halt until a few halts landed in user mode (the CPU then runs on the process's page
+    // table), checking the kernel read at each; 10 s at most.
+    let (mut halts, mut user_halts) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while user_halts < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        let (magic, pc) = read_magic(&mut target);
+        assert_eq!(magic, MAGIC, "kernel address read at pc={pc:#x}");
+        halts += 1;
+        if pc < 0x8000_0000 {
+            user_halts += 1;
+        }
+    }
+    eprintln!("{halts} halts, {user_halts} of them in user mode");
+    assert!(
+        user_halts > 0,
+        "no halt landed in user mode in 10 s: did `churn` start?"
+    );
+    target.detach().unwrap();
 }
