@@ -6,6 +6,9 @@
 
 pub mod dwarf;
 pub mod model;
+pub mod report;
 pub mod rsp;
+pub mod session;
+pub mod snapshot;
 pub mod target;
 pub mod tui;

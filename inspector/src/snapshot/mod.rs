@@ -1,0 +1,424 @@
+//! Taking snapshots: halt the guest, read what changed, resume. Owns the reading protocol of
+//! docs/tracker-abi.md and the decoding of raw records into the `model` by field name.
+//!
+//! One snapshot: halt → read `alloc_tracker` → if `generation` is odd, resume, wait briefly and
+//! retry (a torn entry is never reported) → if `generation` moved since the previous snapshot,
+//! read `alloc_table[0 .. high_water]`, else reuse the previous entries → read the events from
+//! the ring since the previous `event_head` → read `proc_table` → resume. The pause (halt to
+//! resume) is measured and reported per snapshot.
+
+mod layout;
+
+pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
+
+use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
+use crate::model::{Entry, Event, EventKind, Header, Process, Snapshot};
+use crate::target::{HaltGuard, Target, TargetError};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Attempts to find the generation even before giving up on a snapshot.
+const TORN_RETRIES: u32 = 50;
+/// How long the guest runs between two such attempts.
+const TORN_BACKOFF: Duration = Duration::from_millis(1);
+/// Longest tag or name read from guest memory.
+const MAX_STRING: u64 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(
+        "the tracker is not initialised yet (alloc_tracker.magic is {found:#x}): the kernel is \
+         still booting; try again in a moment"
+    )]
+    NotInitialised { found: u64 },
+    #[error(
+        "the tracker stayed mid-change (odd generation) over {TORN_RETRIES} attempts: is the \
+         guest stopped inside a tracker function by a breakpoint? continue it and retry"
+    )]
+    Torn,
+    #[error(
+        "the ELF does not match the running kernel (leakscope_build_id differs): pass the ELF \
+         that QEMU booted, or rebuild and restart (make kernel, then make qemu)"
+    )]
+    BuildIdMismatch,
+}
+
+/// Reads snapshots through a [`TrackerLayout`]; keeps what it needs to read only what changed.
+pub struct Sampler {
+    layout: TrackerLayout,
+    /// Tag and name strings by (pointer, length), read once.
+    strings: HashMap<(u64, u64), String>,
+    /// Static string bytes from the ELF file, so `&'static str` tags cost no guest read.
+    elf_strings: Box<dyn Fn(u64, &mut [u8]) -> bool + Send>,
+    previous: Option<Snapshot>,
+    /// Sequence number of the next event to read.
+    next_event: Option<u64>,
+    /// Reusable read buffer.
+    buf: Vec<u8>,
+}
+
+impl Sampler {
+    /// A sampler for the kernel described by `debug`.
+    pub fn new(debug: std::sync::Arc<DebugInfo>) -> Result<Sampler, crate::dwarf::DwarfError> {
+        let layout = TrackerLayout::resolve(&debug)?;
+        let elf_strings =
+            Box::new(move |addr: u64, buf: &mut [u8]| debug.elf().read_static(addr, buf));
+        Ok(Sampler::with_layout(layout, elf_strings))
+    }
+
+    /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
+    pub fn with_layout(
+        layout: TrackerLayout,
+        elf_strings: Box<dyn Fn(u64, &mut [u8]) -> bool + Send>,
+    ) -> Sampler {
+        Sampler {
+            layout,
+            strings: HashMap::new(),
+            elf_strings,
+            previous: None,
+            next_event: None,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn layout(&self) -> &TrackerLayout {
+        &self.layout
+    }
+
+    /// Forgets the previous snapshot: the next one reads everything (after a reconnect).
+    pub fn reset(&mut self) {
+        self.previous = None;
+        self.next_event = None;
+    }
+
+    /// Checks that the ELF's build stamp is the one in guest memory. Halts briefly.
+    pub fn check_build_id<T: Target + ?Sized>(
+        &mut self,
+        target: &mut T,
+    ) -> Result<(), SnapshotError> {
+        let Some((addr, want)) = self.layout.build_id.clone() else {
+            return Ok(());
+        };
+        let mut got = vec![0; want.len()];
+        let mut guard = HaltGuard::new(target)?;
+        guard.read_memory(addr, &mut got)?;
+        guard.resume()?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(SnapshotError::BuildIdMismatch)
+        }
+    }
+
+    /// Takes one snapshot; the guest runs again when this returns (unless it was halted by
+    /// someone else before, e.g. at a breakpoint: then it stays halted).
+    pub fn sample<T: Target + ?Sized>(
+        &mut self,
+        target: &mut T,
+    ) -> Result<Snapshot, SnapshotError> {
+        let mut pause = Duration::ZERO;
+        for _ in 0..TORN_RETRIES {
+            let mut guard = HaltGuard::new(target)?;
+            let header = self.read_header(&mut *guard)?;
+            if header.generation % 2 == 1 && guard.will_resume() {
+                pause += guard.resume()?;
+                std::thread::sleep(TORN_BACKOFF);
+                continue;
+            }
+            let snap = self.read_rest(&mut *guard, header);
+            pause += guard.resume()?;
+            let mut snap = snap?;
+            snap.pause_us = pause.as_micros() as u64;
+            self.next_event = Some(snap.header.event_head);
+            self.previous = Some(snap.clone());
+            return Ok(snap);
+        }
+        Err(SnapshotError::Torn)
+    }
+
+    fn read_header<T: Target + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {
+        let capacity = self.layout.table.array.len;
+        let Some((addr, layout)) = &self.layout.header else {
+            // No header (a seed-style kernel): the whole table is read every time.
+            return Ok(Header {
+                capacity,
+                high_water: capacity,
+                ..Header::default()
+            });
+        };
+        read_into(t, &mut self.buf, *addr, layout.size as usize)?;
+        let b = &self.buf;
+        let get = |name: &str| layout.field(name).and_then(|f| f.read_u64(b)).unwrap_or(0);
+        if let Some(magic) = layout.field("magic").and_then(|f| f.read_u64(b)) {
+            if magic != tracker_magic(self.layout.endian) {
+                return Err(SnapshotError::NotInitialised { found: magic });
+            }
+        }
+        Ok(Header {
+            capacity,
+            count: 0,
+            generation: get("generation"),
+            high_water: layout
+                .field("high_water")
+                .and_then(|f| f.read_u64(b))
+                .unwrap_or(capacity)
+                .min(capacity),
+            failed_allocs: get("failed_allocs"),
+            invalid_frees: get("invalid_frees"),
+            total_allocs: get("total_allocs"),
+            total_frees: get("total_frees"),
+            reclaimed_allocs: get("reclaimed_allocs"),
+            reclaimed_pages: get("reclaimed_pages"),
+            event_head: get("event_head"),
+            ram_base: get("ram_base"),
+            ram_pages: get("ram_pages"),
+            free_pages: get("free_pages"),
+            tracked_pages: get("tracked_pages"),
+        })
+    }
+
+    /// Everything after the header, with the guest halted and the generation even.
+    fn read_rest<T: Target + ?Sized>(
+        &mut self,
+        t: &mut T,
+        mut header: Header,
+    ) -> Result<Snapshot, SnapshotError> {
+        let unchanged = self.layout.has_generation()
+            && self
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.header.generation == header.generation);
+        let (entries, table_read) = match (&self.previous, unchanged) {
+            (Some(prev), true) => (prev.entries.clone(), false),
+            _ => (self.read_entries(t, header.high_water)?, true),
+        };
+        header.count = match &self.layout.count {
+            Some(c) => {
+                read_into(t, &mut self.buf, c.address, c.size)?;
+                self.layout.endian.read_uint(&self.buf) as u64
+            }
+            None => entries.len() as u64,
+        };
+        if self.layout.header.is_none() {
+            header.tracked_pages = entries.iter().map(|e| e.npages).sum();
+        }
+        let (events, missed_events) = self.read_events(t, header.event_head)?;
+        let procs = self.read_procs(t)?;
+        Ok(Snapshot {
+            header,
+            entries,
+            procs,
+            events,
+            missed_events,
+            pause_us: 0,
+            table_read,
+        })
+    }
+
+    fn read_entries<T: Target + ?Sized>(
+        &mut self,
+        t: &mut T,
+        high_water: u64,
+    ) -> Result<Vec<Entry>, SnapshotError> {
+        let (addr, len) = self.layout.table.span(0, high_water);
+        let mut bytes = std::mem::take(&mut self.buf);
+        read_into(t, &mut bytes, addr, len)?;
+        let f = self.layout.entry.clone();
+        let mut entries = Vec::new();
+        for slot in 0..high_water {
+            let Some(rec) = self.layout.table.array.element_bytes(&bytes, slot) else {
+                break;
+            };
+            if f.used.read_u64(rec).unwrap_or(0) == 0 {
+                continue;
+            }
+            entries.push(Entry {
+                slot: slot as usize,
+                pa: f.pa.read_u64(rec).unwrap_or(0),
+                npages: f.npages.read_u64(rec).unwrap_or(0),
+                owner: f.owner.read_u64(rec).unwrap_or(0) as u32,
+                tag: self.string(t, &f.tag, rec)?,
+                time: f.time.as_ref().and_then(|f| f.read_u64(rec)).unwrap_or(0),
+            });
+        }
+        self.buf = bytes;
+        Ok(entries)
+    }
+
+    /// Events with sequence numbers from the last snapshot's head up to `head` (at most a
+    /// ring's worth; the rest are counted as missed).
+    fn read_events<T: Target + ?Sized>(
+        &mut self,
+        t: &mut T,
+        head: u64,
+    ) -> Result<(Vec<Event>, u64), SnapshotError> {
+        let Some(ring) = self.layout.events.clone() else {
+            return Ok((Vec::new(), 0));
+        };
+        let ring_len = ring.array.len;
+        let oldest_kept = head.saturating_sub(ring_len);
+        let mut from = self.next_event.unwrap_or(oldest_kept).min(head);
+        let missed = oldest_kept.saturating_sub(from);
+        from = from.max(oldest_kept);
+        let mut events = Vec::with_capacity((head - from) as usize);
+        // At most two contiguous runs of the ring: up to its end, then from its start.
+        let mut seq = from;
+        while seq < head {
+            let start = seq % ring_len;
+            let end = (start + (head - seq)).min(ring_len);
+            let (addr, len) = ring.span(start, end);
+            let mut bytes = std::mem::take(&mut self.buf);
+            read_into(t, &mut bytes, addr, len)?;
+            for i in 0..end - start {
+                // `bytes` starts at element `start`, so index it from 0.
+                let Some(rec) = ring.array.element_bytes(&bytes, i) else {
+                    break;
+                };
+                let rec = rec.to_vec();
+                events.push(self.decode_event(t, &ring.record, &rec, seq + i)?);
+            }
+            self.buf = bytes;
+            seq += end - start;
+        }
+        Ok((events, missed))
+    }
+
+    fn decode_event<T: Target + ?Sized>(
+        &mut self,
+        t: &mut T,
+        r: &StructLayout,
+        rec: &[u8],
+        expected_seq: u64,
+    ) -> Result<Event, SnapshotError> {
+        let get = |name: &str| r.field(name).and_then(|f| f.read_u64(rec)).unwrap_or(0);
+        let kind = match r.field("kind") {
+            Some(f) => match f.enum_name(rec) {
+                Some(name) => EventKind::from_name(name),
+                None => EventKind::Other(f.read_u64(rec).unwrap_or(0).to_string()),
+            },
+            None => EventKind::Other("?".into()),
+        };
+        let tag = match r.field("tag") {
+            Some(f) => self.string(t, &f.clone(), rec)?,
+            None => String::new(),
+        };
+        let seq = r
+            .field("seq")
+            .and_then(|f| f.read_u64(rec))
+            .unwrap_or(expected_seq);
+        Ok(Event {
+            seq,
+            kind,
+            owner: get("owner") as u32,
+            pa: get("pa"),
+            npages: get("npages"),
+            tag,
+            time: get("time"),
+        })
+    }
+
+    fn read_procs<T: Target + ?Sized>(&mut self, t: &mut T) -> Result<Vec<Process>, SnapshotError> {
+        let Some(procs) = self.layout.procs.clone() else {
+            return Ok(Vec::new());
+        };
+        let (addr, len) = procs.span(0, procs.array.len);
+        let mut bytes = std::mem::take(&mut self.buf);
+        read_into(t, &mut bytes, addr, len)?;
+        let r = &procs.record;
+        let mut out = Vec::new();
+        for i in 0..procs.array.len {
+            let Some(rec) = procs.array.element_bytes(&bytes, i) else {
+                break;
+            };
+            let pid = r.field("pid").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
+            if pid == 0 {
+                continue;
+            }
+            let state = r
+                .field("state")
+                .map_or(String::new(), |f| match f.enum_name(rec) {
+                    Some(name) => name.to_lowercase(),
+                    None => f.read_u64(rec).unwrap_or(0).to_string(),
+                });
+            if state == "unused" {
+                continue;
+            }
+            let name = match r.field("name") {
+                Some(f) if f.read_str(rec).is_some() => self.string(t, &f.clone(), rec)?,
+                Some(f) => f.bytes(rec).map(nul_terminated).unwrap_or_default(),
+                None => String::new(),
+            };
+            let parent = r.field("parent").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
+            out.push(Process {
+                pid,
+                parent,
+                name,
+                state,
+            });
+        }
+        self.buf = bytes;
+        Ok(out)
+    }
+
+    /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
+    /// static data, else guest memory.
+    fn string<T: Target + ?Sized>(
+        &mut self,
+        t: &mut T,
+        f: &FieldLayout,
+        rec: &[u8],
+    ) -> Result<String, SnapshotError> {
+        let Some(sref) = f.read_str(rec) else {
+            return Ok(String::new());
+        };
+        let key = (sref.ptr, str_len_key(&sref));
+        if let Some(s) = self.strings.get(&key) {
+            return Ok(s.clone());
+        }
+        let elf = &self.elf_strings;
+        let from_elf = sref.fetch(
+            MAX_STRING,
+            |addr, buf| if elf(addr, buf) { Ok(()) } else { Err(()) },
+        );
+        let s = match from_elf {
+            Ok(s) => s,
+            Err(()) => sref.fetch(MAX_STRING, |addr, buf| t.read_memory(addr, buf))?,
+        };
+        self.strings.insert(key, s.clone());
+        Ok(s)
+    }
+}
+
+fn str_len_key(s: &StrRef) -> u64 {
+    match s.len {
+        crate::dwarf::StrLen::Exact(n) => n,
+        crate::dwarf::StrLen::NulTerminated { .. } => u64::MAX,
+    }
+}
+
+fn nul_terminated(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// `TRACKER_MAGIC` ("LEAKSCOP") as the kernel's byte order reads it into a u64.
+fn tracker_magic(endian: crate::dwarf::Endian) -> u64 {
+    endian.read_uint(b"LEAKSCOP") as u64
+}
+
+/// Reads `len` bytes at `addr` into `buf` (resized).
+fn read_into<T: Target + ?Sized>(
+    t: &mut T,
+    buf: &mut Vec<u8>,
+    addr: u64,
+    len: usize,
+) -> Result<(), TargetError> {
+    buf.clear();
+    buf.resize(len, 0);
+    t.read_memory(addr, buf)
+}
+
+#[cfg(test)]
+mod tests;
