@@ -30,7 +30,11 @@ fn key(e: &Entry) -> (usize, u64, u64, u32) {
 }
 
 fn pid_set(s: &Snapshot) -> BTreeSet<u32> {
-    s.entries.iter().map(|e| e.owner).chain(s.procs.iter().map(|p| p.pid)).collect()
+    s.entries
+        .iter()
+        .map(|e| e.owner)
+        .chain(s.procs.iter().map(|p| p.pid))
+        .collect()
 }
 
 /// What changed from `old` to `new`, in slot order.
@@ -39,8 +43,18 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Diff {
     let new_keys: HashSet<_> = new.entries.iter().map(key).collect();
     let (old_pids, new_pids) = (pid_set(old), pid_set(new));
     Diff {
-        added: new.entries.iter().filter(|e| !old_keys.contains(&key(e))).cloned().collect(),
-        removed: old.entries.iter().filter(|e| !new_keys.contains(&key(e))).cloned().collect(),
+        added: new
+            .entries
+            .iter()
+            .filter(|e| !old_keys.contains(&key(e)))
+            .cloned()
+            .collect(),
+        removed: old
+            .entries
+            .iter()
+            .filter(|e| !new_keys.contains(&key(e)))
+            .cloned()
+            .collect(),
         pids_new: new_pids.difference(&old_pids).copied().collect(),
         pids_gone: old_pids.difference(&new_pids).copied().collect(),
     }

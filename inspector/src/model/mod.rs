@@ -152,7 +152,13 @@ impl Snapshot {
                         _ => "?".to_string(),
                     },
                     state: proc_.map_or_else(
-                        || if pid == KERNEL_PID { "-".into() } else { "gone".into() },
+                        || {
+                            if pid == KERNEL_PID {
+                                "-".into()
+                            } else {
+                                "gone".into()
+                            }
+                        },
                         |p| p.state.clone(),
                     ),
                     allocs,
@@ -171,7 +177,9 @@ impl Snapshot {
     /// Pages in RAM that are neither free nor tracked: the kernel image, boot structures.
     pub fn untracked_used_pages(&self) -> u64 {
         let h = &self.header;
-        h.ram_pages.saturating_sub(h.free_pages).saturating_sub(h.tracked_pages)
+        h.ram_pages
+            .saturating_sub(h.free_pages)
+            .saturating_sub(h.tracked_pages)
     }
 }
 

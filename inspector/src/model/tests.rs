@@ -3,11 +3,23 @@
 use super::*;
 
 pub(crate) fn entry(slot: usize, pa: u64, npages: u64, owner: u32, tag: &str) -> Entry {
-    Entry { slot, pa, npages, owner, tag: tag.into(), time: slot as u64 }
+    Entry {
+        slot,
+        pa,
+        npages,
+        owner,
+        tag: tag.into(),
+        time: slot as u64,
+    }
 }
 
 pub(crate) fn process(pid: u32, name: &str, state: &str) -> Process {
-    Process { pid, parent: 1, name: name.into(), state: state.into() }
+    Process {
+        pid,
+        parent: 1,
+        name: name.into(),
+        state: state.into(),
+    }
 }
 
 /// A small snapshot: kernel, a shell (pid 1) and a leaker (pid 7).
@@ -31,7 +43,10 @@ pub(crate) fn sample() -> Snapshot {
             entry(4, 0x8030_7000, 3, 7, "heap"),
             entry(5, 0x8030_a000, 2, 7, "user_stack"),
         ],
-        procs: vec![process(1, "shell", "waiting"), process(7, "leak", "sleeping")],
+        procs: vec![
+            process(1, "shell", "waiting"),
+            process(7, "leak", "sleeping"),
+        ],
         ..Snapshot::default()
     }
 }
@@ -41,9 +56,15 @@ fn pids_aggregate_allocs_pages_and_tags() {
     let pids = sample().pids();
     assert_eq!(pids.iter().map(|p| p.pid).collect::<Vec<_>>(), [0, 1, 7]);
     let leak = &pids[2];
-    assert_eq!((leak.name.as_str(), leak.state.as_str()), ("leak", "sleeping"));
+    assert_eq!(
+        (leak.name.as_str(), leak.state.as_str()),
+        ("leak", "sleeping")
+    );
     assert_eq!((leak.allocs, leak.pages), (3, 7));
-    assert_eq!(leak.tags, [("heap".to_string(), 5), ("user_stack".to_string(), 2)]);
+    assert_eq!(
+        leak.tags,
+        [("heap".to_string(), 5), ("user_stack".to_string(), 2)]
+    );
     assert_eq!((pids[0].name.as_str(), pids[0].pages), ("kernel", 4));
 }
 
@@ -64,7 +85,10 @@ fn diff_finds_added_removed_and_pid_changes() {
     new.entries.push(entry(2, 0x8040_0000, 1, 9, "heap")); // slot 2 reused by pid 9
     new.procs.push(process(9, "hello", "running"));
     let d = diff(&old, &new);
-    assert_eq!(d.removed.iter().map(|e| e.slot).collect::<Vec<_>>(), [2, 4, 5]);
+    assert_eq!(
+        d.removed.iter().map(|e| e.slot).collect::<Vec<_>>(),
+        [2, 4, 5]
+    );
     assert_eq!(d.added.len(), 1);
     assert_eq!(d.added[0].owner, 9);
     assert_eq!(d.pids_new, [9]);
