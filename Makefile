@@ -32,3 +32,35 @@ qemu-gdb: setup
 
 gdb: setup
 	$(GDB) $(KERNEL_ELF) -ex 'target remote 127.0.0.1:$(GDB_PORT)'
+
+# ---- inspector, tests, the main job ----
+INSPECTOR := target/release/inspector
+# QEMU end-to-end tests run in parallel, each QEMU on its own port; keep it to the 2 cores.
+TEST_THREADS ?= 2
+
+.PHONY: inspector run inspect test bench lint
+
+inspector: setup
+	$(CARGO) build --release -p inspector
+
+# The main job: QEMU's console (left) and the live TUI (right) side by side in tmux.
+run: kernel inspector
+	GDB_PORT=$(GDB_PORT) bash scripts/run.sh
+
+# The TUI, attached to a QEMU started with `make qemu` in another terminal.
+inspect: inspector
+	$(INSPECTOR) tui --elf $(KERNEL_ELF) --gdb 127.0.0.1:$(GDB_PORT)
+
+# Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
+# plain `cargo test` because they need build/kernel.elf and QEMU).
+test: kernel inspector
+	$(CARGO) test --workspace --exclude kernel --exclude user -- --include-ignored --test-threads=$(TEST_THREADS)
+
+bench: kernel inspector
+	$(CARGO) bench -p tracker
+	$(CARGO) bench -p inspector
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --exclude kernel --exclude user --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(TARGET) -p kernel -p user -- -D warnings
