@@ -296,10 +296,56 @@ impl RspClient {
         if self.state == State::Halted {
             return Ok(None);
         }
+        // The guest may have stopped by itself (a breakpoint) since `c`: take that stop reply
+        // rather than sending a 0x03 the stub would see while stopped.
+        if let Some(stop) = self.buffered_stop()? {
+            return Ok(Some(stop));
+        }
         self.write_raw(&[0x03])?;
         let deadline = Instant::now() + self.config.reply_timeout;
         let stop = self.recv_stop(deadline, "the stop reply after an interrupt")?;
         Ok(Some(stop))
+    }
+
+    /// Reads what the socket holds without blocking and returns a stop reply if a complete one
+    /// arrived. Console output is collected; a partial packet stays buffered.
+    fn buffered_stop(&mut self) -> Result<Option<StopReply>, RspError> {
+        self.stream.set_nonblocking(true)?;
+        let read = self.stream.read(&mut self.read_buf);
+        self.stream.set_nonblocking(false)?;
+        match read {
+            Ok(0) => {
+                self.close();
+                return Err(RspError::Closed);
+            }
+            Ok(n) => self.decoder.feed(&self.read_buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(self.io_error(e)),
+        }
+        loop {
+            let frame = match self.decoder.next_frame(&mut self.rx) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    self.close();
+                    return Err(e);
+                }
+            };
+            if frame != Frame::Packet {
+                continue;
+            }
+            if self.acks {
+                self.write_raw(b"+")?;
+            }
+            if let Some(text) = codec::console_output(&self.rx) {
+                self.console.extend_from_slice(&text);
+                continue;
+            }
+            self.state = State::Halted;
+            let stop = codec::parse_stop_reply(&self.rx)?;
+            self.check_alive(&stop)?;
+            return Ok(Some(stop));
+        }
     }
 
     /// Continues the target (`c`) and returns once the server has taken the packet, without
@@ -841,9 +887,11 @@ impl RspClient {
                 return Err(self.timeout(what));
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            // Re-arm the socket timeout only when it changes noticeably (it is a syscall).
+            // Re-arm the socket timeout (a syscall) only when it would overshoot the deadline by
+            // more than SLACK, or is so short that it would wake us for nothing.
+            const SLACK: Duration = Duration::from_millis(20);
             let rearm = match self.read_timeout {
-                Some(t) => t > left || left.saturating_sub(t) > Duration::from_millis(50),
+                Some(t) => t > left + SLACK || (t < left && t < SLACK),
                 None => true,
             };
             if rearm {

@@ -514,6 +514,39 @@ fn breakpoint_stop_is_reported_by_wait_for_stop() {
 }
 
 #[test]
+fn interrupt_takes_a_stop_that_already_arrived_without_sending_0x03() {
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        // The guest hits a breakpoint on its own.
+        p.reply(b"T05swbreak:;thread:p01.01;");
+        // Next from the client must be a packet, not an interrupt byte.
+        assert_eq!(p.packet(), b"m10,1");
+        p.reply(b"2a");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    // Let the stop reply reach our socket before we interrupt.
+    std::thread::sleep(Duration::from_millis(100));
+    let stop = c.interrupt().unwrap().unwrap();
+    assert!(matches!(
+        stop,
+        StopReply::Stopped {
+            signal: 5,
+            kind: Some(super::StopKind::SwBreak),
+            ..
+        }
+    ));
+    let mut b = [0u8];
+    c.read_memory(0x10, &mut b).unwrap();
+    assert_eq!(b, [0x2a]);
+    c.detach().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
 fn target_description_with_includes_enables_p() {
     let (addr, server) = serve(|p| {
         p.qemu_handshake("100");
