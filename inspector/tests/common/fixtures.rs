@@ -1,0 +1,28 @@
+//! Builds the Rust tracker fixture (`tests/fixtures/rust_tracker.rs`: the kernel's ABI types in
+//! statics, compiled by rustc for riscv64) for tests that need real rustc DWARF without QEMU.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Compiles the fixture into `dir` and returns the object's path. Panics with the compiler's
+/// message if rustc fails (the riscv64 target is installed by scripts/setup.sh).
+pub fn rust_tracker_object(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rust_tracker.rs");
+    let obj = dir.join("rust_tracker.o");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--edition", "2021", "--crate-type=lib", "--emit=obj", "-g", "-O"])
+        .args(["--target", "riscv64gc-unknown-none-elf"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("running rustc");
+    assert!(
+        out.status.success(),
+        "rustc could not build {} (rustup target add riscv64gc-unknown-none-elf):\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    obj
+}
