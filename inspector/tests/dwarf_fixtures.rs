@@ -218,6 +218,11 @@ fn check_c_object(obj: &Path, address_size: u8) -> Vec<u64> {
         Some("track_alloc".to_string())
     );
     assert_eq!(info.user_location(addr).map(|l| l.line), Some(line));
+    // `break track_alloc` lands after the prologue, inside the function, on a body line.
+    let bp = info.breakpoint_address(&f).unwrap();
+    assert!(bp > f.low && bp < f.high, "{bp:#x} in {f:?}");
+    let body = marker_line(&src, "int slot =");
+    assert_eq!(info.location(bp).map(|l| l.line), Some(body));
     // A line without code (the comment above the function) moves to the next line with code.
     let blank = marker_line(&src, "Two dimensions");
     let next = info.line_addresses("seed_tracker.c", blank).unwrap();
@@ -447,6 +452,8 @@ fn rust_tracker_riscv64() {
     let loc = info.user_location(m[0].addresses[0]).unwrap();
     assert_eq!(loc.line, m[0].line);
     assert!(loc.file.ends_with("rust_tracker.rs"), "{}", loc.file);
+    let bp = info.breakpoint_address(&func).unwrap();
+    assert!(bp >= func.low && bp < func.high, "{bp:#x} in {func:?}");
     let frames = info.frames(func.low).unwrap();
     assert!(!frames.last().unwrap().inlined);
     assert_eq!(

@@ -119,5 +119,12 @@ fn kernel_elf_tracker_symbols_and_layouts() {
         let func = info.function(f).unwrap_or_else(|e| panic!("{e}"));
         assert!(func.high > func.low, "{f} has a size");
         assert!(info.location(func.low).is_some(), "{f} has line info");
+        let bp = info.breakpoint_address(&func).unwrap();
+        assert!(
+            bp >= func.low && bp < func.high,
+            "{f}: breakpoint {bp:#x} inside {func:?}"
+        );
+        let loc = info.user_location(bp).unwrap();
+        assert!(loc.file.ends_with(".rs") && loc.line > 0, "{f}: {loc:?}");
     }
 }

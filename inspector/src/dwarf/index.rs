@@ -52,8 +52,7 @@ enum Scope {
     Other,
 }
 
-/// Builds the index of all units. Units that fail to parse are skipped after the first error is
-/// returned only if *no* unit could be read.
+/// Builds the index of all units; the first malformed unit fails the whole build.
 pub fn build(dwarf: &gimli::Dwarf<Reader>, address_size: u8) -> gimli::Result<DieIndex> {
     let mut index = DieIndex {
         types: TypeTable::new(address_size),

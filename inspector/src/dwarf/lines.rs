@@ -55,9 +55,15 @@ pub struct LineMatch {
 }
 
 impl DebugInfo {
+    fn addr2line(&self) -> std::sync::MutexGuard<'_, addr2line::Context<super::Reader>> {
+        // A panic while the lock was held leaves only caches behind: still usable.
+        self.addr2line.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The exact line-table location of `address` (inside inlined code, the inlined source).
     pub fn location(&self, address: u64) -> Option<SourceLocation> {
-        let loc = self.addr2line.find_location(address).ok()??;
+        let ctx = self.addr2line();
+        let loc = ctx.find_location(address).ok()??;
         Some(SourceLocation {
             file: loc.file?.to_string(),
             line: loc.line.unwrap_or(0),
@@ -67,8 +73,8 @@ impl DebugInfo {
 
     /// The frames at `address`, innermost first; the last one is the concrete function.
     pub fn frames(&self, address: u64) -> Result<Vec<Frame>> {
-        let mut iter = self
-            .addr2line
+        let ctx = self.addr2line();
+        let mut iter = ctx
             .find_frames(address)
             .skip_all_loads()
             .map_err(|e| self.elf.gimli_error(e))?;
@@ -159,6 +165,50 @@ impl DebugInfo {
             low: sym.address,
             high: sym.address + sym.size,
         })
+    }
+
+    /// Where a breakpoint on `function` should go so that its arguments are set up, as gdb's
+    /// `break function` does: the first row marked `prologue_end` inside the function, else the
+    /// first statement row on a later line than the entry row, else the entry address.
+    pub fn breakpoint_address(&self, function: &FunctionInfo) -> Result<u64> {
+        let in_range = |a: u64| a >= function.low && a < function.high;
+        let dwarf = self.elf.dwarf();
+        let walk = || -> gimli::Result<Option<u64>> {
+            let mut units = dwarf.units();
+            while let Some(header) = units.next()? {
+                let unit = dwarf.unit(header)?;
+                let Some(program) = unit.line_program.clone() else {
+                    continue;
+                };
+                let mut rows = program.rows();
+                let mut entry_line: Option<u64> = None;
+                let mut later_line: Option<u64> = None;
+                while let Some((_, row)) = rows.next_row()? {
+                    if row.end_sequence() || !in_range(row.address()) {
+                        continue;
+                    }
+                    if row.prologue_end() && row.address() > function.low {
+                        return Ok(Some(row.address()));
+                    }
+                    let line = row.line().map_or(0, |l| l.get());
+                    if row.address() == function.low {
+                        entry_line.get_or_insert(line);
+                    } else if row.is_stmt()
+                        && line != 0
+                        && later_line.is_none()
+                        && entry_line.is_some_and(|l| l != line)
+                    {
+                        later_line = Some(row.address());
+                    }
+                }
+                if entry_line.is_some() {
+                    return Ok(later_line);
+                }
+            }
+            Ok(None)
+        };
+        let found = walk().map_err(|e| self.elf.gimli_error(e))?;
+        Ok(found.unwrap_or(function.low))
     }
 
     /// Breakpoint addresses for `file:line`, one [`LineMatch`] per source file whose path ends

@@ -51,7 +51,9 @@ pub use value::{decode_value, Value};
 pub struct DebugInfo {
     elf: ElfFile,
     index: index::DieIndex,
-    addr2line: addr2line::Context<Reader>,
+    /// Behind a mutex: addr2line's lazily parsed caches are not `Sync`, and `DebugInfo` is shared
+    /// across threads. Held only for one lookup.
+    addr2line: std::sync::Mutex<addr2line::Context<Reader>>,
 }
 
 impl std::fmt::Debug for DebugInfo {
@@ -80,7 +82,7 @@ impl DebugInfo {
         Ok(DebugInfo {
             elf,
             index,
-            addr2line,
+            addr2line: std::sync::Mutex::new(addr2line),
         })
     }
 
@@ -117,5 +119,17 @@ pub fn default_kernel_elf() -> PathBuf {
     match std::env::var_os("LEAKSCOPE_KERNEL_ELF") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The TUI and the sampler share one `DebugInfo` across threads (`Arc<DebugInfo>`).
+    #[test]
+    fn debug_info_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::DebugInfo>();
+        check::<super::Value>();
+        check::<super::StructLayout>();
     }
 }

@@ -472,6 +472,32 @@ mod tests {
     }
 
     #[test]
+    fn accessors_look_through_single_field_wrappers() {
+        let cell = Value::Struct {
+            type_name: "TrackerCell<usize>".into(),
+            fields: vec![(
+                "__0".into(),
+                Value::Struct {
+                    type_name: "UnsafeCell<usize>".into(),
+                    fields: vec![("value".into(), Value::UInt(3))],
+                },
+            )],
+        };
+        assert_eq!(cell.inner(), &Value::UInt(3));
+        assert_eq!(cell.as_u64(), Some(3));
+        assert_eq!(cell.field("value"), Some(&Value::UInt(3)));
+        assert_eq!(cell.field("__0").map(Value::as_u64), Some(Some(3)));
+        let two = Value::Struct {
+            type_name: "P".into(),
+            fields: vec![("a".into(), Value::UInt(1)), ("b".into(), Value::Int(-1))],
+        };
+        assert_eq!(two.inner(), &two, "two fields: not a wrapper");
+        assert_eq!(two.as_u64(), None);
+        assert_eq!(two.field("b").and_then(Value::as_i64), Some(-1));
+        assert_eq!(two.field("c"), None);
+    }
+
+    #[test]
     fn multi_dimensional_arrays_nest_outermost_first() {
         let mut s = synth(8);
         let i8_ = base(&mut s.table, "i8", 1, BaseEncoding::Signed);
