@@ -19,7 +19,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let info = Arc::new(DebugInfo::load(common::fixtures::rust_tracker_object(dir.path())).unwrap());
+    let info =
+        Arc::new(DebugInfo::load(common::fixtures::rust_tracker_object(dir.path())).unwrap());
     let mut target = MemTarget::new();
     for s in info.elf().sections() {
         if s.size == 0 {
@@ -32,7 +33,12 @@ fn fixture() -> Fixture {
         target.add_region(s.address, bytes);
     }
     let sampler = Sampler::new(info.clone()).unwrap();
-    Fixture { _dir: dir, info, target, sampler }
+    Fixture {
+        _dir: dir,
+        info,
+        target,
+        sampler,
+    }
 }
 
 impl Fixture {
@@ -42,7 +48,8 @@ impl Fixture {
     }
 
     fn poke(&mut self, addr: u64, f: &FieldLayout, value: u64) {
-        self.target.poke(addr + f.offset, &value.to_le_bytes()[..f.size as usize]);
+        self.target
+            .poke(addr + f.offset, &value.to_le_bytes()[..f.size as usize]);
     }
 
     fn set_header(&mut self, name: &str, value: u64) {
@@ -53,8 +60,16 @@ impl Fixture {
     /// Writes an event record at its ring index, with a tag copied from an existing entry.
     fn put_event(&mut self, seq: u64, kind: u64, owner: u64) {
         let ring = self.sampler.layout().events.clone().unwrap();
-        let at = ring.array.element_address(ring.address, seq % ring.array.len);
-        for (name, v) in [("seq", seq), ("kind", kind), ("owner", owner), ("pa", 0x8000_0000 + seq * 4096), ("npages", 1)] {
+        let at = ring
+            .array
+            .element_address(ring.address, seq % ring.array.len);
+        for (name, v) in [
+            ("seq", seq),
+            ("kind", kind),
+            ("owner", owner),
+            ("pa", 0x8000_0000 + seq * 4096),
+            ("npages", 1),
+        ] {
             let f = ring.record.require(name).unwrap().clone();
             self.poke(at, &f, v);
         }
@@ -70,7 +85,11 @@ impl Fixture {
 fn first_snapshot_decodes_entries_by_field_name() {
     let mut fx = fixture();
     let snap = fx.sampler.sample(&mut fx.target).unwrap();
-    let got: Vec<_> = snap.entries.iter().map(|e| (e.slot, e.pa, e.npages, e.owner, e.tag.as_str())).collect();
+    let got: Vec<_> = snap
+        .entries
+        .iter()
+        .map(|e| (e.slot, e.pa, e.npages, e.owner, e.tag.as_str()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -79,9 +98,19 @@ fn first_snapshot_decodes_entries_by_field_name() {
             (3, 0x8100_0000, 16, 7, "user_stack"),
         ]
     );
-    assert_eq!((snap.header.count, snap.header.generation, snap.header.capacity), (3, 42, 8192));
+    assert_eq!(
+        (
+            snap.header.count,
+            snap.header.generation,
+            snap.header.capacity
+        ),
+        (3, 42, 8192)
+    );
     assert!(snap.table_read);
-    assert!(fx.halted_balance(), "the guest must be resumed after a snapshot");
+    assert!(
+        fx.halted_balance(),
+        "the guest must be resumed after a snapshot"
+    );
     assert!(!fx.info.elf().symbols().is_empty());
 }
 
@@ -96,7 +125,11 @@ fn unchanged_generation_reads_no_table() {
     assert!(!snap.table_read);
     assert_eq!(snap.entries.len(), 3, "entries carried over");
     // The first snapshot read slots 0..high_water (4); the second skipped exactly those.
-    assert_eq!(first - second, 4 * stride, "an unchanged table must not be read again");
+    assert_eq!(
+        first - second,
+        4 * stride,
+        "an unchanged table must not be read again"
+    );
 
     // A change: slot 3 freed, generation moved by two → the table is read again.
     let table = fx.sampler.layout().table.clone();
@@ -105,7 +138,10 @@ fn unchanged_generation_reads_no_table() {
     fx.set_header("generation", 44);
     let snap = fx.sampler.sample(&mut fx.target).unwrap();
     assert!(snap.table_read);
-    assert_eq!(snap.entries.iter().map(|e| e.slot).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(
+        snap.entries.iter().map(|e| e.slot).collect::<Vec<_>>(),
+        [0, 1]
+    );
     assert!(fx.halted_balance());
 }
 
@@ -115,7 +151,10 @@ fn odd_generation_is_retried_then_reported_never_torn() {
     fx.set_header("generation", 43);
     let err = fx.sampler.sample(&mut fx.target).unwrap_err();
     assert!(matches!(err, SnapshotError::Torn), "{err}");
-    assert!(fx.target.stats().halts > 1, "it must let the guest run and retry");
+    assert!(
+        fx.target.stats().halts > 1,
+        "it must let the guest run and retry"
+    );
     assert!(fx.halted_balance(), "every retry resumes the guest");
 }
 
@@ -124,7 +163,10 @@ fn uninitialised_tracker_is_reported() {
     let mut fx = fixture();
     fx.set_header("magic", 0);
     let err = fx.sampler.sample(&mut fx.target).unwrap_err();
-    assert!(matches!(err, SnapshotError::NotInitialised { found: 0 }), "{err}");
+    assert!(
+        matches!(err, SnapshotError::NotInitialised { found: 0 }),
+        "{err}"
+    );
     assert!(fx.halted_balance());
 }
 
@@ -146,8 +188,14 @@ fn events_are_read_incrementally_and_overruns_counted() {
     fx.set_header("event_head", 5);
     fx.set_header("generation", 44);
     let snap = fx.sampler.sample(&mut fx.target).unwrap();
-    assert_eq!(snap.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4]);
-    assert!(snap.events.iter().all(|e| e.kind == EventKind::Free && e.owner == 9));
+    assert_eq!(
+        snap.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert!(snap
+        .events
+        .iter()
+        .all(|e| e.kind == EventKind::Free && e.owner == 9));
 
     // The ring overruns: 1024 + 10 new events between two snapshots.
     let ring_len = fx.sampler.layout().events.as_ref().unwrap().array.len;
@@ -162,6 +210,9 @@ fn events_are_read_incrementally_and_overruns_counted() {
     assert_eq!(snap.events.len() as u64, ring_len);
     assert_eq!(snap.events.first().unwrap().seq, head - ring_len);
     assert_eq!(snap.events.last().unwrap().seq, head - 1);
-    assert!(snap.events.windows(2).all(|w| w[1].seq == w[0].seq + 1), "in order across the wrap");
+    assert!(
+        snap.events.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "in order across the wrap"
+    );
     assert!(fx.halted_balance());
 }
