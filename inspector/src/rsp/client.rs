@@ -327,7 +327,7 @@ impl RspClient {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(None),
                 Err(e) => {
-                    self.close();
+                    self.abandon();
                     return Err(e);
                 }
             };
@@ -670,6 +670,22 @@ impl RspClient {
         }
     }
 
+    /// Gives up on a connection that can no longer be trusted (timeout, corruption) without
+    /// leaving the guest paused: if halted, sends `Qqemu.PhyMemMode:0` (if we set it) and `D`
+    /// without waiting for replies, then closes. While the guest runs, only closes (any byte
+    /// would stop it).
+    fn abandon(&mut self) {
+        if self.state == State::Halted {
+            let mut out = Vec::new();
+            if self.phy_mem_mode == Some(true) {
+                codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
+            }
+            codec::encode_packet(b"D", &mut out);
+            let _ = self.stream.write_all(&out);
+        }
+        self.close();
+    }
+
     fn close(&mut self) {
         self.state = State::Closed;
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
@@ -792,7 +808,7 @@ impl RspClient {
                 Frame::Nack => {
                     attempts += 1;
                     if attempts > self.config.max_retransmits {
-                        self.close();
+                        self.abandon();
                         return Err(RspError::BadChecksum {
                             packet: what.to_owned(),
                             attempts,
@@ -835,7 +851,7 @@ impl RspClient {
                 Frame::BadChecksum => {
                     bad += 1;
                     if !self.acks || bad > self.config.max_retransmits {
-                        self.close();
+                        self.abandon();
                         return Err(RspError::BadChecksum {
                             packet: format!("reply to {what}"),
                             attempts: bad,
@@ -871,7 +887,7 @@ impl RspClient {
                 Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => {
-                    self.close();
+                    self.abandon();
                     return Err(e);
                 }
             }
@@ -922,7 +938,7 @@ impl RspClient {
         // A reply may still arrive later and be taken for the reply to the next request: the
         // connection cannot be trusted any more, except while waiting for a running target.
         if self.state != State::Running {
-            self.close();
+            self.abandon();
         }
         RspError::Timeout {
             what: what.to_owned(),
