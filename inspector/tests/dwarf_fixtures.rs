@@ -116,9 +116,14 @@ fn decode_c_table(info: &DebugInfo) -> (Vec<Entry>, u64, Vec<u64>) {
 }
 
 fn check_c_object(obj: &Path, address_size: u8) -> Vec<u64> {
+    check_c_object_as(obj, address_size, Endian::Little, true)
+}
+
+/// `with_code`: the object has `track_alloc` (all but the big-endian, data-only variants).
+fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bool) -> Vec<u64> {
     let info = DebugInfo::load(obj).unwrap();
     assert_eq!(info.address_size(), address_size);
-    assert_eq!(info.endian(), Endian::Little);
+    assert_eq!(info.endian(), endian);
     let (e, count, offsets) = decode_c_table(&info);
     assert_eq!(count, 3);
     assert_eq!(
@@ -200,6 +205,9 @@ fn check_c_object(obj: &Path, address_size: u8) -> Vec<u64> {
         Some(&Value::UInt(0xbeef))
     );
 
+    if !with_code {
+        return offsets;
+    }
     // Line table: file:line → address → file:line, and the function's range.
     let src = fixtures().join("seed_tracker.c");
     let line = marker_line(&src, "LINE:owner");
@@ -259,6 +267,71 @@ fn c_tracker_32_bit_both_field_orders() {
     let a = check_c_object(&plain, 4);
     let b = check_c_object(&reordered, 4);
     assert_ne!(a, b);
+}
+
+/// A big-endian object of the C fixture: gcc's x86 assembly of the data-only variant
+/// (`-DNO_CODE`: no instructions, only data and DWARF directives), reassembled by LLVM's
+/// assembler for a big-endian target (s390x for 64-bit, powerpc for 32-bit). The data and the
+/// DWARF come out in big-endian byte order, as a big-endian compiler would write them.
+fn big_endian_object(dir: &Path, m32: bool) -> Result<PathBuf, String> {
+    let asm = dir.join(if m32 { "seed32.s" } else { "seed64.s" });
+    let mut cmd = Command::new("gcc");
+    if m32 {
+        cmd.arg("-m32");
+    }
+    run(cmd
+        .args(["-S", "-g", "-O0", "-DNO_CODE"])
+        .arg(fixtures().join("seed_tracker.c"))
+        .arg("-o")
+        .arg(&asm))?;
+    // `.value` (2 bytes) and `.align` (bytes on x86, a power of two elsewhere) are x86 dialect.
+    let text: String = std::fs::read_to_string(&asm)
+        .map_err(|e| e.to_string())?
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let l = if let Some(rest) = t.strip_prefix(".value") {
+                format!("\t.short{rest}")
+            } else if let Some(rest) = t.strip_prefix(".align") {
+                format!("\t.balign{rest}")
+            } else {
+                l.to_string()
+            };
+            l + "\n"
+        })
+        .collect();
+    let be_asm = dir.join(if m32 { "be32.s" } else { "be64.s" });
+    std::fs::write(&be_asm, text).map_err(|e| e.to_string())?;
+    let obj = dir.join(if m32 { "be32.o" } else { "be64.o" });
+    let triple = if m32 {
+        "powerpc-unknown-linux-gnu"
+    } else {
+        "s390x-unknown-linux-gnu"
+    };
+    run(Command::new("llvm-mc")
+        .arg(format!("-triple={triple}"))
+        .arg("-filetype=obj")
+        .arg(&be_asm)
+        .arg("-o")
+        .arg(&obj))?;
+    Ok(obj)
+}
+
+#[test]
+fn c_tracker_big_endian_64_and_32_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    for (m32, address_size) in [(false, 8), (true, 4)] {
+        match big_endian_object(dir.path(), m32) {
+            Ok(obj) => {
+                check_c_object_as(&obj, address_size, Endian::Big, false);
+            }
+            Err(e) => eprintln!(
+                "NOTE: skipping the big-endian {}-bit C fixture (needs gcc{} and llvm-mc): {e}",
+                address_size * 8,
+                if m32 { " -m32" } else { "" }
+            ),
+        }
+    }
 }
 
 #[test]
