@@ -1,4 +1,4 @@
-//! Prints the kernel's table of outstanding allocations (`dump_allocs`).
+//! Prints its pid, then the kernel's table of outstanding allocations (`dump_allocs`).
 #![no_std]
 #![no_main]
 
@@ -7,6 +7,7 @@ use user::*;
 entry!(main);
 
 fn main(_args: Args) -> i32 {
+    println!("allocs: pid={}", getpid());
     dump_allocs();
     0
 }

@@ -1,0 +1,167 @@
+//! Boots the Leakscope kernel in QEMU for end-to-end tests: serial console on piped stdio, a
+//! reader thread collecting the output, line input, `expect` with a timeout, and a gdbstub on a
+//! free loopback port for inspector tests. QEMU is killed by its pid when the value is dropped.
+//!
+//! The kernel comes from `LEAKSCOPE_KERNEL_ELF`, else `<workspace>/build/kernel.elf` (`make kernel`).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running QEMU with the kernel; killed on drop.
+pub struct Qemu {
+    child: Child,
+    stdin: ChildStdin,
+    output: Arc<Mutex<String>>,
+    /// Byte offset in `output` up to which `expect` has consumed.
+    cursor: usize,
+    gdb_port: u16,
+}
+
+/// The kernel ELF the tests boot.
+pub fn kernel_elf() -> PathBuf {
+    match std::env::var_os("LEAKSCOPE_KERNEL_ELF") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Qemu {
+    /// Boots the kernel (running, not halted) and waits for the shell's first prompt.
+    pub fn boot() -> Qemu {
+        let mut q = Self::start(&[]);
+        q.expect("$ ", Duration::from_secs(30));
+        q
+    }
+
+    /// Starts QEMU with `extra` arguments (e.g. `-S`) and returns at once.
+    pub fn start(extra: &[&str]) -> Qemu {
+        let elf = kernel_elf();
+        assert!(
+            elf.exists(),
+            "no kernel at {}: run `make kernel` first",
+            elf.display()
+        );
+        let gdb_port = free_port();
+        let mut child = Command::new("qemu-system-riscv64")
+            .args(["-machine", "virt", "-m", "128M", "-bios", "default"])
+            .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
+            .arg("-kernel")
+            .arg(&elf)
+            .args(["-gdb", &format!("tcp:127.0.0.1:{gdb_port}")])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start qemu-system-riscv64 (run `make setup`)");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+                sink.lock().unwrap().push_str(&text);
+            }
+        });
+        Qemu {
+            child,
+            stdin,
+            output,
+            cursor: 0,
+            gdb_port,
+        }
+    }
+
+    /// The loopback port of QEMU's gdbstub.
+    pub fn gdb_port(&self) -> u16 {
+        self.gdb_port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types `line` and Enter on the console.
+    pub fn send_line(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .expect("write to qemu stdin");
+        self.stdin.flush().unwrap();
+    }
+
+    /// Everything the console printed so far (`\r` removed).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until `needle` appears after what earlier `expect`s consumed; returns the text from
+    /// there up to and including `needle`, and consumes it. Panics after `timeout`, showing the
+    /// end of the console output.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            {
+                let out = self.output.lock().unwrap();
+                if let Some(i) = out[self.cursor..].find(needle) {
+                    let end = self.cursor + i + needle.len();
+                    let text = out[self.cursor..end].to_string();
+                    self.cursor = end;
+                    return text;
+                }
+            }
+            if Instant::now() > deadline {
+                let out = self.output();
+                let tail: String = out
+                    .chars()
+                    .rev()
+                    .take(3000)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                panic!("timed out after {timeout:?} waiting for {needle:?}; console ends with:\n{tail}");
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "qemu exited ({status}) while waiting for {needle:?}; console:\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs a shell command and returns its output (without the echoed command line and the
+    /// next prompt). Must be called at a prompt.
+    pub fn run(&mut self, cmd: &str, timeout: Duration) -> String {
+        self.send_line(cmd);
+        self.expect(&format!("{cmd}\n"), timeout);
+        let text = self.expect("$ ", timeout);
+        text.strip_suffix("$ ").unwrap_or(&text).to_string()
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

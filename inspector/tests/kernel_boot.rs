@@ -1,0 +1,312 @@
+//! End-to-end tests of the Leakscope kernel in QEMU: boot to the shell, the seed's exit-cleanup
+//! report, exact page counts through exit sweeps, refusal of bad syscall pointers and invalid
+//! frees, and a full tracker table failing cleanly.
+//!
+//! They boot `build/kernel.elf` (or `LEAKSCOPE_KERNEL_ELF`), so they are ignored by a plain
+//! `cargo test`; run them with `make test` (or `make kernel` then
+//! `cargo test -p inspector --test kernel_boot -- --include-ignored`).
+
+mod common;
+
+use common::qemu::Qemu;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// The value of `key=` in `line` (up to the next space).
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("{key}=");
+    let start = line.find(&pat)? + pat.len();
+    Some(line[start..].split_whitespace().next().unwrap_or(""))
+}
+
+fn num(line: &str, key: &str) -> u64 {
+    field(line, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number {key}= in {line:?}"))
+}
+
+/// `mem`'s first line and its per-pid lines.
+struct Mem {
+    free: u64,
+    tracked: u64,
+    allocs: u64,
+    /// (pid, name, allocs, pages)
+    owners: Vec<(u64, String, u64, u64)>,
+}
+
+fn mem(q: &mut Qemu) -> Mem {
+    let out = q.run("mem", T);
+    let first = out
+        .lines()
+        .find(|l| l.starts_with("pages total="))
+        .unwrap_or_else(|| panic!("no mem summary in {out:?}"));
+    let owners = out
+        .lines()
+        .filter(|l| l.starts_with("pid="))
+        .map(|l| {
+            (
+                num(l, "pid"),
+                field(l, "name").unwrap().to_string(),
+                num(l, "allocs"),
+                num(l, "pages"),
+            )
+        })
+        .collect();
+    Mem {
+        free: num(first, "free"),
+        tracked: num(first, "tracked"),
+        allocs: num(first, "allocs"),
+        owners,
+    }
+}
+
+/// PIDs `ps` lists.
+fn ps_pids(q: &mut Qemu) -> BTreeSet<u64> {
+    let out = q.run("ps", T);
+    out.lines()
+        .skip_while(|l| !l.starts_with("PID"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn boot_reaches_shell_and_runs_programs() {
+    let mut q = Qemu::boot();
+    let boot = q.output();
+    assert!(boot.contains("Leakscope kernel"), "{boot}");
+    assert!(
+        boot.contains("RAM 0x80000000..0x88000000 (128 MiB)"),
+        "{boot}"
+    );
+    assert!(q.run("hello", T).contains("Hello from pid 2!"));
+    assert_eq!(q.run("echo a  b c", T).trim(), "a b c");
+    let ls = q.run("ls", T);
+    for p in [
+        "shell", "ls", "ps", "mem", "hello", "echo", "date", "leak", "churn", "allocs", "debug",
+        "badptr", "fill",
+    ] {
+        assert!(ls.lines().any(|l| l.trim() == p), "ls lacks {p}: {ls}");
+    }
+    assert!(q.run("nosuch", T).contains("nosuch: no such program"));
+    let date = q.run("date", T);
+    assert!(date.contains(" UTC (up "), "{date}");
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn debug_on_leak_prints_seed_report() {
+    let mut q = Qemu::boot();
+    assert!(q.run("debug on", T).contains("debug: on"));
+    let out = q.run("leak 5", T);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("leak: pid="))
+        .unwrap_or_else(|| panic!("{out}"));
+    let pid = num(line, "pid");
+    let nallocs: usize = line
+        .split(" in ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(line.contains("allocated 5 pages"), "{line}");
+
+    let lines: Vec<&str> = out.lines().collect();
+    let pos = |s: &str| {
+        lines
+            .iter()
+            .position(|l| *l == s)
+            .unwrap_or_else(|| panic!("missing {s:?} in:\n{out}"))
+    };
+    let a = pos(&format!(
+        "[free_proc] Allocations still owned by pid {pid}:"
+    ));
+    let b = pos(&format!(
+        "[free_all_tracked] Force freeing leftover allocations for pid={pid}"
+    ));
+    let c = pos(&format!("==== ALLOCS for pid={pid} ===="));
+    let d = pos(&format!("==== END of list - ALLOCS for pid={pid} ===="));
+    assert!(
+        a < b && b < c && c + 1 == d,
+        "order/empty list wrong:\n{out}"
+    );
+    let freed: Vec<&str> = lines[b + 1..c].to_vec();
+    assert_eq!(
+        freed.len(),
+        nallocs,
+        "one freeing line per allocation:\n{out}"
+    );
+    let mut pages = 0;
+    for l in freed {
+        assert!(
+            l.starts_with(" freeing leak: pa=0x8") && l.ends_with(" tag=alloc_pages = destroyed"),
+            "{l:?}"
+        );
+        pages += num(l, "npages");
+    }
+    assert_eq!(pages, 5);
+
+    // Debug off: the report is gone.
+    q.run("debug off", T);
+    let quiet = q.run("leak 3", T);
+    assert!(!quiet.contains("freeing leak"), "{quiet}");
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn exit_sweeps_keep_page_counts_exact() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    q.run("leak 10", T);
+    let churn = q.run("churn", Duration::from_secs(60));
+    assert!(churn.contains("churn: pid="), "{churn}");
+
+    for _ in 0..20 {
+        q.send_line("leak 50 &");
+    }
+    // Every background leak reports and is reaped by the shell ("[pid] done").
+    let mut pids = BTreeSet::new();
+    let mut reaped = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while reaped.len() < 20 || !pids.is_subset(&reaped) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background leaks not all reaped: {pids:?} {reaped:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let text = q.output();
+        for l in text.lines() {
+            if let Some(rest) = l.split("leak: pid=").nth(1) {
+                if l.contains("allocated 50 pages") {
+                    pids.insert(rest.split(' ').next().unwrap().parse::<u64>().unwrap());
+                }
+            }
+            if let Some(p) = l
+                .split('[')
+                .nth(1)
+                .and_then(|r| r.strip_suffix("] done, exit 0"))
+            {
+                reaped.insert(p.parse::<u64>().unwrap());
+            }
+        }
+        q.send_line(""); // another prompt: the shell reaps before printing it
+    }
+    assert_eq!(pids.len(), 20, "{pids:?}");
+    // Drain to a quiet prompt.
+    std::thread::sleep(Duration::from_millis(500));
+    q.run("hello", T);
+
+    let after = mem(&mut q);
+    assert_eq!(
+        after.free, before.free,
+        "free pages changed across exit sweeps"
+    );
+    assert_eq!(after.allocs, before.allocs);
+    assert_eq!(after.tracked, before.tracked);
+    assert!(
+        after.owners.iter().all(|o| o.1 != "<dead>"),
+        "entries owned by dead pids: {:?}",
+        after.owners
+    );
+
+    // Every owner in the kernel's table is the kernel, a live process, or `allocs` itself.
+    let allocs = q.run("allocs", T);
+    let live = ps_pids(&mut q);
+    let owners: BTreeSet<u64> = allocs
+        .lines()
+        .filter(|l| l.starts_with("PA="))
+        .map(|l| num(l, "owner"))
+        .collect();
+    let me = num(
+        allocs
+            .lines()
+            .find(|l| l.starts_with("allocs: pid="))
+            .expect("allocs pid line"),
+        "pid",
+    );
+    for o in &owners {
+        assert!(
+            *o == 0 || *o == me || live.contains(o),
+            "owner {o} is not alive (ps: {live:?})"
+        );
+    }
+    for p in &pids {
+        assert!(!owners.contains(p), "dead leak pid {p} still owns pages");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn bad_pointers_and_invalid_frees_are_refused() {
+    let mut q = Qemu::boot();
+    let out = q.run("badptr", T);
+    assert!(!out.contains("ACCEPTED"), "{out}");
+    assert!(out.contains("badptr: all 28 bad calls refused"), "{out}");
+    assert!(out.contains("badptr: write(kernel) -> -2 EFAULT"), "{out}");
+
+    let before = mem(&mut q);
+    let out = q.run("badfree", T);
+    assert!(out.contains("badfree: ok"), "{out}");
+    for reason in ["wrong_size", "untracked", "double_free"] {
+        assert!(
+            out.contains(&format!(": {reason}")),
+            "kernel did not report {reason}:\n{out}"
+        );
+    }
+    let after = mem(&mut q);
+    assert_eq!(after.free, before.free);
+    // The kernel lives on.
+    assert!(q.run("hello", T).contains("Hello from pid"));
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn full_table_fails_cleanly() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    let out = q.run("fill", Duration::from_secs(60));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("fill: pid="))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.ends_with("then ETABLEFULL"), "{line}");
+    let n: u64 = line
+        .split("allocated ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 8000 && n < 8192, "{line}");
+    assert!(out.contains("fill: retry -> ETABLEFULL"), "{out}");
+    assert_eq!(
+        out.matches("[tracker] alloc_table full").count(),
+        1,
+        "{out}"
+    );
+
+    let after = mem(&mut q);
+    assert_eq!(
+        after.free, before.free,
+        "pages lost after the table filled up"
+    );
+    assert_eq!(after.allocs, before.allocs);
+    let summary = q.run("mem", T);
+    assert!(summary.contains("failed_allocs=2"), "{summary}");
+
+    // Again: the console says it only once per boot, and everything still works.
+    let again = q.run("fill", Duration::from_secs(60));
+    assert!(again.contains("then ETABLEFULL"), "{again}");
+    assert!(!again.contains("[tracker] alloc_table full"), "{again}");
+    assert!(q.run("hello", T).contains("Hello from pid"));
+    assert_eq!(mem(&mut q).free, before.free);
+}
