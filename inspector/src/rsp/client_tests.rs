@@ -644,3 +644,25 @@ fn connect_refused_says_what_to_do() {
     assert!(matches!(err, RspError::Connect { .. }), "{err}");
     assert!(err.to_string().contains("-gdb tcp:"), "{err}");
 }
+
+#[test]
+fn raw_requests_for_packets_the_client_does_not_wrap() {
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"qqemu.sstep");
+        p.reply(b"0x7");
+        assert_eq!(p.packet(), b"Qqemu.sstep=0x1");
+        p.reply(b"OK");
+        assert_eq!(p.packet(), b"qNope");
+        p.reply(b"");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert_eq!(c.request_data(b"qqemu.sstep").unwrap(), b"0x7");
+    c.request_ok(b"Qqemu.sstep=0x1").unwrap();
+    let err = c.request_data(b"qNope").unwrap_err();
+    assert!(matches!(err, RspError::Unsupported { .. }), "{err}");
+    c.detach().unwrap();
+    server.join().unwrap();
+}
