@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use crossterm::event::{self, Event as TermEvent};
 use crossterm::execute;
 use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
@@ -41,7 +41,6 @@ pub fn run_tui(source: Box<dyn SnapshotSource>, interval: Duration) -> anyhow::R
     let guard = TerminalGuard::enter().context("cannot set up the terminal (is stdout a tty?)")?;
     let mut terminal =
         Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot open the terminal")?;
-    terminal.clear()?;
 
     let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
@@ -248,7 +247,14 @@ impl TerminalGuard {
     fn enter() -> io::Result<TerminalGuard> {
         enable_raw_mode()?;
         let guard = TerminalGuard; // from here on, Drop restores even if the next step fails
-        execute!(io::stdout(), EnterAlternateScreen, crossterm::cursor::Hide)?;
+                                   // Clear here rather than with `Terminal::clear`, which asks the terminal for the cursor
+                                   // position and fails on terminals that do not answer.
+        execute!(
+            io::stdout(),
+            EnterAlternateScreen,
+            Clear(ClearType::All),
+            crossterm::cursor::Hide
+        )?;
         Ok(guard)
     }
 }

@@ -265,6 +265,8 @@ fn leaks_and_events_view() {
         &l,
         "pid 7 (leak) leak: 6 pages in 3 allocations force-freed: heap ×2",
     );
+    // The report wraps rather than being cut at 80 columns.
+    assert_has(&l, "user_stack ×1 (1 p)");
     assert_has(&l, "RECLAIM");
     assert_has(&l, "BAD FREE");
     assert_has(&l, "double_free");

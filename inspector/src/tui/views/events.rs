@@ -7,7 +7,7 @@ use crate::tui::app::App;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
@@ -16,7 +16,9 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
     }
     let n_reports = app.leaks.reports().len() as u16;
     // Leaks get what they need up to 40% of the body (at least 3 rows with borders).
-    let leak_rows = (n_reports.max(1) + 2).min((area.height * 2 / 5).max(3));
+    // Leaks get two lines per report (they wrap) up to 40% of the body, at least 3 rows
+    // with the borders.
+    let leak_rows = (n_reports.max(1).saturating_mul(2) + 2).min((area.height * 2 / 5).max(3));
     let [leak_area, ev_area] =
         Layout::vertical([Constraint::Length(leak_rows), Constraint::Min(0)]).areas(area);
 
@@ -41,9 +43,11 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
             .collect()
     };
     f.render_widget(
-        Paragraph::new(leak_lines).block(body_block(format!(
-            " Leaks: {n_reports} exits with leftovers "
-        ))),
+        Paragraph::new(leak_lines)
+            .wrap(Wrap { trim: false })
+            .block(body_block(format!(
+                " Leaks: {n_reports} exits with leftovers "
+            ))),
         leak_area,
     );
 
