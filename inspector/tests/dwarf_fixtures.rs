@@ -351,6 +351,25 @@ fn errors_name_the_problem_and_the_next_step() {
     assert!(matches!(err, DwarfError::NoDebugInfo { .. }), "{err}");
     assert!(err.to_string().contains("make kernel"), "{err}");
 
+    // Compressed debug sections: either read, or refused with a message that says so — never
+    // mistaken for "no debug info".
+    let gz = dir.path().join("gz.o");
+    if run(Command::new("gcc")
+        .args(["-g", "-gz=zlib", "-c"])
+        .arg(fixtures().join("seed_tracker.c"))
+        .arg("-o")
+        .arg(&gz))
+    .is_ok()
+    {
+        match DebugInfo::load(&gz) {
+            Ok(info) => assert!(info.global("alloc_table").is_ok()),
+            Err(err) => {
+                assert!(matches!(err, DwarfError::Section { .. }), "{err}");
+                assert!(err.to_string().contains("compressed"), "{err}");
+            }
+        }
+    }
+
     let err = DebugInfo::load(dir.path().join("missing.elf")).unwrap_err();
     assert!(matches!(err, DwarfError::Io { .. }), "{err}");
 

@@ -20,6 +20,13 @@ pub enum DwarfError {
     #[error("{path} has no DWARF debug info (.debug_info is missing or empty); rebuild with debug info: make kernel")]
     NoDebugInfo { path: PathBuf },
 
+    #[error("cannot read section {section} of {path}: {reason}; if the debug sections are compressed, rebuild without compressing them (make kernel)")]
+    Section {
+        path: PathBuf,
+        section: &'static str,
+        reason: String,
+    },
+
     #[error("symbol `{name}` not found in {path}; is this the Leakscope kernel ELF? rebuild it with make kernel")]
     SymbolNotFound { name: String, path: PathBuf },
 

@@ -42,6 +42,8 @@ pub struct DieIndex {
     pub types: TypeTable,
     pub variables: Vec<VariableDie>,
     pub functions: Vec<FunctionDie>,
+    /// Struct/union/enum DIEs with `DW_AT_declaration` (C forward declarations).
+    declarations: Vec<TypeId>,
 }
 
 enum Scope {
@@ -63,6 +65,8 @@ pub fn build(dwarf: &gimli::Dwarf<Reader>, address_size: u8) -> gimli::Result<Di
         let unit = dwarf.unit(header)?;
         index_unit(dwarf, &unit, &mut index)?;
     }
+    let declarations = std::mem::take(&mut index.declarations);
+    index.types.resolve_declarations(&declarations);
     Ok(index)
 }
 
@@ -190,6 +194,15 @@ fn visit(
             byte_size,
             kind,
         };
+        if is_container
+            && !matches!(types.get(id).kind, TypeKind::Array { .. })
+            && matches!(
+                entry.attr_value(gimli::DW_AT_declaration),
+                Some(AttributeValue::Flag(true))
+            )
+        {
+            index.declarations.push(id);
+        }
         return Ok(if is_container {
             Scope::Type(id)
         } else {

@@ -264,13 +264,17 @@ impl ElfFile {
         }
 
         let gendian = endian.gimli();
-        let load_section = |id: gimli::SectionId| -> std::result::Result<Reader, gimli::Error> {
+        let load_section = |id: gimli::SectionId| -> std::result::Result<Reader, DwarfError> {
             let bytes = match file.section_by_name(id.name()) {
                 Some(section) => {
                     let mut bytes = section
                         .uncompressed_data()
-                        .map(Cow::into_owned)
-                        .unwrap_or_default();
+                        .map_err(|e| DwarfError::Section {
+                            path: path.to_path_buf(),
+                            section: id.name(),
+                            reason: e.to_string(),
+                        })?
+                        .into_owned();
                     relocate(&section, &mut bytes);
                     bytes
                 }
@@ -278,10 +282,7 @@ impl ElfFile {
             };
             Ok(gimli::EndianArcSlice::new(Arc::from(bytes), gendian))
         };
-        let dwarf = gimli::Dwarf::load(load_section).map_err(|source| DwarfError::Gimli {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let dwarf = gimli::Dwarf::load(load_section)?;
         if gimli::Section::reader(&dwarf.debug_info).is_empty() {
             return Err(DwarfError::NoDebugInfo {
                 path: path.to_path_buf(),

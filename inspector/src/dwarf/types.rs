@@ -242,6 +242,13 @@ pub struct TypeTable {
     pub(crate) address_size: u8,
 }
 
+/// See [`TypeTable::signature`]: size, (name, offset, size) per member, enumerators.
+type LayoutSignature = (
+    Option<u64>,
+    Vec<(Option<String>, u64, Option<u64>)>,
+    Vec<Enumerator>,
+);
+
 /// Bound on typedef/qualifier chains followed by the queries below (guards against cycles in
 /// malformed DWARF).
 const MAX_CHAIN: usize = 64;
@@ -277,6 +284,65 @@ impl TypeTable {
 
     pub(crate) fn get_mut(&mut self, id: TypeId) -> &mut TypeInfo {
         &mut self.types[id.0 as usize]
+    }
+
+    /// Replaces each declaration-only struct/union/enum in `decls` (C `struct foo;` seen in one
+    /// unit) by a copy of the complete type of the same kind and name from any unit, if there is
+    /// exactly one distinct layout for that name. Ambiguous or missing definitions stay as they
+    /// are (unsized).
+    pub(crate) fn resolve_declarations(&mut self, decls: &[TypeId]) {
+        let key = |t: &TypeInfo| -> Option<(u8, String)> {
+            let kind = match t.kind {
+                TypeKind::Struct { .. } => 0,
+                TypeKind::Union { .. } => 1,
+                TypeKind::Enum { .. } => 2,
+                _ => return None,
+            };
+            Some((kind, t.name.clone()?))
+        };
+        let mut complete: HashMap<(u8, String), Option<TypeId>> = HashMap::new();
+        for (i, t) in self.types.iter().enumerate() {
+            let id = TypeId(i as u32);
+            if t.byte_size.is_none() || decls.contains(&id) {
+                continue;
+            }
+            if let Some(k) = key(t) {
+                complete
+                    .entry(k)
+                    .and_modify(|seen| {
+                        // The same definition repeated in several units is not ambiguous.
+                        if seen.is_some_and(|s| self.signature(s) != self.signature(id)) {
+                            *seen = None;
+                        }
+                    })
+                    .or_insert(Some(id));
+            }
+        }
+        for &d in decls {
+            let Some(k) = key(self.get(d)) else { continue };
+            if let Some(Some(full)) = complete.get(&k) {
+                self.types[d.0 as usize] = self.types[full.0 as usize].clone();
+            }
+        }
+    }
+
+    /// What makes two definitions from different units the same layout: size, and member names,
+    /// offsets and sizes (or enumerators). Member type ids differ between units, so they are
+    /// not compared.
+    fn signature(&self, id: TypeId) -> LayoutSignature {
+        let t = self.get(id);
+        match &t.kind {
+            TypeKind::Struct { members, .. } | TypeKind::Union { members } => (
+                t.byte_size,
+                members
+                    .iter()
+                    .map(|m| (m.name.clone(), m.offset, self.size_of(m.ty)))
+                    .collect(),
+                Vec::new(),
+            ),
+            TypeKind::Enum { enumerators, .. } => (t.byte_size, Vec::new(), enumerators.clone()),
+            _ => (t.byte_size, Vec::new(), Vec::new()),
+        }
     }
 
     /// The type with this id. Panics only if `id` comes from another table.
@@ -710,6 +776,46 @@ pub(crate) mod tests {
         assert_eq!(s.table.string_kind(s.cchar), None);
         assert_eq!(s.table.string_kind(s.i16_), None);
         let _ = s.usize_;
+    }
+
+    #[test]
+    fn forward_declarations_resolve_to_the_unique_definition() {
+        let mut s = synth(8);
+        let t = &mut s.table;
+        let decl = |t: &mut TypeTable, name: &str| {
+            t.push(TypeInfo {
+                name: Some(name.into()),
+                byte_size: None,
+                kind: TypeKind::Struct {
+                    members: vec![],
+                    has_variants: false,
+                },
+            })
+        };
+        let full = |t: &mut TypeTable, name: &str, ty: TypeId| {
+            t.push(TypeInfo {
+                name: Some(name.into()),
+                byte_size: Some(4),
+                kind: TypeKind::Struct {
+                    members: vec![member("x", ty, 0)],
+                    has_variants: false,
+                },
+            })
+        };
+        let foo_decl = decl(t, "foo");
+        let foo = full(t, "foo", s.u32_);
+        // The same layout in another unit, with that unit's own `u32`.
+        let u32_again = base(t, "u32", 4, BaseEncoding::Unsigned);
+        let _foo_again = full(t, "foo", u32_again);
+        let bar_decl = decl(t, "bar");
+        full(t, "bar", s.u32_);
+        full(t, "bar", s.i16_); // two different `bar`s: ambiguous
+        let baz_decl = decl(t, "baz"); // never defined
+        t.resolve_declarations(&[foo_decl, bar_decl, baz_decl]);
+        assert_eq!(t.get(foo_decl), t.get(foo));
+        assert_eq!(t.size_of(foo_decl), Some(4));
+        assert_eq!(t.size_of(bar_decl), None);
+        assert_eq!(t.size_of(baz_decl), None);
     }
 
     #[test]
