@@ -3,7 +3,7 @@
 use super::app::*;
 use super::fake::FakeSource;
 use super::input::Key;
-use super::views::{self, sparkline};
+use super::views::{self, sparkline, truncate, truncate_start};
 use super::SnapshotSource;
 use crate::model::tests::sample;
 use crate::model::{Event, EventKind, Snapshot};
@@ -302,6 +302,24 @@ fn header_shows_disconnection_and_reconnects() {
     assert!(!has(&l, "guest running"));
     // The last data stays on screen while disconnected.
     assert_has(&l, "leak");
+    // A long error: the header shows its end (the root cause), the footer all of it.
+    let long = "cannot attach to the GDB stub at 127.0.0.1:1234: connect: Connection refused (os error 111)";
+    app.set_connection(Connection::Disconnected {
+        reason: long.into(),
+    });
+    let l = render(&mut app, 80, 24);
+    assert!(
+        l[0].contains("✖ disconnected: …") && l[0].contains("Connection refused (os error 111)"),
+        "{}",
+        l[0]
+    );
+    assert!(
+        l[23].starts_with(
+            "cannot attach to the GDB stub at 127.0.0.1:1234: connect: Connection refused"
+        ),
+        "{}",
+        l[23]
+    );
     app.set_connection(Connection::Reconnecting {
         attempt: 3,
         reason: "refused".into(),
@@ -367,4 +385,13 @@ fn sparkline_scales_to_the_maximum() {
     assert_eq!(sparkline(&[5, 5, 5], 2), "██");
     assert_eq!(sparkline(&[], 4), "");
     assert_eq!(sparkline(&[0, 0], 4), "  ");
+}
+
+#[test]
+fn truncation_keeps_the_start_or_the_end() {
+    assert_eq!(truncate("abcdef", 4), "abc…");
+    assert_eq!(truncate("abc", 4), "abc");
+    assert_eq!(truncate_start("abcdef", 4), "…def");
+    assert_eq!(truncate_start("abc", 3), "abc");
+    assert_eq!(truncate_start("abc", 0), "");
 }

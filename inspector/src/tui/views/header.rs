@@ -1,6 +1,6 @@
 //! The header line: connection state, guest state, refresh interval, last pause, running share.
 
-use super::truncate;
+use super::truncate_start;
 use crate::tui::app::{App, Connection};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -8,7 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-/// Longest error text shown in the header.
+/// Longest error text shown in the header: its end, where the root cause is (the footer
+/// shows all of it).
 const REASON_MAX: usize = 46;
 
 pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
@@ -17,13 +18,13 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         Connection::Connecting => ("◌ connecting…".to_string(), Style::new().fg(Color::Yellow)),
         Connection::Connected => ("● connected".to_string(), Style::new().fg(Color::Green)),
         Connection::Disconnected { reason } => (
-            format!("✖ disconnected: {}", truncate(reason, REASON_MAX)),
+            format!("✖ disconnected: {}", truncate_start(reason, REASON_MAX)),
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         ),
         Connection::Reconnecting { attempt, reason } => (
             format!(
                 "↻ reconnecting (try {attempt}): {}",
-                truncate(reason, REASON_MAX)
+                truncate_start(reason, REASON_MAX)
             ),
             Style::new().fg(Color::Yellow),
         ),

@@ -15,7 +15,7 @@ pub use pagemap::{
     areas as pagemap_areas, draw_pagemap, EMPTY as EMPTY_CELL, FULL as FULL_CELL, PART as PART_CELL,
 };
 
-use super::app::{App, View, PAGE_SIZE};
+use super::app::{App, Connection, View, PAGE_SIZE};
 use super::input::KEYMAP;
 use crate::model::KERNEL_PID;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -87,6 +87,14 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
             Span::styled(msg.clone(), Style::new().fg(Color::Yellow)),
             Span::styled("  (Esc)", Style::new().fg(Color::DarkGray)),
         ])
+    } else if let Connection::Disconnected { reason } | Connection::Reconnecting { reason, .. } =
+        &app.connection
+    {
+        // The whole error, which the header can only show the end of.
+        Line::from(vec![
+            Span::styled(reason.clone(), Style::new().fg(Color::Red)),
+            Span::styled(" · ? help · q quit", Style::new().fg(Color::DarkGray)),
+        ])
     } else {
         let mut spans = vec![Span::styled(
             "? help · q quit · Tab view · p pause · +/- interval · s sort · / filter",
@@ -144,7 +152,7 @@ fn body_block(title: String) -> Block<'static> {
 /// A message in the body when there is nothing to show yet.
 fn draw_waiting(f: &mut Frame, area: Rect, title: &str, app: &App) {
     let text = match &app.connection {
-        super::app::Connection::Connected => "no snapshot yet".to_string(),
+        Connection::Connected => "no snapshot yet".to_string(),
         _ => "waiting for the first snapshot (see the header for the connection)".to_string(),
     };
     f.render_widget(
@@ -197,6 +205,20 @@ pub fn kib(pages: u64) -> u64 {
 /// Timer ticks as seconds since boot, e.g. `12.345s`.
 pub fn secs(ticks: u64) -> String {
     format!("{:.3}s", ticks as f64 / TICKS_PER_SEC)
+}
+
+/// The end of `s` in at most `max` characters, with a leading `…` when cut.
+pub fn truncate_start(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_string()
+    } else if max == 0 {
+        String::new()
+    } else {
+        let mut t = String::from("…");
+        t.extend(s.chars().skip(n - (max - 1)));
+        t
+    }
 }
 
 /// `s` cut to `max` characters, with `…` when cut.
