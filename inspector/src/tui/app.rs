@@ -594,6 +594,22 @@ impl App {
             .collect()
     }
 
+    /// Leak reports that pass the filter (`pid:N` its pid, `tag:T` any of its tags, text its
+    /// name or a tag), newest first.
+    pub fn visible_leaks(&self) -> Vec<&LeakReport> {
+        self.leaks
+            .reports()
+            .rev()
+            .filter(|r| {
+                self.filter.as_ref().is_none_or(|f| {
+                    r.tags
+                        .iter()
+                        .any(|t| f.matches(r.pid, &t.tag, Some(&r.name)))
+                })
+            })
+            .collect()
+    }
+
     /// The page-map grid for the current terminal size and the latest snapshot's RAM.
     pub fn page_grid(&self) -> PageGrid {
         let (w, h) = self.term_size;

@@ -604,3 +604,37 @@ fn fake_source_outages_need_reconnects() {
     assert!(src.reconnect().is_ok());
     assert!(src.sample().is_ok());
 }
+
+#[test]
+fn filter_applies_to_leak_reports() {
+    let mut s = sample();
+    s.events = vec![
+        ev(0, EventKind::ExitReclaim, 7, 2, "heap"),
+        ev(1, EventKind::ExitReclaim, 1, 1, "page_table"),
+    ];
+    s.header.event_head = 2;
+    let mut app = app_with(s);
+    assert_eq!(
+        app.visible_leaks()
+            .iter()
+            .map(|r| r.pid)
+            .collect::<Vec<_>>(),
+        [1, 7]
+    );
+    for (text, pids) in [
+        ("pid:7", vec![7]),
+        ("tag:page_table", vec![1]),
+        ("shell", vec![1]),
+        ("nothing", vec![]),
+    ] {
+        type_filter(&mut app, text);
+        assert_eq!(
+            app.visible_leaks()
+                .iter()
+                .map(|r| r.pid)
+                .collect::<Vec<_>>(),
+            pids,
+            "{text}"
+        );
+    }
+}

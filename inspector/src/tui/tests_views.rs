@@ -278,6 +278,10 @@ fn leaks_and_events_view() {
     app.apply_snapshot(s, Instant::now() + Duration::from_secs(5));
     let l = render(&mut app, 80, 24);
     assert_has(&l, "17 MISSED");
+    // Scrolling the event list says so.
+    app.handle_key(Key::Down);
+    app.handle_key(Key::Down);
+    assert_has(&render(&mut app, 80, 24), "↓2 newer above");
 }
 
 #[test]

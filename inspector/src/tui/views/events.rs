@@ -14,7 +14,8 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
     if app.latest.is_none() && app.events.is_empty() {
         return draw_waiting(f, area, "Leaks & events", app);
     }
-    let n_reports = app.leaks.reports().len() as u16;
+    let leaks = app.visible_leaks();
+    let n_reports = leaks.len() as u16;
     // Leaks get what they need up to 40% of the body (at least 3 rows with borders).
     // Leaks get two lines per report (they wrap) up to 40% of the body, at least 3 rows
     // with the borders.
@@ -28,9 +29,8 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
             Style::new().fg(Color::DarkGray),
         ))]
     } else {
-        app.leaks
-            .reports()
-            .rev()
+        leaks
+            .iter()
             .map(|r| {
                 Line::from(vec![
                     Span::styled(
@@ -62,8 +62,13 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
         .as_ref()
         .map(|f| format!(" · filter {}", f.label()))
         .unwrap_or_default();
+    let scrolled = if app.events_scroll > 0 {
+        format!(" · ↓{} newer above", app.events_scroll)
+    } else {
+        String::new()
+    };
     let mut block = body_block(format!(
-        " Events {}/{}{filter}{missed} ",
+        " Events {}/{}{filter}{missed}{scrolled} ",
         events.len(),
         app.events.len()
     ));
