@@ -134,7 +134,7 @@ pub fn draw_help(f: &mut Frame, area: Rect) {
         })
         .collect();
     lines.push(Line::from(Span::styled(
-        " Filters apply to allocations and events.",
+        " Filters apply to allocations, events and leaks.",
         Style::new().fg(Color::DarkGray),
     )));
     f.render_widget(Clear, popup);

@@ -106,7 +106,7 @@ pub fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
         "KiB",
         "RAM",
         "TOP TAGS",
-        "PAGES OVER TIME",
+        "PAGES/TIME",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let widths = [
