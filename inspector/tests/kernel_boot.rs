@@ -254,7 +254,7 @@ fn bad_pointers_and_invalid_frees_are_refused() {
     let before = mem(&mut q);
     let out = q.run("badfree", T);
     assert!(out.contains("badfree: ok"), "{out}");
-    for reason in ["wrong_size", "untracked", "double_free"] {
+    for reason in ["wrong_size", "untracked", "double_free", "not_owner"] {
         assert!(
             out.contains(&format!(": {reason}")),
             "kernel did not report {reason}:\n{out}"

@@ -67,11 +67,9 @@ fn poll() {
                 write_bytes(b"\n");
                 line.complete = true;
             }
-            0x08 | 0x7f => {
-                if line.len > 0 {
-                    line.len -= 1;
-                    write_bytes(b"\x08 \x08");
-                }
+            0x08 | 0x7f if line.len > 0 => {
+                line.len -= 1;
+                write_bytes(b"\x08 \x08");
             }
             0x20..=0x7e if line.len < LINE_MAX - 1 => {
                 line.buf[line.len] = b;

@@ -180,7 +180,7 @@ const NOT_A_USER_ALLOCATION: Pid = Pid::MAX;
 fn sys_free_pages(va: u64, npages: u64) -> isize {
     let ram_pages = tracker::header().ram_pages;
     if npages == 0
-        || va % PAGE_SIZE != 0
+        || !va.is_multiple_of(PAGE_SIZE)
         || va < HEAP_BASE
         || va >= HEAP_BASE + ram_pages * PAGE_SIZE
     {

@@ -195,6 +195,36 @@ impl Write for LineWriter {
     }
 }
 
+/// Formats into a byte buffer (for building arguments); text past its end is dropped.
+pub struct BufWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> BufWriter<'a> {
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        BufWriter { buf, len: 0 }
+    }
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for BufWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Parses a hexadecimal number with or without `0x`.
+pub fn parse_hex(s: &str) -> Option<u64> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    u64::from_str_radix(s, 16).ok()
+}
+
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     let mut w = LineWriter::new();
@@ -261,7 +291,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -271,7 +301,7 @@ impl Rng {
     }
     /// Uniform-ish in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
