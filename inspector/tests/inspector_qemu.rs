@@ -1,0 +1,252 @@
+//! The inspector against the real kernel in QEMU: `snapshot --json` agrees entry for entry with
+//! the kernel's own `allocs` dump over serial; exited leakers disappear from the next snapshot
+//! and `watch` reports their exit reclaims; an ELF that is not the running kernel is refused.
+//! Each test boots its own QEMU (killed by pid on drop) with timeouts.
+
+mod common;
+
+use common::qemu::{kernel_elf, Qemu};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inspector");
+const T: Duration = Duration::from_secs(20);
+
+fn snapshot(q: &Qemu) -> Value {
+    let out = Command::new(BIN)
+        .args(["snapshot", "--json", "--elf"])
+        .arg(kernel_elf())
+        .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "snapshot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn field(line: &str, key: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// (pa, npages, owner, tag) of every entry.
+type Row = (u64, u64, u64, String);
+
+fn json_rows(v: &Value) -> BTreeSet<Row> {
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["pa"].as_u64().unwrap(),
+                e["npages"].as_u64().unwrap(),
+                e["owner"].as_u64().unwrap(),
+                e["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The PID of the `leak` that printed `allocated {pages} pages` (the line may follow a prompt).
+fn leak_pid(out: &str, pages: u64) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.contains("leak: pid=") && l.contains(&format!("allocated {pages} pages")))
+        .unwrap_or_else(|| panic!("no leak line for {pages} pages in:\n{out}"));
+    let rest = line.split("leak: pid=").nth(1).unwrap();
+    rest.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn watch(q: &Qemu) -> std::process::Child {
+    Command::new(BIN)
+        .args([
+            "watch",
+            "--json-lines",
+            "--interval",
+            "100ms",
+            "--duration",
+            "90s",
+            "--elf",
+        ])
+        .arg(kernel_elf())
+        .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops `watch` as a user would (Ctrl-C: it detaches) and returns its JSON lines.
+fn stop_watch(child: std::process::Child) -> Vec<Value> {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "watch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
+    let mut q = Qemu::boot();
+    q.run("debug on", T); // the kernel then reports each exit sweep on the console
+    q.send_line("leak 20 30 &");
+    let a = leak_pid(&q.expect("allocated 20 pages", T), 20);
+    q.send_line("leak 7 30 &");
+    let b = leak_pid(&q.expect("allocated 7 pages", T), 7);
+
+    // A snapshot, then the kernel's own dump: the same entries, except those of the `allocs`
+    // process itself, which exist only while it prints.
+    let snap = snapshot(&q);
+    let dump = q.run("allocs", T);
+    let allocs_pid: u64 = field(
+        dump.lines()
+            .find(|l| l.starts_with("allocs: pid="))
+            .unwrap(),
+        "pid",
+    )
+    .parse()
+    .unwrap();
+    let dumped: BTreeSet<Row> = dump
+        .lines()
+        .filter(|l| l.starts_with("PA=0x"))
+        .map(|l| {
+            (
+                hex(&field(l, "PA")),
+                field(l, "npages").parse().unwrap(),
+                field(l, "owner").parse().unwrap(),
+                field(l, "tag"),
+            )
+        })
+        .filter(|r: &Row| r.2 != allocs_pid)
+        .collect();
+    let snapped = json_rows(&snap);
+    assert_eq!(
+        snapped, dumped,
+        "snapshot and the kernel's allocs dump disagree"
+    );
+    for (pid, pages) in [(a, 20), (b, 7)] {
+        let p = snap["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == pid)
+            .expect("leaker in pids");
+        assert_eq!(p["name"], "leak");
+        let leaked: u64 = snapped
+            .iter()
+            .filter(|r| r.2 == pid && r.3 == "alloc_pages")
+            .map(|r| r.1)
+            .sum();
+        assert_eq!(leaked, pages, "pid {pid}");
+    }
+    assert_eq!(snap["count"].as_u64().unwrap(), snapped.len() as u64);
+
+    // Watch until both leakers have exited (the kernel says so on the console).
+    let watcher = watch(&q);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let swept = |q: &Qemu, pid| {
+        q.output().contains(&format!(
+            "[free_all_tracked] Force freeing leftover allocations for pid={pid}\n"
+        ))
+    };
+    while !(swept(&q, a) && swept(&q, b)) {
+        assert!(
+            Instant::now() < deadline,
+            "leakers did not exit in time:\n{}",
+            q.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // at least one more watch interval
+    let events = stop_watch(watcher);
+    for (pid, pages) in [(a, 20), (b, 7)] {
+        let reclaimed: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "exit_reclaim" && e["owner"] == pid)
+            .collect();
+        assert!(
+            reclaimed.iter().all(|e| e["tag"] == "alloc_pages"),
+            "{reclaimed:?}"
+        );
+        let n: u64 = reclaimed
+            .iter()
+            .map(|e| e["npages"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            n, pages,
+            "watch must show pid {pid}'s {pages} leaked pages reclaimed"
+        );
+    }
+    assert!(events.last().unwrap()["running_share"].as_f64().unwrap() > 0.5);
+
+    // They own nothing any more; once the shell has reaped them (it does so before running the
+    // next command) the next snapshot no longer knows them at all.
+    let after = snapshot(&q);
+    assert!(json_rows(&after).iter().all(|r| r.2 != a && r.2 != b));
+    assert!(
+        q.run("hello", T).contains("Hello from pid"),
+        "the kernel lives on"
+    );
+    let after = snapshot(&q);
+    let pids = after["pids"].as_array().unwrap();
+    assert!(
+        pids.iter().all(|p| p["pid"] != a && p["pid"] != b),
+        "{pids:?}"
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn elf_that_is_not_the_running_kernel_is_refused() {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let q = Qemu::boot();
+    // A copy of the kernel ELF whose build id differs in one byte.
+    let mut bytes = std::fs::read(kernel_elf()).unwrap();
+    let file_offset = {
+        let file = object::File::parse(&*bytes).unwrap();
+        let sym = file
+            .symbols()
+            .find(|s| s.name() == Ok("leakscope_build_id"))
+            .expect("build id symbol");
+        let section = file.section_by_index(sym.section_index().unwrap()).unwrap();
+        let (off, _) = section.file_range().expect("build id has file bytes");
+        (off + sym.address() - section.address()) as usize
+    };
+    bytes[file_offset] ^= 0xff;
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-kernel.elf");
+    std::fs::write(&other, &bytes).unwrap();
+    let out = Command::new(BIN)
+        .args(["snapshot", "--elf"])
+        .arg(&other)
+        .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not match the running kernel"), "{err}");
+    // The guest was resumed: the right ELF still works at once.
+    assert_eq!(snapshot(&q)["capacity"], 8192);
+}
