@@ -11,7 +11,14 @@ pub fn rust_tracker_object(dir: &Path) -> PathBuf {
     let obj = dir.join("rust_tracker.o");
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = Command::new(rustc)
-        .args(["--edition", "2021", "--crate-type=lib", "--emit=obj", "-g", "-O"])
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type=lib",
+            "--emit=obj",
+            "-g",
+            "-O",
+        ])
         .args(["--target", "riscv64gc-unknown-none-elf"])
         .arg(&src)
         .arg("-o")
