@@ -38,7 +38,9 @@ pub static alloc_events: TrackerCell<[AllocEvent; EVENT_RING_LEN]> =
 static SLOT_INDEX: TrackerCell<SlotIndex> = TrackerCell::new(SlotIndex::EMPTY);
 
 /// Runs `f` on a tracker view over the statics, with interrupts off. Not reentrant: `f` must
-/// not call back into this module.
+/// not call back into this module. Never inlined, so a breakpoint on an exported function
+/// stops in that function's own frame (its arguments in view), not in inlined tracker code.
+#[inline(never)]
 fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
     let _irq = IrqGuard::new();
     // SAFETY: single hart with interrupts off (sync invariant) and no nesting (contract above):
