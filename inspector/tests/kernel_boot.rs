@@ -310,3 +310,45 @@ fn full_table_fails_cleanly() {
     assert!(q.run("hello", T).contains("Hello from pid"));
     assert_eq!(mem(&mut q).free, before.free);
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn faulting_and_spinning_processes_do_not_stop_the_kernel() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    let out = q.run("crash", T);
+    let pid = num(
+        out.lines()
+            .find(|l| l.starts_with("crash: pid="))
+            .unwrap_or_else(|| panic!("{out}")),
+        "pid",
+    );
+    assert!(
+        out.contains(&format!("[trap] pid {pid} killed: scause=0xf stval=0x0")),
+        "{out}"
+    );
+    assert!(out.contains("shell: crash exited with -1"), "{out}");
+    assert!(!out.contains("still alive"), "{out}");
+    assert_eq!(
+        mem(&mut q).free,
+        before.free,
+        "a killed process leaked pages"
+    );
+
+    // A process that never makes a syscall is preempted by the timer: the shell still answers.
+    let bg = q.run("spin 1000 &", T);
+    let spin: u64 = bg
+        .split('[')
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{bg}"));
+    assert!(q.run("hello", T).contains("Hello from pid"));
+    let ps = q.run("ps", T);
+    assert!(
+        ps.lines().any(|l| l.starts_with(&format!("{spin} "))
+            && l.contains("spin")
+            && !l.contains("zombie")),
+        "spin is not alive:\n{ps}"
+    );
+}
