@@ -1,6 +1,7 @@
 //! The runtime of Leakscope user programs: syscall wrappers, `print!`/`println!`, arguments,
 //! the `_start` entry (see [`entry!`]) and a panic handler that exits with code 101.
 #![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod sysabi;
 
