@@ -4,6 +4,7 @@
 //! resume behind a trait), `dwarf` (ELF symbols, type layouts, line tables), `model` (snapshots
 //! decoded by field name, and their differences).
 
+pub mod debugger;
 pub mod dwarf;
 pub mod model;
 pub mod report;

@@ -69,6 +69,56 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Stop at a kernel function or source line, print each hit's decoded arguments, and leave
+    /// the kernel running (breakpoints removed) after COUNT hits or the timeout.
+    Break {
+        #[command(flatten)]
+        conn: Conn,
+        /// A function (`track_alloc`), a source line (`tracker.rs:91`) or `*ADDRESS`.
+        location: String,
+        #[command(flatten)]
+        opts: BreakOpts,
+        /// Stop after this many hits whose condition held.
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+    },
+    /// Break at a function, then step through it line by line, printing each visited line;
+    /// ends when the function returns or after LINES lines, leaving the kernel running.
+    Step {
+        #[command(flatten)]
+        conn: Conn,
+        /// The function (or file:line) to start from.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        opts: BreakOpts,
+        /// Lines to step at most.
+        #[arg(long, default_value_t = 30)]
+        lines: u32,
+        /// Step over every call (gdb `next`). By default, calls into the starting function's
+        /// own source file and into the --into files are entered, all others stepped over.
+        #[arg(long)]
+        over: bool,
+        /// Enter calls into functions defined in this file (trailing path match); repeatable.
+        /// The default is the tracker crate, where the exit sweep's loop lives, so printing
+        /// and page-freeing helpers are stepped over.
+        #[arg(long, default_values = ["tracker/src/lib.rs"])]
+        into: Vec<String>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct BreakOpts {
+    /// Only stop when this condition on the function's arguments holds, e.g. 'owner == 7 &&
+    /// npages > 1' (operators: == != < <= > >= && || !, strings in quotes).
+    #[arg(long = "if", value_name = "CONDITION")]
+    condition: Option<String>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Give up (and leave the kernel running) if no hit arrives within this time.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
 }
 
 fn main() {
@@ -116,6 +166,274 @@ fn run(cli: Cli) -> Result<()> {
             };
             inspector::tui::run_tui(source, interval)
         }
+        Command::Break {
+            conn,
+            location,
+            opts,
+            count,
+        } => debug_cmd::break_cmd(&conn.elf, &conn.gdb, &location, &opts, count),
+        Command::Step {
+            conn,
+            from,
+            opts,
+            lines,
+            over,
+            into,
+        } => debug_cmd::step_cmd(&conn.elf, &conn.gdb, &from, &opts, lines, over, into),
+    }
+}
+
+/// The `break` and `step` commands.
+mod debug_cmd {
+    use super::BreakOpts;
+    use anyhow::{bail, Context, Result};
+    use inspector::debugger::stepping::{position, CallPolicy, LineOutcome, Stepper};
+    use inspector::debugger::stop::source_line;
+    use inspector::debugger::{Condition, Debugger, Hit, Location};
+    use inspector::session::{install_ctrlc, Session};
+    use inspector::target::HaltGuard;
+    use serde_json::json;
+    use std::io::Write;
+    use std::path::Path;
+    use std::time::Instant;
+
+    /// Connects, arms the breakpoint and says so on stderr (`breakpoint N at …`).
+    fn arm(
+        elf: &Path,
+        gdb: &str,
+        location: &str,
+        opts: &BreakOpts,
+    ) -> Result<(Session, Debugger, u32)> {
+        let location: Location = location.parse()?;
+        let condition = opts
+            .condition
+            .as_deref()
+            .map(Condition::parse)
+            .transpose()?;
+        let mut session = Session::connect(elf, gdb)?;
+        let mut dbg = Debugger::new(session.debug_info().clone());
+        let id = {
+            let mut guard = HaltGuard::new(session.target())?;
+            dbg.break_at(&mut *guard, location, condition)?
+        };
+        let bp = dbg.breakpoints.get(id).expect("just added");
+        let at = bp
+            .addresses
+            .iter()
+            .map(|a| format!("{a:#x}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pos = bp
+            .addresses
+            .first()
+            .and_then(|&a| dbg.debug().user_location(a))
+            .map(|l| format!(" ({}:{})", l.file, l.line))
+            .unwrap_or_default();
+        eprintln!(
+            "breakpoint {id} at {} {at}{pos}{}; waiting",
+            bp.function.as_deref().unwrap_or("??"),
+            bp.condition
+                .as_ref()
+                .map(|c| format!(" if {c}"))
+                .unwrap_or_default()
+        );
+        Ok((session, dbg, id))
+    }
+
+    fn hit_json(dbg: &Debugger, hit: &Hit, function: Option<&str>) -> serde_json::Value {
+        let loc = dbg.debug().user_location(hit.pc);
+        json!({
+            "breakpoint": hit.breakpoint,
+            "function": function.map(str::to_string).or_else(|| dbg.debug().function_at(hit.pc).map(|f| f.name)),
+            "file": loc.as_ref().map(|l| l.file.clone()),
+            "line": loc.as_ref().map(|l| l.line),
+            "args": hit.args.to_json(),
+            "pc": hit.pc,
+        })
+    }
+
+    pub fn break_cmd(
+        elf: &Path,
+        gdb: &str,
+        location: &str,
+        opts: &BreakOpts,
+        count: u64,
+    ) -> Result<()> {
+        let stop = install_ctrlc()?;
+        let (mut session, mut dbg, id) = arm(elf, gdb, location, opts)?;
+        let function = dbg.breakpoints.get(id).and_then(|b| b.function.clone());
+        let deadline = Instant::now() + opts.timeout;
+        let mut out = std::io::stdout().lock();
+        let mut hits = 0;
+        while hits < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(hit) = dbg.continue_until_hit(session.target(), left, Some(&stop))? else {
+                break;
+            };
+            if hit.breakpoint != Some(id) {
+                continue;
+            }
+            hits += 1;
+            if let Some(e) = &hit.condition_error {
+                eprintln!("inspector: {e}");
+            }
+            if opts.json {
+                writeln!(out, "{}", hit_json(&dbg, &hit, function.as_deref()))?;
+            } else {
+                let loc = dbg
+                    .debug()
+                    .user_location(hit.pc)
+                    .map(|l| format!("{}:{}", l.file, l.line))
+                    .unwrap_or_else(|| "??".into());
+                writeln!(
+                    out,
+                    "hit {hits}: {} ({loc}) pc={:#x} {}",
+                    function.as_deref().unwrap_or("??"),
+                    hit.pc,
+                    hit.args.text()
+                )?;
+            }
+            out.flush()?;
+        }
+        session
+            .detach()
+            .context("detaching (removes the breakpoints and resumes the kernel)")?;
+        if hits < count && !stop.is_set() {
+            bail!(
+                "{hits} of {count} hits within {}; the kernel runs on without breakpoints",
+                humantime::format_duration(opts.timeout)
+            );
+        }
+        Ok(())
+    }
+
+    fn line_json(file: &str, line: u32, function: Option<&str>, pc: u64) -> serde_json::Value {
+        json!({
+            "file": file,
+            "line": line,
+            "function": function,
+            "text": source_line(Path::new(file), line).unwrap_or_default(),
+            "pc": pc,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn step_cmd(
+        elf: &Path,
+        gdb: &str,
+        from: &str,
+        opts: &BreakOpts,
+        lines: u32,
+        over: bool,
+        into: Vec<String>,
+    ) -> Result<()> {
+        let stop = install_ctrlc()?;
+        let (mut session, mut dbg, id) = arm(elf, gdb, from, opts)?;
+        let hit = loop {
+            let Some(hit) = dbg.continue_until_hit(session.target(), opts.timeout, Some(&stop))?
+            else {
+                session.detach()?;
+                bail!(
+                    "{from} was not reached within {}; the kernel runs on without breakpoints",
+                    humantime::format_duration(opts.timeout)
+                );
+            };
+            if hit.breakpoint == Some(id) {
+                break hit;
+            }
+        };
+        // One sweep: the start breakpoint must not fire again (recursion, other processes).
+        dbg.breakpoints.remove(session.target(), id)?;
+        let debug = dbg.debug().clone();
+        let policy = if over {
+            CallPolicy::Over
+        } else {
+            let mut files = into;
+            if let Some(l) = debug.user_location(hit.pc) {
+                files.push(l.file);
+            }
+            CallPolicy::IntoFiles(files)
+        };
+        let mut out = std::io::stdout().lock();
+        let emit = |out: &mut std::io::StdoutLock, v: serde_json::Value| -> Result<()> {
+            if opts.json {
+                writeln!(out, "{v}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{}:{:<5} {:<28} | {}",
+                    v["file"].as_str().unwrap_or("??"),
+                    v["line"],
+                    v["function"].as_str().unwrap_or("??"),
+                    v["text"].as_str().unwrap_or("")
+                )?;
+            }
+            out.flush()?;
+            Ok(())
+        };
+        if !opts.json {
+            writeln!(out, "stopped in {} {}", from, hit.args.text())?;
+        } else {
+            writeln!(
+                out,
+                "{}",
+                json!({"stopped": from, "pc": hit.pc, "args": hit.args.to_json()})
+            )?;
+        }
+        if let Some(p) = position(&debug, hit.pc) {
+            emit(
+                &mut out,
+                line_json(&p.file, p.line, p.function.as_deref(), hit.pc),
+            )?;
+        }
+        let mut stepper = Stepper::new(&dbg, session.target(), policy)?;
+        let mut visited = 1;
+        while visited < lines && !stop.is_set() {
+            match stepper.next_line(&mut dbg, session.target())? {
+                LineOutcome::Line { pc, position: p } => {
+                    emit(
+                        &mut out,
+                        line_json(&p.file, p.line, p.function.as_deref(), pc),
+                    )?;
+                    visited += 1;
+                }
+                LineOutcome::Returned { pc } => {
+                    let p = position(&debug, pc);
+                    let mut v = match &p {
+                        Some(p) => line_json(&p.file, p.line, p.function.as_deref(), pc),
+                        None => {
+                            json!({"file": null, "line": null, "function": null, "text": "", "pc": pc})
+                        }
+                    };
+                    v["returned"] = json!(true);
+                    if opts.json {
+                        writeln!(out, "{v}")?;
+                    } else {
+                        writeln!(
+                            out,
+                            "{from} returned to {}",
+                            p.map(|p| format!("{}:{}", p.file, p.line))
+                                .unwrap_or_else(|| format!("{pc:#x}"))
+                        )?;
+                    }
+                    break;
+                }
+                LineOutcome::Stopped { pc } => {
+                    eprintln!("inspector: stopped at a breakpoint at {pc:#x} while stepping");
+                    break;
+                }
+                LineOutcome::Limit { pc } => {
+                    eprintln!(
+                        "inspector: no new line after many instructions (pc {pc:#x}); stopping"
+                    );
+                    break;
+                }
+            }
+        }
+        session
+            .detach()
+            .context("detaching (removes the breakpoints and resumes the kernel)")?;
+        Ok(())
     }
 }
 

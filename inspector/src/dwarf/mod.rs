@@ -30,7 +30,9 @@ mod layout;
 mod lines;
 mod loader;
 mod lookup;
+mod params;
 mod types;
+mod unwind;
 mod value;
 
 use std::path::{Path, PathBuf};
@@ -41,10 +43,15 @@ pub use layout::{ArrayLayout, FieldKind, FieldLayout, StructLayout};
 pub use lines::{Frame, FunctionInfo, LineMatch, SourceLocation};
 pub use loader::{ElfFile, Endian, LoadedSection, Reader, Symbol, SymbolType, REL_BASE};
 pub use lookup::Global;
+pub use params::{
+    evaluate_frame_base, evaluate_location, read_pieces, EvalError, FunctionParams, LocRange,
+    Machine, ParamLocation, Parameter,
+};
 pub use types::{
     BaseEncoding, Enumerator, Member, Qualifier, StrLen, StrRef, StringKind, TypeId, TypeInfo,
     TypeKind, TypeTable,
 };
+pub use unwind::{FrameRegs, Unwinder, Unwound, SP as UNWIND_SP, UNWIND_REGISTERS};
 pub use value::{decode_value, Value};
 
 /// A loaded ELF with its DWARF indexed: the entry point of this layer.

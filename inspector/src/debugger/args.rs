@@ -1,0 +1,295 @@
+//! The stopped function's arguments, decoded by DWARF: each formal parameter's location
+//! (register, stack slot, frame-base offset, pieces) evaluated against the halted target, the
+//! bytes decoded by the parameter's type, strings read from target memory.
+//!
+//! Contract: an argument that cannot be read is [`ArgValue::Unavailable`] with the reason
+//! (`optimized out`, an unreadable address), never a made-up number.
+
+use std::fmt;
+
+use serde_json::json;
+
+use crate::dwarf::{
+    evaluate_frame_base, evaluate_location, read_pieces, DebugInfo, FunctionParams, Machine,
+    Reader, Value,
+};
+use crate::target::Target;
+
+use super::condition::Scope;
+
+/// Longest string read for a `&str`/`char *` argument.
+pub const STRING_LIMIT: u64 = 256;
+
+/// A decoded argument value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArgValue {
+    UInt(u128),
+    Int(i128),
+    Bool(bool),
+    Char(char),
+    Str(String),
+    Enum {
+        name: Option<String>,
+        value: i128,
+    },
+    Pointer(u64),
+    /// A value shown as text only (structs, arrays, bytes).
+    Other(String),
+    /// Not readable at this pc; the reason.
+    Unavailable(String),
+}
+
+impl ArgValue {
+    /// JSON: numbers as numbers (unsigned above `u64::MAX` as a string), strings as strings,
+    /// unavailable values as `null`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            ArgValue::UInt(u) => match u64::try_from(*u) {
+                Ok(v) => json!(v),
+                Err(_) => json!(u.to_string()),
+            },
+            ArgValue::Int(i) => match i64::try_from(*i) {
+                Ok(v) => json!(v),
+                Err(_) => json!(i.to_string()),
+            },
+            ArgValue::Bool(b) => json!(b),
+            ArgValue::Char(c) => json!(c.to_string()),
+            ArgValue::Str(s) => json!(s),
+            ArgValue::Enum { name, value } => match name {
+                Some(n) => json!(n),
+                None => json!(value),
+            },
+            ArgValue::Pointer(p) => json!(p),
+            ArgValue::Other(s) => json!(s),
+            ArgValue::Unavailable(_) => serde_json::Value::Null,
+        }
+    }
+}
+
+impl fmt::Display for ArgValue {
+    /// Addresses-like unsigned values (above 0xffff) in hex, small ones in decimal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArgValue::UInt(u) if *u > 0xffff => write!(f, "{u:#x}"),
+            ArgValue::UInt(u) => write!(f, "{u}"),
+            ArgValue::Int(i) => write!(f, "{i}"),
+            ArgValue::Bool(b) => write!(f, "{b}"),
+            ArgValue::Char(c) => write!(f, "{c:?}"),
+            ArgValue::Str(s) => write!(f, "{s:?}"),
+            ArgValue::Enum {
+                name: Some(n),
+                value,
+            } => write!(f, "{n} ({value})"),
+            ArgValue::Enum { name: None, value } => write!(f, "{value}"),
+            ArgValue::Pointer(p) => write!(f, "{p:#x}"),
+            ArgValue::Other(s) => f.write_str(s),
+            ArgValue::Unavailable(r) => write!(f, "<{r}>"),
+        }
+    }
+}
+
+/// One argument of the stopped function.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    pub name: String,
+    /// The DWARF type name (`u64`, `&str`, …); `?` if DWARF gives none.
+    pub type_name: String,
+    pub value: ArgValue,
+    /// The structural value, for conditions on fields (`e.pa`); `None` if unreadable.
+    pub decoded: Option<Value>,
+}
+
+/// The arguments of one stop, in declaration order; a [`Scope`] for conditions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Args(pub Vec<Arg>);
+
+impl Args {
+    pub fn get(&self, name: &str) -> Option<&Arg> {
+        self.0.iter().find(|a| a.name == name)
+    }
+
+    /// `{"name": value, …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.0
+                .iter()
+                .map(|a| (a.name.clone(), a.value.to_json()))
+                .collect(),
+        )
+    }
+
+    /// `name=value name=value`.
+    pub fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|a| format!("{}={}", a.name, a.value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Scope for Args {
+    fn lookup(&self, path: &[String]) -> Option<ArgValue> {
+        let arg = self.get(path.first()?)?;
+        if path.len() == 1 {
+            return Some(arg.value.clone());
+        }
+        let mut v = arg.decoded.as_ref()?;
+        for p in &path[1..] {
+            v = match p.parse::<usize>() {
+                Ok(i) => v.index(i)?,
+                Err(_) => v.field(p)?,
+            };
+        }
+        Some(plain(v))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.iter().map(|a| a.name.clone()).collect()
+    }
+}
+
+/// A [`Machine`] over a halted target's registers (`x0..x31, pc`) and memory.
+pub struct TargetMachine<'a> {
+    pub target: &'a mut dyn Target,
+    pub regs: &'a [u64],
+    /// The function's entry address: entry values are known only while stopped there.
+    pub entry: Option<u64>,
+    pub cfa: Option<u64>,
+}
+
+impl Machine for TargetMachine<'_> {
+    fn register(&mut self, reg: u16) -> Option<u64> {
+        (reg < 32).then(|| self.regs.get(usize::from(reg)).copied())?
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        self.target.read_memory(addr, buf).is_ok()
+    }
+
+    fn cfa(&mut self) -> Option<u64> {
+        self.cfa
+    }
+
+    fn entry_value(&mut self, expr: &gimli::Expression<Reader>) -> Option<u64> {
+        let pc = *self.regs.get(crate::target::PC)?;
+        if Some(pc) != self.entry {
+            return None;
+        }
+        // At the entry the registers still hold their entry values: evaluate in place.
+        let enc = gimli::Encoding {
+            format: gimli::Format::Dwarf32,
+            version: 5,
+            address_size: 8,
+        };
+        let pieces = evaluate_location(expr, enc, None, self, &|_| None).ok()?;
+        match pieces.as_slice() {
+            [p] => match &p.location {
+                gimli::Location::Register { register } => self.register(register.0),
+                gimli::Location::Address { address } => Some(*address),
+                gimli::Location::Value { value } => value.to_u64(u64::MAX).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Decodes every parameter of `function` for the frame whose registers are `regs`
+/// (`x0..x31, pc`). The target must be halted.
+pub fn decode_args(
+    debug: &DebugInfo,
+    function: &FunctionParams,
+    target: &mut dyn Target,
+    regs: &[u64],
+    cfa: Option<u64>,
+) -> Args {
+    let pc = regs.get(crate::target::PC).copied().unwrap_or(0);
+    let mut machine = TargetMachine {
+        target,
+        regs,
+        entry: Some(function.low),
+        cfa,
+    };
+    let indexed = |i| function.indexed_address(i);
+    let frame_base = function
+        .frame_base
+        .as_ref()
+        .map(|fb| evaluate_frame_base(fb, function.encoding, &mut machine, &indexed));
+    let mut out = Vec::new();
+    for p in &function.params {
+        let type_name =
+            p.ty.map_or_else(|| "?".to_string(), |t| debug.types().display_name(t));
+        let result = (|| -> Result<(ArgValue, Option<Value>), String> {
+            let ty = p.ty.ok_or("no type in DWARF")?;
+            let size = debug.types().size_of(ty).ok_or("unsized type")?;
+            let expr = p.location.at(pc).ok_or("optimized out")?;
+            let fb = match &frame_base {
+                Some(Ok(v)) => Some(*v),
+                _ => None,
+            };
+            let pieces = evaluate_location(expr, function.encoding, fb, &mut machine, &indexed)
+                .map_err(|e| e.to_string())?;
+            let bytes = read_pieces(&pieces, size, &mut machine).map_err(|e| e.to_string())?;
+            let value = debug.decode(ty, &bytes).map_err(|e| e.to_string())?;
+            let shown = to_arg_value(debug, &value, machine.target);
+            Ok((shown, Some(value)))
+        })();
+        let (value, decoded) = result.unwrap_or_else(|r| (ArgValue::Unavailable(r), None));
+        out.push(Arg {
+            name: p.name.clone(),
+            type_name,
+            value,
+            decoded,
+        });
+    }
+    Args(out)
+}
+
+/// The argument value of a decoded DWARF value; strings are read from the target (or from the
+/// ELF's load image for constant data when the target cannot read them).
+pub fn to_arg_value(debug: &DebugInfo, value: &Value, target: &mut dyn Target) -> ArgValue {
+    match value.inner() {
+        Value::Str(r) => {
+            let read = r.fetch(STRING_LIMIT, |addr, buf| {
+                if target.read_memory(addr, buf).is_ok() || debug.elf().read_static(addr, buf) {
+                    Ok(())
+                } else {
+                    Err(addr)
+                }
+            });
+            match read {
+                Ok(s) => ArgValue::Str(s),
+                Err(addr) => ArgValue::Unavailable(format!("string at {addr:#x} unreadable")),
+            }
+        }
+        v => plain(v),
+    }
+}
+
+/// A value without memory reads (strings become their address).
+fn plain(v: &Value) -> ArgValue {
+    match v.inner() {
+        Value::UInt(u) => ArgValue::UInt(*u),
+        Value::Int(i) => ArgValue::Int(*i),
+        Value::Bool(b) => ArgValue::Bool(*b),
+        Value::Char(Some(c)) => ArgValue::Char(*c),
+        Value::Char(None) => ArgValue::Other("<invalid char>".into()),
+        Value::Enum { name, value, .. } => ArgValue::Enum {
+            name: name.clone(),
+            value: *value,
+        },
+        Value::Pointer(p) => ArgValue::Pointer(*p),
+        Value::Str(r) => ArgValue::Other(format!("<string at {:#x}>", r.ptr)),
+        other => ArgValue::Other(short_debug(other)),
+    }
+}
+
+fn short_debug(v: &Value) -> String {
+    let mut s = format!("{v:?}");
+    if s.len() > 120 {
+        s.truncate(117);
+        s.push_str("...");
+    }
+    s
+}

@@ -1,0 +1,256 @@
+//! The debugger (issue 5): breakpoints on kernel functions or source lines with conditions on
+//! their decoded arguments, line and instruction stepping, step-out, backtraces, and what a stop
+//! shows. Works on any [`Target`]; the CLI (`break`, `step`) and the TUI's debugger view drive
+//! it.
+//!
+//! Files: `breakpoints` (bookkeeping, installed set), `condition` (parse/evaluate),
+//! `args` (formal parameters by DWARF), `stepping` (step, next, finish, run-to), `stop` (the
+//! view of a stop: source, registers, backtrace, args, changed tracker rows).
+//!
+//! Contracts: every method that takes a target needs it halted unless it says otherwise; the
+//! user's breakpoints stay installed until the user removes them or the target detaches; a
+//! breakpoint whose condition is false resumes the guest without reporting a stop.
+
+pub mod args;
+pub mod breakpoints;
+pub mod condition;
+pub mod stepping;
+pub mod stop;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use crate::dwarf::{DebugInfo, FrameRegs, FunctionParams, Unwinder};
+use crate::target::{ShutdownFlag, Target, PC};
+
+pub use args::{Arg, ArgValue, Args};
+pub use breakpoints::{Breakpoint, Breakpoints, Location};
+pub use condition::Condition;
+pub use stepping::{CallPolicy, LineOutcome, Position, Stepper};
+pub use stop::{BacktraceFrame, SourceLine, StopView};
+
+/// A stop the user should see.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    /// The user breakpoint at the pc, if the stop is one.
+    pub breakpoint: Option<u32>,
+    pub pc: u64,
+    /// `x0..x31, pc`.
+    pub regs: Vec<u64>,
+    /// The arguments of the function the pc is in.
+    pub args: Args,
+    /// Set when the breakpoint's condition could not be evaluated (the stop is reported).
+    pub condition_error: Option<String>,
+}
+
+/// One physical frame of a backtrace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysFrame {
+    pub pc: u64,
+    /// The frame's sp (for callers: the CFA of the callee).
+    pub sp: u64,
+}
+
+/// Debugger state for one ELF; see the module doc.
+#[derive(Debug)]
+pub struct Debugger {
+    debug: Arc<DebugInfo>,
+    pub breakpoints: Breakpoints,
+    unwinder: Option<Unwinder>,
+    params: HashMap<u64, Option<Arc<FunctionParams>>>,
+}
+
+impl Debugger {
+    /// Loads the CFI from the ELF `debug` was loaded from (no CFI: backtraces use `ra` only).
+    pub fn new(debug: Arc<DebugInfo>) -> Debugger {
+        let unwinder = Unwinder::load(debug.elf().path()).ok().flatten();
+        Debugger {
+            debug,
+            breakpoints: Breakpoints::new(),
+            unwinder,
+            params: HashMap::new(),
+        }
+    }
+
+    pub fn debug(&self) -> &Arc<DebugInfo> {
+        &self.debug
+    }
+
+    /// The parameters of the function whose entry is `low` (cached).
+    pub fn params(&mut self, low: u64) -> Option<Arc<FunctionParams>> {
+        let debug = &self.debug;
+        self.params
+            .entry(low)
+            .or_insert_with(|| debug.function_params(low).ok().flatten().map(Arc::new))
+            .clone()
+    }
+
+    /// The parameter names of the function containing `pc`.
+    pub fn param_names(&mut self, pc: u64) -> Vec<String> {
+        let Some(f) = self.debug.function_at(pc) else {
+            return Vec::new();
+        };
+        self.params(f.low)
+            .map(|p| p.params.iter().map(|p| p.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Decodes the arguments of the function the frame `regs` (`x0..x31, pc`) is in.
+    pub fn args(&mut self, target: &mut dyn Target, regs: &[u64]) -> Args {
+        let pc = regs[PC];
+        let Some(f) = self.debug.function_at(pc) else {
+            return Args::default();
+        };
+        let Some(params) = self.params(f.low) else {
+            return Args::default();
+        };
+        let cfa = self.unwind(target, regs, 2).get(1).map(|c| c.sp);
+        args::decode_args(&self.debug, &params, target, regs, cfa)
+    }
+
+    /// Adds a breakpoint at `location` with an optional condition, checking first that the
+    /// condition only names arguments of the function the breakpoint is in.
+    pub fn break_at(
+        &mut self,
+        target: &mut dyn Target,
+        location: Location,
+        condition: Option<Condition>,
+    ) -> Result<u32> {
+        if let Some(cond) = &condition {
+            let (addresses, function) = Breakpoints::resolve(&self.debug, &location)?;
+            let names = addresses
+                .first()
+                .map(|&a| self.param_names(a))
+                .unwrap_or_default();
+            for n in cond.names() {
+                if !names.contains(&n) {
+                    bail!(
+                        "`{n}` in the condition is not an argument of {} (arguments: {})",
+                        function
+                            .as_deref()
+                            .unwrap_or("the function at that location"),
+                        if names.is_empty() {
+                            "none known".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+            }
+        }
+        self.breakpoints
+            .add(target, &self.debug, location, condition)
+    }
+
+    /// Continues the guest (stepping off a breakpoint at the current pc first). A no-op if it
+    /// runs already.
+    pub fn resume(&mut self, target: &mut dyn Target) -> Result<()> {
+        if target.is_halted() {
+            let pc = target.read_registers()?[PC];
+            self.breakpoints.step_over_installed(target, pc)?;
+            target.resume()?;
+        }
+        Ok(())
+    }
+
+    /// Judges the stop the halted target is at: `Some(hit)` if the user should see it (a user
+    /// breakpoint whose condition holds or cannot be evaluated, or a stop at no breakpoint),
+    /// `None` if a condition is false. Counts the hit.
+    pub fn evaluate_stop(&mut self, target: &mut dyn Target) -> Result<Option<Hit>> {
+        let regs = target.read_registers()?;
+        let pc = regs[PC];
+        let bp = self.breakpoints.at(pc).map(|b| (b.id, b.condition.clone()));
+        let args = self.args(target, &regs);
+        let mut condition_error = None;
+        if let Some((_, Some(cond))) = &bp {
+            match cond.eval(&args) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => condition_error = Some(format!("condition `{cond}`: {e}")),
+            }
+        }
+        if let Some((id, _)) = bp {
+            self.breakpoints.record_hit(id);
+        }
+        Ok(Some(Hit {
+            breakpoint: bp.map(|b| b.0),
+            pc,
+            regs,
+            args,
+            condition_error,
+        }))
+    }
+
+    /// Resumes the guest and waits up to `timeout` for a stop the user should see (see
+    /// [`evaluate_stop`](Self::evaluate_stop)); false conditions are resumed silently.
+    /// `Ok(None)` on timeout or shutdown, with the guest running.
+    pub fn continue_until_hit(
+        &mut self,
+        target: &mut dyn Target,
+        timeout: Duration,
+        shutdown: Option<&ShutdownFlag>,
+    ) -> Result<Option<Hit>> {
+        let deadline = Instant::now() + timeout;
+        self.resume(target)?;
+        loop {
+            if shutdown.is_some_and(|s| s.is_set()) {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let slice = left.min(Duration::from_millis(100));
+            if target.wait_for_stop(slice)?.is_none() {
+                continue;
+            }
+            match self.evaluate_stop(target)? {
+                Some(hit) => return Ok(Some(hit)),
+                None => self.resume(target)?,
+            }
+        }
+    }
+
+    /// Up to `max` physical frames: the current one first, then its callers through the CFI
+    /// (at a pc without CFI, the first caller is taken from `ra`).
+    pub fn unwind(&self, target: &mut dyn Target, regs: &[u64], max: usize) -> Vec<PhysFrame> {
+        let mut out = vec![PhysFrame {
+            pc: regs[PC],
+            sp: regs[stepping::SP],
+        }];
+        let Some(unwinder) = &self.unwinder else {
+            if max > 1 && regs[stepping::RA] != 0 {
+                out.push(PhysFrame {
+                    pc: regs[stepping::RA],
+                    sp: regs[stepping::SP],
+                });
+            }
+            return out;
+        };
+        let mut frame = FrameRegs::from_dump(regs);
+        let mut read = |addr: u64, buf: &mut [u8]| target.read_memory(addr, buf).is_ok();
+        while out.len() < max {
+            let lookup = if out.len() == 1 {
+                frame.pc
+            } else {
+                frame.pc.wrapping_sub(1)
+            };
+            let Some(u) = unwinder.unwind(&frame, lookup, &mut read) else {
+                break;
+            };
+            let prev_sp = out.last().expect("not empty").sp;
+            if u.cfa < prev_sp || (u.caller.pc == frame.pc && u.cfa == prev_sp) {
+                break; // not going up the stack: corrupt or the end
+            }
+            out.push(PhysFrame {
+                pc: u.caller.pc,
+                sp: u.cfa,
+            });
+            frame = u.caller;
+        }
+        out
+    }
+}

@@ -1,0 +1,210 @@
+//! Call-frame unwinding from the ELF's CFI (`.debug_frame`, else `.eh_frame`): given a frame's
+//! registers, the caller's pc and registers. The debugger's backtrace and step-out use it.
+//!
+//! Contract: a rule this module cannot follow (a DWARF expression rule, an unreadable save slot)
+//! ends the unwind there; it never invents a caller. Register numbers are DWARF's (riscv64:
+//! x0..x31 = 0..31); the return address register comes from the CIE (x1 = ra on riscv64).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gimli::{BaseAddresses, CfaRule, RegisterRule, RunTimeEndian, UnwindContext, UnwindSection};
+use object::{Object, ObjectSection};
+
+use super::loader::Reader;
+
+/// Number of general registers tracked while unwinding (x0..x31).
+pub const UNWIND_REGISTERS: usize = 32;
+/// DWARF number of the stack pointer on riscv64 (x2).
+pub const SP: usize = 2;
+
+/// One frame's registers: `None` where unknown (not saved by any callee).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRegs {
+    pub pc: u64,
+    pub regs: [Option<u64>; UNWIND_REGISTERS],
+}
+
+impl FrameRegs {
+    /// From a full register dump: `x0..x31` then pc.
+    pub fn from_dump(dump: &[u64]) -> FrameRegs {
+        let mut regs = [None; UNWIND_REGISTERS];
+        for (i, r) in regs.iter_mut().enumerate() {
+            *r = dump.get(i).copied();
+        }
+        FrameRegs {
+            pc: dump.get(UNWIND_REGISTERS).copied().unwrap_or(0),
+            regs,
+        }
+    }
+}
+
+/// The result of unwinding one frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unwound {
+    /// The canonical frame address of the frame that was unwound (the caller's sp on riscv64).
+    pub cfa: u64,
+    /// The caller, with pc = the return address.
+    pub caller: FrameRegs,
+}
+
+enum Section {
+    Debug(gimli::DebugFrame<Reader>),
+    Eh(gimli::EhFrame<Reader>),
+}
+
+/// CFI of one ELF.
+pub struct Unwinder {
+    section: Section,
+    bases: BaseAddresses,
+}
+
+impl std::fmt::Debug for Unwinder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unwinder")
+    }
+}
+
+impl Unwinder {
+    /// Reads the CFI of the ELF at `path`. `Ok(None)` if it has neither `.debug_frame` nor
+    /// `.eh_frame`.
+    pub fn load(path: &Path) -> std::io::Result<Option<Unwinder>> {
+        let data = std::fs::read(path)?;
+        let file = object::File::parse(&*data).map_err(std::io::Error::other)?;
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        let address_size = if file.is_64() { 8 } else { 4 };
+        let bytes = |name: &str| -> Option<(Arc<[u8]>, u64)> {
+            let s = file.section_by_name(name)?;
+            let d = s.uncompressed_data().ok()?;
+            (!d.is_empty()).then(|| (Arc::from(d.into_owned()), s.address()))
+        };
+        if let Some((d, _)) = bytes(".debug_frame") {
+            return Ok(Some(Self::from_debug_frame(d, endian, address_size)));
+        }
+        if let Some((d, addr)) = bytes(".eh_frame") {
+            let mut eh = gimli::EhFrame::from(gimli::EndianArcSlice::new(d, endian));
+            eh.set_address_size(address_size);
+            let text = file.section_by_name(".text").map_or(0, |s| s.address());
+            return Ok(Some(Unwinder {
+                section: Section::Eh(eh),
+                bases: BaseAddresses::default().set_eh_frame(addr).set_text(text),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// From raw `.debug_frame` bytes (for tests and for callers that have the section).
+    pub fn from_debug_frame(data: Arc<[u8]>, endian: RunTimeEndian, address_size: u8) -> Unwinder {
+        let mut df = gimli::DebugFrame::from(gimli::EndianArcSlice::new(data, endian));
+        df.set_address_size(address_size);
+        Unwinder {
+            section: Section::Debug(df),
+            bases: BaseAddresses::default(),
+        }
+    }
+
+    /// Unwinds `frame` one level. `lookup_pc` is the address to find the CFI row for (the pc
+    /// itself for the innermost frame; `pc - 1` for callers, whose pc is a return address).
+    /// `read` fills a buffer from target memory (false if unreadable). `Ok(None)` when the CFI
+    /// says the frame has no caller or has no entry for the pc.
+    pub fn unwind(
+        &self,
+        frame: &FrameRegs,
+        lookup_pc: u64,
+        read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    ) -> Option<Unwound> {
+        let mut ctx = UnwindContext::new();
+        let row = match &self.section {
+            Section::Debug(s) => s
+                .unwind_info_for_address(
+                    &self.bases,
+                    &mut ctx,
+                    lookup_pc,
+                    gimli::DebugFrame::cie_from_offset,
+                )
+                .ok()?
+                .clone(),
+            Section::Eh(s) => s
+                .unwind_info_for_address(
+                    &self.bases,
+                    &mut ctx,
+                    lookup_pc,
+                    gimli::EhFrame::cie_from_offset,
+                )
+                .ok()?
+                .clone(),
+        };
+        let ra_reg = self.return_address_register(lookup_pc).unwrap_or(1);
+        let cfa = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => {
+                let base = (*frame.regs.get(usize::from(register.0))?)?;
+                base.wrapping_add(*offset as u64)
+            }
+            CfaRule::Expression(_) => return None,
+        };
+        let read_u64 = |read: &mut dyn FnMut(u64, &mut [u8]) -> bool, addr: u64| {
+            let mut b = [0u8; 8];
+            read(addr, &mut b).then(|| u64::from_le_bytes(b))
+        };
+        let mut caller = FrameRegs {
+            pc: 0,
+            regs: [None; UNWIND_REGISTERS],
+        };
+        for n in 0..UNWIND_REGISTERS {
+            let rule = row.register(gimli::Register(n as u16));
+            caller.regs[n] = match rule {
+                // Unmentioned registers: callee-saved ones keep their value (the compiler
+                // would have said otherwise), the rest are unknown after a call.
+                None => is_callee_saved(n).then_some(frame.regs[n]).flatten(),
+                Some(RegisterRule::Undefined) => None,
+                Some(RegisterRule::SameValue) => frame.regs[n],
+                Some(RegisterRule::Offset(o)) => read_u64(read, cfa.wrapping_add(o as u64)),
+                Some(RegisterRule::ValOffset(o)) => Some(cfa.wrapping_add(o as u64)),
+                Some(RegisterRule::Register(r)) => {
+                    frame.regs.get(usize::from(r.0)).copied().flatten()
+                }
+                Some(RegisterRule::Constant(c)) => Some(c),
+                Some(_) => None,
+            };
+        }
+        // The return address: its rule if there is one, else the (leaf) register itself.
+        let ra = match row.register(gimli::Register(ra_reg)) {
+            None => frame.regs.get(usize::from(ra_reg)).copied().flatten(),
+            Some(_) => caller.regs[usize::from(ra_reg)],
+        }?;
+        caller.regs[SP] = Some(cfa);
+        caller.pc = ra;
+        if ra == 0 {
+            return None;
+        }
+        Some(Unwound { cfa, caller })
+    }
+
+    fn return_address_register(&self, pc: u64) -> Option<u16> {
+        let get = |fde: gimli::FrameDescriptionEntry<Reader>| fde.cie().return_address_register().0;
+        match &self.section {
+            Section::Debug(s) => s
+                .fde_for_address(&self.bases, pc, gimli::DebugFrame::cie_from_offset)
+                .ok()
+                .map(get),
+            Section::Eh(s) => s
+                .fde_for_address(&self.bases, pc, gimli::EhFrame::cie_from_offset)
+                .ok()
+                .map(get),
+        }
+    }
+
+    /// True if the CFI has an entry covering `pc`.
+    pub fn covers(&self, pc: u64) -> bool {
+        self.return_address_register(pc).is_some()
+    }
+}
+
+/// riscv64 callee-saved registers: sp (x2), s0–s1 (x8–x9), s2–s11 (x18–x27).
+fn is_callee_saved(n: usize) -> bool {
+    matches!(n, 2 | 8 | 9 | 18..=27)
+}
