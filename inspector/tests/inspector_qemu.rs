@@ -163,6 +163,25 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
     }
     assert_eq!(snap["count"].as_u64().unwrap(), snapped.len() as u64);
 
+    // The header's free-page count is exact: what `mem` reports while it runs, plus the pages
+    // of the `mem` process itself (which did not exist at the snapshot).
+    let snap = snapshot(&q);
+    let mem = q.run("mem", T);
+    let totals = mem
+        .lines()
+        .find(|l| l.starts_with("pages total="))
+        .unwrap_or_else(|| panic!("{mem}"));
+    let mem_free: u64 = field(totals, "free").parse().unwrap();
+    let own: u64 = mem
+        .lines()
+        .find(|l| l.contains("name=mem "))
+        .map_or(0, |l| field(l, "pages").parse().unwrap());
+    assert_eq!(
+        snap["free_pages"].as_u64().unwrap(),
+        mem_free + own,
+        "{mem}"
+    );
+
     // Watch until both leakers have exited (the kernel says so on the console).
     let watcher = watch(&q);
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -53,10 +53,8 @@ pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, Al
     let pa = with_pages(|a| a.alloc(npages as usize)).ok_or(AllocError::OutOfMemory)?;
     if tracker::track_alloc(pa, npages, owner, tag).is_err() {
         with_pages(|a| a.free(pa, npages));
-        tracker::sync_free_pages();
         return Err(AllocError::TableFull);
     }
-    tracker::sync_free_pages();
     // SAFETY: the pages were just taken from the allocator: nobody else refers to them; RAM is identity-mapped.
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, (npages * PAGE_SIZE) as usize) };
     Ok(pa)
@@ -84,7 +82,6 @@ pub fn untrack(pa: u64, npages: u64, expect_owner: Option<Pid>) -> Result<AllocE
 /// Second half of a free: gives untracked pages back to the allocator.
 pub fn release(pa: u64, npages: u64) {
     with_pages(|a| a.free(pa, npages));
-    tracker::sync_free_pages();
 }
 
 /// Whether `[pa, pa + npages pages)` lies in RAM.

@@ -62,12 +62,6 @@ pub fn init(ram_base: u64, ram_pages: u64, free_pages: u64) {
     with_tracker(|t| t.init(ram_base, ram_pages, free_pages));
 }
 
-/// Copies the allocator's free-page count into the header.
-pub fn sync_free_pages() {
-    let free = with_pages(|a| a.free_pages());
-    with_tracker(|t| t.set_free_pages(free));
-}
-
 /// A copy of the header.
 pub fn header() -> TrackerHeader {
     with_tracker(|t| *t.header())
@@ -183,7 +177,6 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
             with_pages(|a| a.free(e.pa, e.npages));
         })
     });
-    sync_free_pages();
     r
 }
 

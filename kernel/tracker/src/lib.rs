@@ -7,6 +7,9 @@
 //! Invariants kept by every operation of [`Tracker`]:
 //! - `count` equals the number of used slots below `high_water`; `header.tracked_pages` equals
 //!   the sum of their `npages`; no two used slots start at the same `pa`.
+//! - `header.free_pages` moves with every tracked allocation, free and sweep, in the same change
+//!   (every page the allocator hands out is tracked, so the count given at `init` minus what is
+//!   tracked since is what the allocator has free); `set_free_pages` resynchronises it.
 //! - `header.generation` is odd exactly while an operation is changing the state, so a reader
 //!   that stops the CPU at any instruction can tell a torn state from a consistent one.
 //! - Each operation is O(1), except [`Tracker::free_all_for_pid`], which scans the slots below
@@ -108,6 +111,7 @@ impl<'a> Tracker<'a> {
             t.index.insert(&t.table[..], slot);
             *t.count += 1;
             t.header.tracked_pages += npages;
+            t.header.free_pages = t.header.free_pages.saturating_sub(npages);
             t.header.total_allocs += 1;
             t.push_event(EventKind::Alloc, owner, pa, npages, tag, now);
             Ok(slot)
@@ -145,6 +149,7 @@ impl<'a> Tracker<'a> {
         self.change(|t| match verdict {
             Ok(slot) => {
                 let entry = t.remove(slot);
+                t.header.free_pages += entry.npages;
                 t.header.total_frees += 1;
                 t.push_event(EventKind::Free, entry.owner, pa, npages, entry.tag, now);
                 Ok(entry)
@@ -190,11 +195,13 @@ impl<'a> Tracker<'a> {
             }
             t.header.reclaimed_allocs += allocs;
             t.header.reclaimed_pages += pages;
+            t.header.free_pages += pages;
             (allocs, pages)
         })
     }
 
-    /// Publishes the allocator's free-page count in the header.
+    /// Resynchronises the header's free-page count with the allocator's (normally not needed:
+    /// the tracked operations keep it).
     pub fn set_free_pages(&mut self, free_pages: u64) {
         self.change(|t| t.header.free_pages = free_pages);
     }

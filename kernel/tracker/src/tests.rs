@@ -315,3 +315,33 @@ fn randomized_index_agrees_with_model() {
         }
     }
 }
+
+#[test]
+fn free_pages_move_with_allocs_frees_and_sweeps_in_the_same_change() {
+    let mut s = Storage::new(); // init with 32768 free pages
+    let g = s.header.generation;
+    s.t().track_alloc(pa(0), 4, 3, "a", 0).unwrap();
+    s.t().track_alloc(pa(8), 2, 3, "b", 0).unwrap();
+    s.t().track_alloc(pa(16), 1, 4, "c", 0).unwrap();
+    assert_eq!(s.header.free_pages, 32768 - 7);
+    assert_eq!(
+        s.header.generation,
+        g + 6,
+        "no extra change to publish the count"
+    );
+    let _ = s.t().track_free(pa(0), 1, None, false, 0); // refused: wrong size
+    assert_eq!(s.header.free_pages, 32768 - 7);
+    s.t().track_free(pa(16), 1, None, false, 0).unwrap();
+    assert_eq!(s.header.free_pages, 32768 - 6);
+    s.t().free_all_for_pid(3, 0, |_| {});
+    assert_eq!(s.header.free_pages, 32768);
+    for i in 0..MAX_TRACKED_ALLOCS as u64 {
+        s.t().track_alloc(pa(i), 1, 1, "fill", 0).unwrap();
+    }
+    let before = s.header.free_pages;
+    assert!(s.t().track_alloc(pa(1 << 20), 3, 1, "x", 0).is_err());
+    assert_eq!(
+        s.header.free_pages, before,
+        "a refused allocation takes nothing"
+    );
+}
