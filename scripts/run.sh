@@ -10,8 +10,10 @@
 #   closing the terminal when this script attached it (destroy-unattached). QEMU runs with
 #   `exec` in its pane, so the pane's pid is QEMU's and tmux's hang-up reaches it.
 # - QEMU quitting (Ctrl-A x) ends the session, TUI included.
-# - A pane whose program fails (QEMU cannot start, the inspector rejects the ELF) stays open
-#   showing the error (remain-on-exit failed); `tmux kill-session -t leakscope` clears it.
+# - QEMU failing to start: this script prints its error (QEMU's stderr goes to
+#   ${TMPDIR:-/tmp}/leakscope-qemu-SESSION.log) and exits 1. The inspector failing (e.g. not
+#   an ELF): its pane shows the error until Enter. (Not tmux's remain-on-exit failed: tmux
+#   3.3 sometimes keeps a pane that exited with status 0.)
 #
 # Environment: GDB_PORT (default 1234); LEAKSCOPE_SESSION (tmux session name, default
 # leakscope); LEAKSCOPE_KERNEL_ELF (default build/kernel.elf); LEAKSCOPE_INSPECTOR (default
@@ -27,6 +29,7 @@ SESSION=${LEAKSCOPE_SESSION:-leakscope}
 ELF=${LEAKSCOPE_KERNEL_ELF:-build/kernel.elf}
 INSPECTOR=${LEAKSCOPE_INSPECTOR:-target/release/inspector}
 DETACHED=${LEAKSCOPE_DETACHED:-}
+QEMU_LOG=${TMPDIR:-/tmp}/leakscope-qemu-$SESSION.log
 
 for f in "$ELF" "$INSPECTOR"; do
   [ -e "$f" ] || die "$f is missing: run \`make run\` (it builds it)"
@@ -35,9 +38,10 @@ done
 ELF=$(realpath "$ELF")
 INSPECTOR=$(realpath "$INSPECTOR")
 [[ $GDB_PORT =~ ^[0-9]+$ ]] || die "GDB_PORT=$GDB_PORT is not a port number"
+command -v qemu-system-riscv64 >/dev/null || die "qemu-system-riscv64 is not installed (make setup installs it)"
 
-# Is something listening on 127.0.0.1:$1 (or on any address)? Reads /proc/net/tcp{,6} rather
-# than connecting: connecting to another QEMU's gdbstub would halt that guest.
+# Is something listening on port $1 (any address)? Reads /proc/net/tcp{,6} rather than
+# connecting: a connection to another QEMU's gdbstub would halt that guest.
 port_in_use() {
   local files=() f
   for f in /proc/net/tcp /proc/net/tcp6; do [ -r "$f" ] && files+=("$f"); done
@@ -45,6 +49,7 @@ port_in_use() {
   awk -v p="$(printf ':%04X' "$1")" \
     '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' "${files[@]}"
 }
+port_busy_msg="port $GDB_PORT is in use (another QEMU?): stop it or run \`make run GDB_PORT=4321\`"
 
 QEMU_CMD=$(printf '%q ' qemu-system-riscv64 -machine virt -m 128M -bios default -nographic \
   -kernel "$ELF" -gdb "tcp:127.0.0.1:$GDB_PORT")
@@ -54,7 +59,7 @@ if ! command -v tmux >/dev/null; then
   [ -z "$DETACHED" ] || die "tmux is not installed (make setup installs it)"
 fi
 if [ -z "$DETACHED" ] && { ! [ -t 0 ] || ! [ -t 1 ] || ! command -v tmux >/dev/null; }; then
-  port_in_use "$GDB_PORT" && die "port $GDB_PORT is in use (another QEMU?): stop it or run \`make run GDB_PORT=4321\`"
+  port_in_use "$GDB_PORT" && die "$port_busy_msg"
   echo "run.sh: no terminal or no tmux: starting QEMU alone; attach the TUI with \`make inspect\`" >&2
   eval "exec $QEMU_CMD"
 fi
@@ -62,25 +67,36 @@ fi
 if tmux has-session -t "=$SESSION" 2>/dev/null; then
   die "tmux session '$SESSION' exists already: \`tmux attach -t $SESSION\`, or \`tmux kill-session -t $SESSION\` and run again"
 fi
-if port_in_use "$GDB_PORT"; then
-  die "port $GDB_PORT is in use (another QEMU?): stop it or run \`make run GDB_PORT=4321\`"
-fi
+port_in_use "$GDB_PORT" && die "$port_busy_msg"
 
 # Pane ids (%N) rather than SESSION:0.0, which a user's base-index/pane-base-index would move.
-# Each option is set in the same tmux command as the pane's creation, so a program that fails
-# at once still finds remain-on-exit set.
+# Commands as separate arguments: tmux runs them without the user's default-shell (fish, ...).
 QEMU_PANE=$(tmux new-session -d -P -F '#{pane_id}' -s "$SESSION" -x "${COLUMNS:-200}" -y "${LINES:-50}" \
-  "exec $QEMU_CMD" \; set-option -p remain-on-exit failed)
+  bash -c "exec $QEMU_CMD 2>$(printf '%q' "$QEMU_LOG")")
 # From here on a failing step must not leave a half-built session with QEMU running.
 trap 'tmux kill-session -t "=$SESSION" 2>/dev/null' ERR
-# The TUI keeps retrying until QEMU's gdbstub answers, so no start-up race to handle here.
-tmux split-window -h -t "$QEMU_PANE" "exec $TUI_CMD" \; set-option -p remain-on-exit failed
-tmux select-pane -t "$QEMU_PANE"
-tmux set-option -t "=$SESSION:" mouse on >/dev/null
-# QEMU gone (Ctrl-A x) → the session ends, so no TUI is left polling a dead port.
+# QEMU gone (Ctrl-A x, or a start-up error) → the session ends, TUI included.
 tmux set-hook -t "=$SESSION:" pane-exited \
   "if-shell -F '#{==:#{hook_pane},$QEMU_PANE}' 'kill-session -t \"=$SESSION\"'"
 
+# QEMU listens on its gdbstub port before the guest runs: wait for that (or its death).
+for _ in $(seq 100); do
+  port_in_use "$GDB_PORT" && break
+  if ! tmux has-session -t "=$SESSION" 2>/dev/null; then
+    die "QEMU did not start:
+$(cat "$QEMU_LOG" 2>/dev/null)"
+  fi
+  sleep 0.1
+done
+if ! port_in_use "$GDB_PORT"; then
+  tmux kill-session -t "=$SESSION" 2>/dev/null || true
+  die "QEMU has not opened port $GDB_PORT after 10 s (its stderr: $QEMU_LOG)"
+fi
+
+# The TUI pane closes when the TUI quits cleanly (q); on an error it shows it until Enter.
+tmux split-window -h -t "$QEMU_PANE" bash -c "$TUI_CMD || { echo \"run.sh: the inspector exited with status \$?; Enter closes this pane\"; read -r _; }"
+tmux select-pane -t "$QEMU_PANE"
+tmux set-option -t "=$SESSION:" mouse on >/dev/null
 trap - ERR
 
 if [ -n "$DETACHED" ]; then

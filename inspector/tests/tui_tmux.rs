@@ -1,0 +1,433 @@
+//! `make run` end to end, as a user sees it: `scripts/run.sh` starts QEMU's console and the
+//! TUI side by side in tmux; we type in the console pane with `send-keys` and read both panes
+//! with `capture-pane`. Checks: a background `leak 20 10 &` shows up in the TUI (overview row,
+//! allocations filtered by its PID) soon after it allocates, its exit reclaim shows in the leaks
+//! view, `q` closes the TUI and leaves the kernel answering, and ending the session stops QEMU.
+//!
+//! Each test runs its own tmux server (private `TMUX_TMPDIR`, `TMUX` unset) and QEMU on a free
+//! port; a guard kills the session, the server and QEMU (by the pane's pid, which is QEMU's:
+//! run.sh `exec`s it) even when an assertion fails.
+
+mod common;
+
+use common::qemu::kernel_elf;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const INSPECTOR: &str = env!("CARGO_BIN_EXE_inspector");
+const POLL: Duration = Duration::from_millis(100);
+
+fn run_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/run.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Alive and not a zombie (a killed QEMU stays a zombie until tmux or init reaps it).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A `scripts/run.sh` session on a private tmux server; cleans everything up on drop.
+struct Session {
+    tmux_dir: tempfile::TempDir,
+    name: String,
+    console: String,
+    tui: String,
+    qemu_pid: u32,
+}
+
+impl Session {
+    /// Runs scripts/run.sh detached with the test's ELF and inspector on a free port, then
+    /// finds the two panes (console first, TUI second).
+    fn start(tag: &str) -> Session {
+        let elf = kernel_elf();
+        assert!(
+            elf.exists(),
+            "no kernel at {}: run `make kernel` first",
+            elf.display()
+        );
+        let tmux_dir = tempfile::Builder::new()
+            .prefix("leakscope-tmux")
+            .tempdir()
+            .unwrap();
+        let name = format!("leakscope-test-{tag}-{}", std::process::id());
+        let port = free_port();
+        let out = Command::new("bash")
+            .arg(run_sh())
+            .env("TMUX_TMPDIR", tmux_dir.path())
+            .env_remove("TMUX")
+            .env("LEAKSCOPE_DETACHED", "1")
+            .env("LEAKSCOPE_SESSION", &name)
+            .env("LEAKSCOPE_KERNEL_ELF", &elf)
+            .env("LEAKSCOPE_INSPECTOR", INSPECTOR)
+            .env("GDB_PORT", port.to_string())
+            .env("COLUMNS", "200")
+            .env("LINES", "50")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bash scripts/run.sh");
+        // From here on a guard exists, so a failure below still cleans up.
+        let mut s = Session {
+            tmux_dir,
+            name,
+            console: String::new(),
+            tui: String::new(),
+            qemu_pid: 0,
+        };
+        assert!(
+            out.status.success(),
+            "run.sh failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let panes = s.tmux_ok(&[
+            "list-panes",
+            "-t",
+            &format!("={}:", s.name),
+            "-F",
+            "#{pane_id} #{pane_pid}",
+        ]);
+        let panes: Vec<(String, u32)> = panes
+            .lines()
+            .map(|l| {
+                let (id, pid) = l.split_once(' ').unwrap();
+                (id.to_string(), pid.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(panes.len(), 2, "expected console and TUI panes: {panes:?}");
+        s.console = panes[0].0.clone();
+        s.tui = panes[1].0.clone();
+        s.qemu_pid = panes[0].1;
+        // The pane's process is QEMU itself (run.sh execs it), so killing it by pid is exact.
+        assert!(
+            comm(s.qemu_pid).starts_with("qemu-system"),
+            "console pane runs {:?}, not QEMU",
+            comm(s.qemu_pid)
+        );
+        s
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(args)
+            .env("TMUX_TMPDIR", self.tmux_dir.path())
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+
+    fn tmux_ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The pane's screen plus some history, trailing blanks trimmed by tmux.
+    fn capture(&self, pane: &str) -> String {
+        self.tmux_ok(&["capture-pane", "-p", "-S", "-100", "-t", pane])
+    }
+
+    /// Types `text` literally, then Enter if `enter`.
+    fn type_text(&self, pane: &str, text: &str, enter: bool) {
+        self.tmux_ok(&["send-keys", "-t", pane, "-l", text]);
+        if enter {
+            self.tmux_ok(&["send-keys", "-t", pane, "Enter"]);
+        }
+    }
+
+    fn key(&self, pane: &str, key: &str) {
+        self.tmux_ok(&["send-keys", "-t", pane, key]);
+    }
+
+    /// Polls `pane` until `found` returns Some; panics after `timeout` showing the pane.
+    fn wait_for<T>(
+        &self,
+        pane: &str,
+        what: &str,
+        timeout: Duration,
+        found: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.capture(pane);
+            if let Some(t) = found(&screen) {
+                return t;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; pane {pane} shows:\n{screen}"
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn pane_ids(&self) -> Vec<String> {
+        self.tmux_ok(&[
+            "list-panes",
+            "-t",
+            &format!("={}:", self.name),
+            "-F",
+            "#{pane_id}",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-session", "-t", &format!("={}", self.name)]);
+        let _ = self.tmux(&["kill-server"]);
+        // Normally the session's end took QEMU with it; if not, kill it by its pid (checked to
+        // still be a QEMU, so a reused pid is left alone).
+        if self.qemu_pid != 0 && alive(self.qemu_pid) && comm(self.qemu_pid).starts_with("qemu") {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.qemu_pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// `leak: pid=P allocated N pages in K allocations` → (P, K), for N = 20.
+fn leak_line(console: &str) -> Option<(u32, u32)> {
+    console.lines().find_map(|l| {
+        let rest = l.split("leak: pid=").nth(1)?;
+        let (pid, rest) = rest.split_once(' ')?;
+        let rest = rest.strip_prefix("allocated 20 pages in ")?;
+        let (k, _) = rest.split_once(' ')?;
+        Some((pid.parse().ok()?, k.parse().ok()?))
+    })
+}
+
+/// The words of a table row, box-drawing borders removed.
+fn cells(line: &str) -> Vec<&str> {
+    line.split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The overview row of `pid` named leak: its PAGES column, if the row also lists
+/// `alloc_pages 20` among its top tags.
+fn overview_pages(screen: &str, pid: u32) -> Option<u64> {
+    screen.lines().find_map(|l| {
+        let c = cells(l);
+        // PID NAME STATE ALLOCS PAGES ...
+        if c.len() > 4 && c[0] == pid.to_string() && c[1] == "leak" && l.contains("alloc_pages 20")
+        {
+            c[4].parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Allocations view rows (SLOT PA PAGES KiB PID NAME TAG ALLOCATED) of `pid` tagged
+/// alloc_pages: (count, pages), once the title shows the `pid:P` filter.
+fn filtered_alloc_pages(screen: &str, pid: u32) -> Option<(u32, u64)> {
+    if !screen.contains(&format!("filter pid:{pid}")) {
+        return None;
+    }
+    let mut n = 0;
+    let mut pages = 0;
+    for l in screen.lines() {
+        let c = cells(l);
+        if c.len() >= 7
+            && c[1].starts_with("0x")
+            && c[4] == pid.to_string()
+            && c[6] == "alloc_pages"
+        {
+            n += 1;
+            pages += c[2].parse::<u64>().ok()?;
+        }
+    }
+    (n > 0).then_some((n, pages))
+}
+
+#[test]
+#[ignore = "boots QEMU in tmux: run with make test"]
+fn make_run_shows_a_leak_live_and_its_reclaim_then_q_leaves_the_kernel_running() {
+    let s = Session::start("leak");
+    let t = Duration::from_secs(30);
+
+    s.wait_for(&s.console, "the shell prompt", t, |c| {
+        c.lines().any(|l| l.trim_end() == "$").then_some(())
+    });
+    s.wait_for(&s.tui, "the TUI connected", Duration::from_secs(15), |c| {
+        (c.contains("● connected") && c.contains("shell")).then_some(())
+    });
+
+    s.type_text(&s.console, "leak 20 10 &", true);
+    let (pid, nallocs) = s.wait_for(
+        &s.console,
+        "leak's pid line",
+        Duration::from_secs(10),
+        leak_line,
+    );
+    let printed = Instant::now();
+
+    // The TUI samples every 250 ms: the new PID shows up with its 20 leaked pages (plus its
+    // stack, page tables and kernel stack) well within a few seconds of the print.
+    let pages = s.wait_for(
+        &s.tui,
+        &format!("overview row of pid {pid} with alloc_pages 20"),
+        Duration::from_secs(3),
+        |c| overview_pages(c, pid),
+    );
+    eprintln!(
+        "pid {pid} in the TUI {:?} after the console line",
+        printed.elapsed()
+    );
+    assert!(
+        pages >= 20,
+        "pid {pid} shows {pages} pages, want at least 20"
+    );
+
+    // Allocations view, filtered to the PID: exactly the K alloc_pages entries, 20 pages.
+    s.key(&s.tui, "2");
+    s.key(&s.tui, "/");
+    s.type_text(&s.tui, &format!("pid:{pid}"), true);
+    let (n, p) = s.wait_for(
+        &s.tui,
+        "allocations filtered by pid",
+        Duration::from_secs(5),
+        |c| filtered_alloc_pages(c, pid).filter(|&(n, _)| n == nallocs),
+    );
+    assert_eq!((n, p), (nallocs, 20), "alloc_pages entries of pid {pid}");
+
+    // Leaks view: the exit sweep ~10 s later reports the 20 pages force-freed.
+    s.key(&s.tui, "4");
+    let want = format!("pid {pid} (leak) leak: 20 pages in {nallocs} allocations");
+    s.wait_for(&s.tui, &want, Duration::from_secs(25), |c| {
+        c.contains(&want).then_some(())
+    });
+
+    // q: the TUI exits cleanly (run.sh keeps the pane open, showing the error, when the
+    // inspector fails) and the console pane is all that is left, with the kernel answering.
+    s.key(&s.tui, "q");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.pane_ids().len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "TUI pane still there 10 s after q; it shows:\n{}",
+            s.capture(&s.tui)
+        );
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(s.pane_ids(), vec![s.console.clone()]);
+    s.type_text(&s.console, "hello", true);
+    s.wait_for(&s.console, "hello's answer", Duration::from_secs(10), |c| {
+        c.contains("Hello from pid").then_some(())
+    });
+    assert!(alive(s.qemu_pid), "QEMU died after the TUI quit");
+
+    // Ending the session stops QEMU.
+    s.tmux_ok(&["kill-session", "-t", &format!("={}", s.name)]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(s.qemu_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU (pid {}) still running 5 s after kill-session",
+            s.qemu_pid
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU in tmux: run with make test"]
+fn quitting_qemu_ends_the_session() {
+    let s = Session::start("quit");
+    s.wait_for(
+        &s.console,
+        "the shell prompt",
+        Duration::from_secs(30),
+        |c| c.lines().any(|l| l.trim_end() == "$").then_some(()),
+    );
+    // QEMU's console escape: Ctrl-A x. The session ends, TUI included.
+    s.key(&s.console, "C-a");
+    s.key(&s.console, "x");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s
+        .tmux(&["has-session", "-t", &format!("={}", s.name)])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "session still there 10 s after QEMU quit"
+        );
+        std::thread::sleep(POLL);
+    }
+    assert!(!alive(s.qemu_pid), "QEMU still running");
+}
+
+#[test]
+#[ignore = "needs tmux: run with make test"]
+fn run_sh_refuses_a_busy_port_without_touching_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tmux_dir = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(run_sh())
+        .env("TMUX_TMPDIR", tmux_dir.path())
+        .env_remove("TMUX")
+        .env("LEAKSCOPE_DETACHED", "1")
+        .env(
+            "LEAKSCOPE_SESSION",
+            format!("leakscope-busy-{}", std::process::id()),
+        )
+        .env("LEAKSCOPE_KERNEL_ELF", INSPECTOR) // only checked to exist: nothing starts
+        .env("LEAKSCOPE_INSPECTOR", INSPECTOR)
+        .env("GDB_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = Command::new("tmux")
+        .arg("kill-server")
+        .env("TMUX_TMPDIR", tmux_dir.path())
+        .env_remove("TMUX")
+        .output();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "run.sh started on a busy port");
+    assert!(
+        err.contains(&format!("port {port} is in use")),
+        "stderr: {err}"
+    );
+    // The check must not connect (a connection to a QEMU gdbstub halts that guest).
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "run.sh connected to the busy port"
+    );
+}
