@@ -9,7 +9,6 @@
 //! Run with `make bench` (needs build/kernel.elf and QEMU, which `make bench` provides).
 
 #[path = "../tests/common/qemu.rs"]
-#[allow(dead_code)]
 mod qemu;
 
 use inspector::session::Session;

@@ -45,13 +45,16 @@ pub enum SnapshotError {
     BuildIdMismatch,
 }
 
+/// Serves bytes of the ELF file's static data at a guest address; false if the ELF has none there.
+pub type StaticReader = Box<dyn Fn(u64, &mut [u8]) -> bool + Send>;
+
 /// Reads snapshots through a [`TrackerLayout`]; keeps what it needs to read only what changed.
 pub struct Sampler {
     layout: TrackerLayout,
     /// Tag and name strings by (pointer, length), read once.
     strings: HashMap<(u64, u64), String>,
     /// Static string bytes from the ELF file, so `&'static str` tags cost no guest read.
-    elf_strings: Box<dyn Fn(u64, &mut [u8]) -> bool + Send>,
+    elf_strings: StaticReader,
     previous: Option<Snapshot>,
     /// Sequence number of the next event to read.
     next_event: Option<u64>,
@@ -69,10 +72,7 @@ impl Sampler {
     }
 
     /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
-    pub fn with_layout(
-        layout: TrackerLayout,
-        elf_strings: Box<dyn Fn(u64, &mut [u8]) -> bool + Send>,
-    ) -> Sampler {
+    pub fn with_layout(layout: TrackerLayout, elf_strings: StaticReader) -> Sampler {
         Sampler {
             layout,
             strings: HashMap::new(),
