@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo test -p inspector --test dwarf_fixtures`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -390,26 +392,6 @@ fn errors_name_the_problem_and_the_next_step() {
 
 // ---- Rust: the kernel's real ABI types, compiled by rustc for riscv64 ----
 
-fn rustc_fixture(dir: &Path) -> PathBuf {
-    let obj = dir.join("rust_tracker.o");
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    run(Command::new(rustc)
-        .args([
-            "--edition",
-            "2021",
-            "--crate-type=lib",
-            "--emit=obj",
-            "-g",
-            "-O",
-        ])
-        .args(["--target", "riscv64gc-unknown-none-elf"])
-        .arg(fixtures().join("rust_tracker.rs"))
-        .arg("-o")
-        .arg(&obj))
-    .expect("rustc must build the riscv64 fixture (rustup target add riscv64gc-unknown-none-elf)");
-    obj
-}
-
 fn static_bytes(info: &DebugInfo, name: &str) -> (inspector::dwarf::Global, Vec<u8>) {
     let g = info.global(name).unwrap();
     let mut b = vec![0u8; g.size as usize];
@@ -423,7 +405,7 @@ fn static_bytes(info: &DebugInfo, name: &str) -> (inspector::dwarf::Global, Vec<
 #[test]
 fn rust_tracker_riscv64() {
     let dir = tempfile::tempdir().unwrap();
-    let info = DebugInfo::load(rustc_fixture(dir.path())).unwrap();
+    let info = DebugInfo::load(common::fixtures::rust_tracker_object(dir.path())).unwrap();
     assert_eq!((info.address_size(), info.endian()), (8, Endian::Little));
 
     // alloc_table: TrackerCell<[AllocEntry; 8192]>, seen through to the array.
