@@ -187,7 +187,7 @@ fn run(cli: Cli) -> Result<()> {
 mod debug_cmd {
     use super::BreakOpts;
     use anyhow::{bail, Context, Result};
-    use inspector::debugger::stepping::{position, CallPolicy, LineOutcome, Stepper};
+    use inspector::debugger::stepping::{CallPolicy, LineOutcome, Stepper};
     use inspector::debugger::stop::source_line;
     use inspector::debugger::{Condition, Debugger, Hit, Location};
     use inspector::session::{install_ctrlc, Session};
@@ -380,13 +380,13 @@ mod debug_cmd {
                 json!({"stopped": from, "pc": hit.pc, "args": hit.args.to_json()})
             )?;
         }
-        if let Some(p) = position(&debug, hit.pc) {
+        let mut stepper = Stepper::new(&dbg, session.target(), policy)?;
+        if let Some(p) = stepper.position(&debug, hit.pc) {
             emit(
                 &mut out,
                 line_json(&p.file, p.line, p.function.as_deref(), hit.pc),
             )?;
         }
-        let mut stepper = Stepper::new(&dbg, session.target(), policy)?;
         let mut visited = 1;
         while visited < lines && !stop.is_set() {
             match stepper.next_line(&mut dbg, session.target())? {
@@ -398,7 +398,7 @@ mod debug_cmd {
                     visited += 1;
                 }
                 LineOutcome::Returned { pc } => {
-                    let p = position(&debug, pc);
+                    let p = stepper.position(&debug, pc);
                     let mut v = match &p {
                         Some(p) => line_json(&p.file, p.line, p.function.as_deref(), pc),
                         None => {

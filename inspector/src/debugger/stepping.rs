@@ -112,21 +112,42 @@ pub fn file_matches(full: &str, query: &str) -> bool {
 
 /// The "own code" position of `pc` (see the module doc); `None` without line information.
 pub fn position(debug: &DebugInfo, pc: u64) -> Option<Position> {
+    position_with(debug, pc, &|f: &str| !is_library_file(f))
+}
+
+/// The position of `pc` as a stepper with this call policy sees it: starting from the concrete
+/// function, descend into inlined frames only while their code's file is one the policy would
+/// enter (so an inlined helper, like an out-of-line one, shows as its call site).
+pub fn position_with(
+    debug: &DebugInfo,
+    pc: u64,
+    enters: &dyn Fn(&str) -> bool,
+) -> Option<Position> {
     let frames = debug.frames(pc).ok()?;
-    let pick = frames
-        .iter()
-        .find(|f| {
-            f.location
-                .as_ref()
-                .is_some_and(|l| !is_library_file(&l.file) && l.line != 0)
-        })
-        .or_else(|| frames.last())?;
+    let mut pick = frames.last()?;
+    for f in frames.iter().rev().skip(1) {
+        match &f.location {
+            Some(l) if l.line != 0 && enters(&l.file) => pick = f,
+            _ => break,
+        }
+    }
     let loc = pick.location.as_ref()?;
     Some(Position {
         file: loc.file.clone(),
         line: loc.line,
         function: pick.function.clone(),
     })
+}
+
+impl CallPolicy {
+    /// True if a step with this policy enters code from `file`.
+    pub fn enters_file(&self, file: &str) -> bool {
+        match self {
+            CallPolicy::Over => false,
+            CallPolicy::Into => !is_library_file(file),
+            CallPolicy::IntoFiles(files) => files.iter().any(|q| file_matches(file, q)),
+        }
+    }
 }
 
 /// Executes one instruction; returns the new registers (`x0..x31, pc`). Steps off a breakpoint
@@ -163,21 +184,22 @@ impl Stepper {
     }
 
     fn pos(&mut self, debug: &DebugInfo, pc: u64) -> Option<Position> {
+        let policy = &self.policy;
         self.positions
             .entry(pc)
-            .or_insert_with(|| position(debug, pc))
+            .or_insert_with(|| position_with(debug, pc, &|f: &str| policy.enters_file(f)))
             .clone()
     }
 
     fn enters(&self, debug: &DebugInfo, callee: u64) -> bool {
-        let file = || debug.user_location(callee).map(|l| l.file);
-        match &self.policy {
-            CallPolicy::Over => false,
-            CallPolicy::Into => file().is_some_and(|f| !is_library_file(&f)),
-            CallPolicy::IntoFiles(files) => {
-                file().is_some_and(|f| files.iter().any(|q| file_matches(&f, q)))
-            }
-        }
+        debug
+            .user_location(callee)
+            .is_some_and(|l| self.policy.enters_file(&l.file))
+    }
+
+    /// The position of `pc` as this stepper shows it (see [`position_with`]).
+    pub fn position(&mut self, debug: &DebugInfo, pc: u64) -> Option<Position> {
+        self.pos(debug, pc)
     }
 
     /// Steps until the source line changes (see the module doc).
