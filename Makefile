@@ -30,8 +30,11 @@ qemu: setup
 qemu-gdb: setup
 	$(QEMU) $(QEMU_FLAGS) -S
 
+# gdb with the project's .gdbinit (alloc-dump, alloc-pid N), loaded with -x: auto-load of
+# ./.gdbinit is switched off so it is neither refused with a warning nor loaded twice.
 gdb: setup
-	$(GDB) $(KERNEL_ELF) -ex 'target remote 127.0.0.1:$(GDB_PORT)'
+	$(GDB) -iex 'set auto-load local-gdbinit off' -x .gdbinit $(KERNEL_ELF) \
+		-ex 'target remote 127.0.0.1:$(GDB_PORT)'
 
 # ---- inspector, tests, the main job ----
 INSPECTOR := target/release/inspector
