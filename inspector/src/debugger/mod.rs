@@ -14,6 +14,7 @@
 pub mod args;
 pub mod breakpoints;
 pub mod condition;
+pub mod live;
 pub mod stepping;
 pub mod stop;
 

@@ -1,0 +1,335 @@
+//! Live updates and breakpoints together: [`DebugSource`], the TUI's data source when it can
+//! debug. It samples like `session::LiveSource` and carries out debugger commands on the same
+//! connection (one thread owns both).
+//!
+//! Contracts:
+//! - while the user holds the target (stopped at a breakpoint or after a step), snapshots do
+//!   not resume it (they read the held state); `Continue` resumes it and live updates go on;
+//! - with breakpoints armed, a sample halts the guest itself first, so a breakpoint stop that
+//!   arrives at that moment is judged (condition) instead of being resumed by the sampler;
+//! - nothing here sends `?` or clears breakpoints: only the user's toggle and the final detach
+//!   remove them; after a reconnect the user's breakpoints are armed again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::dwarf::DebugInfo;
+use crate::model::Snapshot;
+use crate::session::{load_elf, Session};
+use crate::target::{HaltGuard, StopReason, Target, PC};
+
+use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
+use super::{Condition, Debugger, Location, StopView};
+
+/// Lines of source shown around the current line.
+pub const SOURCE_CONTEXT: u32 = 8;
+/// How long `Next`/`Finish` wait for a call to return.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the user asks of the debugger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DebugCommand {
+    Continue,
+    /// Line step, entering calls into own code (gdb `step`).
+    Step,
+    /// Line step over calls (gdb `next`).
+    Next,
+    /// Run to the caller (gdb `finish`).
+    Finish,
+    /// One instruction (gdb `stepi`).
+    StepInstruction,
+    /// Adds a breakpoint at the location, or removes the one there.
+    ToggleBreakpoint(String),
+    /// Stops the running guest where it is.
+    Interrupt,
+}
+
+/// Whether the user holds the target.
+#[derive(Clone, Debug)]
+pub enum DebugState {
+    Running,
+    Stopped(Box<StopView>),
+}
+
+/// One user breakpoint, for display.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BreakpointSummary {
+    pub id: u32,
+    pub location: String,
+    pub enabled: bool,
+    pub hits: u64,
+    pub condition: Option<String>,
+}
+
+/// The debugger's state after a command or a breakpoint stop.
+#[derive(Clone, Debug)]
+pub struct DebugReport {
+    pub state: DebugState,
+    pub breakpoints: Vec<BreakpointSummary>,
+    /// What happened, in words (`breakpoint 1 added at track_alloc`, `returned to free_proc`).
+    pub message: Option<String>,
+}
+
+/// See the module doc.
+pub struct DebugSource {
+    debug: Arc<DebugInfo>,
+    gdb: String,
+    session: Option<Session>,
+    dbg: Debugger,
+    /// The view of the stop the user holds.
+    held: Option<StopView>,
+    /// The snapshot taken at the previous stop, for the changed rows.
+    last_stop_snapshot: Option<Snapshot>,
+    /// The user's breakpoints as given, to arm again after a reconnect.
+    specs: Vec<(Location, Option<Condition>)>,
+    pending: Option<DebugReport>,
+}
+
+impl DebugSource {
+    /// Loads the ELF now; connects lazily (like `LiveSource`).
+    pub fn new(elf: PathBuf, gdb: String) -> Result<DebugSource> {
+        let debug = load_elf(&elf)?;
+        Ok(DebugSource {
+            dbg: Debugger::new(debug.clone()),
+            debug,
+            gdb,
+            session: None,
+            held: None,
+            last_stop_snapshot: None,
+            specs: Vec::new(),
+            pending: None,
+        })
+    }
+
+    fn session(&mut self) -> Result<&mut Session> {
+        if self.session.is_none() {
+            self.connect()?;
+        }
+        Ok(self.session.as_mut().expect("connected above"))
+    }
+
+    fn connect(&mut self) -> Result<()> {
+        self.session = None;
+        self.held = None;
+        let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        self.dbg = Debugger::new(self.debug.clone());
+        if !self.specs.is_empty() {
+            let mut guard = HaltGuard::new(session.target())?;
+            for (loc, cond) in &self.specs {
+                self.dbg.break_at(&mut *guard, loc.clone(), cond.clone())?;
+            }
+        }
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn report(&self, message: Option<String>) -> DebugReport {
+        DebugReport {
+            state: match &self.held {
+                Some(v) => DebugState::Stopped(Box::new(v.clone())),
+                None => DebugState::Running,
+            },
+            breakpoints: self
+                .dbg
+                .breakpoints
+                .list()
+                .iter()
+                .map(|b| BreakpointSummary {
+                    id: b.id,
+                    location: b.location.to_string(),
+                    enabled: b.enabled,
+                    hits: b.hits,
+                    condition: b.condition.as_ref().map(|c| c.to_string()),
+                })
+                .collect(),
+            message,
+        }
+    }
+
+    /// Collects the view of the held target (with the tracker rows changed since the previous
+    /// stop) and holds it.
+    fn hold(&mut self, breakpoint: Option<u32>) -> Result<()> {
+        let session = self.session.as_mut().context("not connected")?;
+        let snap = session.sample().ok();
+        let view = StopView::collect(
+            &mut self.dbg,
+            session.target(),
+            breakpoint,
+            SOURCE_CONTEXT,
+            self.last_stop_snapshot.as_ref(),
+            snap.as_ref(),
+        )?;
+        if snap.is_some() {
+            self.last_stop_snapshot = snap;
+        }
+        self.held = Some(view);
+        Ok(())
+    }
+
+    fn run(&mut self, cmd: DebugCommand) -> Result<Option<String>> {
+        self.session()?;
+        if let DebugCommand::ToggleBreakpoint(spec) = &cmd {
+            let loc: Location = spec.parse()?;
+            let session = self.session.as_mut().expect("connected");
+            let mut guard = HaltGuard::new(session.target())?;
+            let added = self
+                .dbg
+                .breakpoints
+                .toggle(&mut *guard, &self.debug, loc.clone())?;
+            drop(guard);
+            return Ok(Some(match added {
+                Some(id) => {
+                    self.specs.push((loc, None));
+                    format!("breakpoint {id} at {spec}")
+                }
+                None => {
+                    self.specs.retain(|(l, _)| *l != loc);
+                    format!("breakpoint at {spec} removed")
+                }
+            }));
+        }
+        let session = self.session.as_mut().expect("connected");
+        match cmd {
+            DebugCommand::Continue => {
+                if self.held.take().is_none() {
+                    return Ok(Some("already running".into()));
+                }
+                self.dbg.resume(session.target())?;
+                Ok(Some("continuing".into()))
+            }
+            DebugCommand::Interrupt => {
+                if self.held.is_some() {
+                    return Ok(Some("already stopped".into()));
+                }
+                session.target().halt()?;
+                let bp = {
+                    let pc = session.target().read_registers()?[PC];
+                    self.dbg.breakpoints.at(pc).map(|b| b.id)
+                };
+                self.hold(bp)?;
+                Ok(Some("interrupted".into()))
+            }
+            DebugCommand::Step | DebugCommand::Next => {
+                if self.held.is_none() {
+                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                }
+                let policy = if cmd == DebugCommand::Step {
+                    CallPolicy::Into
+                } else {
+                    CallPolicy::Over
+                };
+                let mut stepper = Stepper::new(&self.dbg, session.target(), policy)?;
+                stepper.call_timeout = CALL_TIMEOUT;
+                let outcome = stepper.next_line(&mut self.dbg, session.target())?;
+                let msg = match outcome {
+                    LineOutcome::Line { .. } => None,
+                    LineOutcome::Returned { .. } => Some("returned to the caller".to_string()),
+                    LineOutcome::Stopped { .. } => Some("stopped at a breakpoint".to_string()),
+                    LineOutcome::Limit { .. } => {
+                        Some("no new line after many instructions".to_string())
+                    }
+                };
+                let pc = session.target().read_registers()?[PC];
+                let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
+                self.hold(bp)?;
+                Ok(msg)
+            }
+            DebugCommand::Finish => {
+                if self.held.is_none() {
+                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                }
+                let elsewhere = step_out(&mut self.dbg, session.target(), CALL_TIMEOUT)?;
+                let pc = session.target().read_registers()?[PC];
+                let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
+                self.hold(bp)?;
+                Ok(elsewhere.map(|pc| format!("stopped at {pc:#x} before the function returned")))
+            }
+            DebugCommand::StepInstruction => {
+                if self.held.is_none() {
+                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                }
+                step_instruction(&mut self.dbg, session.target())?;
+                self.hold(None)?;
+                Ok(None)
+            }
+            DebugCommand::ToggleBreakpoint(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Carries out `cmd` and returns the debugger's state afterwards. Errors leave the state
+    /// as it was (a step needs a held target, a location must resolve).
+    pub fn command(&mut self, cmd: DebugCommand) -> Result<DebugReport> {
+        let msg = self.run(cmd)?;
+        Ok(self.report(msg))
+    }
+
+    /// The report of a breakpoint stop found by the last `sample`, once.
+    pub fn take_report(&mut self) -> Option<DebugReport> {
+        self.pending.take()
+    }
+
+    /// True while the user holds the target.
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The debugger (breakpoint list, …).
+    pub fn debugger(&self) -> &Debugger {
+        &self.dbg
+    }
+}
+
+impl crate::tui::SnapshotSource for DebugSource {
+    fn sample(&mut self) -> Result<Snapshot> {
+        let result = (|| -> Result<Snapshot> {
+            self.session()?;
+            let armed = self.dbg.breakpoints.list().iter().any(|b| b.enabled);
+            if self.held.is_some() || !armed {
+                // Held: the sampler's halt is a no-op and it leaves the guest halted.
+                return self.session.as_mut().expect("connected").sample();
+            }
+            // Halt first ourselves: a breakpoint stop arriving now is ours to judge.
+            let session = self.session.as_mut().expect("connected");
+            let reason = session.target().halt()?;
+            let pc = session.target().read_registers()?[PC];
+            if reason == StopReason::Trap || self.dbg.breakpoints.at(pc).is_some() {
+                if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
+                    self.hold(hit.breakpoint)?;
+                    let mut msg = hit
+                        .breakpoint
+                        .map(|id| format!("breakpoint {id} hit"))
+                        .unwrap_or_else(|| "stopped".into());
+                    if let Some(e) = hit.condition_error {
+                        msg.push_str(&format!(" ({e})"));
+                    }
+                    self.pending = Some(self.report(Some(msg)));
+                    return self.session.as_mut().expect("connected").sample();
+                }
+            }
+            let session = self.session.as_mut().expect("connected");
+            let snap = session.sample();
+            self.dbg.resume(session.target())?;
+            snap
+        })();
+        if result.is_err() {
+            // Drop the connection (detaching if it still can); the next call reconnects.
+            self.session = None;
+            self.held = None;
+        }
+        result
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        self.connect()
+    }
+
+    fn detach(&mut self) {
+        self.held = None;
+        if let Some(s) = self.session.take() {
+            let _ = s.detach();
+        }
+    }
+}

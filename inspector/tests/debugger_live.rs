@@ -1,0 +1,124 @@
+//! Live updates and breakpoints together, against the kernel in QEMU (the TUI's data source,
+//! `DebugSource`, driven without a terminal): a breakpoint toggled on `track_alloc` is found
+//! by sampling; while the user holds the guest, samples leave it halted; next/finish/stepi
+//! move it; continue resumes it and the breakpoint (never cleared behind the user's back)
+//! hits again; toggled off, the kernel runs on.
+//!
+//! Run: `make test`, or after `make kernel`:
+//! `cargo test -p inspector --test debugger_live -- --include-ignored`.
+
+mod common;
+
+use common::qemu::{kernel_elf, Qemu};
+use inspector::debugger::live::{DebugCommand, DebugReport, DebugSource, DebugState};
+use inspector::debugger::StopView;
+use inspector::tui::SnapshotSource;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Samples (as the TUI does every interval) until a breakpoint stop is reported.
+fn sample_until_stop(src: &mut DebugSource) -> DebugReport {
+    let deadline = Instant::now() + T;
+    loop {
+        src.sample().expect("sample");
+        if let Some(r) = src.take_report() {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "no breakpoint stop within {T:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stopped(r: &DebugReport) -> &StopView {
+    match &r.state {
+        DebugState::Stopped(v) => v,
+        DebugState::Running => panic!("expected a stop: {r:?}"),
+    }
+}
+
+fn function(v: &StopView) -> String {
+    v.backtrace
+        .iter()
+        .find(|f| !f.inlined)
+        .and_then(|f| f.function.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
+    let mut q = Qemu::boot();
+    let gdb = format!("127.0.0.1:{}", q.gdb_port());
+    let mut src = DebugSource::new(kernel_elf(), gdb).unwrap();
+    src.sample().expect("first sample connects");
+
+    let r = src
+        .command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    assert_eq!(r.breakpoints.len(), 1);
+    assert!(matches!(r.state, DebugState::Running));
+
+    q.send_line("leak 3 5 &");
+    let r = sample_until_stop(&mut src);
+    let v = stopped(&r);
+    assert_eq!(v.breakpoint, Some(r.breakpoints[0].id));
+    let names: Vec<_> = v.args.0.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["pa", "npages", "owner", "tag"]);
+    assert!(v.position.as_ref().unwrap().file.ends_with("mm/tracker.rs"));
+    assert!(v.source.iter().any(|l| l.current), "source around the line");
+    assert_eq!(v.registers.len(), 33);
+    assert!(function(v).ends_with("track_alloc"), "{:?}", v.backtrace);
+    assert!(v.backtrace.len() > 1, "callers: {:?}", v.backtrace);
+
+    // Held: samples read the held state and do not resume the guest; the shell stays silent.
+    let before = q.output().len();
+    q.send_line("mem");
+    for _ in 0..3 {
+        src.sample().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(src.is_held());
+    assert!(
+        !q.output()[before..].contains("pages total="),
+        "the guest ran while held"
+    );
+
+    // Stepping moves the held guest.
+    let pc0 = v.pc;
+    let r = src.command(DebugCommand::StepInstruction).unwrap();
+    assert_ne!(stopped(&r).pc, pc0);
+    let r = src.command(DebugCommand::Next).unwrap();
+    let line = stopped(&r).position.as_ref().map(|p| p.line);
+    assert!(line.is_some());
+    let r = src.command(DebugCommand::Finish).unwrap();
+    assert!(
+        !function(stopped(&r)).ends_with("track_alloc"),
+        "finish leaves track_alloc: {:?}",
+        stopped(&r).backtrace
+    );
+
+    // Continue: the breakpoint is still there and hits again (the leak allocates more).
+    let r = src.command(DebugCommand::Continue).unwrap();
+    assert!(matches!(r.state, DebugState::Running));
+    let r = sample_until_stop(&mut src);
+    assert!(stopped(&r).pc > 0);
+    assert!(r.breakpoints[0].hits >= 2, "{:?}", r.breakpoints);
+    // The second stop shows which tracker rows changed since the first.
+    assert!(stopped(&r).changed.is_some());
+
+    // Toggled off and continued: the kernel runs on and answers.
+    let r = src
+        .command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    assert!(r.breakpoints.is_empty());
+    src.command(DebugCommand::Continue).unwrap();
+    for _ in 0..5 {
+        src.sample().unwrap();
+        assert!(src.take_report().is_none());
+    }
+    q.expect("pages total=", T);
+    src.detach();
+    let mem = q.run("mem", T);
+    assert!(mem.contains("pages total="), "{mem}");
+}
