@@ -359,11 +359,14 @@ mod debug_cmd {
             if opts.json {
                 writeln!(out, "{v}")?;
             } else {
+                let at = format!(
+                    "{}:{}",
+                    v["file"].as_str().unwrap_or("??"),
+                    v["line"].as_u64().unwrap_or(0)
+                );
                 writeln!(
                     out,
-                    "{}:{:<5} {:<28} | {}",
-                    v["file"].as_str().unwrap_or("??"),
-                    v["line"],
+                    "{at:<48} {:<40} | {}",
                     v["function"].as_str().unwrap_or("??"),
                     v["text"].as_str().unwrap_or("")
                 )?;
