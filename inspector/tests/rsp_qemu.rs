@@ -199,13 +199,13 @@ fn symbol(elf: &[u8], name: &str) -> u64 {
 #[test]
 #[ignore = "boots QEMU: run with make test"]
 fn kernel_tracker_header_is_readable_at_every_halt() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../build/kernel.elf");
-    let elf = std::fs::read(path).expect("build/kernel.elf: run `make kernel` first");
+    let path = inspector::dwarf::default_kernel_elf();
+    let elf = std::fs::read(&path).expect("build/kernel.elf: run `make kernel` first");
     let header = symbol(&elf, "alloc_tracker");
     const MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");
 
     // `churn` keeps a user process allocating, so some halts land in user mode.
-    let mut qemu = Qemu::start_kernel(path, b"churn 100000\n");
+    let mut qemu = Qemu::start_kernel(path.to_str().unwrap(), b"churn 100000\n");
     let mut target = qemu.connect(true);
     assert!(target.physical_memory());
     let read_magic = |t: &mut RspTarget| -> (u64, u64) {
