@@ -159,7 +159,8 @@ fn run(cli: Cli) -> Result<()> {
             let source: Box<dyn inspector::tui::SnapshotSource> = if demo {
                 Box::new(inspector::tui::FakeSource::new())
             } else {
-                Box::new(inspector::session::LiveSource::new(
+                // Samples like LiveSource, and carries out the debugger view's commands.
+                Box::new(inspector::debugger::live::DebugSource::new(
                     conn.elf.clone(),
                     conn.gdb.clone(),
                 )?)

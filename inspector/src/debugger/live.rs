@@ -332,4 +332,12 @@ impl crate::tui::SnapshotSource for DebugSource {
             let _ = s.detach();
         }
     }
+
+    fn debug(&mut self, cmd: DebugCommand) -> Result<DebugReport> {
+        self.command(cmd)
+    }
+
+    fn take_debug_report(&mut self) -> Option<DebugReport> {
+        self.take_report()
+    }
 }

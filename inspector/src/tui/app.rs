@@ -4,7 +4,9 @@
 //! No ratatui or terminal types here: everything is unit-testable with plain values. Time is
 //! injected (`now: Instant` arguments); nothing reads the clock.
 
+use super::debugger::DebugPane;
 use super::input::Key;
+use crate::debugger::live::{DebugCommand, DebugReport};
 use crate::model::{Entry, Event, EventKind, PidSummary, Snapshot, KERNEL_PID};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -40,6 +42,8 @@ pub enum View {
     Allocations,
     PageMap,
     Events,
+    /// The debugger (key `5`; opens by itself at a breakpoint). Not in the Tab cycle.
+    Debugger,
 }
 
 impl View {
@@ -56,6 +60,7 @@ impl View {
             View::Allocations => "Allocations",
             View::PageMap => "Page map",
             View::Events => "Leaks & events",
+            View::Debugger => "Debugger",
         }
     }
 
@@ -183,6 +188,8 @@ pub enum Action {
     SetInterval(Duration),
     /// Stop (true) or resume (false) sampling; the guest keeps running either way.
     SetPaused(bool),
+    /// Send this command to the data source's debugger.
+    Debug(DebugCommand),
 }
 
 /// Pages of one tag in a leak report.
@@ -413,6 +420,8 @@ pub struct App {
     pub page_cursor: u64,
     /// Terminal size, as last reported by the event loop.
     pub term_size: (u16, u16),
+    /// The debugger view's state.
+    pub debug: DebugPane,
 }
 
 impl App {
@@ -443,6 +452,15 @@ impl App {
             events_scroll: 0,
             page_cursor: 0,
             term_size: (80, 24),
+            debug: DebugPane::default(),
+        }
+    }
+
+    /// Takes in the debugger's report (or error) for a command or a breakpoint stop; a new
+    /// stop opens the debugger view.
+    pub fn apply_debug(&mut self, result: Result<DebugReport, String>) {
+        if self.debug.apply(result) {
+            self.view = View::Debugger;
         }
     }
 
@@ -723,9 +741,16 @@ impl App {
             }
             return Action::None;
         }
+        if self.view == View::Debugger {
+            if let Some(cmd) = self.debug.command_for(key) {
+                self.debug.busy = true;
+                return Action::Debug(cmd);
+            }
+        }
         match key {
             Key::Char('q') => return Action::Quit,
             Key::Char('?') => self.show_help = true,
+            Key::Char('5') => self.view = View::Debugger,
             // Esc clears the footer message first, then the filter.
             Key::Esc if self.status.take().is_none() => self.filter = None,
             Key::Tab => self.view = View::ALL[(self.view.index() + 1) % View::ALL.len()],
@@ -801,6 +826,7 @@ impl App {
             View::Events => {
                 self.events_scroll = step(self.events_scroll, dy, self.visible_events().len())
             }
+            View::Debugger => {}
             View::PageMap => {
                 let g = self.page_grid();
                 if g.cells == 0 {

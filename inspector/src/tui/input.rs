@@ -64,4 +64,8 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("arrows, PgUp/Dn", "move cursor / scroll"),
     ("Home / End", "first / last"),
     ("Enter", "overview: show the PID's allocations"),
+    ("5", "debugger view (opens by itself at a breakpoint)"),
+    ("b", "debugger: toggle a breakpoint on track_alloc"),
+    ("c / x", "debugger: continue / interrupt"),
+    ("s n f i", "debugger: step, next, finish, stepi"),
 ];

@@ -5,6 +5,7 @@
 //! guard, sampler thread, event loop), `fake` (a simulated source for demos and tests).
 
 pub mod app;
+pub mod debugger;
 pub mod fake;
 pub mod input;
 pub mod run;
@@ -12,6 +13,8 @@ pub mod views;
 
 #[cfg(test)]
 mod tests_app;
+#[cfg(test)]
+mod tests_debugger;
 #[cfg(test)]
 mod tests_views;
 
@@ -28,4 +31,15 @@ pub trait SnapshotSource: Send + 'static {
     fn reconnect(&mut self) -> anyhow::Result<()>;
     /// Leaves the guest running and detaches (called on quit).
     fn detach(&mut self);
+    /// Carries out a debugger command (the debugger view). Sources without a debugger say so.
+    fn debug(
+        &mut self,
+        _cmd: crate::debugger::live::DebugCommand,
+    ) -> anyhow::Result<crate::debugger::live::DebugReport> {
+        anyhow::bail!("this data source has no debugger")
+    }
+    /// A breakpoint stop the last `sample` found, once (then the TUI opens the debugger view).
+    fn take_debug_report(&mut self) -> Option<crate::debugger::live::DebugReport> {
+        None
+    }
 }

@@ -91,6 +91,9 @@ fn event_loop(
                             Action::SetPaused(p) => {
                                 let _ = cmds.send(Cmd::Paused(p));
                             }
+                            Action::Debug(c) => {
+                                let _ = cmds.send(Cmd::Debug(c));
+                            }
                             Action::None => {}
                         }
                         dirty = true;
@@ -107,6 +110,7 @@ fn event_loop(
             match msgs.try_recv() {
                 Ok(Msg::Snapshot(s, at)) => app.apply_snapshot(s, at),
                 Ok(Msg::Connection(c)) => app.set_connection(c),
+                Ok(Msg::Debug(r)) => app.apply_debug(r),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     bail!("the sampler thread stopped unexpectedly (see the panic message above)")
@@ -122,6 +126,8 @@ fn event_loop(
 enum Cmd {
     Interval(Duration),
     Paused(bool),
+    /// A debugger command for the source (answered with `Msg::Debug`).
+    Debug(crate::debugger::live::DebugCommand),
     Quit,
 }
 
@@ -131,6 +137,8 @@ pub(crate) enum Msg {
     /// A snapshot and when it was taken.
     Snapshot(Snapshot, Instant),
     Connection(Connection),
+    /// The debugger's report after a command or a breakpoint stop, or the command's error.
+    Debug(Result<crate::debugger::live::DebugReport, String>),
 }
 
 /// Runs `sampler` until `Quit` or until the event loop is gone, then detaches the source.
@@ -148,9 +156,20 @@ fn sampler_thread(mut sampler: Sampler, cmds: Receiver<Cmd>, msgs: Sender<Msg>) 
                 sampler.paused = p;
                 next_due = Instant::now();
             }
+            Ok(Cmd::Debug(c)) => {
+                let r = sampler.source.debug(c).map_err(|e| one_line(&e));
+                if msgs.send(Msg::Debug(r)).is_err() {
+                    break;
+                }
+                next_due = Instant::now();
+            }
             Err(RecvTimeoutError::Timeout) => {
                 let mut gone = false;
-                let wait = sampler.tick(&mut |m| gone |= msgs.send(m).is_err());
+                let mut wait = sampler.tick(&mut |m| gone |= msgs.send(m).is_err());
+                if let Some(r) = sampler.source.take_debug_report() {
+                    gone |= msgs.send(Msg::Debug(Ok(r))).is_err();
+                    wait = wait.max(sampler.interval);
+                }
                 if gone {
                     break;
                 }

@@ -510,6 +510,7 @@ fn tick(s: &mut Sampler) -> (Vec<String>, Duration) {
         out.push(match m {
             Msg::Snapshot(..) => "snapshot".to_string(),
             Msg::Connection(c) => format!("{c:?}"),
+            Msg::Debug(_) => "debug".to_string(),
         })
     });
     (out, wait)

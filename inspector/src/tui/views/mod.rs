@@ -2,12 +2,14 @@
 //! changes state. Screen layout, top to bottom: header line, view tabs, body, footer line.
 
 mod allocations;
+mod debugger;
 mod events;
 mod header;
 mod overview;
 mod pagemap;
 
 pub use allocations::draw_allocations;
+pub use debugger::draw_debugger;
 pub use events::draw_events;
 pub use header::draw_header;
 pub use overview::draw_overview;
@@ -38,6 +40,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         View::Allocations => draw_allocations(f, body, app),
         View::PageMap => draw_pagemap(f, body, app),
         View::Events => draw_events(f, body, app),
+        View::Debugger => draw_debugger(f, body, app),
     }
     draw_footer(f, footer, app);
     if app.show_help {
@@ -68,6 +71,23 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
         spans.push(Span::raw(" "));
     }
+    // The debugger is not in the Tab cycle; its tab shows whether the guest is held.
+    let style = if app.view == View::Debugger {
+        Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    } else if app.debug.stop().is_some() {
+        Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new()
+    };
+    let held = if app.debug.stop().is_some() {
+        " ●"
+    } else {
+        ""
+    };
+    spans.push(Span::styled(
+        format!(" 5 {}{held} ", View::Debugger.title()),
+        style,
+    ));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
