@@ -63,6 +63,7 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     let r = sample_until_stop(&mut src);
     let v = stopped(&r);
     assert_eq!(v.breakpoint, Some(r.breakpoints[0].id));
+    let first_pa = v.args.get("pa").unwrap().value.clone();
     let names: Vec<_> = v.args.0.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["pa", "npages", "owner", "tag"]);
     assert!(v.position.as_ref().unwrap().file.ends_with("mm/tracker.rs"));
@@ -84,6 +85,16 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
         "the guest ran while held"
     );
 
+    // Continue straight from the first stop: the next stop is another allocation.
+    src.command(DebugCommand::Continue).unwrap();
+    let r = sample_until_stop(&mut src);
+    assert_ne!(
+        stopped(&r).args.get("pa").unwrap().value,
+        first_pa,
+        "continue got past the first breakpoint stop"
+    );
+    let v = stopped(&r).clone();
+
     // Stepping moves the held guest.
     let pc0 = v.pc;
     let r = src.command(DebugCommand::StepInstruction).unwrap();
@@ -103,9 +114,34 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     assert!(matches!(r.state, DebugState::Running));
     let r = sample_until_stop(&mut src);
     assert!(stopped(&r).pc > 0);
+    assert_ne!(
+        stopped(&r).args.get("pa").unwrap().value,
+        first_pa,
+        "the second stop is another allocation"
+    );
     assert!(r.breakpoints[0].hits >= 2, "{:?}", r.breakpoints);
     // The second stop shows which tracker rows changed since the first.
     assert!(stopped(&r).changed.is_some());
+    // Continue straight from a breakpoint stop: the guest gets past it (the next stop is the
+    // next allocation, and the one it was held at is now in the table).
+    let held_pa = stopped(&r).args.get("pa").unwrap().value.clone();
+    src.command(DebugCommand::Continue).unwrap();
+    let r = sample_until_stop(&mut src);
+    assert_ne!(stopped(&r).args.get("pa").unwrap().value, held_pa);
+    let added: Vec<u64> = stopped(&r)
+        .changed
+        .as_ref()
+        .unwrap()
+        .added
+        .iter()
+        .map(|e| e.pa)
+        .collect();
+    assert!(
+        added
+            .iter()
+            .any(|pa| inspector::debugger::ArgValue::UInt(u128::from(*pa)) == held_pa),
+        "{added:x?} does not include the previous stop's allocation {held_pa:?}"
+    );
 
     // Toggled off and continued: the kernel runs on and answers.
     let r = src
