@@ -188,7 +188,7 @@ fn run(cli: Cli) -> Result<()> {
 mod debug_cmd {
     use super::BreakOpts;
     use anyhow::{bail, Context, Result};
-    use inspector::debugger::stepping::{CallPolicy, LineOutcome, Stepper};
+    use inspector::debugger::stepping::{position, CallPolicy, LineOutcome, Stepper};
     use inspector::debugger::stop::source_line;
     use inspector::debugger::{Condition, Debugger, Hit, Location};
     use inspector::session::{install_ctrlc, Session};
@@ -227,8 +227,8 @@ mod debug_cmd {
         let pos = bp
             .addresses
             .first()
-            .and_then(|&a| dbg.debug().user_location(a))
-            .map(|l| format!(" ({}:{})", l.file, l.line))
+            .and_then(|&a| position(dbg.debug(), a))
+            .map(|p| format!(" ({}:{})", p.file, p.line))
             .unwrap_or_default();
         eprintln!(
             "breakpoint {id} at {} {at}{pos}{}; waiting",
@@ -241,13 +241,33 @@ mod debug_cmd {
         Ok((session, dbg, id))
     }
 
-    fn hit_json(dbg: &Debugger, hit: &Hit, function: Option<&str>) -> serde_json::Value {
-        let loc = dbg.debug().user_location(hit.pc);
+    /// (function, file, line) of a hit: the source position is the innermost frame of the
+    /// kernel's own code (a line breakpoint inside inlined code reports that line); the
+    /// function is the one named by a function breakpoint, else that frame's function.
+    fn place(
+        dbg: &Debugger,
+        pc: u64,
+        named: Option<&str>,
+    ) -> (Option<String>, Option<String>, Option<u32>) {
+        let pos = position(dbg.debug(), pc);
+        let function = named
+            .map(str::to_string)
+            .or_else(|| pos.as_ref().and_then(|p| p.function.clone()))
+            .or_else(|| dbg.debug().function_at(pc).map(|f| f.name));
+        (
+            function,
+            pos.as_ref().map(|p| p.file.clone()),
+            pos.map(|p| p.line),
+        )
+    }
+
+    fn hit_json(dbg: &Debugger, hit: &Hit, named: Option<&str>) -> serde_json::Value {
+        let (function, file, line) = place(dbg, hit.pc, named);
         json!({
             "breakpoint": hit.breakpoint,
-            "function": function.map(str::to_string).or_else(|| dbg.debug().function_at(hit.pc).map(|f| f.name)),
-            "file": loc.as_ref().map(|l| l.file.clone()),
-            "line": loc.as_ref().map(|l| l.line),
+            "function": function,
+            "file": file,
+            "line": line,
             "args": hit.args.to_json(),
             "pc": hit.pc,
         })
@@ -262,7 +282,11 @@ mod debug_cmd {
     ) -> Result<()> {
         let stop = install_ctrlc()?;
         let (mut session, mut dbg, id) = arm(elf, gdb, location, opts)?;
-        let function = dbg.breakpoints.get(id).and_then(|b| b.function.clone());
+        // A function breakpoint reports the function asked for; a line one its own frame's.
+        let function = dbg.breakpoints.get(id).and_then(|b| match &b.location {
+            Location::Function(_) => b.function.clone(),
+            _ => None,
+        });
         let deadline = Instant::now() + opts.timeout;
         let mut out = std::io::stdout().lock();
         let mut hits = 0;
@@ -281,15 +305,13 @@ mod debug_cmd {
             if opts.json {
                 writeln!(out, "{}", hit_json(&dbg, &hit, function.as_deref()))?;
             } else {
-                let loc = dbg
-                    .debug()
-                    .user_location(hit.pc)
-                    .map(|l| format!("{}:{}", l.file, l.line))
-                    .unwrap_or_else(|| "??".into());
+                let (func, file, line) = place(&dbg, hit.pc, function.as_deref());
                 writeln!(
                     out,
-                    "hit {hits}: {} ({loc}) pc={:#x} {}",
-                    function.as_deref().unwrap_or("??"),
+                    "hit {hits}: {} ({}:{}) pc={:#x} {}",
+                    func.as_deref().unwrap_or("??"),
+                    file.as_deref().unwrap_or("??"),
+                    line.unwrap_or(0),
                     hit.pc,
                     hit.args.text()
                 )?;

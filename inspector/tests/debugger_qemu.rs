@@ -324,3 +324,45 @@ fn step_through_the_exit_sweep_until_it_returns() {
     assert_eq!(owned(&snap, pid), Vec::new());
     assert_shell_answers(&mut q);
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn break_on_a_source_line_inside_inlined_code() {
+    let mut q = Qemu::boot();
+    // The exit sweep's per-entry callback, inlined into the tracker crate's loop.
+    let glue = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/src/mm/tracker.rs");
+    let line = lines_containing(&glue, "with_pages(|a| a.free(e.pa, e.npages))")[0];
+    let location = format!("kernel/src/mm/tracker.rs:{line}");
+    let elf = kernel_elf();
+    let (child, rx, err) = start_armed(&[
+        "break",
+        &location,
+        "--json",
+        "--timeout",
+        "30s",
+        "--elf",
+        elf.to_str().unwrap(),
+        "--gdb",
+        &gdb(&q),
+    ]);
+    q.send_line("leak 2 0 &");
+    let hits = finish(child, rx, err, Duration::from_secs(40));
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    let h = &hits[0];
+    assert!(
+        h["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("kernel/src/mm/tracker.rs"),
+        "{h}"
+    );
+    assert_eq!(h["line"], line, "{h}");
+    assert!(
+        h["function"]
+            .as_str()
+            .unwrap()
+            .contains("free_all_tracked_for_pid"),
+        "{h}"
+    );
+    assert_shell_answers(&mut q);
+}
