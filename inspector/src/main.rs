@@ -92,7 +92,7 @@ enum Command {
         from: String,
         #[command(flatten)]
         opts: BreakOpts,
-        /// Lines to step at most.
+        /// Lines to print at most (the stop itself included).
         #[arg(long, default_value_t = 30)]
         lines: u32,
         /// Step over every call (gdb `next`). By default, calls into the starting function's
@@ -397,21 +397,23 @@ mod debug_cmd {
             out.flush()?;
             Ok(())
         };
+        // The first line is where the breakpoint stopped; in JSON it also carries the
+        // arguments and `"stopped"` (the location asked for).
         if !opts.json {
             writeln!(out, "stopped in {} {}", from, hit.args.text())?;
-        } else {
-            writeln!(
-                out,
-                "{}",
-                json!({"stopped": from, "pc": hit.pc, "args": hit.args.to_json()})
-            )?;
         }
         let mut stepper = Stepper::new(&dbg, session.target(), policy)?;
-        if let Some(p) = stepper.position(&debug, hit.pc) {
-            emit(
-                &mut out,
-                line_json(&p.file, p.line, p.function.as_deref(), hit.pc),
-            )?;
+        let mut first = match stepper.position(&debug, hit.pc) {
+            Some(p) => line_json(&p.file, p.line, p.function.as_deref(), hit.pc),
+            None => json!({"file": null, "line": null, "function": null, "text": "", "pc": hit.pc}),
+        };
+        if opts.json {
+            first["stopped"] = json!(from);
+            first["args"] = hit.args.to_json();
+            writeln!(out, "{first}")?;
+            out.flush()?;
+        } else {
+            emit(&mut out, first)?;
         }
         let mut visited = 1;
         while visited < lines && !stop.is_set() {

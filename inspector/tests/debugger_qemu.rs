@@ -251,10 +251,12 @@ fn step_through_the_exit_sweep_until_it_returns() {
     ]);
     q.send_line("leak 3 1 &");
     let out = finish(child, rx, err, Duration::from_secs(50));
+    // The first line is the stop, with the arguments.
     let first = &out[0];
     assert_eq!(first["stopped"], "free_all_tracked_for_pid", "{first}");
     assert_eq!(first["args"]["pid"], pid, "{first}");
-    let lines = &out[1..];
+    assert_eq!(first["function"], "free_all_tracked_for_pid", "{first}");
+    let lines = &out[..];
     assert!(!lines.is_empty());
     for l in lines {
         for k in ["file", "line", "function", "text"] {
