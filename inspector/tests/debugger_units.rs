@@ -117,6 +117,126 @@ fn rust_args_from_registers_and_entry_values() {
     assert_eq!(args.get("pa").unwrap().value, ArgValue::UInt(0x8050_3000));
 }
 
+fn expr(bytes: &[u8]) -> gimli::Expression<inspector::dwarf::Reader> {
+    gimli::Expression(gimli::EndianArcSlice::new(
+        Arc::from(bytes),
+        gimli::RunTimeEndian::Little,
+    ))
+}
+
+/// Synthetic location expressions (register, register pieces, sp-relative, frame-base
+/// relative) evaluated against a MemTarget's registers and memory, decoded by real DWARF
+/// types (`&str`, `u64` of the Rust fixture).
+#[test]
+fn synthetic_locations_against_a_mem_target() {
+    use inspector::debugger::args::{to_arg_value, TargetMachine};
+    use inspector::dwarf::{evaluate_frame_base, evaluate_location, read_pieces};
+
+    let dir = tempfile::tempdir().unwrap();
+    let info = rust_fixture(dir.path());
+    let str_ty = info
+        .types()
+        .find_by_name("&str")
+        .next()
+        .expect("&str in DWARF");
+    let u64_ty = info
+        .types()
+        .find_by_name("u64")
+        .next()
+        .expect("u64 in DWARF");
+    let enc = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let no_index = |_: gimli::DebugAddrIndex<usize>| None;
+
+    // Guest memory: a string at 0x8800_0000, a stack at 0x8100_0000 with a u64 at sp+16.
+    let sp = 0x8100_0000u64;
+    let mut t = MemTarget::new()
+        .with_region(0x8800_0000, b"user_stack and more".to_vec())
+        .with_region(sp, vec![0; 64]);
+    t.poke(sp + 16, &0x8050_7000u64.to_le_bytes());
+    t.set_register(2, sp);
+    t.set_register(A0, 0x8800_0000);
+    t.set_register(A1, 10);
+    t.set_register(12, 42); // a2
+    t.set_register(PC, 0x8020_0000);
+    t.halt().unwrap();
+    let regs = t.read_registers().unwrap();
+    let mut m = TargetMachine {
+        target: &mut t,
+        regs: &regs,
+        entry: None,
+        cfa: None,
+    };
+
+    // A &str in a0 (pointer) and a1 (length): DW_OP_reg10 DW_OP_piece 8 DW_OP_reg11 DW_OP_piece 8.
+    let e = expr(&[
+        gimli::DW_OP_reg10.0,
+        gimli::DW_OP_piece.0,
+        8,
+        gimli::DW_OP_reg11.0,
+        gimli::DW_OP_piece.0,
+        8,
+    ]);
+    let pieces = evaluate_location(&e, enc, None, &mut m, &no_index).unwrap();
+    let bytes = read_pieces(&pieces, 16, &mut m).unwrap();
+    let value = info.decode(str_ty, &bytes).unwrap();
+    assert_eq!(
+        to_arg_value(&info, &value, m.target),
+        ArgValue::Str("user_stack".into())
+    );
+
+    // A u64 in a2: DW_OP_reg12.
+    let pieces =
+        evaluate_location(&expr(&[gimli::DW_OP_reg12.0]), enc, None, &mut m, &no_index).unwrap();
+    let value = info
+        .decode(u64_ty, &read_pieces(&pieces, 8, &mut m).unwrap())
+        .unwrap();
+    assert_eq!(value.as_u64(), Some(42));
+
+    // A u64 on the stack: DW_OP_breg2 +16, and the same through the frame base (DW_OP_reg2)
+    // with DW_OP_fbreg +16.
+    let pieces = evaluate_location(
+        &expr(&[gimli::DW_OP_breg2.0, 16]),
+        enc,
+        None,
+        &mut m,
+        &no_index,
+    )
+    .unwrap();
+    let value = info
+        .decode(u64_ty, &read_pieces(&pieces, 8, &mut m).unwrap())
+        .unwrap();
+    assert_eq!(value.as_u64(), Some(0x8050_7000));
+    let fb = evaluate_frame_base(&expr(&[gimli::DW_OP_reg2.0]), enc, &mut m, &no_index).unwrap();
+    assert_eq!(fb, sp);
+    let pieces = evaluate_location(
+        &expr(&[gimli::DW_OP_fbreg.0, 16]),
+        enc,
+        Some(fb),
+        &mut m,
+        &no_index,
+    )
+    .unwrap();
+    assert_eq!(
+        read_pieces(&pieces, 8, &mut m).unwrap(),
+        0x8050_7000u64.to_le_bytes()
+    );
+
+    // Beyond the stack region: an error, not a value.
+    let pieces = evaluate_location(
+        &expr(&[gimli::DW_OP_breg2.0, 0x80, 0x01]),
+        enc,
+        None,
+        &mut m,
+        &no_index,
+    )
+    .unwrap();
+    assert!(read_pieces(&pieces, 8, &mut m).is_err());
+}
+
 #[test]
 fn c_args_from_stack_slots_relative_to_the_frame_base() {
     let dir = tempfile::tempdir().unwrap();
