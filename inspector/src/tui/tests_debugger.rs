@@ -194,6 +194,7 @@ fn stopped_view_renders_source_args_registers_backtrace_and_changes() {
         "breakpoint 1 hit",
         "c continue",
         "5 Debugger ●",
+        "guest HELD by the debugger",
     ] {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
@@ -213,6 +214,7 @@ fn running_view_and_small_terminals() {
     let (lines, _) = render(&mut app, 100, 20);
     let text = lines.join("\n");
     assert!(text.contains("Debugger: running"), "{text}");
+    assert!(!text.contains("HELD"), "{text}");
     assert!(text.contains("no breakpoints"), "{text}");
     // Any size draws without panicking, stopped or not.
     app.apply_debug(Ok(report(DebugState::Stopped(Box::new(stop())))));

@@ -35,15 +35,24 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         Span::styled(conn, conn_style),
         sep(),
     ];
-    // Between snapshots the guest runs: the sampler halts it only for the reads.
-    spans.push(match (&app.connection, app.paused) {
-        (Connection::Connected, false) => Span::raw("guest running"),
-        (Connection::Connected, true) => Span::styled(
-            "guest running, updates PAUSED",
-            Style::new().fg(Color::Yellow),
-        ),
-        (_, true) => Span::styled("updates PAUSED", Style::new().fg(Color::Yellow)),
-        (_, false) => Span::raw("guest ?"),
+    // Between snapshots the guest runs: the sampler halts it only for the reads. At a
+    // debugger stop it stays halted until the user continues.
+    let held = app.debug.stop().is_some();
+    spans.push(if held {
+        Span::styled(
+            "guest HELD by the debugger (5, c continues)",
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        )
+    } else {
+        match (&app.connection, app.paused) {
+            (Connection::Connected, false) => Span::raw("guest running"),
+            (Connection::Connected, true) => Span::styled(
+                "guest running, updates PAUSED",
+                Style::new().fg(Color::Yellow),
+            ),
+            (_, true) => Span::styled("updates PAUSED", Style::new().fg(Color::Yellow)),
+            (_, false) => Span::raw("guest ?"),
+        }
     });
     spans.push(sep());
     spans.push(Span::raw(format!("every {}", fmt_interval(app.interval))));
@@ -51,7 +60,7 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         spans.push(sep());
         spans.push(Span::raw(format!("pause {}µs", s.pause_us)));
     }
-    if let Some(share) = app.running_share {
+    if let Some(share) = app.running_share.filter(|_| !held) {
         spans.push(sep());
         spans.push(Span::raw(format!("ran {:.1}%", share * 100.0)));
     }
