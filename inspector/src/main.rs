@@ -190,7 +190,7 @@ mod debug_cmd {
     use anyhow::{bail, Context, Result};
     use inspector::debugger::stepping::{position, CallPolicy, LineOutcome, Stepper};
     use inspector::debugger::stop::source_line;
-    use inspector::debugger::{Condition, Debugger, Hit, Location};
+    use inspector::debugger::{Args, Condition, Debugger, Hit, Location};
     use inspector::session::{install_ctrlc, Session};
     use inspector::target::HaltGuard;
     use serde_json::json;
@@ -261,16 +261,30 @@ mod debug_cmd {
         )
     }
 
-    fn hit_json(dbg: &Debugger, hit: &Hit, named: Option<&str>) -> serde_json::Value {
+    /// One hit as JSON; `inlined_args` (innermost first) only when the pc is in inlined code
+    /// whose calls have arguments.
+    fn hit_json(
+        dbg: &Debugger,
+        hit: &Hit,
+        named: Option<&str>,
+        inlined: &[(String, Args)],
+    ) -> serde_json::Value {
         let (function, file, line) = place(dbg, hit.pc, named);
-        json!({
+        let mut v = json!({
             "breakpoint": hit.breakpoint,
             "function": function,
             "file": file,
             "line": line,
             "args": hit.args.to_json(),
             "pc": hit.pc,
-        })
+        });
+        if !inlined.is_empty() {
+            v["inlined_args"] = inlined
+                .iter()
+                .map(|(f, a)| json!({"function": f, "args": a.to_json()}))
+                .collect();
+        }
+        v
     }
 
     pub fn break_cmd(
@@ -302,13 +316,22 @@ mod debug_cmd {
             if let Some(e) = &hit.condition_error {
                 eprintln!("inspector: {e}");
             }
+            let inlined = dbg.inlined_args(session.target(), &hit.regs);
             if opts.json {
-                writeln!(out, "{}", hit_json(&dbg, &hit, function.as_deref()))?;
-            } else {
-                let (func, file, line) = place(&dbg, hit.pc, function.as_deref());
                 writeln!(
                     out,
-                    "hit {hits}: {} ({}:{}) pc={:#x} {}",
+                    "{}",
+                    hit_json(&dbg, &hit, function.as_deref(), &inlined)
+                )?;
+            } else {
+                let (func, file, line) = place(&dbg, hit.pc, function.as_deref());
+                let inl: String = inlined
+                    .iter()
+                    .map(|(f, a)| format!(" | in {f}: {}", a.text()))
+                    .collect();
+                writeln!(
+                    out,
+                    "hit {hits}: {} ({}:{}) pc={:#x} {}{inl}",
                     func.as_deref().unwrap_or("??"),
                     file.as_deref().unwrap_or("??"),
                     line.unwrap_or(0),

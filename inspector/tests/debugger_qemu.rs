@@ -336,9 +336,14 @@ fn break_on_a_source_line_inside_inlined_code() {
     let line = lines_containing(&glue, "with_pages(|a| a.free(e.pa, e.npages))")[0];
     let location = format!("kernel/src/mm/tracker.rs:{line}");
     let elf = kernel_elf();
+    // A condition on a field of the inlined callback's argument `e: &AllocEntry`.
+    let pid = next_pid(&mut q);
+    let cond = format!("e.owner == {pid}");
     let (child, rx, err) = start_armed(&[
         "break",
         &location,
+        "--if",
+        &cond,
         "--json",
         "--timeout",
         "30s",
@@ -366,5 +371,11 @@ fn break_on_a_source_line_inside_inlined_code() {
             .contains("free_all_tracked_for_pid"),
         "{h}"
     );
+    // The innermost inlined call is the callback; `e` is shown through the reference.
+    let e = h["inlined_args"][0]["args"]["e"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(e.contains(&format!("owner: {pid}")), "{h}");
+    assert!(e.contains("tag: \"alloc_pages\""), "{h}");
     assert_shell_answers(&mut q);
 }

@@ -479,6 +479,38 @@ fn kernel_elf_params_lines_and_cfi() {
     for &a in &addrs {
         assert_eq!(info.user_location(a).unwrap().line, line, "{a:#x}");
     }
+    // Inside the exit sweep's callback (inlined into the tracker crate's loop), the inlined
+    // calls' parameters are known: the callback's entry `e` (innermost), the loop closure's
+    // `t`; the concrete function around them is the tracker's free_all_for_pid (with `pid`).
+    let line = marker_line(&src, "with_pages(|a| a.free(e.pa, e.npages))");
+    let (addrs, _) = Breakpoints::resolve(
+        &info,
+        &Location::Line {
+            file: "kernel/src/mm/tracker.rs".into(),
+            line,
+        },
+    )
+    .unwrap();
+    let inlined = info.inlined_params(addrs[0]).unwrap();
+    let names: Vec<(String, Vec<String>)> = inlined
+        .iter()
+        .map(|f| {
+            (
+                f.function.clone(),
+                f.params.params.iter().map(|p| p.name.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(names[0].1, ["e"], "{names:?}");
+    assert!(names[0].0.starts_with("{closure"), "{names:?}");
+    assert!(names.iter().any(|(_, p)| p == &["t"]), "{names:?}");
+    let outer = info.function_at(addrs[0]).unwrap();
+    assert!(outer.name.contains("free_all_for_pid"), "{outer:?}");
+    let outer_params = info.function_params(outer.low).unwrap().unwrap();
+    assert!(outer_params.params.iter().any(|p| p.name == "pid"));
+    // A function's own entry is not inlined code.
+    assert!(info.inlined_params(f.low).unwrap().is_empty());
+
     let unwinder = inspector::dwarf::Unwinder::load(&elf)
         .unwrap()
         .expect("CFI");

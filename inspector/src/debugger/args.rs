@@ -232,6 +232,9 @@ pub fn decode_args(
                 .map_err(|e| e.to_string())?;
             let bytes = read_pieces(&pieces, size, &mut machine).map_err(|e| e.to_string())?;
             let value = debug.decode(ty, &bytes).map_err(|e| e.to_string())?;
+            if let Some((shown, pointee)) = deref_struct(debug, ty, &value, machine.target) {
+                return Ok((shown, Some(pointee)));
+            }
             let shown = to_arg_value(debug, &value, machine.target);
             Ok((shown, Some(value)))
         })();
@@ -265,6 +268,50 @@ pub fn to_arg_value(debug: &DebugInfo, value: &Value, target: &mut dyn Target) -
         }
         v => plain(v),
     }
+}
+
+/// Largest struct a pointer argument is followed to.
+const DEREF_LIMIT: u64 = 512;
+
+/// A pointer/reference to a struct (`e: &AllocEntry`): reads the struct and shows
+/// `0xADDR → {field: value, …}`; its decoded value is the struct, so conditions can name its
+/// fields (`e.owner == 7`). `None` for other values or when the struct is unreadable.
+fn deref_struct(
+    debug: &DebugInfo,
+    ty: crate::dwarf::TypeId,
+    value: &Value,
+    target: &mut dyn Target,
+) -> Option<(ArgValue, Value)> {
+    use crate::dwarf::TypeKind;
+    let Value::Pointer(addr) = value.inner() else {
+        return None;
+    };
+    let types = debug.types();
+    let TypeKind::Pointer {
+        pointee: Some(pointee),
+    } = types.get(types.strip_typedefs(ty)?).kind
+    else {
+        return None;
+    };
+    let pointee = types.strip_typedefs(pointee)?;
+    if !matches!(types.get(pointee).kind, TypeKind::Struct { .. }) || *addr == 0 {
+        return None;
+    }
+    let size = types
+        .size_of(pointee)
+        .filter(|&n| n > 0 && n <= DEREF_LIMIT)?;
+    let mut buf = vec![0u8; size as usize];
+    target.read_memory(*addr, &mut buf).ok()?;
+    let decoded = debug.decode(pointee, &buf).ok()?;
+    let Value::Struct { fields, .. } = &decoded else {
+        return None;
+    };
+    let shown = fields
+        .iter()
+        .map(|(n, v)| format!("{n}: {}", to_arg_value(debug, v, target)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((ArgValue::Other(format!("{addr:#x} → {{{shown}}}")), decoded))
 }
 
 /// A value without memory reads (strings become their address).

@@ -146,6 +146,22 @@ impl Breakpoints {
         condition: Option<Condition>,
     ) -> Result<u32> {
         let (addresses, function) = Self::resolve(debug, &location)?;
+        self.add_at(target, location, addresses, function, condition)
+    }
+
+    /// Adds an enabled breakpoint at already resolved `addresses` (a subset of what
+    /// [`resolve`](Self::resolve) gave) and installs it. Returns its id.
+    pub fn add_at(
+        &mut self,
+        target: &mut dyn Target,
+        location: Location,
+        addresses: Vec<u64>,
+        function: Option<String>,
+        condition: Option<Condition>,
+    ) -> Result<u32> {
+        if addresses.is_empty() {
+            bail!("no address for the breakpoint at {location}");
+        }
         self.next_id += 1;
         let id = self.next_id;
         self.list.push(Breakpoint {

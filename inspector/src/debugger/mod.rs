@@ -112,38 +112,84 @@ impl Debugger {
         args::decode_args(&self.debug, &params, target, regs, cfa)
     }
 
+    /// The arguments of every inlined call the frame `regs` is in, innermost first, with the
+    /// inlined function's name. Empty outside inlined code.
+    pub fn inlined_args(&mut self, target: &mut dyn Target, regs: &[u64]) -> Vec<(String, Args)> {
+        let pc = regs[PC];
+        let Ok(inlined) = self.debug.inlined_params(pc) else {
+            return Vec::new();
+        };
+        if inlined.iter().all(|i| i.params.params.is_empty()) {
+            return Vec::new();
+        }
+        let cfa = self.unwind(target, regs, 2).get(1).map(|c| c.sp);
+        inlined
+            .into_iter()
+            .filter(|i| !i.params.params.is_empty())
+            .map(|i| {
+                let args = args::decode_args(&self.debug, &i.params, target, regs, cfa);
+                (i.function, args)
+            })
+            .collect()
+    }
+
+    /// What a condition at `pc` may name: the concrete function's parameters and those of the
+    /// inlined calls at `pc`.
+    fn condition_names(&mut self, pc: u64) -> Vec<String> {
+        let mut names = self.param_names(pc);
+        for i in self.debug.inlined_params(pc).unwrap_or_default() {
+            for p in i.params.params {
+                if !names.contains(&p.name) {
+                    names.push(p.name);
+                }
+            }
+        }
+        names
+    }
+
     /// Adds a breakpoint at `location` with an optional condition, checking first that the
-    /// condition only names arguments of the function the breakpoint is in.
+    /// condition only names arguments of the function the breakpoint is in (or of the inlined
+    /// calls at its address).
     pub fn break_at(
         &mut self,
         target: &mut dyn Target,
         location: Location,
         condition: Option<Condition>,
     ) -> Result<u32> {
+        let (mut addresses, function) = Breakpoints::resolve(&self.debug, &location)?;
         if let Some(cond) = &condition {
-            let (addresses, function) = Breakpoints::resolve(&self.debug, &location)?;
-            let names = addresses
-                .first()
-                .map(|&a| self.param_names(a))
-                .unwrap_or_default();
-            for n in cond.names() {
-                if !names.contains(&n) {
-                    bail!(
-                        "`{n}` in the condition is not an argument of {} (arguments: {})",
-                        function
-                            .as_deref()
-                            .unwrap_or("the function at that location"),
-                        if names.is_empty() {
-                            "none known".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    );
-                }
+            // As gdb does: a location where the condition cannot be evaluated (another
+            // function sharing the line) is left out; none left is an error.
+            let wanted = cond.names();
+            let mut first_names = None;
+            addresses.retain(|&a| {
+                let names = self.condition_names(a);
+                let ok = wanted.iter().all(|n| names.contains(n));
+                first_names.get_or_insert(names);
+                ok
+            });
+            if addresses.is_empty() {
+                let names = first_names.unwrap_or_default();
+                let missing = wanted
+                    .iter()
+                    .find(|n| !names.contains(n))
+                    .cloned()
+                    .unwrap_or_default();
+                bail!(
+                    "`{missing}` in the condition is not an argument of {} (arguments: {})",
+                    function
+                        .as_deref()
+                        .unwrap_or("the function at that location"),
+                    if names.is_empty() {
+                        "none known".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
             }
         }
         self.breakpoints
-            .add(target, &self.debug, location, condition)
+            .add_at(target, location, addresses, function, condition)
     }
 
     /// Continues the guest (stepping off a breakpoint at the current pc first). A no-op if it
@@ -167,7 +213,16 @@ impl Debugger {
         let args = self.args(target, &regs);
         let mut condition_error = None;
         if let Some((_, Some(cond))) = &bp {
-            match cond.eval(&args) {
+            // Inside inlined code the inlined calls' arguments count too (innermost first:
+            // they shadow the outer ones of the same name).
+            let mut scope = Args::default();
+            if cond.names().iter().any(|n| args.get(n).is_none()) {
+                for (_, a) in self.inlined_args(target, &regs) {
+                    scope.0.extend(a.0);
+                }
+            }
+            scope.0.extend(args.0.iter().cloned());
+            match cond.eval(&scope) {
                 Ok(true) => {}
                 Ok(false) => return Ok(None),
                 Err(e) => condition_error = Some(format!("condition `{cond}`: {e}")),

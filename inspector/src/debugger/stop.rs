@@ -52,6 +52,8 @@ pub struct StopView {
     pub registers: Vec<u64>,
     pub backtrace: Vec<BacktraceFrame>,
     pub args: Args,
+    /// Arguments of the inlined calls the pc is in, innermost first, by function name.
+    pub inlined_args: Vec<(String, Args)>,
     /// Tracker rows added/removed since the previous stop's snapshot (`None` for the first).
     pub changed: Option<Diff>,
 }
@@ -125,6 +127,7 @@ impl StopView {
             }
         }
         let args = dbg.args(target, &registers);
+        let inlined_args = dbg.inlined_args(target, &registers);
         let changed = match (previous, current) {
             (Some(p), Some(c)) => Some(diff(p, c)),
             _ => None,
@@ -137,6 +140,7 @@ impl StopView {
             registers,
             backtrace,
             args,
+            inlined_args,
             changed,
         })
     }
@@ -149,6 +153,7 @@ impl StopView {
             "file": self.position.as_ref().map(|p| p.file.clone()),
             "line": self.position.as_ref().map(|p| p.line),
             "args": self.args.to_json(),
+            "inlined_args": self.inlined_args.iter().map(|(f, a)| json!({"function": f, "args": a.to_json()})).collect::<Vec<_>>(),
             "source": self.source.iter().map(|l| json!({"line": l.number, "text": l.text, "current": l.current})).collect::<Vec<_>>(),
             "registers": REGISTER_NAMES.iter().zip(&self.registers).map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "backtrace": self.backtrace.iter().map(|f| json!({"pc": f.pc, "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined})).collect::<Vec<_>>(),
@@ -172,6 +177,9 @@ impl StopView {
             self.pc,
             self.args.text()
         ));
+        for (f, a) in &self.inlined_args {
+            out.push_str(&format!("  in inlined {f}: {}\n", a.text()));
+        }
         for l in &self.source {
             let mark = if l.current { "=>" } else { "  " };
             out.push_str(&format!("{mark}{:5} {}\n", l.number, l.text));

@@ -418,6 +418,191 @@ impl DebugInfo {
     }
 }
 
+/// The parameters of an inlined call that contains a pc.
+#[derive(Clone, Debug)]
+pub struct InlinedParams {
+    /// The inlined function's name (`DW_AT_name` of its abstract origin).
+    pub function: String,
+    /// Its parameters, evaluated with the enclosing concrete function's frame base.
+    pub params: FunctionParams,
+}
+
+impl DebugInfo {
+    /// The parameters of every inlined call (`DW_TAG_inlined_subroutine`) that contains `pc`,
+    /// innermost first. Empty when `pc` is not in inlined code.
+    pub fn inlined_params(&self, pc: u64) -> Result<Vec<InlinedParams>> {
+        self.collect_inlined(pc)
+            .map_err(|e| self.elf().gimli_error(e))
+    }
+
+    fn collect_inlined(&self, pc: u64) -> gimli::Result<Vec<InlinedParams>> {
+        let dwarf = self.elf().dwarf();
+        let mut units = dwarf.units();
+        while let Some(header) = units.next()? {
+            let unit = dwarf.unit(header)?;
+            let mut covers = false;
+            let mut ranges = dwarf.unit_ranges(&unit)?;
+            while let Some(r) = ranges.next()? {
+                if pc >= r.begin && pc < r.end {
+                    covers = true;
+                    break;
+                }
+            }
+            if !covers {
+                continue;
+            }
+            let found = self.inlined_in_unit(dwarf, &unit, pc)?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn inlined_in_unit(
+        &self,
+        dwarf: &gimli::Dwarf<Reader>,
+        unit: &gimli::Unit<Reader>,
+        pc: u64,
+    ) -> gimli::Result<Vec<InlinedParams>> {
+        let contains = |entry: &gimli::DebuggingInformationEntry<Reader>| -> gimli::Result<bool> {
+            let mut ranges = dwarf.die_ranges(unit, entry)?;
+            while let Some(r) = ranges.next()? {
+                if pc >= r.begin && pc < r.end {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        // Scopes containing pc: (depth, index into `out` for inlined calls).
+        let mut stack: Vec<(isize, Option<usize>)> = Vec::new();
+        let mut out: Vec<InlinedParams> = Vec::new();
+        let mut frame_base = None;
+        // The concrete function's range: entry values refer to its entry, not the inlined one.
+        let mut concrete = (0, 0);
+        let mut skip_below: Option<isize> = None;
+        let mut cursor = unit.entries();
+        while let Some(entry) = cursor.next_dfs()? {
+            let depth = entry.depth();
+            if let Some(d) = skip_below {
+                if depth > d {
+                    continue;
+                }
+                skip_below = None;
+            }
+            while stack.last().is_some_and(|(d, _)| *d >= depth) {
+                stack.pop();
+            }
+            match entry.tag() {
+                gimli::DW_TAG_subprogram => {
+                    let has_code = entry.attr_value(gimli::DW_AT_low_pc).is_some()
+                        || entry.attr_value(gimli::DW_AT_ranges).is_some();
+                    if !has_code || !contains(entry)? {
+                        skip_below = Some(depth);
+                        continue;
+                    }
+                    frame_base = match entry.attr_value(gimli::DW_AT_frame_base) {
+                        Some(AttributeValue::Exprloc(e)) => Some(e),
+                        _ => None,
+                    };
+                    let low = entry
+                        .attr_value(gimli::DW_AT_low_pc)
+                        .and_then(|v| dwarf.attr_address(unit, v).ok().flatten())
+                        .unwrap_or(0);
+                    concrete = (low, low);
+                    stack.push((depth, None));
+                }
+                gimli::DW_TAG_inlined_subroutine => {
+                    if !contains(entry)? {
+                        skip_below = Some(depth);
+                        continue;
+                    }
+                    let name = match entry.attr_value(gimli::DW_AT_abstract_origin) {
+                        Some(AttributeValue::UnitRef(off)) => {
+                            unit.entry(off).ok().and_then(|o| named(dwarf, unit, &o))
+                        }
+                        Some(AttributeValue::DebugInfoRef(off)) => name_in_other_unit(dwarf, off)?,
+                        _ => None,
+                    };
+                    out.push(InlinedParams {
+                        function: name.unwrap_or_else(|| "{inlined}".into()),
+                        params: FunctionParams {
+                            low: concrete.0,
+                            high: concrete.1,
+                            encoding: unit.encoding(),
+                            frame_base: frame_base.clone(),
+                            params: Vec::new(),
+                            debug_addr: dwarf.debug_addr.clone(),
+                            addr_base: unit.addr_base,
+                        },
+                    });
+                    stack.push((depth, Some(out.len() - 1)));
+                }
+                gimli::DW_TAG_lexical_block => {
+                    let has_code = entry.attr_value(gimli::DW_AT_low_pc).is_some()
+                        || entry.attr_value(gimli::DW_AT_ranges).is_some();
+                    if has_code && !contains(entry)? {
+                        skip_below = Some(depth);
+                        continue;
+                    }
+                    stack.push((depth, None));
+                }
+                gimli::DW_TAG_formal_parameter => {
+                    if let Some(&(d, Some(i))) = stack.last() {
+                        if d == depth - 1 {
+                            let p = self.parameter(dwarf, unit, entry)?;
+                            out[i].params.params.push(p);
+                        }
+                    }
+                }
+                _ => {
+                    // Types, namespaces, variables…: not scopes of code; their children are
+                    // never parameters of an inlined call.
+                    if entry.has_children() && stack.is_empty() {
+                        continue;
+                    }
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+/// `DW_AT_name` of a DIE, else of its `DW_AT_specification` (rustc's out-of-line
+/// definitions of methods name themselves only in the declaration).
+fn named(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+) -> Option<String> {
+    attr_string(dwarf, unit, entry, gimli::DW_AT_name).or_else(|| {
+        match entry.attr_value(gimli::DW_AT_specification)? {
+            AttributeValue::UnitRef(off) => {
+                let decl = unit.entry(off).ok()?;
+                attr_string(dwarf, unit, &decl, gimli::DW_AT_name)
+            }
+            _ => None,
+        }
+    })
+}
+
+/// `DW_AT_name` of the DIE at a `.debug_info` offset in whichever unit holds it.
+fn name_in_other_unit(
+    dwarf: &gimli::Dwarf<Reader>,
+    off: gimli::DebugInfoOffset<usize>,
+) -> gimli::Result<Option<String>> {
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        if let Some(uo) = off.to_unit_offset(&header) {
+            let unit = dwarf.unit(header)?;
+            let entry = unit.entry(uo)?;
+            return Ok(named(dwarf, &unit, &entry));
+        }
+    }
+    Ok(None)
+}
+
 fn type_offset(
     unit: &gimli::Unit<Reader>,
     entry: &gimli::DebuggingInformationEntry<Reader>,

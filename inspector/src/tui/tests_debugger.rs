@@ -82,6 +82,10 @@ fn stop() -> StopView {
             arg("owner", "u32", ArgValue::UInt(7)),
             arg("tag", "&str", ArgValue::Str("kstack".into())),
         ]),
+        inlined_args: vec![(
+            "{closure#0}".into(),
+            Args(vec![arg("t", "&mut Tracker", ArgValue::Pointer(0x80f5_3d28))]),
+        )],
         changed: Some(Diff {
             added: vec![entry(12, 7, 0x8050_3000, 4, "kstack")],
             removed: vec![entry(9, 5, 0x8060_0000, 1, "pagetable")],
@@ -184,6 +188,8 @@ fn stopped_view_renders_source_args_registers_backtrace_and_changes() {
         "pa = 0x80503000",
         "npages = 4",
         "owner = 7",
+        "in {closure#0}",
+        "t = 0x80f53d28",
         "tag = \"kstack\"",
         "sp 0x0000000080f43f00",
         "a0 0x0000000080503000",

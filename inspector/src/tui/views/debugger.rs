@@ -93,8 +93,14 @@ fn draw_stop(f: &mut Frame, area: Rect, stop: &StopView) {
         Layout::vertical([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(area);
     let [source, side] =
         Layout::horizontal([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(top);
+    let arg_lines = stop.args.0.len().max(1)
+        + stop
+            .inlined_args
+            .iter()
+            .map(|(_, a)| a.0.len() + 1)
+            .sum::<usize>();
     let [args, regs] = Layout::vertical([
-        Constraint::Length(stop.args.0.len() as u16 + 2),
+        Constraint::Length((arg_lines as u16).saturating_add(2)),
         Constraint::Min(0),
     ])
     .areas(side);
@@ -157,27 +163,32 @@ fn draw_source(f: &mut Frame, area: Rect, stop: &StopView) {
 }
 
 fn draw_args(f: &mut Frame, area: Rect, stop: &StopView) {
-    let lines: Vec<Line> = if stop.args.0.is_empty() {
+    let arg_line = |a: &crate::debugger::Arg| {
+        Line::from(vec![
+            Span::styled(format!("{} ", a.name), Style::new().fg(Color::Cyan)),
+            Span::raw(format!("= {}", a.value)),
+            Span::styled(
+                format!("  {}", a.type_name),
+                Style::new().fg(Color::DarkGray),
+            ),
+        ])
+    };
+    let mut lines: Vec<Line> = if stop.args.0.is_empty() {
         vec![Line::from(Span::styled(
             "(no arguments)",
             Style::new().fg(Color::DarkGray),
         ))]
     } else {
-        stop.args
-            .0
-            .iter()
-            .map(|a| {
-                Line::from(vec![
-                    Span::styled(format!("{} ", a.name), Style::new().fg(Color::Cyan)),
-                    Span::raw(format!("= {}", a.value)),
-                    Span::styled(
-                        format!("  {}", a.type_name),
-                        Style::new().fg(Color::DarkGray),
-                    ),
-                ])
-            })
-            .collect()
+        stop.args.0.iter().map(arg_line).collect()
     };
+    // Inlined calls the pc is in (innermost first), each with its own arguments.
+    for (function, args) in &stop.inlined_args {
+        lines.push(Line::from(Span::styled(
+            format!("in {}:", truncate(function, 60)),
+            Style::new().fg(Color::DarkGray),
+        )));
+        lines.extend(args.0.iter().map(arg_line));
+    }
     f.render_widget(
         Paragraph::new(lines).block(body_block(" Arguments ".into())),
         area,
