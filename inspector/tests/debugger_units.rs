@@ -519,3 +519,52 @@ fn kernel_elf_params_lines_and_cfi() {
         assert!(unwinder.covers(f.low), "no CFI for {name}");
     }
 }
+
+/// Line stepping on real rustc line tables, with a MemTarget whose single step advances pc by
+/// 4: each reported line is a new line of `track_alloc`'s body, a user breakpoint on the way
+/// is stepped over (not lost), and leaving the function's range ends the session as a return.
+#[test]
+fn line_steps_report_new_lines_and_end_at_the_return() {
+    use inspector::debugger::stepping::position;
+    use inspector::debugger::{CallPolicy, LineOutcome, Stepper};
+
+    let dir = tempfile::tempdir().unwrap();
+    let info = rust_fixture(dir.path());
+    let f = info.function("track_alloc").unwrap();
+    let src = fixtures().join("rust_tracker.rs");
+    let first = marker_line(&src, "pub extern \"C\" fn track_alloc");
+    let last = first + 8;
+    let mut dbg = Debugger::new(info.clone());
+    let mut t = halted_at(f.low, &[]);
+    // A user breakpoint in the middle of the function stays installed across the steps.
+    let bp = f.low + 8;
+    dbg.break_at(&mut t, Location::Address(bp), None).unwrap();
+
+    let mut stepper = Stepper::new(&dbg, &mut t, CallPolicy::Over).unwrap();
+    let mut lines = Vec::new();
+    let mut prev = position(&info, f.low).map(|p| p.line);
+    let outcome = loop {
+        match stepper.next_line(&mut dbg, &mut t).unwrap() {
+            LineOutcome::Line { pc, position: p } => {
+                assert!(pc > f.low && pc < f.high, "{pc:#x}");
+                assert!(p.file.ends_with("rust_tracker.rs"), "{p:?}");
+                assert!((first..=last).contains(&p.line), "{p:?}");
+                assert_ne!(Some(p.line), prev, "a step reports a new line");
+                prev = Some(p.line);
+                lines.push(p.line);
+            }
+            other => break other,
+        }
+        assert!(lines.len() < 100, "no end: {lines:?}");
+    };
+    assert!(lines.len() >= 2, "{lines:?}");
+    match outcome {
+        LineOutcome::Returned { pc } => assert!(pc >= f.high, "{pc:#x}"),
+        other => panic!("expected the return, got {other:?}"),
+    }
+    assert_eq!(
+        t.breakpoints().map(|(a, _)| a).collect::<Vec<_>>(),
+        [bp],
+        "the user's breakpoint is still installed"
+    );
+}

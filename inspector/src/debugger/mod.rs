@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::dwarf::{DebugInfo, FrameRegs, FunctionParams, Unwinder};
+use crate::dwarf::{DebugInfo, FrameRegs, FunctionParams, InlinedParams, Unwinder};
 use crate::target::{ShutdownFlag, Target, PC};
 
 pub use args::{Arg, ArgValue, Args};
@@ -62,6 +62,8 @@ pub struct Debugger {
     pub breakpoints: Breakpoints,
     unwinder: Option<Unwinder>,
     params: HashMap<u64, Option<Arc<FunctionParams>>>,
+    /// Inlined calls' parameters by pc (a unit walk each: cached).
+    inlined: HashMap<u64, Arc<Vec<InlinedParams>>>,
 }
 
 impl Debugger {
@@ -73,6 +75,7 @@ impl Debugger {
             breakpoints: Breakpoints::new(),
             unwinder,
             params: HashMap::new(),
+            inlined: HashMap::new(),
         }
     }
 
@@ -112,23 +115,30 @@ impl Debugger {
         args::decode_args(&self.debug, &params, target, regs, cfa)
     }
 
+    /// The inlined calls containing `pc`, innermost first (cached).
+    pub fn inlined_params(&mut self, pc: u64) -> Arc<Vec<InlinedParams>> {
+        let debug = &self.debug;
+        self.inlined
+            .entry(pc)
+            .or_insert_with(|| Arc::new(debug.inlined_params(pc).unwrap_or_default()))
+            .clone()
+    }
+
     /// The arguments of every inlined call the frame `regs` is in, innermost first, with the
     /// inlined function's name. Empty outside inlined code.
     pub fn inlined_args(&mut self, target: &mut dyn Target, regs: &[u64]) -> Vec<(String, Args)> {
         let pc = regs[PC];
-        let Ok(inlined) = self.debug.inlined_params(pc) else {
-            return Vec::new();
-        };
+        let inlined = self.inlined_params(pc);
         if inlined.iter().all(|i| i.params.params.is_empty()) {
             return Vec::new();
         }
         let cfa = self.unwind(target, regs, 2).get(1).map(|c| c.sp);
         inlined
-            .into_iter()
+            .iter()
             .filter(|i| !i.params.params.is_empty())
             .map(|i| {
                 let args = args::decode_args(&self.debug, &i.params, target, regs, cfa);
-                (i.function, args)
+                (i.function.clone(), args)
             })
             .collect()
     }
@@ -137,10 +147,10 @@ impl Debugger {
     /// inlined calls at `pc`.
     fn condition_names(&mut self, pc: u64) -> Vec<String> {
         let mut names = self.param_names(pc);
-        for i in self.debug.inlined_params(pc).unwrap_or_default() {
-            for p in i.params.params {
+        for i in self.inlined_params(pc).iter() {
+            for p in &i.params.params {
                 if !names.contains(&p.name) {
-                    names.push(p.name);
+                    names.push(p.name.clone());
                 }
             }
         }
