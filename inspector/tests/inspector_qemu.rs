@@ -269,3 +269,34 @@ fn elf_that_is_not_the_running_kernel_is_refused() {
     // The guest was resumed: the right ELF still works at once.
     assert_eq!(snapshot(&q)["capacity"], 8192);
 }
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn detach_works_after_a_gdb_session_in_multiprocess_mode() {
+    let mut q = Qemu::boot();
+    // A plain gdb (multiprocess on, as gdb negotiates by default) attaches and detaches first;
+    // QEMU keeps multiprocess mode and refuses a later plain `D`.
+    let status = Command::new("gdb-multiarch")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("target remote 127.0.0.1:{}", q.gdb_port()),
+            "-ex",
+            "detach",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run gdb-multiarch (make setup installs it)");
+    assert!(status.success());
+    assert_eq!(
+        snapshot(&q)["capacity"],
+        8192,
+        "snapshot must attach, read and detach cleanly"
+    );
+    assert!(
+        q.run("hello", T).contains("Hello from pid"),
+        "the guest must be running after the detach"
+    );
+}

@@ -658,12 +658,21 @@ impl RspClient {
         if self.phy_mem_mode == Some(true) {
             self.set_phy_mem_mode(false)?;
         }
-        self.set_request(b"D");
-        match self.request("D") {
+        match self.detach_request("D") {
+            // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
+            // plain `D` with E22: name the process, as such a client would.
+            Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
+            other => other,
+        }
+    }
+
+    fn detach_request(&mut self, packet: &'static str) -> Result<(), RspError> {
+        self.set_request(packet.as_bytes());
+        match self.request(packet) {
             Ok(ReplyKind::Ok | ReplyKind::Empty) | Err(RspError::Closed) => Ok(()),
             Ok(ReplyKind::Error(code)) => Err(RspError::ErrorReply {
                 code,
-                request: "D".into(),
+                request: packet.into(),
             }),
             Ok(ReplyKind::Data) => Err(RspError::malformed("D reply", &self.rx, "expected OK")),
             Err(e) => Err(e),

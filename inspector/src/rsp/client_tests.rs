@@ -211,6 +211,25 @@ fn unsolicited_stop_after_the_first_request_is_drained_too() {
 }
 
 #[test]
+fn detach_names_the_process_when_qemu_kept_multiprocess_mode() {
+    // QEMU 7.2 after a gdb session in multiprocess mode: a plain `D` gets E22, `D;1` works.
+    let (addr, server) = serve(|p| {
+        assert!(p.packet().starts_with(b"qSupported"));
+        p.reply(b"PacketSize=1000;multiprocess+");
+        assert_eq!(p.packet(), b"?");
+        p.reply(b"S05");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"E22");
+        assert_eq!(p.packet(), b"D;1");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.detach().unwrap();
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
 fn memory_writes_split_to_fit_the_packet_size() {
     let (addr, server) = serve(|p| {
         p.qemu_handshake("100");
