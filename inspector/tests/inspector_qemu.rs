@@ -181,6 +181,14 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
         mem_free + own,
         "{mem}"
     );
+    // Every page from the allocator's base on is tracked or free; below it lie firmware and
+    // the kernel image (what the page map draws as such).
+    let n = |k: &str| snap[k].as_u64().unwrap();
+    assert!(n("alloc_base") > n("ram_base"));
+    assert_eq!(
+        n("ram_pages") - n("free_pages") - n("tracked_pages"),
+        (n("alloc_base") - n("ram_base")) / 4096
+    );
 
     // Watch until both leakers have exited (the kernel says so on the console).
     let watcher = watch(&q);

@@ -90,6 +90,9 @@ pub struct Header {
     pub event_head: u64,
     pub ram_base: u64,
     pub ram_pages: u64,
+    /// First page the kernel's allocator manages (0: the kernel does not say). Below it:
+    /// firmware and kernel image; from it on, every page is either tracked or free.
+    pub alloc_base: u64,
     pub free_pages: u64,
     pub tracked_pages: u64,
 }

@@ -174,6 +174,7 @@ impl Sampler {
             event_head: get("event_head"),
             ram_base: get("ram_base"),
             ram_pages: get("ram_pages"),
+            alloc_base: get("alloc_base"),
             free_pages: get("free_pages"),
             tracked_pages: get("tracked_pages"),
         })

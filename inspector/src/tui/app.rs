@@ -365,6 +365,8 @@ pub struct CellInfo {
     pub owner: Option<u32>,
     /// More than one owner has pages here.
     pub mixed: bool,
+    /// Pages of the cell below the allocator's base (firmware, kernel image): never allocated.
+    pub reserved: u64,
 }
 
 /// One overview row for a PID.
@@ -646,6 +648,7 @@ impl App {
             return Vec::new();
         };
         let (base, ram) = (s.header.ram_base, s.header.ram_pages);
+        let reserved_pages = s.header.alloc_base.saturating_sub(base) / PAGE_SIZE;
         let ppc = grid.pages_per_cell;
         let mut per_cell: Vec<Vec<(u32, u64)>> = vec![Vec::new(); grid.cells as usize];
         for e in &s.entries {
@@ -683,6 +686,7 @@ impl App {
                     pages,
                     owner,
                     mixed: owners.len() > 1,
+                    reserved: reserved_pages.saturating_sub(start).min(pages),
                 }
             })
             .collect()

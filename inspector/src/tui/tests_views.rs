@@ -239,6 +239,30 @@ fn page_map_one_page_per_cell_shows_owner_at_cursor() {
 }
 
 #[test]
+fn page_map_with_alloc_base_shows_firmware_and_free_exactly() {
+    let mut s = rich();
+    s.header.ram_base = 0x8000_0000;
+    s.header.ram_pages = 1024;
+    // The allocator starts at page 768 (0x80300000), where the sample's entries begin.
+    s.header.alloc_base = 0x8030_0000;
+    let mut app = App::new(Duration::from_millis(500));
+    app.apply_snapshot(s, Instant::now());
+    app.handle_key(Key::Char('3'));
+    let l = render(&mut app, 80, 24);
+    assert_has(&l, "firmware+kernel");
+    assert_has(&l, "· free ");
+    assert!(!has(&l, "free or untracked"), "{}", l.join("\n"));
+    assert_has(&l, "firmware+kernel image 768 pages");
+    // Cursor on cell 0: below the allocator's base.
+    assert_has(&l, "firmware / kernel image (never allocated)");
+    let cells: Vec<char> = l[3].chars().skip(1).take(78).collect();
+    assert_eq!(cells[0], views::IMAGE_CELL, "{}", l[3]);
+    // The last grid row (pages 1014-1023) is above every allocation: free.
+    let last: Vec<char> = l[3 + 13].chars().skip(1).take(10).collect();
+    assert!(last.iter().all(|&c| c == views::EMPTY_CELL), "{}", l[16]);
+}
+
+#[test]
 fn page_map_grid_matches_app_geometry() {
     // The app moves the cursor on the grid it computes; the view must draw that same grid.
     for (w, h) in [(80, 24), (120, 40), (30, 12), (20, 5)] {

@@ -43,7 +43,8 @@ pub fn init(boot: &BootInfo) {
     let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
     with_pages(|a| a.init(boot.ram_base, boot.ram_size, kernel_end));
     let (total, free) = with_pages(|a| (a.total_pages(), a.free_pages()));
-    tracker::init(boot.ram_base, total, free);
+    let alloc_base = with_pages(|a| a.first_managed());
+    tracker::init(boot.ram_base, total, alloc_base, free);
     vm::init_kernel(boot);
 }
 

@@ -14,6 +14,8 @@ pub struct PageAllocator {
     base: u64,
     npages: usize,
     free: usize,
+    /// Index of the first page `init` made available; pages below it are never handed out.
+    first: usize,
     /// Where the next first-fit search starts.
     hint: usize,
 }
@@ -24,6 +26,7 @@ impl PageAllocator {
         base: 0,
         npages: 0,
         free: 0,
+        first: 0,
         hint: 0,
     };
 
@@ -36,7 +39,14 @@ impl PageAllocator {
             self.set(i, true);
         }
         self.free = self.npages - first;
+        self.first = first;
         self.hint = first;
+    }
+
+    /// Physical address of the first page `init` made available (pages below it are never
+    /// handed out).
+    pub fn first_managed(&self) -> u64 {
+        self.base + self.first as u64 * PAGE_SIZE
     }
 
     fn get(&self, i: usize) -> bool {

@@ -58,8 +58,8 @@ fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
 }
 
 /// Stamps the header at boot.
-pub fn init(ram_base: u64, ram_pages: u64, free_pages: u64) {
-    with_tracker(|t| t.init(ram_base, ram_pages, free_pages));
+pub fn init(ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64) {
+    with_tracker(|t| t.init(ram_base, ram_pages, alloc_base, free_pages));
 }
 
 /// A copy of the header.

@@ -68,6 +68,9 @@ pub struct TrackerHeader {
     pub event_head: u64,
     pub ram_base: u64,
     pub ram_pages: u64,
+    /// First page the page allocator manages; RAM below it (firmware, kernel image) is never
+    /// handed out, and every page from here on is either tracked or free.
+    pub alloc_base: u64,
     pub free_pages: u64,
     pub tracked_pages: u64,
 }
@@ -88,6 +91,7 @@ impl TrackerHeader {
         event_head: 0,
         ram_base: 0,
         ram_pages: 0,
+        alloc_base: 0,
         free_pages: 0,
         tracked_pages: 0,
     };

@@ -60,14 +60,16 @@ impl<'a> Tracker<'a> {
         }
     }
 
-    /// Stamps the header once at boot: magic, version, capacity and RAM geometry.
-    pub fn init(&mut self, ram_base: u64, ram_pages: u64, free_pages: u64) {
+    /// Stamps the header once at boot: magic, version, capacity and RAM geometry (`alloc_base`:
+    /// the first page the allocator manages).
+    pub fn init(&mut self, ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64) {
         self.change(|t| {
             t.header.magic = TRACKER_MAGIC;
             t.header.abi_version = TRACKER_ABI_VERSION;
             t.header.capacity = MAX_TRACKED_ALLOCS as u32;
             t.header.ram_base = ram_base;
             t.header.ram_pages = ram_pages;
+            t.header.alloc_base = alloc_base;
             t.header.free_pages = free_pages;
         });
     }

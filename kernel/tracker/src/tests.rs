@@ -27,7 +27,7 @@ impl Storage {
             events: vec![AllocEvent::EMPTY; EVENT_RING_LEN].try_into().unwrap(),
             index: Box::new(SlotIndex::EMPTY),
         };
-        s.t().init(BASE, 32768, 32768);
+        s.t().init(BASE, 32768, BASE, 32768);
         s
     }
 

@@ -14,7 +14,8 @@ pub use events::draw_events;
 pub use header::draw_header;
 pub use overview::draw_overview;
 pub use pagemap::{
-    areas as pagemap_areas, draw_pagemap, EMPTY as EMPTY_CELL, FULL as FULL_CELL, PART as PART_CELL,
+    areas as pagemap_areas, draw_pagemap, EMPTY as EMPTY_CELL, FULL as FULL_CELL,
+    IMAGE as IMAGE_CELL, PART as PART_CELL,
 };
 
 use super::app::{App, Connection, View, PAGE_SIZE};

@@ -1,9 +1,10 @@
 //! The page map: physical RAM as a grid of cells (a page, or a run of pages on small screens),
 //! coloured by owner, with a cursor and a legend.
 //!
-//! Honesty rule: the tracker says *which* pages each allocation holds, but only *how many*
-//! pages are free. So cells are coloured only where allocations are; every other page is
-//! drawn as "free or untracked" (the kernel image and boot structures are untracked).
+//! Honesty rule: the tracker says *which* pages each allocation holds. When the kernel also
+//! exports `alloc_base` (the first page its allocator manages), every page from there on that
+//! no allocation holds is free, and the pages below it are firmware and kernel image; without
+//! it, pages without an allocation are drawn as "free or untracked".
 
 use super::{body_block, draw_waiting, owner_color, truncate};
 use crate::tui::app::{App, PAGE_SIZE};
@@ -18,8 +19,10 @@ use ratatui::Frame;
 pub const FULL: char = '█';
 /// Cell shared by several owners, or partly owned.
 pub const PART: char = '▒';
-/// Cell with no tracked pages: free or untracked.
+/// Cell with no tracked pages: free (or, without `alloc_base`, free or untracked).
 pub const EMPTY: char = '·';
+/// Cell below the allocator's base: firmware and kernel image, never allocated.
+pub const IMAGE: char = '▓';
 
 /// The grid and legend areas inside the page-map body (borders excluded).
 pub fn areas(body: Rect) -> [Rect; 2] {
@@ -59,6 +62,7 @@ pub fn draw_pagemap(f: &mut Frame, area: Rect, app: &App) {
             continue; // the grid is sized for this area; never draw outside it
         }
         let (ch, color) = match c.owner {
+            None if c.pages > 0 && c.reserved == c.pages => (IMAGE, Color::Gray),
             None => (EMPTY, Color::DarkGray),
             Some(o) if !c.mixed && c.owned == c.pages => (FULL, owner_color(o)),
             Some(o) => (PART, owner_color(o)),
@@ -81,13 +85,25 @@ pub fn draw_pagemap(f: &mut Frame, area: Rect, app: &App) {
         }
     }
     owners.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut legend = vec![
-        Span::raw(format!("{FULL} one owner {PART} shared/partly ")),
-        Span::styled(
+    // Whether the kernel says where its allocator starts: then untracked pages are free.
+    let exact = h.alloc_base > h.ram_base;
+    let reserved = h.alloc_base.saturating_sub(h.ram_base) / PAGE_SIZE;
+    let mut legend = vec![Span::raw(format!("{FULL} one owner {PART} shared/partly "))];
+    if exact {
+        legend.push(Span::styled(
+            format!("{IMAGE} firmware+kernel "),
+            Style::new().fg(Color::Gray),
+        ));
+        legend.push(Span::styled(
+            format!("{EMPTY} free "),
+            Style::new().fg(Color::DarkGray),
+        ));
+    } else {
+        legend.push(Span::styled(
             format!("{EMPTY} free or untracked "),
             Style::new().fg(Color::DarkGray),
-        ),
-    ];
+        ));
+    }
     for (o, _) in owners.iter().take(8) {
         let name = app.name_of(*o).unwrap_or("?");
         legend.push(Span::styled(
@@ -113,6 +129,8 @@ pub fn draw_pagemap(f: &mut Frame, area: Rect, app: &App) {
         format!("pages {first}-{}: ", first + n - 1)
     };
     let what = match here.as_slice() {
+        [] if exact && first < reserved => "firmware / kernel image (never allocated)".to_string(),
+        [] if exact => "free".to_string(),
         [] => "free or untracked (no allocation)".to_string(),
         [e, rest @ ..] => format!(
             "{}pid {} {} tag {} slot {} {:#x} {}p",
@@ -131,13 +149,23 @@ pub fn draw_pagemap(f: &mut Frame, area: Rect, app: &App) {
     };
     let lines = vec![
         Line::from(legend),
-        Line::from(vec![Span::styled(at, Style::new().add_modifier(Modifier::BOLD)), Span::raw(what)]),
+        Line::from(vec![
+            Span::styled(at, Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw(what),
+        ]),
         Line::from(Span::styled(
-            format!(
-                "free {} (a count: the tracker does not say which) · untracked used {} · arrows move",
-                h.free_pages,
-                s.untracked_used_pages()
-            ),
+            if exact {
+                format!(
+                    "free {} · firmware+kernel image {} pages · arrows move",
+                    h.free_pages, reserved
+                )
+            } else {
+                format!(
+                    "free {} (a count: the tracker does not say which) · untracked used {} · arrows move",
+                    h.free_pages,
+                    s.untracked_used_pages()
+                )
+            },
             Style::new().fg(Color::DarkGray),
         )),
     ];
