@@ -44,8 +44,8 @@ pub use lines::{Frame, FunctionInfo, LineMatch, SourceLocation};
 pub use loader::{ElfFile, Endian, LoadedSection, Reader, Symbol, SymbolType, REL_BASE};
 pub use lookup::Global;
 pub use params::{
-    evaluate_frame_base, evaluate_location, read_pieces, EvalError, FunctionParams,
-    InlinedParams, LocRange, Machine, ParamLocation, Parameter,
+    evaluate_frame_base, evaluate_location, read_pieces, EvalError, FunctionParams, InlinedParams,
+    LocRange, Machine, ParamLocation, Parameter,
 };
 pub use types::{
     BaseEncoding, Enumerator, Member, Qualifier, StrLen, StrRef, StringKind, TypeId, TypeInfo,
