@@ -158,3 +158,47 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     let mem = q.run("mem", T);
     assert!(mem.contains("pages total="), "{mem}");
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn a_conditional_breakpoint_from_the_prompt_stops_only_when_it_holds() {
+    let mut q = Qemu::boot();
+    let gdb = format!("127.0.0.1:{}", q.gdb_port());
+    let mut src = DebugSource::new(kernel_elf(), gdb).unwrap();
+    src.sample().expect("first sample connects");
+
+    // What the TUI's `B` prompt sends: a location and a condition (on a string argument too).
+    let r = src
+        .command(DebugCommand::ToggleBreakpoint(
+            "track_alloc if tag == \"user_stack\" && owner != 0".into(),
+        ))
+        .unwrap();
+    assert_eq!(r.breakpoints.len(), 1);
+    assert!(r.breakpoints[0].condition.is_some(), "{:?}", r.breakpoints);
+
+    // Spawning `hello` allocates its kernel stack, trapframe, page tables and image first:
+    // those pass silently; the stop is at its user stack.
+    q.send_line("hello");
+    let r = sample_until_stop(&mut src);
+    let v = stopped(&r);
+    let arg = |n: &str| v.args.get(n).unwrap().value.clone();
+    use inspector::debugger::ArgValue;
+    assert_eq!(
+        arg("tag"),
+        ArgValue::Str("user_stack".into()),
+        "{:?}",
+        v.args
+    );
+    assert_ne!(arg("owner"), ArgValue::UInt(0));
+    assert!(r.breakpoints[0].hits == 1, "{:?}", r.breakpoints);
+
+    // The same location toggles it off, whatever the condition; the kernel runs on.
+    let r = src
+        .command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    assert!(r.breakpoints.is_empty());
+    src.command(DebugCommand::Continue).unwrap();
+    q.expect("Hello from pid", T);
+    src.detach();
+    assert!(q.run("hello", T).contains("Hello from pid"));
+}

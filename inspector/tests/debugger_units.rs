@@ -321,11 +321,17 @@ fn breakpoints_are_installed_removed_and_kept_across_steps() {
     assert_eq!(installed(&t), [bp_addr]);
     let loc = Location::Function("track_alloc".into());
     assert_eq!(
-        dbg.breakpoints.toggle(&mut t, &info, loc.clone()).unwrap(),
+        dbg.breakpoints
+            .toggle(&mut t, &info, loc.clone(), None)
+            .unwrap(),
         None
     );
     assert!(installed(&t).is_empty() && dbg.breakpoints.list().is_empty());
-    let id2 = dbg.breakpoints.toggle(&mut t, &info, loc).unwrap().unwrap();
+    let id2 = dbg
+        .breakpoints
+        .toggle(&mut t, &info, loc, None)
+        .unwrap()
+        .unwrap();
     assert!(id2 > id, "ids are never reused");
     assert!(dbg.breakpoints.remove(&mut t, id).is_err());
 

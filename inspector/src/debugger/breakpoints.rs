@@ -202,13 +202,14 @@ impl Breakpoints {
         self.sync(target)
     }
 
-    /// Enables the breakpoint at `location` if there is none there, else removes it. Returns
-    /// the new id, or `None` if one was removed.
+    /// Adds a breakpoint at `location` (with `condition`) if there is none there, else removes
+    /// the one there. Returns the new id, or `None` if one was removed.
     pub fn toggle(
         &mut self,
         target: &mut dyn Target,
         debug: &DebugInfo,
         location: Location,
+        condition: Option<Condition>,
     ) -> Result<Option<u32>> {
         if let Some(id) = self
             .list
@@ -219,7 +220,7 @@ impl Breakpoints {
             self.remove(target, id)?;
             return Ok(None);
         }
-        self.add(target, debug, location, None).map(Some)
+        self.add(target, debug, location, condition).map(Some)
     }
 
     pub fn list(&self) -> &[Breakpoint] {

@@ -29,6 +29,19 @@ pub const SOURCE_CONTEXT: u32 = 8;
 /// How long `Next`/`Finish` wait for a call to return.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Splits `LOCATION [if CONDITION]` (the TUI's breakpoint prompt) into its parts.
+pub fn parse_breakpoint_spec(spec: &str) -> Result<(Location, Option<Condition>)> {
+    let (loc, cond) = match spec.split_once(" if ") {
+        Some((loc, cond)) => (loc.trim(), Some(cond.trim())),
+        None => (spec.trim(), None),
+    };
+    let location: Location = loc.parse()?;
+    let condition = cond
+        .map(|c| Condition::parse(c).map_err(|e| anyhow::anyhow!("condition `{c}`: {e}")))
+        .transpose()?;
+    Ok((location, condition))
+}
+
 /// What the user asks of the debugger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DebugCommand {
@@ -41,7 +54,7 @@ pub enum DebugCommand {
     Finish,
     /// One instruction (gdb `stepi`).
     StepInstruction,
-    /// Adds a breakpoint at the location, or removes the one there.
+    /// Adds a breakpoint at `LOCATION [if CONDITION]`, or removes the one at that location.
     ToggleBreakpoint(String),
     /// Stops the running guest where it is.
     Interrupt,
@@ -172,22 +185,22 @@ impl DebugSource {
     fn run(&mut self, cmd: DebugCommand) -> Result<Option<String>> {
         self.session()?;
         if let DebugCommand::ToggleBreakpoint(spec) = &cmd {
-            let loc: Location = spec.parse()?;
+            let (loc, cond) = parse_breakpoint_spec(spec)?;
             let session = self.session.as_mut().expect("connected");
             let mut guard = HaltGuard::new(session.target())?;
-            let added = self
-                .dbg
-                .breakpoints
-                .toggle(&mut *guard, &self.debug, loc.clone())?;
+            let added =
+                self.dbg
+                    .breakpoints
+                    .toggle(&mut *guard, &self.debug, loc.clone(), cond.clone())?;
             drop(guard);
             return Ok(Some(match added {
                 Some(id) => {
-                    self.specs.push((loc, None));
+                    self.specs.push((loc, cond));
                     format!("breakpoint {id} at {spec}")
                 }
                 None => {
                     self.specs.retain(|(l, _)| *l != loc);
-                    format!("breakpoint at {spec} removed")
+                    format!("breakpoint at {} removed", loc)
                 }
             }));
         }
@@ -339,5 +352,23 @@ impl crate::tui::SnapshotSource for DebugSource {
 
     fn take_debug_report(&mut self) -> Option<DebugReport> {
         self.take_report()
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::parse_breakpoint_spec;
+
+    #[test]
+    fn breakpoint_spec_with_and_without_condition() {
+        let (loc, cond) = parse_breakpoint_spec("track_alloc").unwrap();
+        assert_eq!(loc.to_string(), "track_alloc");
+        assert!(cond.is_none());
+        let (loc, cond) =
+            parse_breakpoint_spec(" tracker.rs:177 if owner == 7 && npages > 1 ").unwrap();
+        assert_eq!(loc.to_string(), "tracker.rs:177");
+        assert!(cond.is_some());
+        let err = parse_breakpoint_spec("track_alloc if owner ==").unwrap_err();
+        assert!(err.to_string().contains("condition `owner ==`"), "{err}");
     }
 }

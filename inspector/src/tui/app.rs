@@ -409,6 +409,8 @@ pub struct App {
     pub filter: Option<Filter>,
     /// `Some(text)` while the `/` prompt is open.
     pub filter_input: Option<String>,
+    /// `Some(text)` while the debugger view's `B` prompt (break at a location) is open.
+    pub break_input: Option<String>,
     pub show_help: bool,
     /// One-line message for the footer (filter errors, reboot notices).
     pub status: Option<String>,
@@ -447,6 +449,7 @@ impl App {
             sort: SortKey::Pa,
             filter: None,
             filter_input: None,
+            break_input: None,
             show_help: false,
             status: None,
             overview_sel: 0,
@@ -714,6 +717,25 @@ impl App {
         if key == Key::CtrlC {
             return Action::Quit;
         }
+        if let Some(input) = &mut self.break_input {
+            match key {
+                Key::Esc => self.break_input = None,
+                Key::Enter => {
+                    let text = self.break_input.take().unwrap_or_default();
+                    let text = text.trim();
+                    if !text.is_empty() && !self.debug.busy {
+                        self.debug.busy = true;
+                        return Action::Debug(DebugCommand::ToggleBreakpoint(text.to_string()));
+                    }
+                }
+                Key::Backspace => {
+                    input.pop();
+                }
+                Key::Char(c) => input.push(c),
+                _ => {}
+            }
+            return Action::None;
+        }
         if let Some(input) = &mut self.filter_input {
             match key {
                 Key::Esc => self.filter_input = None,
@@ -746,6 +768,10 @@ impl App {
             return Action::None;
         }
         if self.view == View::Debugger {
+            if key == Key::Char('B') {
+                self.break_input = Some(String::new());
+                return Action::None;
+            }
             if let Some(cmd) = self.debug.command_for(key) {
                 self.debug.busy = true;
                 return Action::Debug(cmd);

@@ -66,6 +66,10 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("Enter", "overview: show the PID's allocations"),
     ("5", "debugger view (opens by itself at a breakpoint)"),
     ("b", "debugger: toggle a breakpoint on track_alloc"),
+    (
+        "B",
+        "debugger: toggle a breakpoint at a location [if condition]",
+    ),
     ("c / x", "debugger: continue / interrupt"),
     ("s n f i", "debugger: step, next, finish, stepi"),
 ];

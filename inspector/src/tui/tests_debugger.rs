@@ -228,3 +228,36 @@ fn running_view_and_small_terminals() {
         render(&mut app, w, h);
     }
 }
+
+#[test]
+fn capital_b_prompts_for_a_location_and_toggles_a_breakpoint_there() {
+    let mut app = App::new(Duration::from_millis(250));
+    app.handle_key(Key::Char('5'));
+    assert_eq!(app.handle_key(Key::Char('B')), Action::None);
+    for c in "tracker.rs:177".chars() {
+        assert_eq!(
+            app.handle_key(Key::Char(c)),
+            Action::None,
+            "typing goes to the prompt"
+        );
+    }
+    let (l, _) = render(&mut app, 80, 24);
+    assert!(
+        l.iter().any(|l| l.contains("break at: tracker.rs:177")),
+        "{}",
+        l.join("\n")
+    );
+    assert_eq!(
+        app.handle_key(Key::Enter),
+        Action::Debug(DebugCommand::ToggleBreakpoint("tracker.rs:177".into()))
+    );
+    assert_eq!(app.break_input, None);
+    // Esc cancels without a command; an empty prompt sends nothing.
+    app.debug.busy = false;
+    app.handle_key(Key::Char('B'));
+    app.handle_key(Key::Char('x'));
+    assert_eq!(app.handle_key(Key::Esc), Action::None);
+    assert_eq!(app.break_input, None);
+    app.handle_key(Key::Char('B'));
+    assert_eq!(app.handle_key(Key::Enter), Action::None);
+}

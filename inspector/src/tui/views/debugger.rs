@@ -15,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 const KEYS: &str =
-    "c continue · s step · n next · f finish · i stepi · x interrupt · b break track_alloc";
+    "c continue · s step · n next · f finish · i stepi · x interrupt · b break track_alloc · B break at…";
 
 /// Draws the debugger view of `app` into `area`.
 pub fn draw_debugger(f: &mut Frame, area: Rect, app: &App) {
@@ -79,6 +79,7 @@ fn draw_running(f: &mut Frame, area: Rect, pane: &DebugPane) {
             Line::from(""),
             Line::from("b sets a breakpoint on track_alloc (b again removes it); the view opens"),
             Line::from("by itself when a breakpoint is hit. x interrupts the guest where it is."),
+            Line::from("B breaks anywhere: a function, file:line or *0xADDRESS (again: removes)."),
         ],
         Some(DebugState::Stopped(_)) => unreachable!("stop() handled it"),
     };

@@ -93,7 +93,17 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
-    let line = if let Some(text) = &app.filter_input {
+    let line = if let Some(text) = &app.break_input {
+        Line::from(vec![
+            Span::styled("break at: ", Style::new().fg(Color::Yellow)),
+            Span::raw(text.clone()),
+            Span::styled("▏", Style::new().fg(Color::Yellow)),
+            Span::styled(
+                "  Enter toggle · Esc cancel · function, file:line or *0xADDR [if COND]",
+                Style::new().fg(Color::DarkGray),
+            ),
+        ])
+    } else if let Some(text) = &app.filter_input {
         Line::from(vec![
             Span::styled("/", Style::new().fg(Color::Yellow)),
             Span::raw(text.clone()),
