@@ -279,6 +279,21 @@ pub fn read_pieces(
     Ok(out)
 }
 
+/// Whether one of `unit`'s address ranges contains `pc`.
+fn unit_covers(
+    dwarf: &gimli::Dwarf<crate::dwarf::Reader>,
+    unit: &gimli::Unit<crate::dwarf::Reader>,
+    pc: u64,
+) -> gimli::Result<bool> {
+    let mut ranges = dwarf.unit_ranges(unit)?;
+    while let Some(r) = ranges.next()? {
+        if pc >= r.begin && pc < r.end {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn le_bytes(v: u128, skip: usize, want: usize) -> Vec<u8> {
     let all = v.to_le_bytes();
     (0..want)
@@ -299,15 +314,7 @@ impl DebugInfo {
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let unit = dwarf.unit(header)?;
-            let mut covers = false;
-            let mut ranges = dwarf.unit_ranges(&unit)?;
-            while let Some(r) = ranges.next()? {
-                if low >= r.begin && low < r.end {
-                    covers = true;
-                    break;
-                }
-            }
-            if !covers {
+            if !unit_covers(dwarf, &unit, low)? {
                 continue;
             }
             if let Some(found) = self.params_in_unit(dwarf, &unit, low)? {
@@ -440,15 +447,7 @@ impl DebugInfo {
         let mut units = dwarf.units();
         while let Some(header) = units.next()? {
             let unit = dwarf.unit(header)?;
-            let mut covers = false;
-            let mut ranges = dwarf.unit_ranges(&unit)?;
-            while let Some(r) = ranges.next()? {
-                if pc >= r.begin && pc < r.end {
-                    covers = true;
-                    break;
-                }
-            }
-            if !covers {
+            if !unit_covers(dwarf, &unit, pc)? {
                 continue;
             }
             let found = self.inlined_in_unit(dwarf, &unit, pc)?;
