@@ -7,17 +7,14 @@
 
 mod common;
 
+use common::cli::{entry_rows, snapshot, Row};
 use common::qemu::{kernel_elf, Qemu};
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_inspector");
 const T: Duration = Duration::from_secs(20);
-
-type Row = (u64, u64, u64, String);
 
 /// Runs gdb-multiarch in batch mode from the repository root, as `make gdb` sets it up.
 fn gdb(q: &Qemu, commands: &[&str]) -> String {
@@ -69,31 +66,7 @@ fn gdb_rows(out: &str) -> BTreeSet<Row> {
 }
 
 fn snapshot_rows(q: &Qemu) -> BTreeSet<Row> {
-    let out = Command::new(BIN)
-        .args(["snapshot", "--json", "--elf"])
-        .arg(kernel_elf())
-        .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["pa"].as_u64().unwrap(),
-                e["npages"].as_u64().unwrap(),
-                e["owner"].as_u64().unwrap(),
-                e["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    entry_rows(&snapshot(q))
 }
 
 #[test]

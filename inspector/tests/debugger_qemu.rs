@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::cli::{snapshot, BIN};
 use common::qemu::{kernel_elf, Qemu};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -17,26 +18,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_inspector");
 const T: Duration = Duration::from_secs(20);
 
 fn gdb(q: &Qemu) -> String {
     format!("127.0.0.1:{}", q.gdb_port())
-}
-
-fn snapshot(q: &Qemu) -> Value {
-    let out = Command::new(BIN)
-        .args(["snapshot", "--json", "--elf"])
-        .arg(kernel_elf())
-        .args(["--gdb", &gdb(q)])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "snapshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The pid the next spawned process gets: pids are handed out in sequence, so run `allocs`

@@ -5,29 +5,14 @@
 
 mod common;
 
+use common::cli::{entry_rows, snapshot, Row, BIN};
 use common::qemu::{kernel_elf, Qemu};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_inspector");
 const T: Duration = Duration::from_secs(20);
-
-fn snapshot(q: &Qemu) -> Value {
-    let out = Command::new(BIN)
-        .args(["snapshot", "--json", "--elf"])
-        .arg(kernel_elf())
-        .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "snapshot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn field(line: &str, key: &str) -> String {
     line.split_whitespace()
@@ -38,25 +23,6 @@ fn field(line: &str, key: &str) -> String {
 
 fn hex(s: &str) -> u64 {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
-}
-
-/// (pa, npages, owner, tag) of every entry.
-type Row = (u64, u64, u64, String);
-
-fn json_rows(v: &Value) -> BTreeSet<Row> {
-    v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["pa"].as_u64().unwrap(),
-                e["npages"].as_u64().unwrap(),
-                e["owner"].as_u64().unwrap(),
-                e["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The PID of the `leak` that printed `allocated {pages} pages` (the line may follow a prompt).
@@ -141,7 +107,7 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
         })
         .filter(|r: &Row| r.2 != allocs_pid)
         .collect();
-    let snapped = json_rows(&snap);
+    let snapped = entry_rows(&snap);
     assert_eq!(
         snapped, dumped,
         "snapshot and the kernel's allocs dump disagree"
@@ -231,7 +197,7 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
     // They own nothing any more; once the shell has reaped them (it does so before running the
     // next command) the next snapshot no longer knows them at all.
     let after = snapshot(&q);
-    assert!(json_rows(&after).iter().all(|r| r.2 != a && r.2 != b));
+    assert!(entry_rows(&after).iter().all(|r| r.2 != a && r.2 != b));
     assert!(
         q.run("hello", T).contains("Hello from pid"),
         "the kernel lives on"
