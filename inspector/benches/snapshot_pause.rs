@@ -1,16 +1,17 @@
 //! Benchmark: how long a snapshot halts the guest, against the real kernel in QEMU.
 //!
-//! Scenarios: an unchanged table (only the header, count, events and process table are read),
-//! a changing table (`churn` running: slots below the high-water mark are read), and a full
-//! 8192-entry table (`fill` holding it, with the reader's memory of the previous snapshot reset
-//! so the whole table is read every time). Beside them, the wall time of `gdb-multiarch -batch`
-//! printing `alloc_table` on the same QEMU, the usual way to look at it without Leakscope.
+//! Scenarios: an unchanged table (only the header, count, events and process table are read);
+//! a changing table (`churn` running) followed from the event ring, and the same with the
+//! reader's memory reset so that it reads the slots below the high-water mark; and a full
+//! 8192-entry table (`fill` holding it) read whole every time. Beside them, the wall time of
+//! `gdb-multiarch -batch` printing `alloc_table` on the same QEMU, the usual way to look at it without Leakscope.
 //!
 //! Run with `make bench` (needs build/kernel.elf and QEMU, which `make bench` provides).
 
 #[path = "../tests/common/qemu.rs"]
 mod qemu;
 
+use inspector::model::Snapshot;
 use inspector::session::Session;
 use qemu::{kernel_elf, Qemu};
 use std::process::{Command, Stdio};
@@ -41,13 +42,13 @@ fn row(name: &str, s: &Stats, unit: &str) {
     );
 }
 
-/// Pauses (µs) of `n` snapshots `gap` apart, keeping those for which `keep(table_read)` holds.
+/// Pauses (µs) of `n` snapshots `gap` apart, keeping those for which `keep` holds.
 fn pauses(
     session: &mut Session,
     n: usize,
     gap: Duration,
     reset: bool,
-    keep: impl Fn(bool) -> bool,
+    keep: impl Fn(&Snapshot) -> bool,
 ) -> Vec<u64> {
     let mut out = Vec::new();
     for _ in 0..n {
@@ -55,7 +56,7 @@ fn pauses(
             session.sampler().reset();
         }
         let snap = session.sample().expect("snapshot");
-        if keep(snap.table_read) {
+        if keep(&snap) {
             out.push(snap.pause_us);
         }
         std::thread::sleep(gap);
@@ -85,20 +86,31 @@ fn main() {
             200,
             Duration::from_millis(5),
             false,
-            |read| !read,
+            |s| !s.table_read,
         )),
         "us",
     );
 
     q.send_line("churn 20000 &");
     row(
-        "changing table (churn)",
+        "churn: followed from the events",
         &stats(pauses(
             &mut session,
             300,
             Duration::from_millis(10),
             false,
-            |read| read,
+            |s| !s.table_read && !s.events.is_empty(),
+        )),
+        "us",
+    );
+    row(
+        "churn: slots below high-water read",
+        &stats(pauses(
+            &mut session,
+            100,
+            Duration::from_millis(10),
+            true,
+            |s| s.table_read,
         )),
         "us",
     );
@@ -120,7 +132,7 @@ fn main() {
             50,
             Duration::from_millis(10),
             true,
-            |read| read,
+            |s| s.table_read,
         )),
         "us",
     );

@@ -43,7 +43,7 @@ fn pid_json(p: &PidSummary) -> Value {
 /// One event as a JSON object (also the line format of `watch --json-lines`).
 pub fn event_json(e: &Event) -> Value {
     json!({
-        "seq": e.seq, "kind": e.kind, "owner": e.owner, "pa": e.pa,
+        "seq": e.seq, "kind": e.kind, "owner": e.owner, "slot": e.slot, "pa": e.pa,
         "npages": e.npages, "tag": e.tag, "time": e.time,
     })
 }
@@ -201,6 +201,7 @@ mod tests {
             seq: 12,
             kind: EventKind::ExitReclaim,
             owner: 7,
+            slot: None,
             pa: 0x8030_5000,
             npages: 2,
             tag: "heap".into(),

@@ -274,3 +274,55 @@ fn detach_works_after_a_gdb_session_in_multiprocess_mode() {
         "the guest must be running after the detach"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn following_the_events_agrees_with_reading_the_table() {
+    use inspector::snapshot::Sampler;
+    use inspector::target::{HaltGuard, RspTarget, RspTargetOptions, Target};
+    let mut q = Qemu::boot();
+    let debug = inspector::session::load_elf(&kernel_elf()).unwrap();
+    let gdb = format!("127.0.0.1:{}", q.gdb_port());
+    let mut target = RspTarget::connect(&gdb, RspTargetOptions::default()).unwrap();
+    let mut incremental = Sampler::new(debug.clone()).unwrap();
+    let mut fresh = Sampler::new(debug).unwrap();
+    incremental.sample(&mut target).unwrap();
+
+    q.send_line("churn 20000 &");
+    let (mut followed, mut compared) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !q.output().contains("churn: pid=") {
+        assert!(
+            Instant::now() < deadline,
+            "churn did not finish:\n{}",
+            q.output()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+        // Both readers under one halt, so they see the same state.
+        let mut halted = HaltGuard::new(&mut target).unwrap();
+        let a = incremental.sample(&mut *halted).unwrap();
+        if a.header.generation % 2 == 1 {
+            continue; // halted mid-change: the guard resumes; try again
+        }
+        fresh.reset();
+        let b = fresh.sample(&mut *halted).unwrap();
+        drop(halted);
+        assert!(b.table_read);
+        assert_eq!(a.entries, b.entries, "generation {}", a.header.generation);
+        compared += 1;
+        if !a.events.is_empty() && a.missed_events == 0 {
+            // The kernel's events always account for its changes: no table read needed.
+            assert!(
+                !a.table_read,
+                "{} events did not explain the change",
+                a.events.len()
+            );
+            followed += 1;
+        }
+    }
+    target.detach().unwrap();
+    assert!(
+        compared > 10 && followed > compared / 2,
+        "followed {followed} of {compared}"
+    );
+}

@@ -57,6 +57,41 @@ impl Fixture {
         self.poke(addr, &f, value);
     }
 
+    /// Writes an Alloc (kind 1) or Free (2) event for `slot`, with the tag of table slot 1
+    /// (`alloc_pages`); the table itself is left alone.
+    fn put_slot_event(&mut self, seq: u64, kind: u32, slot: u32, pa: u64, npages: u64) {
+        let ring = self.sampler.layout().events.clone().unwrap();
+        let table = self.sampler.layout().table.clone();
+        let at = ring
+            .array
+            .element_address(ring.address, seq % ring.array.len);
+        for (name, v) in [("seq", seq), ("owner", 9), ("pa", pa), ("npages", npages)] {
+            let f = ring.record.require(name).unwrap().clone();
+            self.poke(at, &f, v);
+        }
+        for (name, v) in [("kind", kind), ("slot", slot)] {
+            let f = ring.record.require(name).unwrap();
+            self.target.poke(at + f.offset, &v.to_le_bytes());
+        }
+        let (src, dst) = (
+            table.record.require("tag").unwrap(),
+            ring.record.require("tag").unwrap(),
+        );
+        let mut tag = vec![0; src.size as usize];
+        let slot1 = table.array.element_address(table.address, 1);
+        inspector::target::Target::halt(&mut self.target).unwrap();
+        inspector::target::Target::read_memory(&mut self.target, slot1 + src.offset, &mut tag)
+            .unwrap();
+        inspector::target::Target::resume(&mut self.target).unwrap();
+        self.target.poke(at + dst.offset, &tag);
+    }
+
+    fn set_count(&mut self, n: u64) {
+        let g = self.info.global("alloc_table_count").unwrap();
+        self.target
+            .poke(g.address, &n.to_le_bytes()[..g.size as usize]);
+    }
+
     /// Writes an event record at its ring index, with a tag copied from an existing entry.
     fn put_event(&mut self, seq: u64, kind: u64, owner: u64) {
         let ring = self.sampler.layout().events.clone().unwrap();
@@ -215,4 +250,79 @@ fn events_are_read_incrementally_and_overruns_counted() {
         "in order across the wrap"
     );
     assert!(fx.halted_balance());
+}
+
+#[test]
+fn changes_are_followed_from_the_events_without_reading_the_table() {
+    let mut fx = fixture();
+    fx.set_header("event_head", 2);
+    fx.set_header("tracked_pages", 4 + 1 + 16);
+    fx.sampler.sample(&mut fx.target).unwrap();
+
+    // An allocation at slot 5, told only by its event (the table in memory does not have it:
+    // were the table read, slot 5 would not appear).
+    fx.put_slot_event(2, 1, 5, 0x8070_0000, 2);
+    fx.set_header("event_head", 3);
+    fx.set_count(4);
+    fx.set_header("tracked_pages", 23);
+    fx.set_header("generation", 44);
+    let before = fx.target.stats().bytes_read;
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(!snap.table_read, "followed from the events");
+    let e = snap
+        .entries
+        .iter()
+        .find(|e| e.slot == 5)
+        .expect("slot 5 from its event");
+    assert_eq!(
+        (e.pa, e.npages, e.owner, e.tag.as_str()),
+        (0x8070_0000, 2, 9, "alloc_pages")
+    );
+    let stride = fx.sampler.layout().table.array.stride;
+    assert!(
+        fx.target.stats().bytes_read - before < 4 * stride + 1024 * 8,
+        "no table read"
+    );
+
+    // Then slot 1 is freed: gone, the others stay.
+    fx.put_slot_event(3, 2, 1, 0x8053_7000, 1);
+    fx.set_header("event_head", 4);
+    fx.set_count(3);
+    fx.set_header("tracked_pages", 22);
+    fx.set_header("generation", 46);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(!snap.table_read);
+    assert_eq!(
+        snap.entries.iter().map(|e| e.slot).collect::<Vec<_>>(),
+        [0, 3, 5]
+    );
+    assert!(fx.halted_balance());
+}
+
+#[test]
+fn events_that_do_not_account_for_the_new_state_make_it_read_the_table() {
+    let mut fx = fixture();
+    fx.set_header("event_head", 2);
+    fx.set_header("tracked_pages", 21);
+    fx.sampler.sample(&mut fx.target).unwrap();
+    // An Alloc event, but the count says nothing was added: trust the table, not the ring.
+    fx.put_slot_event(2, 1, 5, 0x8070_0000, 2);
+    fx.set_header("event_head", 3);
+    fx.set_header("generation", 44);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(
+        snap.table_read,
+        "inconsistent events must fall back to the table"
+    );
+    assert_eq!(
+        snap.entries.iter().map(|e| e.slot).collect::<Vec<_>>(),
+        [0, 1, 3]
+    );
+    // A missed event (ring overrun) also means reading the table.
+    let ring_len = fx.sampler.layout().events.as_ref().unwrap().array.len;
+    fx.set_header("event_head", 3 + ring_len + 1);
+    fx.set_header("generation", 46);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert_eq!(snap.missed_events, 1);
+    assert!(snap.table_read);
 }

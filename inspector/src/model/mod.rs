@@ -58,6 +58,9 @@ pub struct Event {
     pub seq: u64,
     pub kind: EventKind,
     pub owner: u32,
+    /// The table slot an `Alloc` filled or a `Free`/`ExitReclaim` emptied, when the kernel
+    /// says (None for other kinds, and for kernels whose events carry no slot).
+    pub slot: Option<usize>,
     pub pa: u64,
     pub npages: u64,
     pub tag: String,
@@ -110,7 +113,8 @@ pub struct Snapshot {
     pub missed_events: u64,
     /// How long the guest was halted for this snapshot, in microseconds.
     pub pause_us: u64,
-    /// Whether the table itself was read (false: the generation had not moved, entries reused).
+    /// Whether the table itself was read (false: the entries were the previous snapshot's,
+    /// unchanged or updated from the events in between).
     pub table_read: bool,
 }
 

@@ -181,31 +181,42 @@ impl Sampler {
     }
 
     /// Everything after the header, with the guest halted and the generation even.
+    ///
+    /// The entries come, cheapest first, from: the previous snapshot when the generation has
+    /// not moved; the previous snapshot with the ring's events applied, when every event
+    /// since is still in the ring and they account exactly for the new count and pages;
+    /// else from reading `alloc_table[0 .. high_water]`.
     fn read_rest<T: Target + ?Sized>(
         &mut self,
         t: &mut T,
         mut header: Header,
     ) -> Result<Snapshot, SnapshotError> {
-        let unchanged = self.layout.has_generation()
-            && self
-                .previous
-                .as_ref()
-                .is_some_and(|p| p.header.generation == header.generation);
-        let (entries, table_read) = match (&self.previous, unchanged) {
-            (Some(prev), true) => (prev.entries.clone(), false),
-            _ => (self.read_entries(t, header.high_water)?, true),
-        };
-        header.count = match &self.layout.count {
+        let count = match &self.layout.count {
             Some(c) => {
                 read_into(t, &mut self.buf, c.address, c.size)?;
-                self.layout.endian.read_uint(&self.buf) as u64
+                Some(self.layout.endian.read_uint(&self.buf) as u64)
             }
-            None => entries.len() as u64,
+            None => None,
         };
+        let (events, missed_events) = self.read_events(t, header.event_head)?;
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|_| self.layout.has_generation());
+        let derived = match previous {
+            Some(p) if p.header.generation == header.generation => Some(p.entries.clone()),
+            Some(p) if missed_events == 0 => follow_events(p, &events, count, &header),
+            _ => None,
+        };
+        let table_read = derived.is_none();
+        let entries = match derived {
+            Some(entries) => entries,
+            None => self.read_entries(t, header.high_water)?,
+        };
+        header.count = count.unwrap_or(entries.len() as u64);
         if self.layout.header.is_none() {
             header.tracked_pages = entries.iter().map(|e| e.npages).sum();
         }
-        let (events, missed_events) = self.read_events(t, header.event_head)?;
         let procs = self.read_procs(t)?;
         Ok(Snapshot {
             header,
@@ -309,10 +320,16 @@ impl Sampler {
             .field("seq")
             .and_then(|f| f.read_u64(rec))
             .unwrap_or(expected_seq);
+        let slot = r
+            .field("slot")
+            .and_then(|f| f.read_u64(rec))
+            .filter(|&s| s != u64::from(u32::MAX) && s < self.layout.table.array.len)
+            .map(|s| s as usize);
         Ok(Event {
             seq,
             kind,
             owner: get("owner") as u32,
+            slot,
             pa: get("pa"),
             npages: get("npages"),
             tag,
@@ -390,6 +407,58 @@ impl Sampler {
         self.strings.insert(key, s.clone());
         Ok(s)
     }
+}
+
+/// The previous snapshot's entries with `events` (all events since it, in order) applied, or
+/// None if the events do not carry slots or do not account exactly for the new state
+/// (`count` entries holding `tracked_pages` pages): then the caller reads the table.
+fn follow_events(
+    previous: &Snapshot,
+    events: &[Event],
+    count: Option<u64>,
+    header: &Header,
+) -> Option<Vec<Entry>> {
+    let mut by_slot: std::collections::BTreeMap<usize, Entry> = previous
+        .entries
+        .iter()
+        .map(|e| (e.slot, e.clone()))
+        .collect();
+    let mut seq = previous.header.event_head;
+    for ev in events {
+        if ev.seq != seq {
+            return None;
+        }
+        seq += 1;
+        match ev.kind {
+            EventKind::Alloc => {
+                let slot = ev.slot?;
+                let entry = Entry {
+                    slot,
+                    pa: ev.pa,
+                    npages: ev.npages,
+                    owner: ev.owner,
+                    tag: ev.tag.clone(),
+                    time: ev.time,
+                };
+                if by_slot.insert(slot, entry).is_some() {
+                    return None; // the slot was not free: we lost track
+                }
+            }
+            EventKind::Free | EventKind::ExitReclaim => {
+                let gone = by_slot.remove(&ev.slot?)?;
+                if gone.pa != ev.pa {
+                    return None;
+                }
+            }
+            EventKind::AllocFailed | EventKind::InvalidFree => {}
+            EventKind::Other(_) => return None,
+        }
+    }
+    let pages: u64 = by_slot.values().map(|e| e.npages).sum();
+    let consistent = seq == header.event_head
+        && count.is_none_or(|c| c == by_slot.len() as u64)
+        && pages == header.tracked_pages;
+    consistent.then(|| by_slot.into_values().collect())
 }
 
 fn str_len_key(s: &StrRef) -> u64 {

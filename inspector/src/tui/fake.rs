@@ -132,6 +132,7 @@ impl FakeSource {
             seq: self.header.event_head,
             kind,
             owner,
+            slot: None,
             pa,
             npages,
             tag: tag.to_string(),

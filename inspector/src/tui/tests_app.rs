@@ -16,6 +16,7 @@ fn ev(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
         seq,
         kind,
         owner,
+        slot: None,
         pa: 0x8040_0000 + seq * 0x1000,
         npages,
         tag: tag.into(),

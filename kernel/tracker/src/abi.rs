@@ -110,6 +110,9 @@ pub enum EventKind {
     InvalidFree = 5,
 }
 
+/// `AllocEvent::slot` of events that concern no slot (`AllocFailed`, `InvalidFree`).
+pub const NO_SLOT: u32 = u32::MAX;
+
 /// One record of the `alloc_events` ring; sequence number `seq` lives at `seq % EVENT_RING_LEN`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +120,9 @@ pub struct AllocEvent {
     pub seq: u64,
     pub kind: EventKind,
     pub owner: Pid,
+    /// The `alloc_table` slot the event filled (`Alloc`) or emptied (`Free`, `ExitReclaim`);
+    /// [`NO_SLOT`] otherwise. With it a reader can follow the table from the events alone.
+    pub slot: u32,
     pub pa: u64,
     pub npages: u64,
     /// The allocation's tag, or for `InvalidFree` the reason.
@@ -129,6 +135,7 @@ impl AllocEvent {
         seq: 0,
         kind: EventKind::None,
         owner: 0,
+        slot: NO_SLOT,
         pa: 0,
         npages: 0,
         tag: "",

@@ -97,7 +97,13 @@ impl<'a> Tracker<'a> {
         self.change(|t| {
             let Some(slot) = t.index.take_slot(&mut t.header.high_water) else {
                 t.header.failed_allocs += 1;
-                t.push_event(EventKind::AllocFailed, owner, 0, npages, tag, now);
+                let failed = AllocEntry {
+                    owner,
+                    npages,
+                    tag,
+                    ..AllocEntry::EMPTY
+                };
+                t.push_event(EventKind::AllocFailed, NO_SLOT, &failed, now);
                 return Err(TableFull {
                     first: t.header.failed_allocs == 1,
                 });
@@ -115,7 +121,8 @@ impl<'a> Tracker<'a> {
             t.header.tracked_pages += npages;
             t.header.free_pages = t.header.free_pages.saturating_sub(npages);
             t.header.total_allocs += 1;
-            t.push_event(EventKind::Alloc, owner, pa, npages, tag, now);
+            let entry = t.table[slot];
+            t.push_event(EventKind::Alloc, slot as u32, &entry, now);
             Ok(slot)
         })
     }
@@ -153,7 +160,7 @@ impl<'a> Tracker<'a> {
                 let entry = t.remove(slot);
                 t.header.free_pages += entry.npages;
                 t.header.total_frees += 1;
-                t.push_event(EventKind::Free, entry.owner, pa, npages, entry.tag, now);
+                t.push_event(EventKind::Free, slot as u32, &entry, now);
                 Ok(entry)
             }
             Err(err) => {
@@ -161,7 +168,14 @@ impl<'a> Tracker<'a> {
                 let who = expect_owner
                     .or(found.map(|s| t.table[s].owner))
                     .unwrap_or(0);
-                t.push_event(EventKind::InvalidFree, who, pa, npages, err.reason(), now);
+                let refused = AllocEntry {
+                    owner: who,
+                    pa,
+                    npages,
+                    tag: err.reason(),
+                    ..AllocEntry::EMPTY
+                };
+                t.push_event(EventKind::InvalidFree, NO_SLOT, &refused, now);
                 Err(err)
             }
         })
@@ -191,7 +205,7 @@ impl<'a> Tracker<'a> {
                 }
                 on_entry(&e);
                 t.remove(slot);
-                t.push_event(EventKind::ExitReclaim, pid, e.pa, e.npages, e.tag, now);
+                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
                 allocs += 1;
                 pages += e.npages;
             }
@@ -242,23 +256,17 @@ impl<'a> Tracker<'a> {
         entry
     }
 
-    fn push_event(
-        &mut self,
-        kind: EventKind,
-        owner: Pid,
-        pa: u64,
-        npages: u64,
-        tag: &'static str,
-        time: u64,
-    ) {
+    /// Appends an event about `e` (owner, pa, npages, tag) at `slot` to the ring.
+    fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
         let seq = self.header.event_head;
         self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
             seq,
             kind,
-            owner,
-            pa,
-            npages,
-            tag,
+            owner: e.owner,
+            slot,
+            pa: e.pa,
+            npages: e.npages,
+            tag: e.tag,
             time,
         };
         self.header.event_head = seq + 1;

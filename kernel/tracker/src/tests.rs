@@ -91,6 +91,7 @@ fn fill_records_entries_counts_and_events() {
         (ev.seq, ev.kind, ev.pa, ev.npages, ev.owner),
         (3, EventKind::Alloc, pa(12), 1, 7)
     );
+    assert_eq!(ev.slot, 3, "an Alloc event names the slot it filled");
 }
 
 #[test]
@@ -104,7 +105,10 @@ fn free_returns_entry_and_recycles_slot() {
     assert_eq!(s.table[2].used, 0);
     assert_eq!(s.count, 4);
     assert_eq!(s.header.total_frees, 1);
-    assert_eq!(s.last_event().kind, EventKind::Free);
+    assert_eq!(
+        (s.last_event().kind, s.last_event().slot),
+        (EventKind::Free, 2)
+    );
     assert!(s.t().find(pa(2)).is_none());
     // The freed slot is reused before any fresh one; the high-water mark does not move.
     assert_eq!(s.t().track_alloc(pa(100), 2, 3, "b", 0).unwrap(), 2);
@@ -159,8 +163,8 @@ fn invalid_frees_are_classified_counted_and_harmless() {
         assert_eq!(s.header.invalid_frees, i as u64 + 1);
         let ev = s.last_event();
         assert_eq!(
-            (ev.kind, ev.pa, ev.tag),
-            (EventKind::InvalidFree, addr, want.reason())
+            (ev.kind, ev.pa, ev.tag, ev.slot),
+            (EventKind::InvalidFree, addr, want.reason(), NO_SLOT)
         );
     }
     assert_eq!(*s.table, *table_before);
@@ -206,7 +210,14 @@ fn exit_sweep_frees_exactly_the_pids_entries() {
         (s.header.reclaimed_allocs, s.header.reclaimed_pages),
         (10, want_pages)
     );
-    assert_eq!(s.last_event().kind, EventKind::ExitReclaim);
+    // One ExitReclaim event per swept entry, naming its slot (pid 3 had slots 1, 4, 7, …).
+    let head = s.header.event_head;
+    let swept: Vec<u32> = (head - 10..head)
+        .map(|q| s.event(q))
+        .inspect(|e| assert_eq!(e.kind, EventKind::ExitReclaim))
+        .map(|e| e.slot)
+        .collect();
+    assert_eq!(swept, (0..10).map(|k| 1 + 3 * k).collect::<Vec<u32>>());
     // Swept addresses are gone from the index, others still found.
     for &(_, addr, _) in &seen {
         assert!(s.t().find(addr).is_none());
