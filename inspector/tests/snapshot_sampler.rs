@@ -326,3 +326,32 @@ fn events_that_do_not_account_for_the_new_state_make_it_read_the_table() {
     assert_eq!(snap.missed_events, 1);
     assert!(snap.table_read);
 }
+
+#[test]
+fn a_guest_held_mid_change_shows_the_last_consistent_state_and_stays_held() {
+    use inspector::target::Target;
+    let mut fx = fixture();
+    fx.set_header("event_head", 2);
+    let first = fx.sampler.sample(&mut fx.target).unwrap();
+    assert_eq!(first.events.len(), 2);
+
+    // A debugger holds the guest inside a change: odd generation, an entry half-written.
+    fx.target.halt().unwrap();
+    fx.set_header("generation", 43);
+    fx.put_event(2, 1, 9);
+    fx.set_header("event_head", 3);
+    let resumes = fx.target.stats().resumes;
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(snap.mid_change, "marked as not current");
+    assert_eq!(snap.entries, first.entries, "the last consistent entries");
+    assert!(snap.events.is_empty());
+    assert!(fx.target.is_halted(), "a held guest stays held");
+    assert_eq!(fx.target.stats().resumes, resumes);
+
+    // Once the change is complete and the guest runs, the new event is not lost.
+    fx.set_header("generation", 44);
+    fx.target.resume().unwrap();
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(!snap.mid_change);
+    assert_eq!(snap.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+}

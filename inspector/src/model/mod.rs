@@ -116,6 +116,9 @@ pub struct Snapshot {
     /// Whether the table itself was read (false: the entries were the previous snapshot's,
     /// unchanged or updated from the events in between).
     pub table_read: bool,
+    /// The guest is held (by a debugger) in the middle of a tracker change: this is the last
+    /// consistent state, not the current one.
+    pub mid_change: bool,
 }
 
 /// Per-PID totals: what the overview and `mem` show.

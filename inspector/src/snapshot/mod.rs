@@ -122,15 +122,28 @@ impl Sampler {
         for _ in 0..TORN_RETRIES {
             let mut guard = HaltGuard::new(target)?;
             let header = self.read_header(&mut *guard)?;
-            if header.generation % 2 == 1 && guard.will_resume() {
-                pause += guard.resume()?;
-                std::thread::sleep(TORN_BACKOFF);
-                continue;
+            if header.generation % 2 == 1 {
+                if guard.will_resume() {
+                    pause += guard.resume()?;
+                    std::thread::sleep(TORN_BACKOFF);
+                    continue;
+                }
+                // Held mid-change by someone else (a debugger stop inside the tracker): the
+                // guest may not run, so report the last consistent state, marked as such.
+                // The events since stay unread until the change is complete.
+                let mut snap = self.previous.clone().ok_or(SnapshotError::Torn)?;
+                snap.events.clear();
+                snap.missed_events = 0;
+                snap.table_read = false;
+                snap.pause_us = 0;
+                snap.mid_change = true;
+                return Ok(snap);
             }
             let snap = self.read_rest(&mut *guard, header);
             pause += guard.resume()?;
             let mut snap = snap?;
             snap.pause_us = pause.as_micros() as u64;
+            snap.mid_change = false;
             self.next_event = Some(snap.header.event_head);
             self.previous = Some(snap.clone());
             return Ok(snap);
@@ -226,6 +239,7 @@ impl Sampler {
             missed_events,
             pause_us: 0,
             table_read,
+            mid_change: false,
         })
     }
 

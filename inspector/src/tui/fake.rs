@@ -75,6 +75,7 @@ impl FakeSource {
                 capacity: CAPACITY as u64,
                 ram_base: RAM_BASE,
                 ram_pages: RAM_PAGES,
+                alloc_base: RAM_BASE + KERNEL_IMAGE_PAGES * crate::tui::app::PAGE_SIZE,
                 ..Header::default()
             },
             procs: vec![FakeProc {
@@ -322,6 +323,7 @@ impl FakeSource {
             missed_events: std::mem::take(&mut self.missed),
             pause_us: 250 + self.rand(200),
             table_read: true,
+            mid_change: false,
         }
     }
 }

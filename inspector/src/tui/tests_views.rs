@@ -424,3 +424,16 @@ fn truncation_keeps_the_start_or_the_end() {
     assert_eq!(truncate_start("abc", 3), "abc");
     assert_eq!(truncate_start("abc", 0), "");
 }
+
+#[test]
+fn header_says_when_the_tracker_is_held_mid_change() {
+    let mut s = rich();
+    s.mid_change = true;
+    let mut app = App::new(Duration::from_millis(500));
+    app.apply_snapshot(s, Instant::now());
+    let l = render(&mut app, 120, 24);
+    assert_has(&l, "tracker mid-change: showing the last consistent state");
+    let mut app = App::new(Duration::from_millis(500));
+    app.apply_snapshot(rich(), Instant::now());
+    assert!(!has(&render(&mut app, 120, 24), "mid-change"));
+}

@@ -58,7 +58,14 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     spans.push(Span::raw(format!("every {}", fmt_interval(app.interval))));
     if let Some(s) = &app.latest {
         spans.push(sep());
-        spans.push(Span::raw(format!("pause {}µs", s.pause_us)));
+        spans.push(if s.mid_change {
+            Span::styled(
+                "tracker mid-change: showing the last consistent state",
+                Style::new().fg(Color::Yellow),
+            )
+        } else {
+            Span::raw(format!("pause {}µs", s.pause_us))
+        });
     }
     if let Some(share) = app.running_share.filter(|_| !held) {
         spans.push(sep());
