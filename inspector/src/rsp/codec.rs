@@ -652,4 +652,48 @@ mod tests {
         assert!(is_stop_reply(b"T02thread:01;"));
         assert!(!is_stop_reply(b"Tx"));
     }
+
+    /// Garbage from the wire never panics the decoder or the reply parsers, and a valid packet
+    /// after it is still found: bad input gets an error, not a crash, and loses nothing after.
+    #[test]
+    fn random_bytes_never_panic_and_a_following_packet_survives() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let alphabet = b"$#}*+-%0123456789abcdefOKET;:,\x03\x7f\xff";
+        for _ in 0..2000 {
+            let len = (next() % 64) as usize;
+            let junk: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_stop_reply(&junk);
+            let _ = classify(&junk);
+            let mut out = Vec::new();
+            let _ = decode_body(&junk, &mut out);
+            let mut d = Decoder::new();
+            d.feed(&junk);
+            // Terminate any half-open packet, then a good one.
+            d.feed(b"#00");
+            let mut good = Vec::new();
+            encode_packet(b"OK", &mut good);
+            d.feed(&good);
+            let mut payload = Vec::new();
+            let mut found = false;
+            for _ in 0..1000 {
+                match d.next_frame(&mut payload) {
+                    Ok(Some(Frame::Packet)) if payload == b"OK" => {
+                        found = true;
+                        break;
+                    }
+                    Ok(Some(_)) | Err(_) => continue,
+                    Ok(None) => break,
+                }
+            }
+            assert!(found, "a good packet after {junk:?} was lost");
+        }
+    }
 }
