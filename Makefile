@@ -66,4 +66,4 @@ bench: kernel inspector
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --exclude kernel --exclude user --all-targets -- -D warnings
-	$(CARGO) clippy --release --target $(TARGET) -p kernel -p user -- -D warnings
+	LEAKSCOPE_USER_DIR=$(CURDIR)/$(PROFILE_DIR) $(CARGO) clippy --release --target $(TARGET) -p kernel -p user -- -D warnings
