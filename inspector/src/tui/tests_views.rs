@@ -437,3 +437,17 @@ fn header_says_when_the_tracker_is_held_mid_change() {
     app.apply_snapshot(rich(), Instant::now());
     assert!(!has(&render(&mut app, 120, 24), "mid-change"));
 }
+
+#[test]
+fn overview_names_the_image_row_exactly_when_alloc_base_is_known() {
+    let mut app = app();
+    let l = render(&mut app, 100, 24);
+    assert_has(&l, "kernel image, boot");
+    let mut s = rich();
+    s.header.alloc_base = s.header.ram_base + 0x10_0000;
+    let mut app = App::new(Duration::from_millis(500));
+    app.apply_snapshot(s, Instant::now());
+    let l = render(&mut app, 100, 24);
+    assert_has(&l, "firmware + kernel image");
+    assert!(!has(&l, "untracked"), "{}", l.join("\n"));
+}

@@ -67,17 +67,24 @@ pub fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let untracked = s.untracked_used_pages();
+    // With `alloc_base` exported, every page the allocator manages is tracked or free, so the
+    // rest is exactly what lies below it.
+    let (name, what) = if s.header.alloc_base > s.header.ram_base {
+        ("image", "firmware + kernel image")
+    } else {
+        ("untracked", "kernel image, boot")
+    };
     let dim = Style::new().fg(Color::DarkGray);
     rows.push(
         Row::new(vec![
             Cell::from("-"),
-            Cell::from("untracked"),
+            Cell::from(name),
             Cell::from("used"),
             Cell::from("-"),
             Cell::from(untracked.to_string()),
             Cell::from(kib(untracked).to_string()),
             Cell::from(share(untracked)),
-            Cell::from("kernel image, boot"),
+            Cell::from(what),
             Cell::from(""),
         ])
         .style(dim),
