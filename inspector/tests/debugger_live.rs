@@ -192,6 +192,27 @@ fn a_conditional_breakpoint_from_the_prompt_stops_only_when_it_holds() {
     assert_ne!(arg("owner"), ArgValue::UInt(0));
     assert!(r.breakpoints[0].hits == 1, "{:?}", r.breakpoints);
 
+    // Disabled, it stays listed but no longer stops; enabled again, it does.
+    let id = r.breakpoints[0].id;
+    let r = src
+        .command(DebugCommand::SetEnabled { id, enabled: false })
+        .unwrap();
+    assert!(!r.breakpoints[0].enabled);
+    src.command(DebugCommand::Continue).unwrap();
+    q.expect("Hello from pid", T);
+    q.send_line("hello");
+    q.expect("Hello from pid", T);
+    src.sample().unwrap();
+    assert!(
+        src.take_report().is_none(),
+        "a disabled breakpoint must not stop"
+    );
+    src.command(DebugCommand::SetEnabled { id, enabled: true })
+        .unwrap();
+    q.send_line("hello");
+    let r = sample_until_stop(&mut src);
+    assert_eq!(stopped(&r).breakpoint, Some(id));
+
     // The same location toggles it off, whatever the condition; the kernel runs on.
     let r = src
         .command(DebugCommand::ToggleBreakpoint("track_alloc".into()))

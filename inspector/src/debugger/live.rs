@@ -56,6 +56,13 @@ pub enum DebugCommand {
     StepInstruction,
     /// Adds a breakpoint at `LOCATION [if CONDITION]`, or removes the one at that location.
     ToggleBreakpoint(String),
+    /// Enables or disables breakpoint `id` (a disabled one stays listed, uninstalled).
+    SetEnabled {
+        id: u32,
+        enabled: bool,
+    },
+    /// Removes breakpoint `id`.
+    Remove(u32),
     /// Stops the running guest where it is.
     Interrupt,
 }
@@ -204,6 +211,29 @@ impl DebugSource {
                 }
             }));
         }
+        if let DebugCommand::SetEnabled { id, .. } | DebugCommand::Remove(id) = cmd {
+            let location = self
+                .dbg
+                .breakpoints
+                .get(id)
+                .map(|b| b.location.clone())
+                .with_context(|| format!("no breakpoint {id}"))?;
+            let session = self.session.as_mut().expect("connected");
+            let mut guard = HaltGuard::new(session.target())?;
+            let what = if let DebugCommand::SetEnabled { enabled, .. } = cmd {
+                self.dbg.breakpoints.set_enabled(&mut *guard, id, enabled)?;
+                if enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            } else {
+                self.dbg.breakpoints.remove(&mut *guard, id)?;
+                self.specs.retain(|(l, _)| *l != location);
+                "removed"
+            };
+            return Ok(Some(format!("breakpoint {id} at {location} {what}")));
+        }
         let session = self.session.as_mut().expect("connected");
         match cmd {
             DebugCommand::Continue => {
@@ -268,7 +298,9 @@ impl DebugSource {
                 self.hold(None)?;
                 Ok(None)
             }
-            DebugCommand::ToggleBreakpoint(_) => unreachable!("handled above"),
+            DebugCommand::ToggleBreakpoint(_)
+            | DebugCommand::SetEnabled { .. }
+            | DebugCommand::Remove(_) => unreachable!("handled above"),
         }
     }
 

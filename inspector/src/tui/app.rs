@@ -179,6 +179,22 @@ impl Filter {
     }
 }
 
+/// The command for the debugger's `B` prompt: `enable N`, `disable N`, `delete N`, or else a
+/// location to toggle (`LOCATION [if CONDITION]`).
+pub fn breakpoint_prompt_command(text: &str) -> DebugCommand {
+    let mut words = text.split_whitespace();
+    let (verb, id) = (
+        words.next(),
+        words.next().and_then(|w| w.parse::<u32>().ok()),
+    );
+    match (verb, id, words.next()) {
+        (Some("enable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: true },
+        (Some("disable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: false },
+        (Some("delete"), Some(id), None) => DebugCommand::Remove(id),
+        _ => DebugCommand::ToggleBreakpoint(text.to_string()),
+    }
+}
+
 /// What the event loop must do after a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -725,7 +741,7 @@ impl App {
                     let text = text.trim();
                     if !text.is_empty() && !self.debug.busy {
                         self.debug.busy = true;
-                        return Action::Debug(DebugCommand::ToggleBreakpoint(text.to_string()));
+                        return Action::Debug(breakpoint_prompt_command(text));
                     }
                 }
                 Key::Backspace => {

@@ -68,7 +68,7 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("b", "debugger: toggle a breakpoint on track_alloc"),
     (
         "B",
-        "debugger: toggle a breakpoint at a location [if condition]",
+        "debugger: breakpoint prompt: LOCATION [if COND], enable/disable/delete N",
     ),
     ("c / x", "debugger: continue / interrupt"),
     ("s n f i", "debugger: step, next, finish, stepi"),

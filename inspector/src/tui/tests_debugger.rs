@@ -261,3 +261,37 @@ fn capital_b_prompts_for_a_location_and_toggles_a_breakpoint_there() {
     app.handle_key(Key::Char('B'));
     assert_eq!(app.handle_key(Key::Enter), Action::None);
 }
+
+#[test]
+fn the_breakpoint_prompt_also_enables_disables_and_deletes_by_number() {
+    assert_eq!(
+        breakpoint_prompt_command("disable 2"),
+        DebugCommand::SetEnabled {
+            id: 2,
+            enabled: false
+        }
+    );
+    assert_eq!(
+        breakpoint_prompt_command("enable 2"),
+        DebugCommand::SetEnabled {
+            id: 2,
+            enabled: true
+        }
+    );
+    assert_eq!(
+        breakpoint_prompt_command("delete 11"),
+        DebugCommand::Remove(11)
+    );
+    // Anything else is a location (functions may well be called `delete`).
+    for text in [
+        "delete",
+        "delete x",
+        "enable 2 3",
+        "track_alloc if owner == 2",
+    ] {
+        assert_eq!(
+            breakpoint_prompt_command(text),
+            DebugCommand::ToggleBreakpoint(text.into())
+        );
+    }
+}

@@ -99,7 +99,7 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
             Span::raw(text.clone()),
             Span::styled("▏", Style::new().fg(Color::Yellow)),
             Span::styled(
-                "  Enter toggle · Esc cancel · function, file:line or *0xADDR [if COND]",
+                "  Enter · Esc cancel · LOCATION [if COND] toggles · enable/disable/delete N",
                 Style::new().fg(Color::DarkGray),
             ),
         ])
