@@ -279,19 +279,31 @@ pub fn read_pieces(
     Ok(out)
 }
 
-/// Whether one of `unit`'s address ranges contains `pc`.
-fn unit_covers(
-    dwarf: &gimli::Dwarf<crate::dwarf::Reader>,
-    unit: &gimli::Unit<crate::dwarf::Reader>,
+/// The first `Some` that `f` gives for the units whose address ranges contain `pc`.
+fn first_in_units<R>(
+    debug: &DebugInfo,
     pc: u64,
-) -> gimli::Result<bool> {
-    let mut ranges = dwarf.unit_ranges(unit)?;
-    while let Some(r) = ranges.next()? {
-        if pc >= r.begin && pc < r.end {
-            return Ok(true);
+    mut f: impl FnMut(
+        &gimli::Dwarf<crate::dwarf::Reader>,
+        &gimli::Unit<crate::dwarf::Reader>,
+    ) -> gimli::Result<Option<R>>,
+) -> gimli::Result<Option<R>> {
+    let dwarf = debug.elf().dwarf();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut ranges = dwarf.unit_ranges(&unit)?;
+        let mut covers = false;
+        while let Some(r) = ranges.next()? {
+            covers |= pc >= r.begin && pc < r.end;
+        }
+        if covers {
+            if let Some(found) = f(dwarf, &unit)? {
+                return Ok(Some(found));
+            }
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 fn le_bytes(v: u128, skip: usize, want: usize) -> Vec<u8> {
@@ -310,18 +322,9 @@ impl DebugInfo {
     }
 
     fn collect_params(&self, low: u64) -> gimli::Result<Option<FunctionParams>> {
-        let dwarf = self.elf().dwarf();
-        let mut units = dwarf.units();
-        while let Some(header) = units.next()? {
-            let unit = dwarf.unit(header)?;
-            if !unit_covers(dwarf, &unit, low)? {
-                continue;
-            }
-            if let Some(found) = self.params_in_unit(dwarf, &unit, low)? {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        first_in_units(self, low, |dwarf, unit| {
+            self.params_in_unit(dwarf, unit, low)
+        })
     }
 
     fn params_in_unit(
@@ -443,19 +446,11 @@ impl DebugInfo {
     }
 
     fn collect_inlined(&self, pc: u64) -> gimli::Result<Vec<InlinedParams>> {
-        let dwarf = self.elf().dwarf();
-        let mut units = dwarf.units();
-        while let Some(header) = units.next()? {
-            let unit = dwarf.unit(header)?;
-            if !unit_covers(dwarf, &unit, pc)? {
-                continue;
-            }
-            let found = self.inlined_in_unit(dwarf, &unit, pc)?;
-            if !found.is_empty() {
-                return Ok(found);
-            }
-        }
-        Ok(Vec::new())
+        let found = first_in_units(self, pc, |dwarf, unit| {
+            let found = self.inlined_in_unit(dwarf, unit, pc)?;
+            Ok((!found.is_empty()).then_some(found))
+        })?;
+        Ok(found.unwrap_or_default())
     }
 
     fn inlined_in_unit(
