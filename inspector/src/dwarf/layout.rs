@@ -8,9 +8,7 @@
 
 use super::error::{DwarfError, Result};
 use super::loader::Endian;
-use super::types::{
-    BaseEncoding, Enumerator, StrLen, StrRef, StringKind, TypeId, TypeKind, TypeTable,
-};
+use super::types::{BaseEncoding, Enumerator, StrRef, StringKind, TypeId, TypeKind, TypeTable};
 use super::value::sign_extend;
 use super::DebugInfo;
 
@@ -150,30 +148,7 @@ impl FieldLayout {
         let FieldKind::Str(kind) = self.kind else {
             return None;
         };
-        let b = self.bytes(record)?;
-        let at = |off: u64, size: u64| {
-            let s = b.get(off as usize..(off + size) as usize)?;
-            (1..=8)
-                .contains(&s.len())
-                .then(|| self.endian.read_uint(s) as u64)
-        };
-        match kind {
-            StringKind::RustStr {
-                ptr_offset,
-                ptr_size,
-                len_offset,
-                len_size,
-            } => Some(StrRef {
-                ptr: at(ptr_offset, ptr_size)?,
-                len: StrLen::Exact(at(len_offset, len_size)?),
-            }),
-            StringKind::CStr { ptr_size } => Some(StrRef {
-                ptr: at(0, ptr_size)?,
-                len: StrLen::NulTerminated {
-                    max: StrRef::DEFAULT_C_MAX,
-                },
-            }),
-        }
+        kind.str_ref(self.bytes(record)?, self.endian)
     }
 }
 

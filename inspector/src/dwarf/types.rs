@@ -6,6 +6,7 @@
 //! table does not model resolve to a `TypeKind::Unknown` entry. Nothing here assumes a language:
 //! rustc and C compilers produce the same model.
 
+use super::loader::Endian;
 use std::collections::HashMap;
 
 /// Index of a type in a [`TypeTable`].
@@ -230,6 +231,36 @@ pub enum StringKind {
     },
     /// A pointer to C `char` (any signedness, any qualifiers).
     CStr { ptr_size: u64 },
+}
+
+impl StringKind {
+    /// Where the string is, from the bytes of one `&str`/`char *` value in `endian` order.
+    /// `None` if the bytes are too short.
+    pub fn str_ref(self, value: &[u8], endian: Endian) -> Option<StrRef> {
+        let uint = |off: u64, size: u64| {
+            let b = value.get(off as usize..(off + size) as usize)?;
+            (1..=8)
+                .contains(&b.len())
+                .then(|| endian.read_uint(b) as u64)
+        };
+        match self {
+            StringKind::RustStr {
+                ptr_offset,
+                ptr_size,
+                len_offset,
+                len_size,
+            } => Some(StrRef {
+                ptr: uint(ptr_offset, ptr_size)?,
+                len: StrLen::Exact(uint(len_offset, len_size)?),
+            }),
+            StringKind::CStr { ptr_size } => Some(StrRef {
+                ptr: uint(0, ptr_size)?,
+                len: StrLen::NulTerminated {
+                    max: StrRef::DEFAULT_C_MAX,
+                },
+            }),
+        }
+    }
 }
 
 /// All types of one ELF.

@@ -6,9 +6,7 @@
 
 use super::error::{DwarfError, Result};
 use super::loader::Endian;
-use super::types::{
-    width_mask, BaseEncoding, StrLen, StrRef, StringKind, TypeId, TypeKind, TypeTable,
-};
+use super::types::{width_mask, BaseEncoding, StrRef, StringKind, TypeId, TypeKind, TypeTable};
 use super::DebugInfo;
 
 /// A decoded value.
@@ -279,27 +277,7 @@ impl Decoder<'_> {
     }
 
     fn string(&self, kind: StringKind, bytes: &[u8]) -> Option<StrRef> {
-        let field = |off: u64, size: u64| {
-            let b = bytes.get(off as usize..(off + size) as usize)?;
-            self.uint(b).map(|v| v as u64)
-        };
-        match kind {
-            StringKind::RustStr {
-                ptr_offset,
-                ptr_size,
-                len_offset,
-                len_size,
-            } => Some(StrRef {
-                ptr: field(ptr_offset, ptr_size)?,
-                len: StrLen::Exact(field(len_offset, len_size)?),
-            }),
-            StringKind::CStr { ptr_size } => Some(StrRef {
-                ptr: field(0, ptr_size)?,
-                len: StrLen::NulTerminated {
-                    max: StrRef::DEFAULT_C_MAX,
-                },
-            }),
-        }
+        kind.str_ref(bytes, self.endian)
     }
 
     /// The bytes as an unsigned integer in the ELF's order; `None` for empty or > 16 bytes.
@@ -322,7 +300,7 @@ pub(crate) fn sign_extend(bits: u128, byte_size: u64) -> i128 {
 mod tests {
     use super::*;
     use crate::dwarf::types::tests::{base, member, synth};
-    use crate::dwarf::types::{Enumerator, TypeInfo};
+    use crate::dwarf::types::{Enumerator, StrLen, TypeInfo};
 
     #[test]
     fn sign_extension_by_width() {
