@@ -159,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
             let source: Box<dyn inspector::tui::SnapshotSource> = if demo {
                 Box::new(inspector::tui::FakeSource::new())
             } else {
-                // Samples like LiveSource, and carries out the debugger view's commands.
+                // Samples, and carries out the debugger view's commands, on one connection.
                 Box::new(inspector::debugger::live::DebugSource::new(
                     conn.elf.clone(),
                     conn.gdb.clone(),

@@ -9,7 +9,7 @@ use crate::model::Snapshot;
 use crate::snapshot::{Sampler, SnapshotError};
 use crate::target::{RspTarget, RspTargetOptions, Target};
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,49 +91,4 @@ impl Session {
 /// can stop and detach instead of dying with the guest halted.
 pub fn install_ctrlc() -> Result<crate::target::ShutdownFlag> {
     crate::target::install_ctrlc_handler().context("installing the Ctrl-C handler")
-}
-
-/// The TUI's live data source: a [`Session`] that is (re)established on demand.
-pub struct LiveSource {
-    debug: Arc<DebugInfo>,
-    gdb: String,
-    session: Option<Session>,
-}
-
-impl LiveSource {
-    /// Loads the ELF now (so a wrong path fails before the TUI starts); connects lazily.
-    pub fn new(elf: PathBuf, gdb: String) -> Result<LiveSource> {
-        Ok(LiveSource {
-            debug: load_elf(&elf)?,
-            gdb,
-            session: None,
-        })
-    }
-}
-
-impl crate::tui::SnapshotSource for LiveSource {
-    fn sample(&mut self) -> Result<Snapshot> {
-        if self.session.is_none() {
-            self.reconnect()?;
-        }
-        let session = self.session.as_mut().expect("connected above");
-        let result = session.sample();
-        if result.is_err() {
-            // Drop the connection (detaching if it still can); the next call reconnects.
-            self.session = None;
-        }
-        result
-    }
-
-    fn reconnect(&mut self) -> Result<()> {
-        self.session = None;
-        self.session = Some(Session::connect_with(self.debug.clone(), &self.gdb)?);
-        Ok(())
-    }
-
-    fn detach(&mut self) {
-        if let Some(s) = self.session.take() {
-            let _ = s.detach();
-        }
-    }
 }

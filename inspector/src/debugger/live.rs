@@ -1,6 +1,6 @@
 //! Live updates and breakpoints together: [`DebugSource`], the TUI's data source when it can
-//! debug. It samples like `session::LiveSource` and carries out debugger commands on the same
-//! connection (one thread owns both).
+//! debug. It samples through a `session::Session` (re-established on demand) and carries out
+//! debugger commands on the same connection (one thread owns both).
 //!
 //! Contracts:
 //! - while the user holds the target (stopped at a breakpoint or after a step), snapshots do
@@ -109,7 +109,7 @@ pub struct DebugSource {
 }
 
 impl DebugSource {
-    /// Loads the ELF now; connects lazily (like `LiveSource`).
+    /// Loads the ELF now (so a wrong path fails before the TUI starts); connects lazily.
     pub fn new(elf: PathBuf, gdb: String) -> Result<DebugSource> {
         let debug = load_elf(&elf)?;
         Ok(DebugSource {
