@@ -23,6 +23,8 @@ declare -A PKGS=(
   [gdb-multiarch]=gdb-multiarch
   [tmux]=tmux
   [gcc]=gcc
+  # Tests: the DWARF fixtures assemble big-endian objects with llvm-mc (gcc builds the C source).
+  [llvm-mc]=llvm
 )
 missing=()
 for cmd in "${!PKGS[@]}"; do
