@@ -12,7 +12,7 @@
 mod qemu;
 
 use inspector::model::Snapshot;
-use inspector::session::Session;
+use inspector::source::Session;
 use qemu::{kernel_elf, Qemu};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,15 +1,23 @@
 //! Leakscope inspector: reads the kernel's page tracker live over a GDB remote stub.
 //!
-//! Layers, bottom up: `rsp` (GDB remote protocol transport and codec), `target` (halt, read,
-//! resume behind a trait), `dwarf` (ELF symbols, type layouts, line tables), `model` (snapshots
-//! decoded by field name, and their differences).
+//! Layers, bottom up; each imports only from layers below it (`tests/layers.rs` checks):
+//!
+//! | layer | owns |
+//! | --- | --- |
+//! | `riscv`, `rsp` | RISC-V facts (registers, page size); the GDB remote protocol |
+//! | `target` | halt, read, resume, breakpoints, steps behind a trait |
+//! | `dwarf` | the ELF's symbols, type layouts, lines, parameters, call frames |
+//! | `model`, `snapshot` | plain tracker data; the reading protocol that fills it |
+//! | `source` | where snapshots come from (a live stub, a demo), and what each can do |
+//! | `debugger` | breakpoints, stepping, stops; a live source that can also debug |
+//! | `cli`, `tui` | the commands and the terminal UI |
 
+pub mod cli;
 pub mod debugger;
 pub mod dwarf;
 pub mod model;
-pub mod report;
 pub mod rsp;
-pub mod session;
 pub mod snapshot;
+pub mod source;
 pub mod target;
 pub mod tui;

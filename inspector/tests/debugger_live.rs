@@ -10,9 +10,9 @@
 mod common;
 
 use common::qemu::{kernel_elf, Qemu};
-use inspector::debugger::live::{DebugCommand, DebugReport, DebugSource, DebugState};
+use inspector::debugger::live::{DebugCommand, DebugReport, DebugSource, DebugState, Debuggable};
 use inspector::debugger::StopView;
-use inspector::tui::SnapshotSource;
+use inspector::source::Source;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -22,7 +22,7 @@ fn sample_until_stop(src: &mut DebugSource) -> DebugReport {
     let deadline = Instant::now() + T;
     loop {
         src.sample().expect("sample");
-        if let Some(r) = src.take_report() {
+        if let Some(r) = src.take_stop_report() {
             return r;
         }
         assert!(Instant::now() < deadline, "no breakpoint stop within {T:?}");
@@ -151,7 +151,7 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     src.command(DebugCommand::Continue).unwrap();
     for _ in 0..5 {
         src.sample().unwrap();
-        assert!(src.take_report().is_none());
+        assert!(src.take_stop_report().is_none());
     }
     q.expect("pages total=", T);
     src.detach();
@@ -204,7 +204,7 @@ fn a_conditional_breakpoint_from_the_prompt_stops_only_when_it_holds() {
     q.expect("Hello from pid", T);
     src.sample().unwrap();
     assert!(
-        src.take_report().is_none(),
+        src.take_stop_report().is_none(),
         "a disabled breakpoint must not stop"
     );
     src.command(DebugCommand::SetEnabled { id, enabled: true })

@@ -281,7 +281,7 @@ fn following_the_events_agrees_with_reading_the_table() {
     use inspector::snapshot::Sampler;
     use inspector::target::{HaltGuard, RspTarget, RspTargetOptions, Target};
     let mut q = Qemu::boot();
-    let debug = inspector::session::load_elf(&kernel_elf()).unwrap();
+    let debug = inspector::source::load_elf(&kernel_elf()).unwrap();
     let gdb = format!("127.0.0.1:{}", q.gdb_port());
     let mut target = RspTarget::connect(&gdb, RspTargetOptions::default()).unwrap();
     let mut incremental = Sampler::new(debug.clone()).unwrap();

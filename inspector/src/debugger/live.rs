@@ -1,6 +1,7 @@
 //! Live updates and breakpoints together: [`DebugSource`], the TUI's data source when it can
-//! debug. It samples through a `session::Session` (re-established on demand) and carries out
-//! debugger commands on the same connection (one thread owns both).
+//! debug. It samples through a `source::Session` (re-established on demand) and carries out
+//! debugger commands on the same connection (one thread owns both). [`Debuggable`] is what the
+//! TUI asks of a source it can debug through; [`NoDebugger`] wraps any other source.
 //!
 //! Contracts:
 //! - while the user holds the target (stopped at a breakpoint or after a step), snapshots do
@@ -18,7 +19,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
-use crate::session::{load_elf, Session};
+use crate::source::{load_elf, Capabilities, Origin, Session, Source};
 use crate::target::{HaltGuard, StopReason, Target, PC};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
@@ -92,6 +93,51 @@ pub struct DebugReport {
     /// What happened, in words (`breakpoint 1 added at track_alloc`, `returned to free_proc`).
     pub message: Option<String>,
 }
+
+/// A snapshot source the user can also debug through (the TUI's debugger view).
+pub trait Debuggable: Source {
+    /// Carries out `cmd` and returns the debugger's state afterwards. Errors leave the state
+    /// as it was (a step needs a held target, a location must resolve).
+    fn command(&mut self, cmd: DebugCommand) -> Result<DebugReport>;
+
+    /// The report of a breakpoint stop found by the last `sample`, once (then the TUI opens
+    /// the debugger view).
+    fn take_stop_report(&mut self) -> Option<DebugReport>;
+}
+
+/// Any [`Source`] that cannot debug (a demo, a recording): samples pass through, debugger
+/// commands are refused with a reason.
+pub struct NoDebugger<S>(pub S);
+
+impl<S: Source> Source for NoDebugger<S> {
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    fn sample(&mut self) -> Result<Snapshot> {
+        self.0.sample()
+    }
+    fn reconnect(&mut self) -> Result<()> {
+        self.0.reconnect()
+    }
+    fn detach(&mut self) {
+        self.0.detach()
+    }
+}
+
+impl<S: Source> Debuggable for NoDebugger<S> {
+    fn command(&mut self, _cmd: DebugCommand) -> Result<DebugReport> {
+        bail!(
+            "this data source has no debugger ({:?} data); attach to a running kernel for breakpoints",
+            self.0.capabilities().origin
+        )
+    }
+    fn take_stop_report(&mut self) -> Option<DebugReport> {
+        None
+    }
+}
+
+/// Why a step command is refused while the guest runs.
+const NOT_HELD: &str = "the guest is running: stop it first (a breakpoint, or interrupt)";
 
 /// See the module doc.
 pub struct DebugSource {
@@ -257,7 +303,7 @@ impl DebugSource {
             }
             DebugCommand::Step | DebugCommand::Next => {
                 if self.held.is_none() {
-                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                    bail!(NOT_HELD);
                 }
                 let policy = if cmd == DebugCommand::Step {
                     CallPolicy::Into
@@ -282,7 +328,7 @@ impl DebugSource {
             }
             DebugCommand::Finish => {
                 if self.held.is_none() {
-                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                    bail!(NOT_HELD);
                 }
                 let elsewhere = step_out(&mut self.dbg, session.target(), CALL_TIMEOUT)?;
                 let pc = session.target().read_registers()?[PC];
@@ -292,7 +338,7 @@ impl DebugSource {
             }
             DebugCommand::StepInstruction => {
                 if self.held.is_none() {
-                    bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
+                    bail!(NOT_HELD);
                 }
                 step_instruction(&mut self.dbg, session.target())?;
                 self.hold(None)?;
@@ -304,30 +350,21 @@ impl DebugSource {
         }
     }
 
-    /// Carries out `cmd` and returns the debugger's state afterwards. Errors leave the state
-    /// as it was (a step needs a held target, a location must resolve).
-    pub fn command(&mut self, cmd: DebugCommand) -> Result<DebugReport> {
-        let msg = self.run(cmd)?;
-        Ok(self.report(msg))
-    }
-
-    /// The report of a breakpoint stop found by the last `sample`, once.
-    pub fn take_report(&mut self) -> Option<DebugReport> {
-        self.pending.take()
-    }
-
     /// True while the user holds the target.
     pub fn is_held(&self) -> bool {
         self.held.is_some()
     }
-
-    /// The debugger (breakpoint list, …).
-    pub fn debugger(&self) -> &Debugger {
-        &self.dbg
-    }
 }
 
-impl crate::tui::SnapshotSource for DebugSource {
+impl Source for DebugSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            origin: Origin::Live,
+            halts_guest: true,
+            can_debug: true,
+        }
+    }
+
     fn sample(&mut self) -> Result<Snapshot> {
         let result = (|| -> Result<Snapshot> {
             self.session()?;
@@ -377,13 +414,16 @@ impl crate::tui::SnapshotSource for DebugSource {
             let _ = s.detach();
         }
     }
+}
 
-    fn debug(&mut self, cmd: DebugCommand) -> Result<DebugReport> {
-        self.command(cmd)
+impl Debuggable for DebugSource {
+    fn command(&mut self, cmd: DebugCommand) -> Result<DebugReport> {
+        let msg = self.run(cmd)?;
+        Ok(self.report(msg))
     }
 
-    fn take_debug_report(&mut self) -> Option<DebugReport> {
-        self.take_report()
+    fn take_stop_report(&mut self) -> Option<DebugReport> {
+        self.pending.take()
     }
 }
 

@@ -1,8 +1,8 @@
 //! The inspector's view of the tracker: snapshots decoded by field name, per-PID aggregates,
 //! and the difference between two snapshots. Plain data: no I/O, no terminal, no DWARF types.
 //!
-//! `snapshot` (submodule `reader`) fills these from a halted target; everything else here is
-//! pure and unit-tested on hand-made snapshots.
+//! The `snapshot` layer fills these from a target; everything here is pure and unit-tested on
+//! hand-made snapshots.
 
 mod diff;
 pub use diff::{diff, Diff};
@@ -67,14 +67,74 @@ pub struct Event {
     pub time: u64,
 }
 
+/// A process's state: the kernel's `ProcState` enumerators (by DWARF name), plus the two
+/// states the inspector infers for an owner that has no process record. Shown and serialized
+/// lower-case (`running`, `zombie`, `gone`; the kernel's own pid shows as `-`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProcState {
+    Unused,
+    Runnable,
+    Running,
+    Sleeping,
+    Waiting,
+    Zombie,
+    /// Owns pages but has no process record: it exited and was reaped (or never existed).
+    Gone,
+    /// [`KERNEL_PID`], which is no process.
+    Kernel,
+    /// An enumerator this inspector does not know (a newer kernel), by name or number.
+    Other(String),
+}
+
+impl ProcState {
+    /// Maps the kernel's enumerator name (any case) to ours.
+    pub fn from_name(name: &str) -> ProcState {
+        match name.to_ascii_lowercase().as_str() {
+            "unused" => ProcState::Unused,
+            "runnable" => ProcState::Runnable,
+            "running" => ProcState::Running,
+            "sleeping" => ProcState::Sleeping,
+            "waiting" => ProcState::Waiting,
+            "zombie" => ProcState::Zombie,
+            other => ProcState::Other(other.to_string()),
+        }
+    }
+
+    /// The lower-case name shown and serialized.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ProcState::Unused => "unused",
+            ProcState::Runnable => "runnable",
+            ProcState::Running => "running",
+            ProcState::Sleeping => "sleeping",
+            ProcState::Waiting => "waiting",
+            ProcState::Zombie => "zombie",
+            ProcState::Gone => "gone",
+            ProcState::Kernel => "-",
+            ProcState::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ProcState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for ProcState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One process from the kernel's `proc_table`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Process {
     pub pid: u32,
     pub parent: u32,
     pub name: String,
-    /// The `ProcState` enumerator name, lower-case (`running`, `zombie`, …).
-    pub state: String,
+    pub state: ProcState,
 }
 
 /// The tracker header (`alloc_tracker`) plus `alloc_table_count`.
@@ -126,7 +186,7 @@ pub struct Snapshot {
 pub struct PidSummary {
     pub pid: u32,
     pub name: String,
-    pub state: String,
+    pub state: ProcState,
     pub allocs: u64,
     pub pages: u64,
     /// Pages per tag, most pages first.
@@ -161,16 +221,11 @@ impl Snapshot {
                         (KERNEL_PID, None) => "kernel".to_string(),
                         _ => "?".to_string(),
                     },
-                    state: proc_.map_or_else(
-                        || {
-                            if pid == KERNEL_PID {
-                                "-".into()
-                            } else {
-                                "gone".into()
-                            }
-                        },
-                        |p| p.state.clone(),
-                    ),
+                    state: match (pid, proc_) {
+                        (_, Some(p)) => p.state.clone(),
+                        (KERNEL_PID, None) => ProcState::Kernel,
+                        _ => ProcState::Gone,
+                    },
                     allocs,
                     pages,
                     tags,

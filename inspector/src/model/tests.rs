@@ -18,7 +18,7 @@ pub(crate) fn process(pid: u32, name: &str, state: &str) -> Process {
         pid,
         parent: 1,
         name: name.into(),
-        state: state.into(),
+        state: ProcState::from_name(state),
     }
 }
 

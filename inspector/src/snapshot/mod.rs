@@ -12,7 +12,7 @@ mod layout;
 pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
 
 use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
-use crate::model::{Entry, Event, EventKind, Header, Process, Snapshot};
+use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, Snapshot};
 use crate::target::{HaltGuard, Target, TargetError};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -370,11 +370,13 @@ impl Sampler {
             }
             let state = r
                 .field("state")
-                .map_or(String::new(), |f| match f.enum_name(rec) {
-                    Some(name) => name.to_lowercase(),
-                    None => f.read_u64(rec).unwrap_or(0).to_string(),
+                .map_or(ProcState::Other(String::new()), |f| {
+                    match f.enum_name(rec) {
+                        Some(name) => ProcState::from_name(name),
+                        None => ProcState::Other(f.read_u64(rec).unwrap_or(0).to_string()),
+                    }
                 });
-            if state == "unused" {
+            if state == ProcState::Unused {
                 continue;
             }
             let name = match r.field("name") {
@@ -503,6 +505,3 @@ fn read_into<T: Target + ?Sized>(
     buf.resize(len, 0);
     t.read_memory(addr, buf)
 }
-
-#[cfg(test)]
-mod tests;

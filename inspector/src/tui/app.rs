@@ -7,7 +7,7 @@
 use super::debugger::DebugPane;
 use super::input::Key;
 use crate::debugger::live::{DebugCommand, DebugReport};
-use crate::model::{Entry, Event, EventKind, PidSummary, Snapshot, KERNEL_PID};
+use crate::model::{Entry, Event, EventKind, PidSummary, ProcState, Snapshot, KERNEL_PID};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -581,7 +581,7 @@ impl App {
                 PidSummary {
                     pid: KERNEL_PID,
                     name: "kernel".into(),
-                    state: "-".into(),
+                    state: ProcState::Kernel,
                     allocs: 0,
                     pages: 0,
                     tags: Vec::new(),

@@ -1,12 +1,12 @@
 //! Terminal UI: live views of the page tracker (overview, allocations, page map, leaks and
-//! events) fed by a `SnapshotSource` sampled on a background thread.
+//! events) and the debugger view, fed by a `source::Source` (with `debugger::live::Debuggable`
+//! for the debugger's commands) sampled on a background thread.
 //!
-//! Layers: `app` (state, no ratatui), `input` (keys), `views` (drawing only), `run` (terminal
-//! guard, sampler thread, event loop), `fake` (a simulated source for demos and tests).
+//! Layers: `app` (state, no ratatui), `debugger` (the debugger view's state), `input` (keys),
+//! `views` (drawing only), `run` (terminal guard, sampling thread, event loop).
 
 pub mod app;
 pub mod debugger;
-pub mod fake;
 pub mod input;
 pub mod run;
 pub mod views;
@@ -19,27 +19,4 @@ mod tests_debugger;
 mod tests_views;
 
 pub use app::{Action, App, Connection};
-pub use fake::FakeSource;
 pub use run::run_tui;
-
-/// Where the TUI's snapshots come from. The TUI calls it from one background thread only.
-pub trait SnapshotSource: Send + 'static {
-    /// Takes one snapshot (halts the guest briefly, reads, resumes). Err: connection trouble;
-    /// the TUI shows it and calls `reconnect` later.
-    fn sample(&mut self) -> anyhow::Result<crate::model::Snapshot>;
-    /// Tries to (re)connect; Ok(()) when connected.
-    fn reconnect(&mut self) -> anyhow::Result<()>;
-    /// Leaves the guest running and detaches (called on quit).
-    fn detach(&mut self);
-    /// Carries out a debugger command (the debugger view). Sources without a debugger say so.
-    fn debug(
-        &mut self,
-        _cmd: crate::debugger::live::DebugCommand,
-    ) -> anyhow::Result<crate::debugger::live::DebugReport> {
-        anyhow::bail!("this data source has no debugger")
-    }
-    /// A breakpoint stop the last `sample` found, once (then the TUI opens the debugger view).
-    fn take_debug_report(&mut self) -> Option<crate::debugger::live::DebugReport> {
-        None
-    }
-}

@@ -1,5 +1,5 @@
-//! The TUI's event loop: terminal set-up and restore (RAII guard + panic hook), the sampler
-//! thread that owns the `SnapshotSource`, and the loop that feeds keys and snapshots to `App`
+//! The TUI's event loop: terminal set-up and restore (RAII guard + panic hook), the sampling
+//! thread that owns the source (a `debugger::live::Debuggable`), and the loop that feeds keys and snapshots to `App`
 //! and redraws.
 //!
 //! Contract: the terminal is restored on every exit path (return, error, panic on any thread),
@@ -8,7 +8,8 @@
 
 use super::app::{Action, App, Connection};
 use super::input::from_crossterm;
-use super::{views, SnapshotSource};
+use super::views;
+use crate::debugger::live::{DebugCommand, DebugReport, Debuggable};
 use crate::model::Snapshot;
 use anyhow::{bail, Context};
 use crossterm::event::{self, Event as TermEvent};
@@ -36,7 +37,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// Runs the TUI until the user quits. Samples `source` every `interval` on a background
 /// thread; connection errors are shown and retried with backoff, never fatal.
 /// Errors: the terminal could not be set up or drawn, or the sampler thread died (panicked).
-pub fn run_tui(source: Box<dyn SnapshotSource>, interval: Duration) -> anyhow::Result<()> {
+pub fn run_tui(source: Box<dyn Debuggable>, interval: Duration) -> anyhow::Result<()> {
     let hook = PanicHookGuard::install();
     let guard = TerminalGuard::enter().context("cannot set up the terminal (is stdout a tty?)")?;
     let mut terminal =
@@ -45,7 +46,7 @@ pub fn run_tui(source: Box<dyn SnapshotSource>, interval: Duration) -> anyhow::R
     let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let sampler = Sampler::new(source, interval);
+    let sampler = SampleLoop::new(source, interval);
     thread::Builder::new()
         .name("tui-sampler".into())
         .spawn(move || {
@@ -127,7 +128,7 @@ enum Cmd {
     Interval(Duration),
     Paused(bool),
     /// A debugger command for the source (answered with `Msg::Debug`).
-    Debug(crate::debugger::live::DebugCommand),
+    Debug(DebugCommand),
     Quit,
 }
 
@@ -138,11 +139,11 @@ pub(crate) enum Msg {
     Snapshot(Snapshot, Instant),
     Connection(Connection),
     /// The debugger's report after a command or a breakpoint stop, or the command's error.
-    Debug(Result<crate::debugger::live::DebugReport, String>),
+    Debug(Result<DebugReport, String>),
 }
 
 /// Runs `sampler` until `Quit` or until the event loop is gone, then detaches the source.
-fn sampler_thread(mut sampler: Sampler, cmds: Receiver<Cmd>, msgs: Sender<Msg>) {
+fn sampler_thread(mut sampler: SampleLoop, cmds: Receiver<Cmd>, msgs: Sender<Msg>) {
     let mut next_due = Instant::now();
     loop {
         let timeout = next_due.saturating_duration_since(Instant::now());
@@ -157,7 +158,7 @@ fn sampler_thread(mut sampler: Sampler, cmds: Receiver<Cmd>, msgs: Sender<Msg>) 
                 next_due = Instant::now();
             }
             Ok(Cmd::Debug(c)) => {
-                let r = sampler.source.debug(c).map_err(|e| one_line(&e));
+                let r = sampler.source.command(c).map_err(|e| one_line(&e));
                 if msgs.send(Msg::Debug(r)).is_err() {
                     break;
                 }
@@ -166,7 +167,7 @@ fn sampler_thread(mut sampler: Sampler, cmds: Receiver<Cmd>, msgs: Sender<Msg>) 
             Err(RecvTimeoutError::Timeout) => {
                 let mut gone = false;
                 let mut wait = sampler.tick(&mut |m| gone |= msgs.send(m).is_err());
-                if let Some(r) = sampler.source.take_debug_report() {
+                if let Some(r) = sampler.source.take_stop_report() {
                     gone |= msgs.send(Msg::Debug(Ok(r))).is_err();
                     wait = wait.max(sampler.interval);
                 }
@@ -181,17 +182,17 @@ fn sampler_thread(mut sampler: Sampler, cmds: Receiver<Cmd>, msgs: Sender<Msg>) 
 }
 
 /// The sampler's state machine, separate from threads and clocks so it can be tested.
-pub(crate) struct Sampler {
-    pub(crate) source: Box<dyn SnapshotSource>,
+pub(crate) struct SampleLoop {
+    pub(crate) source: Box<dyn Debuggable>,
     pub(crate) interval: Duration,
     pub(crate) paused: bool,
     /// `Some(reason, attempts so far)` while the connection is down.
     down: Option<(String, u32)>,
 }
 
-impl Sampler {
-    pub(crate) fn new(source: Box<dyn SnapshotSource>, interval: Duration) -> Sampler {
-        Sampler {
+impl SampleLoop {
+    pub(crate) fn new(source: Box<dyn Debuggable>, interval: Duration) -> SampleLoop {
+        SampleLoop {
             source,
             interval,
             paused: false,

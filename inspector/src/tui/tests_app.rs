@@ -1,13 +1,14 @@
 //! Unit tests of the TUI state (`app`), key mapping (`input`), the sampler state machine
-//! (`run::Sampler`) and `FakeSource`. No terminal, no sleeping: time is injected.
+//! (`run::SampleLoop`) and `DemoSource`. No terminal, no sleeping: time is injected.
 
 use super::app::*;
-use super::fake::FakeSource;
 use super::input::{from_crossterm, Key};
-use super::run::{backoff, Msg, Sampler, FIRST_BACKOFF, MAX_BACKOFF};
-use super::SnapshotSource;
+use super::run::{backoff, Msg, SampleLoop, FIRST_BACKOFF, MAX_BACKOFF};
+use crate::debugger::live::NoDebugger;
 use crate::model::tests::{entry, sample};
 use crate::model::{Event, EventKind, Snapshot};
+use crate::source::DemoSource;
+use crate::source::Source;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::{Duration, Instant};
 
@@ -490,7 +491,14 @@ struct Scripted {
     detached: bool,
 }
 
-impl SnapshotSource for Scripted {
+impl Source for Scripted {
+    fn capabilities(&self) -> crate::source::Capabilities {
+        crate::source::Capabilities {
+            origin: crate::source::Origin::Live,
+            halts_guest: true,
+            can_debug: false,
+        }
+    }
     fn sample(&mut self) -> anyhow::Result<Snapshot> {
         match self.samples.remove(0) {
             Ok(()) => Ok(sample()),
@@ -505,7 +513,7 @@ impl SnapshotSource for Scripted {
     }
 }
 
-fn tick(s: &mut Sampler) -> (Vec<String>, Duration) {
+fn tick(s: &mut SampleLoop) -> (Vec<String>, Duration) {
     let mut out = Vec::new();
     let wait = s.tick(&mut |m| {
         out.push(match m {
@@ -525,7 +533,7 @@ fn sampler_reconnects_with_backoff() {
         detached: false,
     };
     let interval = Duration::from_millis(500);
-    let mut s = Sampler::new(Box::new(src), interval);
+    let mut s = SampleLoop::new(Box::new(NoDebugger(src)), interval);
     assert_eq!(tick(&mut s), (vec!["snapshot".into()], interval));
     let (out, wait) = tick(&mut s);
     assert_eq!(out, [r#"Disconnected { reason: "connection reset" }"#]);
@@ -560,7 +568,7 @@ fn sampler_reconnects_with_backoff() {
 
 #[test]
 fn fake_source_evolves_and_reclaims_leaks() {
-    let mut src = FakeSource::with_seed(7);
+    let mut src = DemoSource::with_seed(7);
     let mut app = App::new(Duration::from_millis(500));
     let t0 = Instant::now();
     let mut pids_seen = std::collections::BTreeSet::new();
@@ -587,7 +595,7 @@ fn fake_source_evolves_and_reclaims_leaks() {
     assert!(app.leaks.reports().len() >= 2, "leaky exits are reclaimed");
     assert!(app.events.iter().any(|e| e.kind == EventKind::Free));
     // Deterministic per seed.
-    let (mut a, mut b) = (FakeSource::with_seed(3), FakeSource::with_seed(3));
+    let (mut a, mut b) = (DemoSource::with_seed(3), DemoSource::with_seed(3));
     for _ in 0..10 {
         assert_eq!(a.sample().unwrap(), b.sample().unwrap());
     }
@@ -597,7 +605,7 @@ fn fake_source_evolves_and_reclaims_leaks() {
 
 #[test]
 fn fake_source_outages_need_reconnects() {
-    let mut src = FakeSource::with_seed(1).with_outages(3, 2);
+    let mut src = DemoSource::with_seed(1).with_outages(3, 2);
     assert!(src.sample().is_ok());
     assert!(src.sample().is_ok());
     assert!(src.sample().is_err());

@@ -1,12 +1,12 @@
 //! Rendering tests: every view drawn into ratatui's `TestBackend`, asserting on the text.
 
 use super::app::*;
-use super::fake::FakeSource;
 use super::input::Key;
 use super::views::{self, sparkline, truncate, truncate_start};
-use super::SnapshotSource;
 use crate::model::tests::sample;
 use crate::model::{Event, EventKind, Snapshot};
+use crate::source::DemoSource;
+use crate::source::Source;
 use ratatui::backend::TestBackend;
 use ratatui::layout::Rect;
 use ratatui::Terminal;
@@ -156,7 +156,7 @@ fn allocations_view_sorted_and_filtered() {
 
 #[test]
 fn allocations_selection_scrolls_into_view() {
-    let mut src = FakeSource::with_seed(5);
+    let mut src = DemoSource::with_seed(5);
     let mut app = App::new(Duration::from_millis(500));
     for i in 0..40 {
         app.apply_snapshot(
@@ -374,7 +374,7 @@ fn before_first_snapshot_every_view_says_waiting() {
 #[test]
 fn no_panic_at_any_size() {
     let mut base = app();
-    let mut src = FakeSource::with_seed(9);
+    let mut src = DemoSource::with_seed(9);
     for i in 0..30 {
         base.apply_snapshot(
             src.sample().unwrap(),

@@ -2,6 +2,7 @@
 //! fill and the failure counters.
 
 use super::{body_block, draw_waiting, kib, sparkline, truncate};
+use crate::model::ProcState;
 use crate::tui::app::App;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -47,7 +48,7 @@ pub fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
                 .collect();
             let style = if p.pid == 0 {
                 Style::new().fg(Color::Red)
-            } else if p.state == "gone" {
+            } else if p.state == ProcState::Gone {
                 Style::new().fg(Color::DarkGray)
             } else {
                 Style::new()
@@ -55,7 +56,7 @@ pub fn draw_overview(f: &mut Frame, area: Rect, app: &App) {
             Row::new(vec![
                 Cell::from(p.pid.to_string()),
                 Cell::from(truncate(&p.name, 10)),
-                Cell::from(truncate(&p.state, 8)),
+                Cell::from(truncate(p.state.as_str(), 8)),
                 Cell::from(p.allocs.to_string()),
                 Cell::from(p.pages.to_string()),
                 Cell::from(kib(p.pages).to_string()),

@@ -86,9 +86,3 @@ impl Session {
         )
     }
 }
-
-/// Installs the Ctrl-C handler; the returned flag is set when the user presses Ctrl-C, so loops
-/// can stop and detach instead of dying with the guest halted.
-pub fn install_ctrlc() -> Result<crate::target::ShutdownFlag> {
-    crate::target::install_ctrlc_handler().context("installing the Ctrl-C handler")
-}

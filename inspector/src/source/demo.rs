@@ -1,15 +1,16 @@
-//! `FakeSource`: a deterministic simulated kernel for demos (`inspector tui --demo`) and tests.
+//! `DemoSource`: a deterministic simulated kernel for demos (`inspector tui --demo`) and tests.
 //!
 //! Each `sample()` advances simulated time by half a second: processes appear, allocate and
 //! free pages, exit; what an exiting process still owns is force-freed with `ExitReclaim`
 //! events (processes named `leak`, and some others, always leave pages behind). The same seed
 //! gives the same sequence of snapshots. Optional simulated outages exercise reconnection.
 
-use super::SnapshotSource;
-use crate::model::{Entry, Event, EventKind, Header, Process, Snapshot};
+use super::{Capabilities, Origin, Source};
+use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, Snapshot};
 use anyhow::bail;
 
 const RAM_BASE: u64 = 0x8000_0000;
+const PAGE_SIZE: u64 = 4096;
 const RAM_PAGES: u64 = 32768; // 128 MiB
 /// Pages at the start of RAM used by the kernel image and boot structures (never tracked).
 const KERNEL_IMAGE_PAGES: u64 = 1024;
@@ -32,7 +33,7 @@ struct FakeProc {
 
 /// A simulated kernel. See the module doc.
 #[derive(Clone, Debug)]
-pub struct FakeSource {
+pub struct DemoSource {
     rng: u64,
     time: u64,
     /// Page bitmap: true = allocated (tracked or kernel image).
@@ -54,18 +55,18 @@ pub struct FakeSource {
     detached: bool,
 }
 
-impl FakeSource {
+impl DemoSource {
     /// A fresh simulated kernel with the default seed (see `with_seed`).
-    pub fn new() -> FakeSource {
-        FakeSource::with_seed(1)
+    pub fn new() -> DemoSource {
+        DemoSource::with_seed(1)
     }
 
     /// A fresh simulated kernel: shell (pid 1) running, a few kernel allocations. The same
     /// seed gives the same snapshots.
-    pub fn with_seed(seed: u64) -> FakeSource {
+    pub fn with_seed(seed: u64) -> DemoSource {
         let mut used = vec![false; RAM_PAGES as usize];
         used[..KERNEL_IMAGE_PAGES as usize].fill(true);
-        let mut f = FakeSource {
+        let mut f = DemoSource {
             rng: seed ^ 0x9e37_79b9_7f4a_7c15,
             time: 0,
             used,
@@ -75,7 +76,7 @@ impl FakeSource {
                 capacity: CAPACITY as u64,
                 ram_base: RAM_BASE,
                 ram_pages: RAM_PAGES,
-                alloc_base: RAM_BASE + KERNEL_IMAGE_PAGES * crate::tui::app::PAGE_SIZE,
+                alloc_base: RAM_BASE + KERNEL_IMAGE_PAGES * PAGE_SIZE,
                 ..Header::default()
             },
             procs: vec![FakeProc {
@@ -103,7 +104,7 @@ impl FakeSource {
 
     /// Makes every `every`-th sample fail as if the connection dropped; reconnecting then
     /// fails `attempts - 1` times before it succeeds.
-    pub fn with_outages(mut self, every: u64, attempts: u32) -> FakeSource {
+    pub fn with_outages(mut self, every: u64, attempts: u32) -> DemoSource {
         self.outage = Some((every.max(1), attempts.max(1)));
         self
     }
@@ -309,9 +310,9 @@ impl FakeSource {
                 parent: if p.pid == 1 { 0 } else { 1 },
                 name: p.name.clone(),
                 state: if p.pid == 1 {
-                    "waiting".into()
+                    ProcState::Waiting
                 } else {
-                    "running".into()
+                    ProcState::Running
                 },
             })
             .collect();
@@ -328,23 +329,31 @@ impl FakeSource {
     }
 }
 
-impl Default for FakeSource {
-    fn default() -> FakeSource {
-        FakeSource::new()
+impl Default for DemoSource {
+    fn default() -> DemoSource {
+        DemoSource::new()
     }
 }
 
-impl SnapshotSource for FakeSource {
+impl Source for DemoSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            origin: Origin::Demo,
+            halts_guest: false,
+            can_debug: false,
+        }
+    }
+
     fn sample(&mut self) -> anyhow::Result<Snapshot> {
         if self.down {
-            bail!("fake target: connection refused");
+            bail!("demo kernel: connection refused");
         }
         self.samples += 1;
         if let Some((every, _)) = self.outage {
             if self.samples.is_multiple_of(every) {
                 self.down = true;
                 self.failed_reconnects = 0;
-                bail!("fake target: connection reset by peer");
+                bail!("demo kernel: connection reset by peer");
             }
         }
         self.step();
@@ -357,7 +366,7 @@ impl SnapshotSource for FakeSource {
             self.failed_reconnects += 1;
             if self.failed_reconnects < attempts {
                 bail!(
-                    "fake target: connection refused (attempt {})",
+                    "demo kernel: connection refused (attempt {})",
                     self.failed_reconnects
                 );
             }

@@ -1,0 +1,429 @@
+//! Every text and JSON rendering of the commands' output, in one place: pure functions of the
+//! model and the debugger's results, so the formats are unit-tested here. JSON goes through
+//! serde (`Serialize` on the model types and on the records below); nothing builds JSON by hand.
+//!
+//! Contract: `snapshot --json` is an object with `capacity`, `count`, `generation`,
+//! `pause_us`, `entries` (each `slot`, `pa`, `npages`, `owner`, `tag`), `pids` (each `pid`,
+//! `name`, `state`, `allocs`, `pages`) and `events`; `watch --json-lines` prints one event
+//! object per line; `break --json` one hit object per line; `step --json` one line object per
+//! visited line.
+
+use crate::debugger::Args;
+use crate::model::{Entry, Event, EventKind, PidSummary, Snapshot};
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt::Write;
+
+/// The object of `snapshot --json`.
+#[derive(Serialize)]
+struct SnapshotRecord<'a> {
+    capacity: u64,
+    count: u64,
+    generation: u64,
+    high_water: u64,
+    pause_us: u64,
+    failed_allocs: u64,
+    invalid_frees: u64,
+    ram_base: u64,
+    ram_pages: u64,
+    alloc_base: u64,
+    free_pages: u64,
+    tracked_pages: u64,
+    missed_events: u64,
+    entries: &'a [Entry],
+    pids: Vec<PidSummary>,
+    events: &'a [Event],
+}
+
+/// The JSON object of `snapshot --json`.
+pub fn snapshot_json(s: &Snapshot) -> Value {
+    let h = &s.header;
+    to_value(&SnapshotRecord {
+        capacity: h.capacity,
+        count: h.count,
+        generation: h.generation,
+        high_water: h.high_water,
+        pause_us: s.pause_us,
+        failed_allocs: h.failed_allocs,
+        invalid_frees: h.invalid_frees,
+        ram_base: h.ram_base,
+        ram_pages: h.ram_pages,
+        alloc_base: h.alloc_base,
+        free_pages: h.free_pages,
+        tracked_pages: h.tracked_pages,
+        missed_events: s.missed_events,
+        entries: &s.entries,
+        pids: s.pids(),
+        events: &s.events,
+    })
+}
+
+/// Serializes a record whose types cannot fail to serialize (no maps with non-string keys).
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("plain records serialize")
+}
+
+/// One event as a JSON object (also the line format of `watch --json-lines`).
+pub fn event_json(e: &Event) -> Value {
+    to_value(e)
+}
+
+/// The text of `snapshot`: header line, per-PID summary, then the entries.
+pub fn snapshot_text(s: &Snapshot) -> String {
+    let h = &s.header;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tracker: {}/{} slots used, generation {}, high-water {}, pause {} us",
+        h.count, h.capacity, h.generation, h.high_water, s.pause_us
+    );
+    let _ = writeln!(
+        out,
+        "pages: ram {} free {} tracked {}; failed allocs {}, invalid frees {}",
+        h.ram_pages, h.free_pages, h.tracked_pages, h.failed_allocs, h.invalid_frees
+    );
+    let _ = writeln!(
+        out,
+        "\n{:>5}  {:<16} {:<9} {:>7} {:>7}  top tags",
+        "PID", "NAME", "STATE", "ALLOCS", "PAGES"
+    );
+    for p in s.pids() {
+        let tags: Vec<String> = p
+            .tags
+            .iter()
+            .take(3)
+            .map(|(t, n)| format!("{t}:{n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<16} {:<9} {:>7} {:>7}  {}",
+            p.pid,
+            p.name,
+            p.state.to_string(),
+            p.allocs,
+            p.pages,
+            tags.join(" ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:>5}  {:<12} {:>6} {:>5}  TAG",
+        "SLOT", "PA", "PAGES", "OWNER"
+    );
+    for e in &s.entries {
+        let _ = writeln!(
+            out,
+            "{:>5}  {:#012x} {:>6} {:>5}  {}",
+            e.slot, e.pa, e.npages, e.owner, e.tag
+        );
+    }
+    out
+}
+
+/// One line of `watch` for an event.
+pub fn event_line(e: &Event) -> String {
+    let what = match &e.kind {
+        EventKind::Alloc => "alloc",
+        EventKind::Free => "free",
+        EventKind::ExitReclaim => "exit-reclaim",
+        EventKind::AllocFailed => "alloc-failed",
+        EventKind::InvalidFree => "invalid-free",
+        EventKind::Other(name) => name.as_str(),
+    };
+    format!(
+        "#{:<7} {:<13} pid={:<4} pa={:#x} npages={} tag={}",
+        e.seq, what, e.owner, e.pa, e.npages, e.tag
+    )
+}
+
+/// The per-PID summary line of `watch --summary`.
+pub fn summary_line(s: &Snapshot) -> String {
+    let pids: Vec<String> = s
+        .pids()
+        .iter()
+        .map(|p| format!("{}({})={}p/{}a", p.pid, p.name, p.pages, p.allocs))
+        .collect();
+    format!(
+        "summary: count={} free={} {}",
+        s.header.count,
+        s.header.free_pages,
+        pids.join(" ")
+    )
+}
+
+/// The per-PID summary object of `watch --json-lines --summary`.
+pub fn summary_json(s: &Snapshot) -> Value {
+    #[derive(Serialize)]
+    struct SummaryRecord {
+        summary: Vec<PidSummary>,
+        count: u64,
+    }
+    to_value(&SummaryRecord {
+        summary: s.pids(),
+        count: s.header.count,
+    })
+}
+
+/// `watch`'s note that the ring overran between two snapshots.
+pub fn missed_events_line(missed: u64, json: bool) -> String {
+    if json {
+        serde_json::json!({ "missed_events": missed }).to_string()
+    } else {
+        format!("# missed {missed} events (ring overran between snapshots)")
+    }
+}
+
+/// `watch`'s last line: the share of wall time the guest ran (1 − paused/elapsed).
+pub fn running_share_line(paused_us: u64, wall_us: u64, json: bool) -> String {
+    let wall_us = wall_us.max(1);
+    let share = 100.0 * (1.0 - paused_us as f64 / wall_us as f64);
+    if json {
+        #[derive(Serialize)]
+        struct ShareRecord {
+            running_share: f64,
+            paused_us: u64,
+            wall_us: u64,
+        }
+        to_value(&ShareRecord {
+            running_share: share / 100.0,
+            paused_us,
+            wall_us,
+        })
+        .to_string()
+    } else {
+        format!("# guest running {share:.2}% of wall time ({paused_us} us paused in {wall_us} us)")
+    }
+}
+
+/// Where a debugger stop is: the function and source position to show.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// The arguments of one inlined call at a hit's pc.
+#[derive(Serialize)]
+struct InlinedRecord<'a> {
+    function: &'a str,
+    args: Value,
+}
+
+/// One `break --json` line.
+#[derive(Serialize)]
+struct HitRecord<'a> {
+    breakpoint: Option<u32>,
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    args: Value,
+    pc: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inlined_args: Vec<InlinedRecord<'a>>,
+}
+
+/// One hit of `break`: a JSON object, or the text line `hit N: function (file:line) pc=… args`.
+/// `inlined` (innermost first) is shown only when the pc is in inlined code whose calls have
+/// arguments.
+pub fn hit_line(
+    n: u64,
+    breakpoint: Option<u32>,
+    place: &Place,
+    pc: u64,
+    args: &Args,
+    inlined: &[(String, Args)],
+    json: bool,
+) -> String {
+    if json {
+        return to_value(&HitRecord {
+            breakpoint,
+            function: place.function.as_deref(),
+            file: place.file.as_deref(),
+            line: place.line,
+            args: args.to_json(),
+            pc,
+            inlined_args: inlined
+                .iter()
+                .map(|(f, a)| InlinedRecord {
+                    function: f,
+                    args: a.to_json(),
+                })
+                .collect(),
+        })
+        .to_string();
+    }
+    let inl: String = inlined
+        .iter()
+        .map(|(f, a)| format!(" | in {f}: {}", a.text()))
+        .collect();
+    format!(
+        "hit {n}: {} ({}:{}) pc={:#x} {}{inl}",
+        place.function.as_deref().unwrap_or("??"),
+        place.file.as_deref().unwrap_or("??"),
+        place.line.unwrap_or(0),
+        pc,
+        args.text()
+    )
+}
+
+/// One line `step` visited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StepLine {
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub function: Option<String>,
+    /// The source text of the line ("" when the file cannot be read).
+    pub text: String,
+    pub pc: u64,
+}
+
+/// The first `step --json` object: the stop, with the location asked for and the arguments.
+#[derive(Serialize)]
+struct FirstStepRecord<'a> {
+    #[serde(flatten)]
+    line: &'a StepLine,
+    stopped: &'a str,
+    args: Value,
+}
+
+/// The last `step --json` object when the function returned.
+#[derive(Serialize)]
+struct ReturnedRecord<'a> {
+    #[serde(flatten)]
+    line: &'a StepLine,
+    returned: bool,
+}
+
+/// The first line of `step`: where the breakpoint stopped (text: a `stopped in …` line, then
+/// the line itself).
+pub fn step_first_line(l: &StepLine, from: &str, args: &Args, json: bool) -> String {
+    if json {
+        to_value(&FirstStepRecord {
+            line: l,
+            stopped: from,
+            args: args.to_json(),
+        })
+        .to_string()
+    } else {
+        format!("stopped in {from} {}\n{}", args.text(), step_line(l, false))
+    }
+}
+
+/// One visited line of `step`: JSON, or `file:line  function | source text`.
+pub fn step_line(l: &StepLine, json: bool) -> String {
+    if json {
+        return to_value(l).to_string();
+    }
+    let at = format!(
+        "{}:{}",
+        l.file.as_deref().unwrap_or("??"),
+        l.line.unwrap_or(0)
+    );
+    format!(
+        "{at:<48} {:<40} | {}",
+        l.function.as_deref().unwrap_or("??"),
+        l.text
+    )
+}
+
+/// The line of `step` when the function returned (to `l`).
+pub fn step_returned_line(l: &StepLine, from: &str, json: bool) -> String {
+    if json {
+        return to_value(&ReturnedRecord {
+            line: l,
+            returned: true,
+        })
+        .to_string();
+    }
+    let to = match (&l.file, l.line) {
+        (Some(f), Some(n)) => format!("{f}:{n}"),
+        _ => format!("{:#x}", l.pc),
+    };
+    format!("{from} returned to {to}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::sample;
+
+    #[test]
+    fn json_has_the_contract_fields() {
+        let mut s = sample();
+        s.pause_us = 412;
+        let v = snapshot_json(&s);
+        for k in [
+            "capacity",
+            "count",
+            "generation",
+            "pause_us",
+            "entries",
+            "pids",
+            "events",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["capacity"], 8192);
+        assert_eq!(v["pause_us"], 412);
+        let e = &v["entries"][2];
+        assert_eq!(
+            (e["slot"].as_u64(), e["pa"].as_u64()),
+            (Some(2), Some(0x8030_5000))
+        );
+        assert_eq!(
+            (e["npages"].as_u64(), e["owner"].as_u64(), e["tag"].as_str()),
+            (Some(2), Some(7), Some("heap"))
+        );
+        let leak = v["pids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"] == 7)
+            .unwrap();
+        assert_eq!(
+            (
+                leak["name"].as_str(),
+                leak["allocs"].as_u64(),
+                leak["pages"].as_u64()
+            ),
+            (Some("leak"), Some(3), Some(7))
+        );
+    }
+
+    #[test]
+    fn text_lists_pids_and_entries() {
+        let t = snapshot_text(&sample());
+        assert!(t.contains("tracker: 5/8192 slots used"), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.trim_start().starts_with("7  leak") && l.contains("heap:5")),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.contains("0x0080305000") && l.ends_with("heap")),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn event_lines_name_kind_pid_and_tag() {
+        let e = Event {
+            seq: 12,
+            kind: EventKind::ExitReclaim,
+            owner: 7,
+            slot: None,
+            pa: 0x8030_5000,
+            npages: 2,
+            tag: "heap".into(),
+            time: 0,
+        };
+        let line = event_line(&e);
+        assert!(
+            line.contains("exit-reclaim") && line.contains("pid=7") && line.contains("tag=heap"),
+            "{line}"
+        );
+        assert_eq!(event_json(&e)["kind"], "exit_reclaim");
+    }
+}

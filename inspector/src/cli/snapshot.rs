@@ -1,0 +1,38 @@
+//! `inspector snapshot`: one snapshot of the tracker, printed, the kernel left running.
+//!
+//! ```text
+//! inspector snapshot --elf build/kernel.elf --gdb 127.0.0.1:1234          # text
+//! inspector snapshot --json | jq '.pids[] | select(.pages > 100)'         # JSON
+//! ```
+//!
+//! Text: a header line, the per-PID summary, then one line per live allocation. JSON: see
+//! [`render`](super::render) for the fields.
+
+use super::{render, Conn};
+use crate::source::{LiveSource, Source};
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: SnapshotArgs) -> Result<()> {
+    let mut source = LiveSource::connect(&args.conn.elf, &args.conn.gdb)?;
+    let snap = source.sample()?;
+    source.finish()?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render::snapshot_json(&snap))?
+        );
+    } else {
+        print!("{}", render::snapshot_text(&snap));
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! [`LiveSource`]: a running kernel over its GDB stub, as a [`Source`]. Loads the ELF at once
+//! (a wrong path fails before anything starts) and connects on the first sample; after an error
+//! the connection is dropped (detaching if it still can) and `reconnect` makes a new one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::session::{load_elf, Session};
+use super::{Capabilities, Origin, Source};
+use crate::dwarf::DebugInfo;
+use crate::model::Snapshot;
+
+/// See the module doc.
+pub struct LiveSource {
+    debug: Arc<DebugInfo>,
+    gdb: String,
+    session: Option<Session>,
+}
+
+impl LiveSource {
+    /// Loads `elf`; connects to the stub at `gdb` lazily.
+    pub fn new(elf: &Path, gdb: &str) -> Result<LiveSource> {
+        Ok(LiveSource {
+            debug: load_elf(elf)?,
+            gdb: gdb.to_string(),
+            session: None,
+        })
+    }
+
+    /// Loads `elf` and connects now (checking the build id), for the one-shot commands.
+    pub fn connect(elf: &Path, gdb: &str) -> Result<LiveSource> {
+        let mut source = LiveSource::new(elf, gdb)?;
+        source.reconnect()?;
+        Ok(source)
+    }
+
+    /// The connection, made now if there is none.
+    fn session(&mut self) -> Result<&mut Session> {
+        if self.session.is_none() {
+            self.reconnect()?;
+        }
+        Ok(self.session.as_mut().expect("connected above"))
+    }
+}
+
+impl Source for LiveSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            origin: Origin::Live,
+            halts_guest: true,
+            can_debug: false,
+        }
+    }
+
+    fn sample(&mut self) -> Result<Snapshot> {
+        let result = self.session().and_then(Session::sample);
+        if result.is_err() {
+            self.session = None;
+        }
+        result
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        self.session = None;
+        self.session = Some(Session::connect_with(self.debug.clone(), &self.gdb)?);
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.detach();
+        }
+    }
+}
+
+impl LiveSource {
+    /// Detaches and reports a failure to leave the guest running (the one-shot commands end
+    /// with this so the user hears of it).
+    pub fn finish(mut self) -> Result<()> {
+        match self.session.take() {
+            Some(s) => s.detach(),
+            None => Ok(()),
+        }
+    }
+}

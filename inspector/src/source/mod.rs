@@ -1,0 +1,57 @@
+//! Where snapshots come from: the [`Source`] trait every way of reading the tracker implements,
+//! and what each source can do ([`Capabilities`]). The TUI and the commands read the tracker
+//! through a `Source` only; they never reach below this layer for data.
+//!
+//! Sources today: [`LiveSource`] (a running kernel over its GDB stub: [`Session`] halts the
+//! guest briefly for each snapshot) and [`DemoSource`] (a simulated kernel, for trying the UI
+//! without QEMU and for tests). The debugger layer adds a live source that can also debug
+//! (`debugger::live::DebugSource`).
+//!
+//! Contract: a source that can touch a guest leaves it running whenever a call returns (unless
+//! a debugger above holds it on purpose) and after `detach`.
+
+pub mod demo;
+pub mod live;
+pub mod session;
+
+pub use demo::DemoSource;
+pub use live::LiveSource;
+pub use session::{load_elf, Session};
+
+use crate::model::Snapshot;
+
+/// What kind of thing a source reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A running guest.
+    Live,
+    /// A recording or a memory dump: the guest is not there.
+    Recorded,
+    /// Generated data (`tui --demo`).
+    Demo,
+}
+
+/// What a source can do, for the UI to show and offer the right things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    pub origin: Origin,
+    /// Each snapshot halts the guest for a moment (the pause is measured in the snapshot).
+    pub halts_guest: bool,
+    /// Breakpoints and stepping are available (see `debugger::Debuggable`).
+    pub can_debug: bool,
+}
+
+/// A stream of snapshots. The TUI calls it from one background thread only.
+pub trait Source: Send + 'static {
+    /// What this source is and can do; constant for the source's life.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Takes one snapshot. Err: connection trouble; callers show it and call `reconnect`.
+    fn sample(&mut self) -> anyhow::Result<Snapshot>;
+
+    /// Tries to (re)connect; Ok(()) when connected.
+    fn reconnect(&mut self) -> anyhow::Result<()>;
+
+    /// Leaves the guest running and lets it go (called on quit). Idempotent.
+    fn detach(&mut self);
+}
