@@ -5,7 +5,8 @@
 //! Files: `loader` (ELF, sections, symbols, relocation of `.o` files), `index` (one pass over the
 //! DIEs), `types` (the type model), `lookup` (globals by symbol name/address), `value` (generic
 //! decoding into [`Value`]), `layout` (field offsets for the hot path), `lines` (line table and
-//! functions), `error`.
+//! functions), `params` (formal parameters and inlined-call arguments at a pc), `unwind`
+//! (call-frame information), `error`.
 //!
 //! Typical use:
 //! ```no_run

@@ -158,6 +158,9 @@ pub struct Header {
     pub alloc_base: u64,
     pub free_pages: u64,
     pub tracked_pages: u64,
+    /// Frequency of the timer whose ticks stamp entries and events (`time`), in Hz, as the
+    /// kernel read it from the device tree; 0 when the kernel does not say.
+    pub timebase_hz: u64,
 }
 
 /// Everything one halt of the guest learned.

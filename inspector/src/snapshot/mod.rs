@@ -190,6 +190,7 @@ impl Sampler {
             alloc_base: get("alloc_base"),
             free_pages: get("free_pages"),
             tracked_pages: get("tracked_pages"),
+            timebase_hz: get("timebase_hz"),
         })
     }
 

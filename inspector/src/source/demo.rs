@@ -16,8 +16,10 @@ const RAM_PAGES: u64 = 32768; // 128 MiB
 const KERNEL_IMAGE_PAGES: u64 = 1024;
 const CAPACITY: usize = 8192;
 const EVENT_RING_LEN: usize = 1024;
-/// Timer ticks per sample (10 MHz timer, 0.5 s).
-const TICKS_PER_SAMPLE: u64 = 5_000_000;
+/// The simulated timer's frequency (QEMU virt's), exported in the header like a kernel does.
+const TIMEBASE_HZ: u64 = 10_000_000;
+/// Timer ticks per sample (0.5 s).
+const TICKS_PER_SAMPLE: u64 = TIMEBASE_HZ / 2;
 const MAX_PROCS: usize = 8;
 const NAMES: [&str; 6] = ["hello", "leak", "cat", "stress", "wc", "leak"];
 
@@ -76,6 +78,7 @@ impl DemoSource {
                 capacity: CAPACITY as u64,
                 ram_base: RAM_BASE,
                 ram_pages: RAM_PAGES,
+                timebase_hz: TIMEBASE_HZ,
                 alloc_base: RAM_BASE + KERNEL_IMAGE_PAGES * PAGE_SIZE,
                 ..Header::default()
             },

@@ -554,6 +554,11 @@ impl App {
     }
 
     /// Pages of `pid` over the last samples, oldest first (empty if unknown).
+    /// The kernel's timer frequency from the latest snapshot (0: unknown).
+    pub fn timebase_hz(&self) -> u64 {
+        self.latest.as_ref().map_or(0, |s| s.header.timebase_hz)
+    }
+
     pub fn history_of(&self, pid: u32) -> Vec<u64> {
         self.history
             .get(&pid)

@@ -34,7 +34,7 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
             .map(|r| {
                 Line::from(vec![
                     Span::styled(
-                        format!("{} ", secs(r.time)),
+                        format!("{} ", secs(r.time, app.timebase_hz())),
                         Style::new().fg(Color::DarkGray),
                     ),
                     Span::styled(r.summary(), Style::new().fg(owner_color(r.pid))),
@@ -93,7 +93,7 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
             };
             Line::from(vec![
                 Span::styled(
-                    format!("{:>6} {:>10} ", e.seq, secs(e.time)),
+                    format!("{:>6} {:>10} ", e.seq, secs(e.time, app.timebase_hz())),
                     Style::new().fg(Color::DarkGray),
                 ),
                 Span::styled(format!("{kind:<8} "), style),

@@ -27,8 +27,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-/// Timer ticks per second (the `time` CSR on QEMU virt runs at 10 MHz).
-pub const TICKS_PER_SEC: f64 = 10_000_000.0;
 
 /// Draws the whole screen for `app`. Any size works, down to 1×1 (parts that do not fit are
 /// clipped or left out).
@@ -233,9 +231,13 @@ pub fn kib(pages: u64) -> u64 {
     pages * PAGE_SIZE / 1024
 }
 
-/// Timer ticks as seconds since boot, e.g. `12.345s`.
-pub fn secs(ticks: u64) -> String {
-    format!("{:.3}s", ticks as f64 / TICKS_PER_SEC)
+/// Timer ticks as seconds since boot, e.g. `12.345s`, at `timebase_hz` (the tracker header's
+/// timer frequency); raw ticks (`1234t`) when the kernel does not say.
+pub fn secs(ticks: u64, timebase_hz: u64) -> String {
+    if timebase_hz == 0 {
+        return format!("{ticks}t");
+    }
+    format!("{:.3}s", ticks as f64 / timebase_hz as f64)
 }
 
 /// The end of `s` in at most `max` characters, with a leading `…` when cut.
@@ -262,5 +264,17 @@ pub fn truncate(s: &str, max: usize) -> String {
         let mut t: String = s.chars().take(max - 1).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::secs;
+
+    #[test]
+    fn ticks_convert_at_the_kernels_timer_frequency() {
+        assert_eq!(secs(12_345_000, 10_000_000), "1.234s");
+        assert_eq!(secs(12_345_000, 1_000_000), "12.345s");
+        assert_eq!(secs(42, 0), "42t", "unknown frequency: raw ticks");
     }
 }
