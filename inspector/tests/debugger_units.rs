@@ -33,7 +33,7 @@ fn c_fixture(dir: &Path) -> Arc<DebugInfo> {
     let obj = dir.join("seed64.o");
     let out = Command::new("gcc")
         .args(["-g", "-O0", "-c"])
-        .arg(fixtures().join("seed_tracker.c"))
+        .arg(fixtures().join("chapter_tracker.c"))
         .arg("-o")
         .arg(&obj)
         .output()
@@ -411,8 +411,8 @@ fn line_table_to_address_and_back() {
     let dir = tempfile::tempdir().unwrap();
     // C: the marked line of track_alloc.
     let info = c_fixture(dir.path());
-    let line = marker_line(&fixtures().join("seed_tracker.c"), "LINE:owner");
-    let loc: Location = format!("seed_tracker.c:{line}").parse().unwrap();
+    let line = marker_line(&fixtures().join("chapter_tracker.c"), "LINE:owner");
+    let loc: Location = format!("chapter_tracker.c:{line}").parse().unwrap();
     let (addrs, function) = Breakpoints::resolve(&info, &loc).unwrap();
     assert!(!addrs.is_empty());
     assert_eq!(function.as_deref(), Some("track_alloc"));
@@ -420,7 +420,7 @@ fn line_table_to_address_and_back() {
         assert_eq!(info.location(a).unwrap().line, line);
         let p = position(&info, a).unwrap();
         assert_eq!((p.line, p.function.as_deref()), (line, Some("track_alloc")));
-        assert!(p.file.ends_with("seed_tracker.c"));
+        assert!(p.file.ends_with("chapter_tracker.c"));
     }
     let err = Breakpoints::resolve(&info, &"no_such.c:3".parse().unwrap()).unwrap_err();
     assert!(err.to_string().contains("no code at no_such.c:3"), "{err}");

@@ -32,7 +32,7 @@ fn gcc(dir: &Path, out: &str, args: &[&str]) -> Result<PathBuf, String> {
     run(Command::new("gcc")
         .args(args)
         .args(["-g", "-O0", "-c"])
-        .arg(fixtures().join("seed_tracker.c"))
+        .arg(fixtures().join("chapter_tracker.c"))
         .arg("-o")
         .arg(&obj))?;
     Ok(obj)
@@ -211,18 +211,18 @@ fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bo
         return offsets;
     }
     // Line table: file:line → address → file:line, and the function's range.
-    let src = fixtures().join("seed_tracker.c");
+    let src = fixtures().join("chapter_tracker.c");
     let line = marker_line(&src, "LINE:owner");
     let f = info.function("track_alloc").unwrap();
     assert!(f.high > f.low);
-    let matches = info.line_addresses("seed_tracker.c", line).unwrap();
+    let matches = info.line_addresses("chapter_tracker.c", line).unwrap();
     assert_eq!(matches.len(), 1, "{matches:?}");
     assert_eq!(matches[0].line, line);
     let addr = matches[0].addresses[0];
     assert!(addr > f.low && addr < f.high, "{addr:#x} in {f:?}");
     let loc = info.location(addr).unwrap();
     assert_eq!(loc.line, line);
-    assert!(loc.file.ends_with("seed_tracker.c"), "{}", loc.file);
+    assert!(loc.file.ends_with("chapter_tracker.c"), "{}", loc.file);
     assert_eq!(
         info.function_at(addr).map(|f| f.name),
         Some("track_alloc".to_string())
@@ -235,7 +235,7 @@ fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bo
     assert_eq!(info.location(bp).map(|l| l.line), Some(body));
     // A line without code (the comment above the function) moves to the next line with code.
     let blank = marker_line(&src, "Two dimensions");
-    let next = info.line_addresses("seed_tracker.c", blank).unwrap();
+    let next = info.line_addresses("chapter_tracker.c", blank).unwrap();
     assert!(next[0].line > blank, "{next:?}");
     assert!(info.line_addresses("no_such_file.c", 1).unwrap().is_empty());
 
@@ -245,8 +245,8 @@ fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bo
 #[test]
 fn c_tracker_64_bit_both_field_orders() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = gcc(dir.path(), "seed64.o", &[]).expect("host gcc must build the 64-bit fixture");
-    let reordered = gcc(dir.path(), "seed64r.o", &["-DREORDER"]).unwrap();
+    let plain = gcc(dir.path(), "chapter64.o", &[]).expect("host gcc must build the 64-bit fixture");
+    let reordered = gcc(dir.path(), "chapter64r.o", &["-DREORDER"]).unwrap();
     let a = check_c_object(&plain, 8);
     let b = check_c_object(&reordered, 8);
     assert_ne!(
@@ -258,14 +258,14 @@ fn c_tracker_64_bit_both_field_orders() {
 #[test]
 fn c_tracker_32_bit_both_field_orders() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = match gcc(dir.path(), "seed32.o", &["-m32"]) {
+    let plain = match gcc(dir.path(), "chapter32.o", &["-m32"]) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("NOTE: skipping the 32-bit C fixture: gcc -m32 is not available here ({e})");
             return;
         }
     };
-    let reordered = gcc(dir.path(), "seed32r.o", &["-m32", "-DREORDER"]).unwrap();
+    let reordered = gcc(dir.path(), "chapter32r.o", &["-m32", "-DREORDER"]).unwrap();
     let a = check_c_object(&plain, 4);
     let b = check_c_object(&reordered, 4);
     assert_ne!(a, b);
@@ -276,14 +276,14 @@ fn c_tracker_32_bit_both_field_orders() {
 /// assembler for a big-endian target (s390x for 64-bit, powerpc for 32-bit). The data and the
 /// DWARF come out in big-endian byte order, as a big-endian compiler would write them.
 fn big_endian_object(dir: &Path, m32: bool) -> Result<PathBuf, String> {
-    let asm = dir.join(if m32 { "seed32.s" } else { "seed64.s" });
+    let asm = dir.join(if m32 { "chapter32.s" } else { "chapter64.s" });
     let mut cmd = Command::new("gcc");
     if m32 {
         cmd.arg("-m32");
     }
     run(cmd
         .args(["-S", "-g", "-O0", "-DNO_CODE"])
-        .arg(fixtures().join("seed_tracker.c"))
+        .arg(fixtures().join("chapter_tracker.c"))
         .arg("-o")
         .arg(&asm))?;
     // `.value` (2 bytes) and `.align` (bytes on x86, a power of two elsewhere) are x86 dialect.
@@ -339,13 +339,13 @@ fn c_tracker_big_endian_64_and_32_bit() {
 #[test]
 fn errors_name_the_problem_and_the_next_step() {
     let dir = tempfile::tempdir().unwrap();
-    let err = DebugInfo::load(fixtures().join("seed_tracker.c")).unwrap_err();
+    let err = DebugInfo::load(fixtures().join("chapter_tracker.c")).unwrap_err();
     assert!(matches!(err, DwarfError::NotElf { .. }), "{err}");
 
     let stripped = dir.path().join("nodebug.o");
     run(Command::new("gcc")
         .args(["-g0", "-c"])
-        .arg(fixtures().join("seed_tracker.c"))
+        .arg(fixtures().join("chapter_tracker.c"))
         .arg("-o")
         .arg(&stripped))
     .unwrap();
@@ -358,7 +358,7 @@ fn errors_name_the_problem_and_the_next_step() {
     let gz = dir.path().join("gz.o");
     if run(Command::new("gcc")
         .args(["-g", "-gz=zlib", "-c"])
-        .arg(fixtures().join("seed_tracker.c"))
+        .arg(fixtures().join("chapter_tracker.c"))
         .arg("-o")
         .arg(&gz))
     .is_ok()
@@ -375,13 +375,13 @@ fn errors_name_the_problem_and_the_next_step() {
     let err = DebugInfo::load(dir.path().join("missing.elf")).unwrap_err();
     assert!(matches!(err, DwarfError::Io { .. }), "{err}");
 
-    let obj = gcc(dir.path(), "seed64.o", &[]).unwrap();
+    let obj = gcc(dir.path(), "chapter64.o", &[]).unwrap();
     let info = DebugInfo::load(&obj).unwrap();
     let err = info.global("alloc_tracker").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, DwarfError::SymbolNotFound { .. }), "{msg}");
     assert!(
-        msg.contains("alloc_tracker") && msg.contains("seed64.o"),
+        msg.contains("alloc_tracker") && msg.contains("chapter64.o"),
         "{msg}"
     );
     let err = info

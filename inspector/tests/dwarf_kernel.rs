@@ -4,10 +4,13 @@
 //! Ignored by default because the ELF must be built first; `make test` runs it:
 //! `cargo test -p inspector --test dwarf_kernel -- --ignored`.
 
-use inspector::dwarf::{default_kernel_elf, DebugInfo, FieldKind};
+mod common;
+
+use common::qemu::kernel_elf;
+use inspector::dwarf::{DebugInfo, FieldKind};
 
 fn load() -> DebugInfo {
-    let path = default_kernel_elf();
+    let path = kernel_elf();
     DebugInfo::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -1,4 +1,4 @@
-//! End-to-end tests of the Leakscope kernel in QEMU: boot to the shell, the seed's exit-cleanup
+//! End-to-end tests of the Leakscope kernel in QEMU: boot to the shell, the chapter's exit-cleanup
 //! report, exact page counts through exit sweeps, refusal of bad syscall pointers and invalid
 //! frees, and a full tracker table failing cleanly.
 //!

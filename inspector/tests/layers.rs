@@ -152,7 +152,10 @@ fn violations(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
 fn top_level_modules_import_only_from_lower_layers() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = import_graph(&src);
-    assert!(graph.contains_key("tui") && graph.contains_key("rsp"), "{graph:?}");
+    assert!(
+        graph.contains_key("tui") && graph.contains_key("rsp"),
+        "{graph:?}"
+    );
     let bad = violations(&graph);
     assert!(bad.is_empty(), "layering broken:\n{}", bad.join("\n"));
 }

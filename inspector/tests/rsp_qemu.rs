@@ -8,6 +8,8 @@
 //! Needs `qemu-system-riscv64`; run with `cargo test -p inspector --test rsp_qemu -- --ignored`
 //! (or `make test`). QEMU is killed by its pid when the test ends, and after 60 s in any case.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -199,7 +201,7 @@ fn symbol(elf: &[u8], name: &str) -> u64 {
 #[test]
 #[ignore = "boots QEMU: run with make test"]
 fn kernel_tracker_header_is_readable_at_every_halt() {
-    let path = inspector::dwarf::default_kernel_elf();
+    let path = common::qemu::kernel_elf();
     let elf = std::fs::read(&path).expect("build/kernel.elf: run `make kernel` first");
     let header = symbol(&elf, "alloc_tracker");
     const MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");

@@ -1,4 +1,4 @@
-//! The debugger (issue 5): breakpoints on kernel functions or source lines with conditions on
+//! The debugger: breakpoints on kernel functions or source lines with conditions on
 //! their decoded arguments, line and instruction stepping, step-out, backtraces, and what a stop
 //! shows. Works on any [`Target`]; the CLI (`break`, `step`) and the TUI's debugger view drive
 //! it.

@@ -36,7 +36,7 @@ mod types;
 mod unwind;
 mod value;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use error::{DwarfError, Result};
 pub use index::{eval_static_address, FunctionDie, VariableDie};
@@ -118,15 +118,6 @@ impl DebugInfo {
     /// All concrete functions DWARF describes with an address range.
     pub fn functions(&self) -> &[FunctionDie] {
         &self.index.functions
-    }
-}
-
-/// The kernel ELF the tools use by default: `$LEAKSCOPE_KERNEL_ELF` if set, else
-/// `<workspace>/build/kernel.elf` (where `make kernel` leaves it).
-pub fn default_kernel_elf() -> PathBuf {
-    match std::env::var_os("LEAKSCOPE_KERNEL_ELF") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
     }
 }
 

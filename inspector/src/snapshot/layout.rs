@@ -2,7 +2,7 @@
 //! out, resolved once from the ELF's symbols and DWARF (docs/tracker-abi.md).
 //!
 //! Contract: only `alloc_table` (with fields `used`, `pa`, `npages`, `owner`, `tag`) is
-//! required, so a kernel built from the seed chapter's C header decodes too; `alloc_table_count`,
+//! required, so a kernel built from the chapter's C header decodes too; `alloc_table_count`,
 //! `alloc_tracker`, `alloc_events`, `proc_table` and `leakscope_build_id` are used when present.
 //! Nothing here knows an offset or a size: all come from DWARF.
 

@@ -154,7 +154,7 @@ impl Sampler {
     fn read_header<T: Target + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {
         let capacity = self.layout.table.array.len;
         let Some((addr, layout)) = &self.layout.header else {
-            // No header (a seed-style kernel): the whole table is read every time.
+            // No header (a kernel with the chapter's bare table): the whole table is read every time.
             return Ok(Header {
                 capacity,
                 high_water: capacity,

@@ -25,8 +25,8 @@ pub struct Qemu {
 /// The kernel ELF the tests boot.
 pub fn kernel_elf() -> PathBuf {
     match std::env::var_os("LEAKSCOPE_KERNEL_ELF") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
     }
 }
 

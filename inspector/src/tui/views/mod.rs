@@ -27,7 +27,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
-
 /// Draws the whole screen for `app`. Any size works, down to 1×1 (parts that do not fit are
 /// clipped or left out).
 pub fn draw(f: &mut Frame, app: &App) {
