@@ -92,7 +92,7 @@ fn rust_args_from_registers_and_entry_values() {
     assert_eq!(args.get("owner").unwrap().type_name, "u32");
     assert_eq!(args.text(), "owner=7 pa=0x80503000");
     assert_eq!(
-        args.to_json(),
+        serde_json::to_value(&args).unwrap(),
         serde_json::json!({"owner": 7, "pa": 0x8050_3000u64})
     );
 

@@ -245,7 +245,8 @@ fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bo
 #[test]
 fn c_tracker_64_bit_both_field_orders() {
     let dir = tempfile::tempdir().unwrap();
-    let plain = gcc(dir.path(), "chapter64.o", &[]).expect("host gcc must build the 64-bit fixture");
+    let plain =
+        gcc(dir.path(), "chapter64.o", &[]).expect("host gcc must build the 64-bit fixture");
     let reordered = gcc(dir.path(), "chapter64r.o", &["-DREORDER"]).unwrap();
     let a = check_c_object(&plain, 8);
     let b = check_c_object(&reordered, 8);

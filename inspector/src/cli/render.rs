@@ -167,7 +167,14 @@ pub fn summary_json(s: &Snapshot) -> Value {
 /// `watch`'s note that the ring overran between two snapshots.
 pub fn missed_events_line(missed: u64, json: bool) -> String {
     if json {
-        serde_json::json!({ "missed_events": missed }).to_string()
+        #[derive(Serialize)]
+        struct MissedRecord {
+            missed_events: u64,
+        }
+        to_value(&MissedRecord {
+            missed_events: missed,
+        })
+        .to_string()
     } else {
         format!("# missed {missed} events (ring overran between snapshots)")
     }
@@ -207,7 +214,7 @@ pub struct Place {
 #[derive(Serialize)]
 struct InlinedRecord<'a> {
     function: &'a str,
-    args: Value,
+    args: &'a Args,
 }
 
 /// One `break --json` line.
@@ -217,7 +224,7 @@ struct HitRecord<'a> {
     function: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
-    args: Value,
+    args: &'a Args,
     pc: u64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     inlined_args: Vec<InlinedRecord<'a>>,
@@ -241,13 +248,13 @@ pub fn hit_line(
             function: place.function.as_deref(),
             file: place.file.as_deref(),
             line: place.line,
-            args: args.to_json(),
+            args,
             pc,
             inlined_args: inlined
                 .iter()
                 .map(|(f, a)| InlinedRecord {
                     function: f,
-                    args: a.to_json(),
+                    args: a,
                 })
                 .collect(),
         })
@@ -284,7 +291,7 @@ struct FirstStepRecord<'a> {
     #[serde(flatten)]
     line: &'a StepLine,
     stopped: &'a str,
-    args: Value,
+    args: &'a Args,
 }
 
 /// The last `step --json` object when the function returned.
@@ -302,7 +309,7 @@ pub fn step_first_line(l: &StepLine, from: &str, args: &Args, json: bool) -> Str
         to_value(&FirstStepRecord {
             line: l,
             stopped: from,
-            args: args.to_json(),
+            args,
         })
         .to_string()
     } else {

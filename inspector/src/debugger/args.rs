@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use serde_json::json;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::dwarf::{
     evaluate_frame_base, evaluate_location, read_pieces, DebugInfo, FunctionParams, Machine,
@@ -39,29 +40,29 @@ pub enum ArgValue {
     Unavailable(String),
 }
 
-impl ArgValue {
-    /// JSON: numbers as numbers (unsigned above `u64::MAX` as a string), strings as strings,
-    /// unavailable values as `null`.
-    pub fn to_json(&self) -> serde_json::Value {
+/// JSON: numbers as numbers (unsigned above `u64::MAX` as a string), strings as strings,
+/// enumerators by name, unavailable values as `null`.
+impl Serialize for ArgValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             ArgValue::UInt(u) => match u64::try_from(*u) {
-                Ok(v) => json!(v),
-                Err(_) => json!(u.to_string()),
+                Ok(v) => s.serialize_u64(v),
+                Err(_) => s.collect_str(u),
             },
             ArgValue::Int(i) => match i64::try_from(*i) {
-                Ok(v) => json!(v),
-                Err(_) => json!(i.to_string()),
+                Ok(v) => s.serialize_i64(v),
+                Err(_) => s.collect_str(i),
             },
-            ArgValue::Bool(b) => json!(b),
-            ArgValue::Char(c) => json!(c.to_string()),
-            ArgValue::Str(s) => json!(s),
-            ArgValue::Enum { name, value } => match name {
-                Some(n) => json!(n),
-                None => json!(value),
+            ArgValue::Bool(b) => s.serialize_bool(*b),
+            ArgValue::Char(c) => s.collect_str(c),
+            ArgValue::Str(text) | ArgValue::Other(text) => s.serialize_str(text),
+            ArgValue::Enum { name: Some(n), .. } => s.serialize_str(n),
+            ArgValue::Enum { name: None, value } => match i64::try_from(*value) {
+                Ok(v) => s.serialize_i64(v),
+                Err(_) => s.collect_str(value),
             },
-            ArgValue::Pointer(p) => json!(p),
-            ArgValue::Other(s) => json!(s),
-            ArgValue::Unavailable(_) => serde_json::Value::Null,
+            ArgValue::Pointer(p) => s.serialize_u64(*p),
+            ArgValue::Unavailable(_) => s.serialize_none(),
         }
     }
 }
@@ -103,19 +104,20 @@ pub struct Arg {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Args(pub Vec<Arg>);
 
+/// JSON: `{"name": value, …}`.
+impl Serialize for Args {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for a in &self.0 {
+            map.serialize_entry(&a.name, &a.value)?;
+        }
+        map.end()
+    }
+}
+
 impl Args {
     pub fn get(&self, name: &str) -> Option<&Arg> {
         self.0.iter().find(|a| a.name == name)
-    }
-
-    /// `{"name": value, …}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Object(
-            self.0
-                .iter()
-                .map(|a| (a.name.clone(), a.value.to_json()))
-                .collect(),
-        )
     }
 
     /// `name=value name=value`.

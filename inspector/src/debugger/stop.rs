@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use serde_json::json;
 
 use crate::model::{diff, Diff, Snapshot};
 use crate::target::{Target, PC};
@@ -143,57 +142,5 @@ impl StopView {
             inlined_args,
             changed,
         })
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({
-            "pc": self.pc,
-            "breakpoint": self.breakpoint,
-            "function": self.position.as_ref().and_then(|p| p.function.clone()),
-            "file": self.position.as_ref().map(|p| p.file.clone()),
-            "line": self.position.as_ref().map(|p| p.line),
-            "args": self.args.to_json(),
-            "inlined_args": self.inlined_args.iter().map(|(f, a)| json!({"function": f, "args": a.to_json()})).collect::<Vec<_>>(),
-            "source": self.source.iter().map(|l| json!({"line": l.number, "text": l.text, "current": l.current})).collect::<Vec<_>>(),
-            "registers": REGISTER_NAMES.iter().zip(&self.registers).map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "backtrace": self.backtrace.iter().map(|f| json!({"pc": f.pc, "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined})).collect::<Vec<_>>(),
-            "changed": self.changed.as_ref().map(|d| json!({"added": d.added, "removed": d.removed})),
-        })
-    }
-
-    /// A multi-line text rendering (for the CLI).
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        let (func, file, line) = match &self.position {
-            Some(p) => (
-                p.function.clone().unwrap_or_else(|| "??".into()),
-                p.file.clone(),
-                p.line,
-            ),
-            None => ("??".into(), "??".into(), 0),
-        };
-        out.push_str(&format!(
-            "stopped at {:#x} in {func} ({file}:{line}) {}\n",
-            self.pc,
-            self.args.text()
-        ));
-        for (f, a) in &self.inlined_args {
-            out.push_str(&format!("  in inlined {f}: {}\n", a.text()));
-        }
-        for l in &self.source {
-            let mark = if l.current { "=>" } else { "  " };
-            out.push_str(&format!("{mark}{:5} {}\n", l.number, l.text));
-        }
-        for (i, f) in self.backtrace.iter().enumerate() {
-            out.push_str(&format!(
-                "#{i:<2} {:#x} {}{} at {}:{}\n",
-                f.pc,
-                if f.inlined { "[inlined] " } else { "" },
-                f.function.as_deref().unwrap_or("??"),
-                f.file.as_deref().unwrap_or("??"),
-                f.line
-            ));
-        }
-        out
     }
 }

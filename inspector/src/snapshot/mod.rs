@@ -9,6 +9,9 @@
 
 mod layout;
 
+/// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
+const NO_SLOT: u64 = u32::MAX as u64;
+
 pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
 
 use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
@@ -338,7 +341,7 @@ impl Sampler {
         let slot = r
             .field("slot")
             .and_then(|f| f.read_u64(rec))
-            .filter(|&s| s != u64::from(u32::MAX) && s < self.layout.table.array.len)
+            .filter(|&s| s != NO_SLOT && s < self.layout.table.array.len)
             .map(|s| s as usize);
         Ok(Event {
             seq,
