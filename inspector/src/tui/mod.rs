@@ -1,13 +1,22 @@
 //! Terminal UI: live views of the page tracker (overview, allocations, page map, leaks and
 //! events) fed by a `SnapshotSource` sampled on a background thread.
 //!
-//! Layers: `app` (state, no ratatui), `input` (keys), `views` (drawing only), `run` (terminal
-//! guard, sampler thread, event loop), `fake` (a simulated source for demos and tests).
+//! Layers: state without ratatui: `app` (app-wide state, keys → state changes and actions),
+//! beside it the per-view state `overview` (rows), `allocations` (sort order), `pagemap`
+//! (grid, cells, cursor) and `debugger` (the debugger pane and its `B` prompt parser), the
+//! `filter` and the footer's line editor `prompt`; `input` (keys), `views` (drawing only),
+//! `run` (terminal guard, sampler thread, event loop), `fake` (a simulated source for demos
+//! and tests).
 
+pub mod allocations;
 pub mod app;
 pub mod debugger;
 pub mod fake;
+pub mod filter;
 pub mod input;
+pub mod overview;
+pub mod pagemap;
+pub mod prompt;
 pub mod run;
 pub mod views;
 

@@ -2,7 +2,9 @@
 
 use super::app::*;
 use super::fake::FakeSource;
+use super::filter::Filter;
 use super::input::Key;
+use super::pagemap::PAGEMAP_CHROME;
 use super::views::{self, sparkline, truncate, truncate_start};
 use super::SnapshotSource;
 use crate::model::tests::sample;
