@@ -1,11 +1,14 @@
 //! The inspector's view of the tracker: snapshots decoded by field name, per-PID aggregates,
-//! and the difference between two snapshots. Plain data: no I/O, no terminal, no DWARF types.
+//! the difference between two snapshots (`diff`) and leak reports grouped per process exit
+//! (`leaks`). Plain data: no I/O, no terminal, no DWARF types.
 //!
 //! The `snapshot` layer fills these from a target; everything here is pure and unit-tested on
 //! hand-made snapshots.
 
 mod diff;
+mod leaks;
 pub use diff::{diff, Diff};
+pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
 
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -22,6 +22,20 @@ pub(crate) fn process(pid: u32, name: &str, state: &str) -> Process {
     }
 }
 
+/// An event of `kind` at `seq` (also its time), at a pa derived from `seq`, without a slot.
+pub(crate) fn event(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
+    Event {
+        seq,
+        kind,
+        owner,
+        slot: None,
+        pa: 0x8040_0000 + seq * 0x1000,
+        npages,
+        tag: tag.into(),
+        time: seq,
+    }
+}
+
 /// A small snapshot: kernel, a shell (pid 1) and a leaker (pid 7).
 pub(crate) fn sample() -> Snapshot {
     Snapshot {

@@ -1,13 +1,20 @@
 //! TUI application state: the latest snapshot, bounded history (per-PID page series, events,
-//! leak reports), view/sort/filter/cursor state, and the key → state change + `Action` logic.
+//! leak reports), the current view, filter, prompt and cursors, and the key → state change +
+//! `Action` logic. Per-view state lives beside it (`overview`, `allocations`, `pagemap`,
+//! `debugger`), as do the filter (`filter`) and the prompt editor (`prompt`).
 //!
 //! No ratatui or terminal types here: everything is unit-testable with plain values. Time is
 //! injected (`now: Instant` arguments); nothing reads the clock.
 
-use super::debugger::DebugPane;
+use super::allocations::SortKey;
+use super::debugger::{breakpoint_prompt_command, DebugPane};
+use super::filter::Filter;
 use super::input::Key;
+use super::overview::{overview_rows, PidRow};
+use super::pagemap::{self, CellInfo, PageGrid};
+use super::prompt::{Prompt, PromptEdit, PromptKind};
 use crate::debugger::live::{DebugCommand, DebugReport};
-use crate::model::{Entry, Event, EventKind, PidSummary, ProcState, Snapshot, KERNEL_PID};
+use crate::model::{Entry, Event, LeakReport, LeakTracker, Snapshot, KERNEL_PID};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -15,8 +22,6 @@ use std::time::{Duration, Instant};
 pub const HISTORY_LEN: usize = 60;
 /// Events kept across snapshots (oldest dropped first).
 pub const EVENT_HISTORY_LEN: usize = 5000;
-/// Leak reports kept (oldest dropped first).
-pub const LEAK_HISTORY_LEN: usize = 500;
 /// Refresh intervals `+`/`-` step through.
 pub const INTERVAL_STEPS: [Duration; 8] = [
     Duration::from_millis(100),
@@ -30,10 +35,6 @@ pub const INTERVAL_STEPS: [Duration; 8] = [
 ];
 /// Page size of the tracked RAM.
 pub const PAGE_SIZE: u64 = 4096;
-/// Rows the screen layout uses around the page-map grid: header, tabs and footer lines (3),
-/// the body block's borders (2) and the legend/cursor-info lines (3). Columns: borders (2).
-/// `views::pagemap` draws with exactly this layout (a rendering test checks it).
-pub const PAGEMAP_CHROME: (u16, u16) = (2, 8);
 
 /// Which view the body shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,115 +87,6 @@ pub enum Connection {
     },
 }
 
-/// Sort order of the allocations view. `s` cycles through them in this order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortKey {
-    /// Physical address, ascending.
-    Pa,
-    /// Pages, largest first (ties by pa).
-    Pages,
-    /// Owner PID ascending (ties by pa).
-    Owner,
-    /// Tag alphabetically (ties by pa).
-    Tag,
-    /// Allocation time, oldest first (ties by pa).
-    Age,
-}
-
-impl SortKey {
-    pub fn next(self) -> SortKey {
-        match self {
-            SortKey::Pa => SortKey::Pages,
-            SortKey::Pages => SortKey::Owner,
-            SortKey::Owner => SortKey::Tag,
-            SortKey::Tag => SortKey::Age,
-            SortKey::Age => SortKey::Pa,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            SortKey::Pa => "pa",
-            SortKey::Pages => "pages",
-            SortKey::Owner => "owner",
-            SortKey::Tag => "tag",
-            SortKey::Age => "age",
-        }
-    }
-}
-
-/// A filter on allocations and events, parsed from the `/` prompt.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Filter {
-    /// `pid:N`: owner is N.
-    Pid(u32),
-    /// `tag:T`: tag equals T (case-insensitive).
-    Tag(String),
-    /// Anything else: case-insensitive substring of the tag or the owner's process name.
-    Text(String),
-}
-
-impl Filter {
-    /// Parses prompt text. `Ok(None)` for empty text (clears the filter); `Err` names the problem.
-    pub fn parse(text: &str) -> Result<Option<Filter>, String> {
-        let t = text.trim();
-        if t.is_empty() {
-            return Ok(None);
-        }
-        if let Some(p) = t.strip_prefix("pid:") {
-            return p
-                .trim()
-                .parse::<u32>()
-                .map(|n| Some(Filter::Pid(n)))
-                .map_err(|_| format!("not a pid: {:?} (try pid:7)", p.trim()));
-        }
-        if let Some(tag) = t.strip_prefix("tag:") {
-            let tag = tag.trim();
-            if tag.is_empty() {
-                return Err("empty tag (try tag:heap)".into());
-            }
-            return Ok(Some(Filter::Tag(tag.to_lowercase())));
-        }
-        Ok(Some(Filter::Text(t.to_lowercase())))
-    }
-
-    /// Whether an allocation or event of `owner` with `tag` passes; `name` is the owner's
-    /// process name when known.
-    pub fn matches(&self, owner: u32, tag: &str, name: Option<&str>) -> bool {
-        match self {
-            Filter::Pid(p) => owner == *p,
-            Filter::Tag(t) => tag.eq_ignore_ascii_case(t),
-            Filter::Text(s) => {
-                tag.to_lowercase().contains(s) || name.is_some_and(|n| n.to_lowercase().contains(s))
-            }
-        }
-    }
-
-    pub fn label(&self) -> String {
-        match self {
-            Filter::Pid(p) => format!("pid:{p}"),
-            Filter::Tag(t) => format!("tag:{t}"),
-            Filter::Text(s) => s.clone(),
-        }
-    }
-}
-
-/// The command for the debugger's `B` prompt: `enable N`, `disable N`, `delete N`, or else a
-/// location to toggle (`LOCATION [if CONDITION]`).
-pub fn breakpoint_prompt_command(text: &str) -> DebugCommand {
-    let mut words = text.split_whitespace();
-    let (verb, id) = (
-        words.next(),
-        words.next().and_then(|w| w.parse::<u32>().ok()),
-    );
-    match (verb, id, words.next()) {
-        (Some("enable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: true },
-        (Some("disable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: false },
-        (Some("delete"), Some(id), None) => DebugCommand::Remove(id),
-        _ => DebugCommand::ToggleBreakpoint(text.to_string()),
-    }
-}
-
 /// What the event loop must do after a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -206,191 +98,6 @@ pub enum Action {
     SetPaused(bool),
     /// Send this command to the data source's debugger.
     Debug(DebugCommand),
-}
-
-/// Pages of one tag in a leak report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TagLeak {
-    pub tag: String,
-    pub allocs: u64,
-    pub pages: u64,
-}
-
-/// The leftovers of one process exit, built from its `ExitReclaim` events.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeakReport {
-    pub pid: u32,
-    /// Process name when it was known (from any snapshot's process table), else `?`.
-    pub name: String,
-    pub first_seq: u64,
-    /// Timer ticks of the first reclaim.
-    pub time: u64,
-    pub allocs: u64,
-    pub pages: u64,
-    /// Per tag, most pages first (ties by name).
-    pub tags: Vec<TagLeak>,
-    /// Still accepting reclaims: no other event of this pid has been seen since.
-    open: bool,
-}
-
-impl LeakReport {
-    /// One line, e.g. `pid 7 (leak) leak: 20 pages in 6 allocations force-freed: heap ×4, …`.
-    pub fn summary(&self) -> String {
-        let tags: Vec<String> = self
-            .tags
-            .iter()
-            .map(|t| format!("{} ×{} ({} p)", t.tag, t.allocs, t.pages))
-            .collect();
-        format!(
-            "pid {} ({}) leak: {} page{} in {} allocation{} force-freed: {}",
-            self.pid,
-            self.name,
-            self.pages,
-            plural(self.pages),
-            self.allocs,
-            plural(self.allocs),
-            tags.join(", ")
-        )
-    }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-/// Groups `ExitReclaim` events into per-exit reports.
-///
-/// Contract: reclaims of pid P belong to the same exit until any other event of P is seen
-/// (an `Alloc` means P, or a new process reusing P, is alive again). Events of other PIDs in
-/// between do not split an exit. Reports are kept in order of their first reclaim, bounded by
-/// `LEAK_HISTORY_LEN`.
-#[derive(Clone, Debug, Default)]
-pub struct LeakTracker {
-    reports: VecDeque<LeakReport>,
-}
-
-impl LeakTracker {
-    pub fn push(&mut self, ev: &Event, name: Option<&str>) {
-        if ev.kind != EventKind::ExitReclaim {
-            for r in self
-                .reports
-                .iter_mut()
-                .rev()
-                .filter(|r| r.pid == ev.owner && r.open)
-            {
-                r.open = false;
-            }
-            return;
-        }
-        let idx = match self
-            .reports
-            .iter()
-            .rposition(|r| r.pid == ev.owner && r.open)
-        {
-            Some(i) => i,
-            None => {
-                if self.reports.len() == LEAK_HISTORY_LEN {
-                    self.reports.pop_front();
-                }
-                self.reports.push_back(LeakReport {
-                    pid: ev.owner,
-                    name: name.unwrap_or("?").to_string(),
-                    first_seq: ev.seq,
-                    time: ev.time,
-                    allocs: 0,
-                    pages: 0,
-                    tags: Vec::new(),
-                    open: true,
-                });
-                self.reports.len() - 1
-            }
-        };
-        let r = &mut self.reports[idx];
-        r.allocs += 1;
-        r.pages += ev.npages;
-        match r.tags.iter_mut().find(|t| t.tag == ev.tag) {
-            Some(t) => {
-                t.allocs += 1;
-                t.pages += ev.npages;
-            }
-            None => r.tags.push(TagLeak {
-                tag: ev.tag.clone(),
-                allocs: 1,
-                pages: ev.npages,
-            }),
-        }
-        r.tags
-            .sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.tag.cmp(&b.tag)));
-    }
-
-    /// Reports, oldest first.
-    pub fn reports(&self) -> impl DoubleEndedIterator<Item = &LeakReport> + ExactSizeIterator {
-        self.reports.iter()
-    }
-}
-
-/// How the page map divides RAM into screen cells: `pages_per_cell` consecutive pages per cell,
-/// `cols` cells per row, row-major from `ram_base`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PageGrid {
-    pub cols: u16,
-    pub rows: u16,
-    pub pages_per_cell: u64,
-    /// Cells actually used: ceil(ram_pages / pages_per_cell).
-    pub cells: u64,
-}
-
-impl PageGrid {
-    /// The densest grid of at most `width` × `height` cells that shows all `ram_pages`.
-    /// A zero-sized area or no RAM gives a grid with no cells.
-    pub fn fit(width: u16, height: u16, ram_pages: u64) -> PageGrid {
-        let area = u64::from(width) * u64::from(height);
-        if area == 0 || ram_pages == 0 {
-            return PageGrid {
-                cols: 0,
-                rows: 0,
-                pages_per_cell: 1,
-                cells: 0,
-            };
-        }
-        let pages_per_cell = ram_pages.div_ceil(area).max(1);
-        let cells = ram_pages.div_ceil(pages_per_cell);
-        let cols = (u64::from(width)).min(cells) as u16;
-        let rows = cells.div_ceil(u64::from(cols)) as u16;
-        PageGrid {
-            cols,
-            rows,
-            pages_per_cell,
-            cells,
-        }
-    }
-}
-
-/// What the page map knows about one cell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CellInfo {
-    /// Pages of the cell covered by some allocation.
-    pub owned: u64,
-    /// Pages in the cell (the last cell may be short).
-    pub pages: u64,
-    /// Owner with the most pages in the cell (lowest pid on ties), if any.
-    pub owner: Option<u32>,
-    /// More than one owner has pages here.
-    pub mixed: bool,
-    /// Pages of the cell below the allocator's base (firmware, kernel image): never allocated.
-    pub reserved: u64,
-}
-
-/// One overview row for a PID.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PidRow {
-    pub summary: PidSummary,
-    /// Pages per sample, oldest first, at most `HISTORY_LEN`.
-    pub history: Vec<u64>,
 }
 
 /// The TUI's whole state.
@@ -423,10 +130,9 @@ pub struct App {
     last_event_head: Option<u64>,
     pub sort: SortKey,
     pub filter: Option<Filter>,
-    /// `Some(text)` while the `/` prompt is open.
-    pub filter_input: Option<String>,
-    /// `Some(text)` while the debugger view's `B` prompt (break at a location) is open.
-    pub break_input: Option<String>,
+    /// The open prompt, if any: `/` (filter) or the debugger view's `B` (break at a location).
+    /// While it is open, keys edit it.
+    pub prompt: Option<Prompt>,
     pub show_help: bool,
     /// One-line message for the footer (filter errors, reboot notices).
     pub status: Option<String>,
@@ -440,8 +146,8 @@ pub struct App {
     pub page_cursor: u64,
     /// Terminal size, as last reported by the event loop.
     pub term_size: (u16, u16),
-    /// The debugger view's state.
-    pub debug: DebugPane,
+    /// The debugger pane: the debugger view's state.
+    pub debugger: DebugPane,
 }
 
 impl App {
@@ -464,8 +170,7 @@ impl App {
             last_event_head: None,
             sort: SortKey::Pa,
             filter: None,
-            filter_input: None,
-            break_input: None,
+            prompt: None,
             show_help: false,
             status: None,
             overview_sel: 0,
@@ -473,14 +178,14 @@ impl App {
             events_scroll: 0,
             page_cursor: 0,
             term_size: (80, 24),
-            debug: DebugPane::default(),
+            debugger: DebugPane::default(),
         }
     }
 
     /// Takes in the debugger's report (or error) for a command or a breakpoint stop; a new
     /// stop opens the debugger view.
-    pub fn apply_debug(&mut self, result: Result<DebugReport, String>) {
-        if self.debug.apply(result) {
+    pub fn apply_debug_report(&mut self, result: Result<DebugReport, String>) {
+        if self.debugger.apply(result) {
             self.view = View::Debugger;
         }
     }
@@ -576,29 +281,10 @@ impl App {
 
     /// Overview rows: every PID of the latest snapshot; the kernel (pid 0) always, first.
     pub fn overview_rows(&self) -> Vec<PidRow> {
-        let Some(s) = &self.latest else {
-            return Vec::new();
-        };
-        let mut pids = s.pids();
-        if pids.first().is_none_or(|p| p.pid != KERNEL_PID) {
-            pids.insert(
-                0,
-                PidSummary {
-                    pid: KERNEL_PID,
-                    name: "kernel".into(),
-                    state: ProcState::Kernel,
-                    allocs: 0,
-                    pages: 0,
-                    tags: Vec::new(),
-                },
-            );
+        match &self.latest {
+            Some(s) => overview_rows(s, |pid| self.history_of(pid)),
+            None => Vec::new(),
         }
-        pids.into_iter()
-            .map(|summary| PidRow {
-                history: self.history_of(summary.pid),
-                summary,
-            })
-            .collect()
     }
 
     /// Live entries that pass the filter, in the current sort order.
@@ -615,13 +301,7 @@ impl App {
                     .is_none_or(|f| f.matches(e.owner, &e.tag, self.name_of(e.owner)))
             })
             .collect();
-        match self.sort {
-            SortKey::Pa => v.sort_by_key(|e| e.pa),
-            SortKey::Pages => v.sort_by(|a, b| b.npages.cmp(&a.npages).then(a.pa.cmp(&b.pa))),
-            SortKey::Owner => v.sort_by_key(|e| (e.owner, e.pa)),
-            SortKey::Tag => v.sort_by(|a, b| a.tag.cmp(&b.tag).then(a.pa.cmp(&b.pa))),
-            SortKey::Age => v.sort_by_key(|e| (e.time, e.pa)),
-        }
+        self.sort.sort(&mut v);
         v
     }
 
@@ -656,81 +336,24 @@ impl App {
 
     /// The page-map grid for the current terminal size and the latest snapshot's RAM.
     pub fn page_grid(&self) -> PageGrid {
-        let (w, h) = self.term_size;
         let ram_pages = self.latest.as_ref().map_or(0, |s| s.header.ram_pages);
-        PageGrid::fit(
-            w.saturating_sub(PAGEMAP_CHROME.0),
-            h.saturating_sub(PAGEMAP_CHROME.1),
-            ram_pages,
-        )
+        PageGrid::for_terminal(self.term_size, ram_pages)
     }
 
-    /// Ownership of every cell of `grid`. Entries outside `[ram_base, ram_base + ram_pages)`
-    /// are clipped. Empty without a snapshot.
+    /// Ownership of every cell of `grid` in the latest snapshot (`pagemap::page_cells`).
+    /// Empty without a snapshot.
     pub fn page_cells(&self, grid: &PageGrid) -> Vec<CellInfo> {
-        let Some(s) = &self.latest else {
-            return Vec::new();
-        };
-        let (base, ram) = (s.header.ram_base, s.header.ram_pages);
-        let reserved_pages = s.header.alloc_base.saturating_sub(base) / PAGE_SIZE;
-        let ppc = grid.pages_per_cell;
-        let mut per_cell: Vec<Vec<(u32, u64)>> = vec![Vec::new(); grid.cells as usize];
-        for e in &s.entries {
-            if e.pa < base {
-                continue;
-            }
-            let first = (e.pa - base) / PAGE_SIZE;
-            let end = first.saturating_add(e.npages).min(ram);
-            let mut p = first;
-            while p < end {
-                let cell = p / ppc;
-                let cell_end = ((cell + 1) * ppc).min(end);
-                let Some(owners) = per_cell.get_mut(cell as usize) else {
-                    break; // a grid made for less RAM than this snapshot has
-                };
-                match owners.iter_mut().find(|(o, _)| *o == e.owner) {
-                    Some((_, n)) => *n += cell_end - p,
-                    None => owners.push((e.owner, cell_end - p)),
-                }
-                p = cell_end;
-            }
-        }
-        per_cell
-            .into_iter()
-            .enumerate()
-            .map(|(i, owners)| {
-                let start = i as u64 * ppc;
-                let pages = ppc.min(ram.saturating_sub(start));
-                let owner = owners
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-                    .map(|(o, _)| *o);
-                CellInfo {
-                    owned: owners.iter().map(|(_, n)| n).sum(),
-                    pages,
-                    owner,
-                    mixed: owners.len() > 1,
-                    reserved: reserved_pages.saturating_sub(start).min(pages),
-                }
-            })
-            .collect()
+        self.latest
+            .as_ref()
+            .map_or_else(Vec::new, |s| pagemap::page_cells(s, grid))
     }
 
-    /// The allocations overlapping pages `[first, first + n)` (page indexes from `ram_base`).
+    /// The allocations overlapping pages `[first, first + n)` (page indexes from `ram_base`)
+    /// in the latest snapshot. Empty without a snapshot.
     pub fn entries_in_pages(&self, first: u64, n: u64) -> Vec<&Entry> {
-        let Some(s) = &self.latest else {
-            return Vec::new();
-        };
-        let base = s.header.ram_base;
-        let lo = base.saturating_add(first.saturating_mul(PAGE_SIZE));
-        let hi = lo.saturating_add(n.saturating_mul(PAGE_SIZE));
-        let mut v: Vec<&Entry> = s
-            .entries
-            .iter()
-            .filter(|e| e.pa < hi && e.pa.saturating_add(e.npages * PAGE_SIZE) > lo)
-            .collect();
-        v.sort_by_key(|e| e.pa);
-        v
+        self.latest
+            .as_ref()
+            .map_or_else(Vec::new, |s| pagemap::entries_in_pages(s, first, n))
     }
 
     /// Carries out a key: changes state, returns what the event loop must do.
@@ -738,45 +361,15 @@ impl App {
         if key == Key::CtrlC {
             return Action::Quit;
         }
-        if let Some(input) = &mut self.break_input {
-            match key {
-                Key::Esc => self.break_input = None,
-                Key::Enter => {
-                    let text = self.break_input.take().unwrap_or_default();
-                    let text = text.trim();
-                    if !text.is_empty() && !self.debug.busy {
-                        self.debug.busy = true;
-                        return Action::Debug(breakpoint_prompt_command(text));
-                    }
+        if let Some(prompt) = &mut self.prompt {
+            match prompt.edit(key) {
+                PromptEdit::Editing => {}
+                PromptEdit::Cancelled => self.prompt = None,
+                PromptEdit::Submitted(text) => {
+                    let kind = prompt.kind;
+                    self.prompt = None;
+                    return self.submit_prompt(kind, &text);
                 }
-                Key::Backspace => {
-                    input.pop();
-                }
-                Key::Char(c) => input.push(c),
-                _ => {}
-            }
-            return Action::None;
-        }
-        if let Some(input) = &mut self.filter_input {
-            match key {
-                Key::Esc => self.filter_input = None,
-                Key::Enter => {
-                    let text = self.filter_input.take().unwrap_or_default();
-                    match Filter::parse(&text) {
-                        Ok(f) => {
-                            self.filter = f;
-                            self.status = None;
-                            self.alloc_sel = 0;
-                            self.events_scroll = 0;
-                        }
-                        Err(msg) => self.status = Some(format!("filter: {msg}")),
-                    }
-                }
-                Key::Backspace => {
-                    input.pop();
-                }
-                Key::Char(c) => input.push(c),
-                _ => {}
             }
             return Action::None;
         }
@@ -790,11 +383,11 @@ impl App {
         }
         if self.view == View::Debugger {
             if key == Key::Char('B') {
-                self.break_input = Some(String::new());
+                self.prompt = Some(Prompt::new(PromptKind::Breakpoint, ""));
                 return Action::None;
             }
-            if let Some(cmd) = self.debug.command_for(key) {
-                self.debug.busy = true;
+            if let Some(cmd) = self.debugger.command_for(key) {
+                self.debugger.busy = true;
                 return Action::Debug(cmd);
             }
         }
@@ -818,8 +411,8 @@ impl App {
                 self.alloc_sel = 0;
             }
             Key::Char('/') => {
-                self.filter_input =
-                    Some(self.filter.as_ref().map(Filter::label).unwrap_or_default());
+                let text = self.filter.as_ref().map(Filter::label).unwrap_or_default();
+                self.prompt = Some(Prompt::new(PromptKind::Filter, text));
             }
             Key::Enter if self.view == View::Overview => {
                 if let Some(row) = self.overview_rows().get(self.overview_sel) {
@@ -840,6 +433,31 @@ impl App {
             Key::Home => self.move_cursor(0, i64::MIN / 4),
             Key::End => self.move_cursor(0, i64::MAX / 4),
             _ => {}
+        }
+        Action::None
+    }
+
+    /// Carries out a submitted prompt's `text`: a filter replaces the current one (or, if it
+    /// does not parse, leaves it and says why); a breakpoint command goes to the debugger
+    /// unless it is empty or a command is in flight.
+    fn submit_prompt(&mut self, kind: PromptKind, text: &str) -> Action {
+        match kind {
+            PromptKind::Filter => match Filter::parse(text) {
+                Ok(f) => {
+                    self.filter = f;
+                    self.status = None;
+                    self.alloc_sel = 0;
+                    self.events_scroll = 0;
+                }
+                Err(msg) => self.status = Some(format!("filter: {msg}")),
+            },
+            PromptKind::Breakpoint => {
+                let text = text.trim();
+                if !text.is_empty() && !self.debugger.busy {
+                    self.debugger.busy = true;
+                    return Action::Debug(breakpoint_prompt_command(text));
+                }
+            }
         }
         Action::None
     }
@@ -879,38 +497,14 @@ impl App {
             }
             View::Debugger => {}
             View::PageMap => {
-                let g = self.page_grid();
-                if g.cells == 0 {
-                    return;
-                }
-                // Vertical moves keep the column and stop at the first/last row that has a
-                // cell there; horizontal moves run through rows and stop at the ends.
-                let (cell, cols, last) = (
-                    self.page_cursor / g.pages_per_cell,
-                    u64::from(g.cols),
-                    g.cells - 1,
-                );
-                let cell = if dy > 0 {
-                    cell + dy.unsigned_abs().min((last - cell) / cols) * cols
-                } else if dy < 0 {
-                    cell - dy.unsigned_abs().min(cell / cols) * cols
-                } else if dx > 0 {
-                    cell.saturating_add(dx.unsigned_abs()).min(last)
-                } else {
-                    cell.saturating_sub(dx.unsigned_abs())
-                };
-                self.page_cursor = cell * g.pages_per_cell;
+                self.page_cursor = self.page_grid().move_cursor(self.page_cursor, dx, dy);
             }
         }
     }
 
     fn clamp_cursors(&mut self) {
         let ram = self.latest.as_ref().map_or(0, |s| s.header.ram_pages);
-        self.page_cursor = self.page_cursor.min(ram.saturating_sub(1));
-        let g = self.page_grid();
-        if g.pages_per_cell > 0 {
-            self.page_cursor -= self.page_cursor % g.pages_per_cell;
-        }
+        self.page_cursor = self.page_grid().clamp_cursor(self.page_cursor, ram);
         let n = self.overview_rows().len();
         self.overview_sel = self.overview_sel.min(n.saturating_sub(1));
         let n = self.visible_entries().len();

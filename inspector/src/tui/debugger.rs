@@ -1,9 +1,10 @@
 //! The debugger view's state (no ratatui): the latest `DebugReport` from the data source, the
-//! last message, and the debugger keys → `DebugCommand` mapping.
+//! last message, the debugger keys → `DebugCommand` mapping and the parser of the `B` prompt's
+//! text (`breakpoint_prompt_command`).
 //!
 //! Contract: keys only produce commands; the sampler thread carries them out on the
-//! connection and reports back (`App::apply_debug`). While a command is in flight `busy` is
-//! set and further commands are not sent.
+//! connection and reports back (`App::apply_debug_report`). While a command is in flight
+//! `busy` is set and further commands are not sent.
 
 use super::input::Key;
 use crate::debugger::live::{DebugCommand, DebugReport, DebugState};
@@ -11,6 +12,22 @@ use crate::debugger::StopView;
 
 /// The function `b` toggles a breakpoint on.
 pub const DEFAULT_BREAK: &str = "track_alloc";
+
+/// The command for the debugger's `B` prompt: `enable N`, `disable N`, `delete N`, or else a
+/// location to toggle (`LOCATION [if CONDITION]`).
+pub fn breakpoint_prompt_command(text: &str) -> DebugCommand {
+    let mut words = text.split_whitespace();
+    let (verb, id) = (
+        words.next(),
+        words.next().and_then(|w| w.parse::<u32>().ok()),
+    );
+    match (verb, id, words.next()) {
+        (Some("enable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: true },
+        (Some("disable"), Some(id), None) => DebugCommand::SetEnabled { id, enabled: false },
+        (Some("delete"), Some(id), None) => DebugCommand::Remove(id),
+        _ => DebugCommand::ToggleBreakpoint(text.to_string()),
+    }
+}
 
 /// See the module doc.
 #[derive(Clone, Debug, Default)]

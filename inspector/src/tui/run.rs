@@ -111,7 +111,7 @@ fn event_loop(
             match msgs.try_recv() {
                 Ok(Msg::Snapshot(s, at)) => app.apply_snapshot(s, at),
                 Ok(Msg::Connection(c)) => app.set_connection(c),
-                Ok(Msg::Debug(r)) => app.apply_debug(r),
+                Ok(Msg::Debug(r)) => app.apply_debug_report(r),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     bail!("the sampler thread stopped unexpectedly (see the panic message above)")

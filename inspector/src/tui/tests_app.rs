@@ -1,29 +1,17 @@
 //! Unit tests of the TUI state (`app`), key mapping (`input`), the sampler state machine
 //! (`run::SampleLoop`) and `DemoSource`. No terminal, no sleeping: time is injected.
 
+use super::allocations::SortKey;
 use super::app::*;
+use super::filter::Filter;
 use super::input::{from_crossterm, Key};
 use super::run::{backoff, Msg, SampleLoop, FIRST_BACKOFF, MAX_BACKOFF};
 use crate::debugger::live::NoDebugger;
-use crate::model::tests::{entry, sample};
-use crate::model::{Event, EventKind, Snapshot};
-use crate::source::DemoSource;
-use crate::source::Source;
+use crate::model::tests::{entry, event as ev, sample};
+use crate::model::{EventKind, Snapshot};
+use crate::source::{DemoSource, Source};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::time::{Duration, Instant};
-
-fn ev(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
-    Event {
-        seq,
-        kind,
-        owner,
-        slot: None,
-        pa: 0x8040_0000 + seq * 0x1000,
-        npages,
-        tag: tag.into(),
-        time: seq,
-    }
-}
 
 fn app_with(s: Snapshot) -> App {
     let mut app = App::new(Duration::from_millis(500));
@@ -75,7 +63,7 @@ fn sort_by_each_key() {
 fn type_filter(app: &mut App, text: &str) {
     assert_eq!(app.handle_key(Key::Char('/')), Action::None);
     // The prompt starts with the current filter: clear it.
-    while app.filter_input.as_ref().is_some_and(|t| !t.is_empty()) {
+    while app.prompt.as_ref().is_some_and(|p| !p.text().is_empty()) {
         app.handle_key(Key::Backspace);
     }
     for c in text.chars() {
@@ -132,7 +120,7 @@ fn esc_cancels_the_prompt_without_changing_the_filter() {
     app.handle_key(Key::Char('/'));
     app.handle_key(Key::Char('x'));
     app.handle_key(Key::Esc);
-    assert_eq!(app.filter_input, None);
+    assert_eq!(app.prompt, None);
     assert_eq!(app.filter, Some(Filter::Pid(7)));
 }
 
@@ -227,73 +215,6 @@ fn events_accumulate_bounded_and_deduplicated() {
     app.apply_snapshot(s, t0 + Duration::from_secs(11));
     assert_eq!(app.events.back().unwrap().seq, 0);
     assert!(app.status.as_deref().unwrap().contains("restarted"));
-}
-
-#[test]
-fn leaks_grouped_per_exit_by_pid_and_tag() {
-    let mut s = sample();
-    s.events = vec![
-        ev(10, EventKind::Alloc, 7, 3, "heap"),
-        ev(11, EventKind::ExitReclaim, 7, 3, "heap"),
-        ev(12, EventKind::ExitReclaim, 7, 2, "user_stack"),
-        ev(13, EventKind::Alloc, 1, 1, "heap"), // another pid: does not split pid 7's exit
-        ev(14, EventKind::ExitReclaim, 7, 5, "heap"),
-        ev(15, EventKind::ExitReclaim, 9, 1, "page_table"),
-    ];
-    s.header.event_head = 16;
-    let mut app = app_with(s);
-    // pid 7 is reused: an Alloc of pid 7 closes the first exit, the next reclaim is a new one.
-    let mut s = sample();
-    s.events = vec![
-        ev(16, EventKind::ExitReclaim, 7, 1, "heap"), // still the first exit (no pid-7 event between)
-        ev(17, EventKind::Alloc, 7, 1, "heap"),
-        ev(18, EventKind::ExitReclaim, 7, 1, "heap"),
-    ];
-    s.header.event_head = 19;
-    app.apply_snapshot(s, Instant::now() + Duration::from_secs(1));
-
-    let r: Vec<&LeakReport> = app.leaks.reports().collect();
-    assert_eq!(r.len(), 3);
-    assert_eq!(
-        (r[0].pid, r[0].first_seq, r[0].allocs, r[0].pages),
-        (7, 11, 4, 11)
-    );
-    assert_eq!(r[0].name, "leak");
-    assert_eq!(
-        r[0].tags,
-        [
-            TagLeak {
-                tag: "heap".into(),
-                allocs: 3,
-                pages: 9
-            },
-            TagLeak {
-                tag: "user_stack".into(),
-                allocs: 1,
-                pages: 2
-            },
-        ]
-    );
-    assert_eq!(
-        r[0].summary(),
-        "pid 7 (leak) leak: 11 pages in 4 allocations force-freed: heap ×3 (9 p), user_stack ×1 (2 p)"
-    );
-    assert_eq!((r[1].pid, r[1].name.as_str(), r[1].pages), (9, "?", 1));
-    assert_eq!((r[2].pid, r[2].first_seq, r[2].allocs), (7, 18, 1));
-    assert!(r[1]
-        .summary()
-        .contains("1 page in 1 allocation force-freed"));
-}
-
-#[test]
-fn leak_reports_are_bounded() {
-    let mut s = sample();
-    s.events = (0..LEAK_HISTORY_LEN as u64 + 10)
-        .map(|k| ev(k, EventKind::ExitReclaim, 100 + k as u32, 1, "heap"))
-        .collect();
-    let app = app_with(s);
-    assert_eq!(app.leaks.reports().len(), LEAK_HISTORY_LEN);
-    assert_eq!(app.leaks.reports().next().unwrap().first_seq, 10);
 }
 
 #[test]
@@ -419,39 +340,6 @@ fn crossterm_keys_map_to_keys() {
 }
 
 #[test]
-fn page_grid_fits_and_cells_show_owners() {
-    assert_eq!(PageGrid::fit(78, 16, 32768).pages_per_cell, 27); // ceil(32768 / 1248)
-    let g = PageGrid::fit(10, 10, 50);
-    assert_eq!((g.cols, g.rows, g.pages_per_cell, g.cells), (10, 5, 1, 50));
-    assert_eq!(PageGrid::fit(0, 5, 100).cells, 0);
-    assert_eq!(PageGrid::fit(5, 5, 0).cells, 0);
-
-    let mut s = sample();
-    s.header.ram_pages = 16;
-    s.header.ram_base = 0x8030_0000;
-    // pages 0-3 kernel, 4 pid 1, 5-6 pid 7, 7-9 pid 7, 10-11 pid 7; 12-15 nothing
-    let mut app = app_with(s);
-    app.set_terminal_size(4 + 2, 4 + 8); // a 4×4 grid, one page per cell
-    let g = app.page_grid();
-    assert_eq!((g.cols, g.pages_per_cell, g.cells), (4, 1, 16));
-    let cells = app.page_cells(&g);
-    assert_eq!(cells[0].owner, Some(0));
-    assert_eq!(cells[4].owner, Some(1));
-    assert_eq!(cells[11].owner, Some(7));
-    assert_eq!(cells[12].owner, None);
-    assert!(cells.iter().all(|c| !c.mixed && c.pages == 1));
-
-    // Two pages per cell: cell 2 holds page 4 (pid 1) and 5 (pid 7).
-    app.set_terminal_size(4 + 2, 2 + 8);
-    let g = app.page_grid();
-    assert_eq!(g.pages_per_cell, 2);
-    let cells = app.page_cells(&g);
-    assert!(cells[2].mixed);
-    assert_eq!((cells[2].owned, cells[2].owner), (2, Some(1))); // tie: lowest pid
-    assert_eq!(cells[6].owner, None);
-}
-
-#[test]
 fn page_cursor_moves_by_cells_and_shows_the_allocation() {
     let mut s = sample();
     s.header.ram_pages = 16;
@@ -567,7 +455,7 @@ fn sampler_reconnects_with_backoff() {
 }
 
 #[test]
-fn fake_source_evolves_and_reclaims_leaks() {
+fn demo_source_evolves_and_reclaims_leaks() {
     let mut src = DemoSource::with_seed(7);
     let mut app = App::new(Duration::from_millis(500));
     let t0 = Instant::now();
@@ -604,7 +492,7 @@ fn fake_source_evolves_and_reclaims_leaks() {
 }
 
 #[test]
-fn fake_source_outages_need_reconnects() {
+fn demo_source_outages_need_reconnects() {
     let mut src = DemoSource::with_seed(1).with_outages(3, 2);
     assert!(src.sample().is_ok());
     assert!(src.sample().is_ok());

@@ -3,6 +3,7 @@
 //! backtrace, changed tracker rows, breakpoints).
 
 use super::app::*;
+use super::debugger::breakpoint_prompt_command;
 use super::input::Key;
 use super::views;
 use crate::debugger::args::{Arg, ArgValue, Args};
@@ -147,11 +148,11 @@ fn debugger_keys_send_commands_only_in_the_debugger_view() {
         ('b', DebugCommand::ToggleBreakpoint("track_alloc".into())),
     ] {
         assert_eq!(app.handle_key(Key::Char(k)), Action::Debug(cmd));
-        assert!(app.debug.busy);
+        assert!(app.debugger.busy);
         // While a command is in flight, another is not sent.
         assert_eq!(app.handle_key(Key::Char('c')), Action::None);
-        app.apply_debug(Ok(report(DebugState::Running)));
-        assert!(!app.debug.busy);
+        app.apply_debug_report(Ok(report(DebugState::Running)));
+        assert!(!app.debugger.busy);
     }
     // q and Tab work as everywhere.
     app.handle_key(Key::Tab);
@@ -162,23 +163,26 @@ fn debugger_keys_send_commands_only_in_the_debugger_view() {
 #[test]
 fn a_stop_opens_the_debugger_view_and_errors_show() {
     let mut app = App::new(Duration::from_millis(250));
-    app.apply_debug(Ok(report(DebugState::Running)));
+    app.apply_debug_report(Ok(report(DebugState::Running)));
     assert_eq!(app.view, View::Overview, "running: the view stays");
-    app.apply_debug(Ok(report(DebugState::Stopped(Box::new(stop())))));
+    app.apply_debug_report(Ok(report(DebugState::Stopped(Box::new(stop())))));
     assert_eq!(app.view, View::Debugger);
-    assert_eq!(app.debug.stop().unwrap().pc, 0x8020_4210);
-    app.apply_debug(Err("the guest is running: stop it first".into()));
+    assert_eq!(app.debugger.stop().unwrap().pc, 0x8020_4210);
+    app.apply_debug_report(Err("the guest is running: stop it first".into()));
     assert_eq!(
-        app.debug.message.as_deref(),
+        app.debugger.message.as_deref(),
         Some("the guest is running: stop it first")
     );
-    assert!(app.debug.stop().is_some(), "an error keeps the last state");
+    assert!(
+        app.debugger.stop().is_some(),
+        "an error keeps the last state"
+    );
 }
 
 #[test]
 fn stopped_view_renders_source_args_registers_backtrace_and_changes() {
     let mut app = App::new(Duration::from_millis(250));
-    app.apply_debug(Ok(report(DebugState::Stopped(Box::new(stop())))));
+    app.apply_debug_report(Ok(report(DebugState::Stopped(Box::new(stop())))));
     let (lines, buf) = render(&mut app, 160, 44);
     let text = lines.join("\n");
     for needle in [
@@ -223,7 +227,7 @@ fn running_view_and_small_terminals() {
     assert!(!text.contains("HELD"), "{text}");
     assert!(text.contains("no breakpoints"), "{text}");
     // Any size draws without panicking, stopped or not.
-    app.apply_debug(Ok(report(DebugState::Stopped(Box::new(stop())))));
+    app.apply_debug_report(Ok(report(DebugState::Stopped(Box::new(stop())))));
     for (w, h) in [(1, 1), (20, 5), (60, 12), (80, 24)] {
         render(&mut app, w, h);
     }
@@ -251,13 +255,13 @@ fn capital_b_prompts_for_a_location_and_toggles_a_breakpoint_there() {
         app.handle_key(Key::Enter),
         Action::Debug(DebugCommand::ToggleBreakpoint("tracker.rs:177".into()))
     );
-    assert_eq!(app.break_input, None);
+    assert_eq!(app.prompt, None);
     // Esc cancels without a command; an empty prompt sends nothing.
-    app.debug.busy = false;
+    app.debugger.busy = false;
     app.handle_key(Key::Char('B'));
     app.handle_key(Key::Char('x'));
     assert_eq!(app.handle_key(Key::Esc), Action::None);
-    assert_eq!(app.break_input, None);
+    assert_eq!(app.prompt, None);
     app.handle_key(Key::Char('B'));
     assert_eq!(app.handle_key(Key::Enter), Action::None);
 }

@@ -1,7 +1,9 @@
 //! Rendering tests: every view drawn into ratatui's `TestBackend`, asserting on the text.
 
 use super::app::*;
+use super::filter::Filter;
 use super::input::Key;
+use super::pagemap::PAGEMAP_CHROME;
 use super::views::{self, sparkline, truncate, truncate_start};
 use crate::model::tests::sample;
 use crate::model::{Event, EventKind, Snapshot};

@@ -19,7 +19,7 @@ const KEYS: &str =
 
 /// Draws the debugger view of `app` into `area`.
 pub fn draw_debugger(f: &mut Frame, area: Rect, app: &App) {
-    let pane = &app.debug;
+    let pane = &app.debugger;
     let [main, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(area);
     draw_status(f, status, pane);
     match pane.stop() {

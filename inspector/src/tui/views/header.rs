@@ -37,7 +37,7 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     ];
     // Between snapshots the guest runs: the sampler halts it only for the reads. At a
     // debugger stop it stays halted until the user continues.
-    let held = app.debug.stop().is_some();
+    let held = app.debugger.stop().is_some();
     spans.push(if held {
         Span::styled(
             "guest HELD by the debugger (5, c continues)",

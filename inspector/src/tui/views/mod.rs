@@ -20,6 +20,7 @@ pub use pagemap::{
 
 use super::app::{App, Connection, View, PAGE_SIZE};
 use super::input::KEYMAP;
+use super::prompt::PromptKind;
 use crate::model::KERNEL_PID;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -47,7 +48,7 @@ pub fn draw(f: &mut Frame, app: &App) {
 }
 
 /// Header, tabs, body and footer areas of the screen. The body is what is left after three
-/// one-line bars (`app::PAGEMAP_CHROME` relies on this).
+/// one-line bars (`pagemap::PAGEMAP_CHROME` relies on this).
 pub fn screen_layout(area: Rect) -> [Rect; 4] {
     Layout::vertical([
         Constraint::Length(1),
@@ -72,12 +73,12 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
     // The debugger is not in the Tab cycle; its tab shows whether the guest is held.
     let style = if app.view == View::Debugger {
         Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
-    } else if app.debug.stop().is_some() {
+    } else if app.debugger.stop().is_some() {
         Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
     } else {
         Style::new()
     };
-    let held = if app.debug.stop().is_some() {
+    let held = if app.debugger.stop().is_some() {
         " ●"
     } else {
         ""
@@ -90,25 +91,19 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
 }
 
 fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
-    let line = if let Some(text) = &app.break_input {
-        Line::from(vec![
-            Span::styled("break at: ", Style::new().fg(Color::Yellow)),
-            Span::raw(text.clone()),
-            Span::styled("▏", Style::new().fg(Color::Yellow)),
-            Span::styled(
+    let line = if let Some(prompt) = &app.prompt {
+        let (label, hint) = match prompt.kind {
+            PromptKind::Breakpoint => (
+                "break at: ",
                 "  Enter · Esc cancel · LOCATION [if COND] toggles · enable/disable/delete N",
-                Style::new().fg(Color::DarkGray),
             ),
-        ])
-    } else if let Some(text) = &app.filter_input {
+            PromptKind::Filter => ("/", "  Enter apply · Esc cancel · pid:N tag:T or text"),
+        };
         Line::from(vec![
-            Span::styled("/", Style::new().fg(Color::Yellow)),
-            Span::raw(text.clone()),
+            Span::styled(label, Style::new().fg(Color::Yellow)),
+            Span::raw(prompt.text().to_string()),
             Span::styled("▏", Style::new().fg(Color::Yellow)),
-            Span::styled(
-                "  Enter apply · Esc cancel · pid:N tag:T or text",
-                Style::new().fg(Color::DarkGray),
-            ),
+            Span::styled(hint, Style::new().fg(Color::DarkGray)),
         ])
     } else if let Some(msg) = &app.status {
         Line::from(vec![
