@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
 use crate::session::{load_elf, Session};
-use crate::target::{HaltGuard, StopReason, Target, PC};
+use crate::target::{HaltGuard, StopReason, Target};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
 use super::{Condition, Debugger, Location, StopView};
@@ -249,7 +249,7 @@ impl DebugSource {
                 }
                 session.target().halt()?;
                 let bp = {
-                    let pc = session.target().read_registers()?[PC];
+                    let pc = session.target().read_registers()?.pc();
                     self.dbg.breakpoints.at(pc).map(|b| b.id)
                 };
                 self.hold(bp)?;
@@ -275,7 +275,7 @@ impl DebugSource {
                         Some("no new line after many instructions".to_string())
                     }
                 };
-                let pc = session.target().read_registers()?[PC];
+                let pc = session.target().read_registers()?.pc();
                 let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
                 self.hold(bp)?;
                 Ok(msg)
@@ -285,7 +285,7 @@ impl DebugSource {
                     bail!("the guest is running: stop it first (a breakpoint, or interrupt)");
                 }
                 let elsewhere = step_out(&mut self.dbg, session.target(), CALL_TIMEOUT)?;
-                let pc = session.target().read_registers()?[PC];
+                let pc = session.target().read_registers()?.pc();
                 let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
                 self.hold(bp)?;
                 Ok(elsewhere.map(|pc| format!("stopped at {pc:#x} before the function returned")))
@@ -339,7 +339,7 @@ impl crate::tui::SnapshotSource for DebugSource {
             // Halt first ourselves: a breakpoint stop arriving now is ours to judge.
             let session = self.session.as_mut().expect("connected");
             let reason = session.target().halt()?;
-            let pc = session.target().read_registers()?[PC];
+            let pc = session.target().read_registers()?.pc();
             if reason == StopReason::Trap || self.dbg.breakpoints.at(pc).is_some() {
                 if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
                     self.hold(hit.breakpoint)?;

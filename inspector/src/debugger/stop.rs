@@ -10,17 +10,11 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::model::{diff, Diff, Snapshot};
-use crate::target::{Target, PC};
+use crate::riscv::Registers;
+use crate::target::Target;
 
 use super::stepping::{position, Position};
 use super::{Args, Debugger};
-
-/// ABI names of x0..x31.
-pub const REGISTER_NAMES: [&str; 32] = [
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4",
-    "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4",
-    "t5", "t6",
-];
 
 /// One source line around the stop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,8 +42,7 @@ pub struct StopView {
     pub breakpoint: Option<u32>,
     pub position: Option<Position>,
     pub source: Vec<SourceLine>,
-    /// `x0..x31, pc`.
-    pub registers: Vec<u64>,
+    pub registers: Registers,
     pub backtrace: Vec<BacktraceFrame>,
     pub args: Args,
     /// Arguments of the inlined calls the pc is in, innermost first, by function name.
@@ -96,7 +89,7 @@ impl StopView {
         current: Option<&Snapshot>,
     ) -> anyhow::Result<StopView> {
         let registers = target.read_registers()?;
-        let pc = registers[PC];
+        let pc = registers.pc();
         let debug = dbg.debug().clone();
         let position = position(&debug, pc);
         let source = position
@@ -155,7 +148,7 @@ impl StopView {
             "args": self.args.to_json(),
             "inlined_args": self.inlined_args.iter().map(|(f, a)| json!({"function": f, "args": a.to_json()})).collect::<Vec<_>>(),
             "source": self.source.iter().map(|l| json!({"line": l.number, "text": l.text, "current": l.current})).collect::<Vec<_>>(),
-            "registers": REGISTER_NAMES.iter().zip(&self.registers).map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "registers": self.registers.named_gprs().map(|(n, v)| (n.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "backtrace": self.backtrace.iter().map(|f| json!({"pc": f.pc, "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined})).collect::<Vec<_>>(),
             "changed": self.changed.as_ref().map(|d| json!({"added": d.added, "removed": d.removed})),
         })
