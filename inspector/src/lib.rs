@@ -16,6 +16,7 @@ pub mod cli;
 pub mod debugger;
 pub mod dwarf;
 pub mod model;
+pub mod riscv;
 pub mod rsp;
 pub mod snapshot;
 pub mod source;

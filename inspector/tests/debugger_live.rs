@@ -68,7 +68,7 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     assert_eq!(names, ["pa", "npages", "owner", "tag"]);
     assert!(v.position.as_ref().unwrap().file.ends_with("mm/tracker.rs"));
     assert!(v.source.iter().any(|l| l.current), "source around the line");
-    assert_eq!(v.registers.len(), 33);
+    assert_eq!(v.registers.to_array().len(), 33);
     assert!(function(v).ends_with("track_alloc"), "{:?}", v.backtrace);
     assert!(v.backtrace.len() > 1, "callers: {:?}", v.backtrace);
 

@@ -18,7 +18,8 @@ use inspector::debugger::args::decode_args;
 use inspector::debugger::stepping::position;
 use inspector::debugger::{ArgValue, Breakpoints, Condition, Debugger, Location};
 use inspector::dwarf::{DebugInfo, ParamLocation};
-use inspector::target::{MemTarget, Target, PC};
+use inspector::riscv::{A0, A1, A2, PC, SP};
+use inspector::target::{MemTarget, Target};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -64,9 +65,6 @@ fn halted_at(pc: u64, regs: &[(usize, u64)]) -> MemTarget {
     t.halt().unwrap();
     t
 }
-
-const A0: usize = 10;
-const A1: usize = 11;
 
 #[test]
 fn rust_args_from_registers_and_entry_values() {
@@ -157,10 +155,10 @@ fn synthetic_locations_against_a_mem_target() {
         .with_region(0x8800_0000, b"user_stack and more".to_vec())
         .with_region(sp, vec![0; 64]);
     t.poke(sp + 16, &0x8050_7000u64.to_le_bytes());
-    t.set_register(2, sp);
+    t.set_register(SP, sp);
     t.set_register(A0, 0x8800_0000);
     t.set_register(A1, 10);
-    t.set_register(12, 42); // a2
+    t.set_register(A2, 42);
     t.set_register(PC, 0x8020_0000);
     t.halt().unwrap();
     let regs = t.read_registers().unwrap();

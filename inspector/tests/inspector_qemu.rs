@@ -153,7 +153,7 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
     assert!(n("alloc_base") > n("ram_base"));
     assert_eq!(
         n("ram_pages") - n("free_pages") - n("tracked_pages"),
-        (n("alloc_base") - n("ram_base")) / 4096
+        (n("alloc_base") - n("ram_base")) / inspector::riscv::PAGE_SIZE
     );
 
     // Watch until both leakers have exited (the kernel says so on the console).

@@ -10,7 +10,7 @@ use common::fake_stub::{regions_from_elf, FakeStub, FakeStubConfig, Fault};
 use inspector::rsp::{RspConfig, RspError};
 use inspector::target::{
     BreakpointKind, HaltGuard, MemoryMode, RspTarget, RspTargetOptions, StopReason, Target,
-    TargetError, PC,
+    TargetError,
 };
 
 const RAM: u64 = 0x8000_0000;
@@ -122,10 +122,10 @@ fn registers_via_g_and_p_and_target_description() {
     let mut target = RspTarget::connect(&stub.addr, options(false)).unwrap();
     assert!(target.is_halted(), "resume_on_connect off: halted as found");
     let regs = target.read_registers().unwrap();
-    assert_eq!(regs.len(), 33);
-    assert_eq!(regs[0], 0);
-    assert_eq!(regs[5], 0x1005);
-    assert_eq!(regs[PC], 0x8020_0000);
+    assert_eq!(regs.to_array().len(), 33);
+    assert_eq!(regs.x(0), Some(0));
+    assert_eq!(regs.x(5), Some(0x1005));
+    assert_eq!(regs.pc(), 0x8020_0000);
     let client = target.client();
     assert_eq!(client.read_register(5).unwrap(), 0x1005u64.to_le_bytes());
     let map = client.target_description().unwrap();
@@ -146,9 +146,9 @@ fn breakpoint_wait_step_and_removal() {
     let stop = target.wait_for_stop(Duration::from_secs(3)).unwrap();
     assert_eq!(stop, Some(StopReason::Trap));
     assert!(target.is_halted());
-    assert_eq!(target.read_registers().unwrap()[PC], bp);
+    assert_eq!(target.read_registers().unwrap().pc(), bp);
     assert_eq!(target.step().unwrap(), StopReason::Trap);
-    assert_eq!(target.read_registers().unwrap()[PC], bp + 4);
+    assert_eq!(target.read_registers().unwrap().pc(), bp + 4);
     assert_eq!(stub.shared().steps, 1);
     target.remove_breakpoint(bp).unwrap();
     assert!(stub.shared().breakpoints.is_empty());

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use inspector::rsp::RspConfig;
 use inspector::target::{
-    BreakpointKind, HaltGuard, MemoryMode, RspTarget, RspTargetOptions, StopReason, Target, PC,
+    BreakpointKind, HaltGuard, MemoryMode, RspTarget, RspTargetOptions, StopReason, Target,
 };
 use object::{Object, ObjectSymbol};
 
@@ -131,9 +131,9 @@ fn qemu_gdbstub_end_to_end() {
         target.wait_for_stop(Duration::from_secs(5)).unwrap(),
         Some(StopReason::Trap)
     );
-    assert_eq!(target.read_registers().unwrap()[PC], RAM);
+    assert_eq!(target.read_registers().unwrap().pc(), RAM);
     assert_eq!(target.step().unwrap(), StopReason::Trap);
-    assert_ne!(target.read_registers().unwrap()[PC], RAM);
+    assert_ne!(target.read_registers().unwrap().pc(), RAM);
     target.remove_breakpoint(RAM).unwrap();
 
     // OpenSBI's first 8 KiB (4 `m` packets), physical then virtual (satp is bare in M-mode).
@@ -152,8 +152,8 @@ fn qemu_gdbstub_end_to_end() {
 
     // Registers: `g`, and `p` through the target description.
     let regs = target.read_registers().unwrap();
-    assert_eq!(regs.len(), 33);
-    assert_eq!(regs[0], 0);
+    assert_eq!(regs.to_array().len(), 33);
+    assert_eq!(regs.x(0), Some(0));
     let client = target.client();
     let pc_regnum = client
         .target_description()
@@ -163,7 +163,7 @@ fn qemu_gdbstub_end_to_end() {
         .regnum;
     assert_eq!(pc_regnum, 32);
     let pc = client.read_register(pc_regnum).unwrap();
-    assert_eq!(u64::from_le_bytes(pc.try_into().unwrap()), regs[PC]);
+    assert_eq!(u64::from_le_bytes(pc.try_into().unwrap()), regs.pc());
     let status = target.monitor("info status").unwrap();
     assert!(status.contains("VM status"), "{status:?}");
 
@@ -214,7 +214,7 @@ fn kernel_tracker_header_is_readable_at_every_halt() {
         let mut g = HaltGuard::new(t).unwrap();
         let mut word = [0u8; 8];
         g.read_memory(header, &mut word).unwrap();
-        let pc = g.read_registers().unwrap()[PC];
+        let pc = g.read_registers().unwrap().pc();
         (u64::from_le_bytes(word), pc)
     };
 

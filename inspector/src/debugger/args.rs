@@ -14,6 +14,7 @@ use crate::dwarf::{
     evaluate_frame_base, evaluate_location, read_pieces, DebugInfo, FunctionParams, Machine,
     Reader, Value,
 };
+use crate::riscv::Registers;
 use crate::target::Target;
 
 use super::condition::Scope;
@@ -151,10 +152,10 @@ impl Scope for Args {
     }
 }
 
-/// A [`Machine`] over a halted target's registers (`x0..x31, pc`) and memory.
+/// A [`Machine`] over a halted target's registers and memory.
 pub struct TargetMachine<'a> {
     pub target: &'a mut dyn Target,
-    pub regs: &'a [u64],
+    pub regs: &'a Registers,
     /// The function's entry address: entry values are known only while stopped there.
     pub entry: Option<u64>,
     pub cfa: Option<u64>,
@@ -162,7 +163,7 @@ pub struct TargetMachine<'a> {
 
 impl Machine for TargetMachine<'_> {
     fn register(&mut self, reg: u16) -> Option<u64> {
-        (reg < 32).then(|| self.regs.get(usize::from(reg)).copied())?
+        self.regs.x(usize::from(reg))
     }
 
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool {
@@ -174,8 +175,7 @@ impl Machine for TargetMachine<'_> {
     }
 
     fn entry_value(&mut self, expr: &gimli::Expression<Reader>) -> Option<u64> {
-        let pc = *self.regs.get(crate::target::PC)?;
-        if Some(pc) != self.entry {
+        if Some(self.regs.pc()) != self.entry {
             return None;
         }
         // At the entry the registers still hold their entry values: evaluate in place.
@@ -197,16 +197,16 @@ impl Machine for TargetMachine<'_> {
     }
 }
 
-/// Decodes every parameter of `function` for the frame whose registers are `regs`
-/// (`x0..x31, pc`). The target must be halted.
+/// Decodes every parameter of `function` for the frame whose registers are `regs`. The target
+/// must be halted.
 pub fn decode_args(
     debug: &DebugInfo,
     function: &FunctionParams,
     target: &mut dyn Target,
-    regs: &[u64],
+    regs: &Registers,
     cfa: Option<u64>,
 ) -> Args {
-    let pc = regs.get(crate::target::PC).copied().unwrap_or(0);
+    let pc = regs.pc();
     let mut machine = TargetMachine {
         target,
         regs,

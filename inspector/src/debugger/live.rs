@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
 use crate::source::{load_elf, Capabilities, Origin, Session, Source};
-use crate::target::{HaltGuard, StopReason, Target, PC};
+use crate::target::{HaltGuard, StopReason, Target};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
 use super::{Condition, Debugger, Location, StopView};
@@ -295,7 +295,7 @@ impl DebugSource {
                 }
                 session.target().halt()?;
                 let bp = {
-                    let pc = session.target().read_registers()?[PC];
+                    let pc = session.target().read_registers()?.pc();
                     self.dbg.breakpoints.at(pc).map(|b| b.id)
                 };
                 self.hold(bp)?;
@@ -321,7 +321,7 @@ impl DebugSource {
                         Some("no new line after many instructions".to_string())
                     }
                 };
-                let pc = session.target().read_registers()?[PC];
+                let pc = session.target().read_registers()?.pc();
                 let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
                 self.hold(bp)?;
                 Ok(msg)
@@ -331,7 +331,7 @@ impl DebugSource {
                     bail!(NOT_HELD);
                 }
                 let elsewhere = step_out(&mut self.dbg, session.target(), CALL_TIMEOUT)?;
-                let pc = session.target().read_registers()?[PC];
+                let pc = session.target().read_registers()?.pc();
                 let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
                 self.hold(bp)?;
                 Ok(elsewhere.map(|pc| format!("stopped at {pc:#x} before the function returned")))
@@ -376,7 +376,7 @@ impl Source for DebugSource {
             // Halt first ourselves: a breakpoint stop arriving now is ours to judge.
             let session = self.session.as_mut().expect("connected");
             let reason = session.target().halt()?;
-            let pc = session.target().read_registers()?[PC];
+            let pc = session.target().read_registers()?.pc();
             if reason == StopReason::Trap || self.dbg.breakpoints.at(pc).is_some() {
                 if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
                     self.hold(hit.breakpoint)?;

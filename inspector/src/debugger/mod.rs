@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::dwarf::{DebugInfo, FrameRegs, FunctionParams, InlinedParams, Unwinder};
-use crate::target::{ShutdownFlag, Target, PC};
+use crate::riscv::Registers;
+use crate::target::{ShutdownFlag, Target};
 
 pub use args::{Arg, ArgValue, Args};
 pub use breakpoints::{Breakpoint, Breakpoints, Location};
@@ -39,8 +40,7 @@ pub struct Hit {
     /// The user breakpoint at the pc, if the stop is one.
     pub breakpoint: Option<u32>,
     pub pc: u64,
-    /// `x0..x31, pc`.
-    pub regs: Vec<u64>,
+    pub regs: Registers,
     /// The arguments of the function the pc is in.
     pub args: Args,
     /// Set when the breakpoint's condition could not be evaluated (the stop is reported).
@@ -102,9 +102,9 @@ impl Debugger {
             .unwrap_or_default()
     }
 
-    /// Decodes the arguments of the function the frame `regs` (`x0..x31, pc`) is in.
-    pub fn args(&mut self, target: &mut dyn Target, regs: &[u64]) -> Args {
-        let pc = regs[PC];
+    /// Decodes the arguments of the function the frame `regs` is in.
+    pub fn args(&mut self, target: &mut dyn Target, regs: &Registers) -> Args {
+        let pc = regs.pc();
         let Some(f) = self.debug.function_at(pc) else {
             return Args::default();
         };
@@ -126,8 +126,12 @@ impl Debugger {
 
     /// The arguments of every inlined call the frame `regs` is in, innermost first, with the
     /// inlined function's name. Empty outside inlined code.
-    pub fn inlined_args(&mut self, target: &mut dyn Target, regs: &[u64]) -> Vec<(String, Args)> {
-        let pc = regs[PC];
+    pub fn inlined_args(
+        &mut self,
+        target: &mut dyn Target,
+        regs: &Registers,
+    ) -> Vec<(String, Args)> {
+        let pc = regs.pc();
         let inlined = self.inlined_params(pc);
         if inlined.iter().all(|i| i.params.params.is_empty()) {
             return Vec::new();
@@ -206,7 +210,7 @@ impl Debugger {
     /// runs already.
     pub fn resume(&mut self, target: &mut dyn Target) -> Result<()> {
         if target.is_halted() {
-            let pc = target.read_registers()?[PC];
+            let pc = target.read_registers()?.pc();
             self.breakpoints.step_over_installed(target, pc)?;
             target.resume()?;
         }
@@ -218,7 +222,7 @@ impl Debugger {
     /// `None` if a condition is false. Counts the hit.
     pub fn evaluate_stop(&mut self, target: &mut dyn Target) -> Result<Option<Hit>> {
         let regs = target.read_registers()?;
-        let pc = regs[PC];
+        let pc = regs.pc();
         let bp = self.breakpoints.at(pc).map(|b| (b.id, b.condition.clone()));
         let args = self.args(target, &regs);
         let mut condition_error = None;
@@ -282,21 +286,21 @@ impl Debugger {
 
     /// Up to `max` physical frames: the current one first, then its callers through the CFI
     /// (at a pc without CFI, the first caller is taken from `ra`).
-    pub fn unwind(&self, target: &mut dyn Target, regs: &[u64], max: usize) -> Vec<PhysFrame> {
+    pub fn unwind(&self, target: &mut dyn Target, regs: &Registers, max: usize) -> Vec<PhysFrame> {
         let mut out = vec![PhysFrame {
-            pc: regs[PC],
-            sp: regs[stepping::SP],
+            pc: regs.pc(),
+            sp: regs.sp(),
         }];
         let Some(unwinder) = &self.unwinder else {
-            if max > 1 && regs[stepping::RA] != 0 {
+            if max > 1 && regs.ra() != 0 {
                 out.push(PhysFrame {
-                    pc: regs[stepping::RA],
-                    sp: regs[stepping::SP],
+                    pc: regs.ra(),
+                    sp: regs.sp(),
                 });
             }
             return out;
         };
-        let mut frame = FrameRegs::from_dump(regs);
+        let mut frame = FrameRegs::from_registers(regs);
         let mut read = |addr: u64, buf: &mut [u8]| target.read_memory(addr, buf).is_ok();
         while out.len() < max {
             let lookup = if out.len() == 1 {

@@ -19,13 +19,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
-use crate::target::{Target, PC};
+use crate::riscv::Registers;
+use crate::target::Target;
 
 use super::Debugger;
-
-/// riscv64 register numbers in a register dump.
-pub const RA: usize = 1;
-pub const SP: usize = 2;
 
 /// Instructions one line step may take before it gives up ([`LineOutcome::Limit`]).
 pub const MAX_INSTRUCTIONS_PER_LINE: u64 = 200_000;
@@ -150,10 +147,10 @@ impl CallPolicy {
     }
 }
 
-/// Executes one instruction; returns the new registers (`x0..x31, pc`). Steps off a breakpoint
-/// installed at the current pc without stopping on it again.
-pub fn step_instruction(dbg: &mut Debugger, target: &mut dyn Target) -> Result<Vec<u64>> {
-    let pc = target.read_registers()?[PC];
+/// Executes one instruction; returns the new registers. Steps off a breakpoint installed at the
+/// current pc without stopping on it again.
+pub fn step_instruction(dbg: &mut Debugger, target: &mut dyn Target) -> Result<Registers> {
+    let pc = target.read_registers()?.pc();
     if !dbg.breakpoints.step_over_installed(target, pc)? {
         target.step().context("single-stepping")?;
     }
@@ -164,7 +161,7 @@ impl Stepper {
     /// Starts a stepping session in the frame of the current pc.
     pub fn new(dbg: &Debugger, target: &mut dyn Target, policy: CallPolicy) -> Result<Stepper> {
         let regs = target.read_registers()?;
-        let pc = regs[PC];
+        let pc = regs.pc();
         let f = dbg
             .debug()
             .function_at(pc)
@@ -211,13 +208,13 @@ impl Stepper {
         let debug = dbg.debug().clone();
         let mut regs = target.read_registers()?;
         for _ in 0..MAX_INSTRUCTIONS_PER_LINE {
-            let prev_pc = regs[PC];
+            let prev_pc = regs.pc();
             regs = step_instruction(dbg, target)?;
-            let pc = regs[PC];
+            let pc = regs.pc();
             let top = self.frames.last().expect("never empty").clone();
             if pc < top.low || pc >= top.high {
-                let linked = regs[RA] == prev_pc + 2 || regs[RA] == prev_pc + 4;
-                if linked && pc != regs[RA] {
+                let linked = regs.ra() == prev_pc + 2 || regs.ra() == prev_pc + 4;
+                if linked && pc != regs.ra() {
                     // A call.
                     if self.enters(&debug, pc) {
                         if let Some(f) = debug.function_at(pc) {
@@ -228,7 +225,7 @@ impl Stepper {
                             continue;
                         }
                     }
-                    match self.finish_call(dbg, target, regs[RA], regs[SP])? {
+                    match self.finish_call(dbg, target, regs.ra(), regs.sp())? {
                         Some(stopped) => return Ok(LineOutcome::Stopped { pc: stopped }),
                         None => {
                             regs = target.read_registers()?;
@@ -261,7 +258,7 @@ impl Stepper {
                 return Ok(LineOutcome::Line { pc, position: p });
             }
         }
-        Ok(LineOutcome::Limit { pc: regs[PC] })
+        Ok(LineOutcome::Limit { pc: regs.pc() })
     }
 
     /// Runs a called function to its return address `ra` (the caller's `sp` unchanged).
@@ -302,8 +299,8 @@ pub fn run_to(
                 );
             }
             let regs = target.read_registers()?;
-            let pc = regs[PC];
-            if pc == addr && regs[SP] == sp {
+            let pc = regs.pc();
+            if pc == addr && regs.sp() == sp {
                 return Ok(None);
             }
             if pc == addr {
@@ -335,7 +332,7 @@ pub fn step_out(
     let frames = dbg.unwind(target, &regs, 2);
     let (ra, caller_sp) = match frames.get(1) {
         Some(caller) => (caller.pc, caller.sp),
-        None => (regs[RA], regs[SP]),
+        None => (regs.ra(), regs.sp()),
     };
     if ra == 0 {
         bail!("cannot tell where this function returns to (no CFI and no ra)");

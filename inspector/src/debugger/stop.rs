@@ -7,19 +7,12 @@
 
 use std::path::Path;
 
-
 use crate::model::{diff, Diff, Snapshot};
-use crate::target::{Target, PC};
+use crate::riscv::Registers;
+use crate::target::Target;
 
 use super::stepping::{position, Position};
 use super::{Args, Debugger};
-
-/// ABI names of x0..x31.
-pub const REGISTER_NAMES: [&str; 32] = [
-    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3", "a4",
-    "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "t3", "t4",
-    "t5", "t6",
-];
 
 /// One source line around the stop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +40,7 @@ pub struct StopView {
     pub breakpoint: Option<u32>,
     pub position: Option<Position>,
     pub source: Vec<SourceLine>,
-    /// `x0..x31, pc`.
-    pub registers: Vec<u64>,
+    pub registers: Registers,
     pub backtrace: Vec<BacktraceFrame>,
     pub args: Args,
     /// Arguments of the inlined calls the pc is in, innermost first, by function name.
@@ -95,7 +87,7 @@ impl StopView {
         current: Option<&Snapshot>,
     ) -> anyhow::Result<StopView> {
         let registers = target.read_registers()?;
-        let pc = registers[PC];
+        let pc = registers.pc();
         let debug = dbg.debug().clone();
         let position = position(&debug, pc);
         let source = position

@@ -52,7 +52,7 @@ pub use types::{
     BaseEncoding, Enumerator, Member, Qualifier, StrLen, StrRef, StringKind, TypeId, TypeInfo,
     TypeKind, TypeTable,
 };
-pub use unwind::{FrameRegs, Unwinder, Unwound, SP as UNWIND_SP, UNWIND_REGISTERS};
+pub use unwind::{FrameRegs, Unwinder, Unwound};
 pub use value::{decode_value, Value};
 
 /// A loaded ELF with its DWARF indexed: the entry point of this layer.

@@ -611,6 +611,7 @@ fn type_offset(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::riscv::{Registers, A0, A1, SP};
     use gimli::Reader as _;
     use std::sync::Arc;
 
@@ -631,13 +632,13 @@ mod tests {
 
     /// Registers x0..x31 and a little memory.
     struct Fake {
-        regs: [u64; 32],
+        regs: Registers,
         mem: (u64, Vec<u8>),
     }
 
     impl Machine for Fake {
         fn register(&mut self, reg: u16) -> Option<u64> {
-            self.regs.get(usize::from(reg)).copied()
+            self.regs.x(usize::from(reg))
         }
         fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool {
             let (base, bytes) = &self.mem;
@@ -655,10 +656,10 @@ mod tests {
     }
 
     fn fake() -> Fake {
-        let mut regs = [0u64; 32];
-        regs[2] = 0x1000; // sp
-        regs[10] = 0xdead_beef; // a0
-        regs[11] = 5; // a1
+        let mut regs = Registers::default();
+        regs.set(SP, 0x1000);
+        regs.set(A0, 0xdead_beef);
+        regs.set(A1, 5);
         let mut mem = vec![0u8; 64];
         mem[8..16].copy_from_slice(&0x8050_0000u64.to_le_bytes());
         Fake {

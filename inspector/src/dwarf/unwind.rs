@@ -12,29 +12,22 @@ use gimli::{BaseAddresses, CfaRule, RegisterRule, RunTimeEndian, UnwindContext, 
 use object::{Object, ObjectSection};
 
 use super::loader::Reader;
+use crate::riscv::{is_callee_saved, Registers, GPRS, RA, SP};
 
-/// Number of general registers tracked while unwinding (x0..x31).
-pub const UNWIND_REGISTERS: usize = 32;
-/// DWARF number of the stack pointer on riscv64 (x2).
-pub const SP: usize = 2;
-
-/// One frame's registers: `None` where unknown (not saved by any callee).
+/// One frame's general registers `x0..x31` (by DWARF number): `None` where unknown (not saved
+/// by any callee).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameRegs {
     pub pc: u64,
-    pub regs: [Option<u64>; UNWIND_REGISTERS],
+    pub regs: [Option<u64>; GPRS],
 }
 
 impl FrameRegs {
-    /// From a full register dump: `x0..x31` then pc.
-    pub fn from_dump(dump: &[u64]) -> FrameRegs {
-        let mut regs = [None; UNWIND_REGISTERS];
-        for (i, r) in regs.iter_mut().enumerate() {
-            *r = dump.get(i).copied();
-        }
+    /// The innermost frame: every register known.
+    pub fn from_registers(registers: &Registers) -> FrameRegs {
         FrameRegs {
-            pc: dump.get(UNWIND_REGISTERS).copied().unwrap_or(0),
-            regs,
+            pc: registers.pc(),
+            regs: registers.gprs().map(Some),
         }
     }
 }
@@ -138,7 +131,7 @@ impl Unwinder {
                 .ok()?
                 .clone(),
         };
-        let ra_reg = self.return_address_register(lookup_pc).unwrap_or(1);
+        let ra_reg = self.return_address_register(lookup_pc).unwrap_or(RA as u16);
         let cfa = match row.cfa() {
             CfaRule::RegisterAndOffset { register, offset } => {
                 let base = (*frame.regs.get(usize::from(register.0))?)?;
@@ -152,9 +145,9 @@ impl Unwinder {
         };
         let mut caller = FrameRegs {
             pc: 0,
-            regs: [None; UNWIND_REGISTERS],
+            regs: [None; GPRS],
         };
-        for n in 0..UNWIND_REGISTERS {
+        for n in 0..GPRS {
             let rule = row.register(gimli::Register(n as u16));
             caller.regs[n] = match rule {
                 // Unmentioned registers: callee-saved ones keep their value (the compiler
@@ -202,9 +195,4 @@ impl Unwinder {
     pub fn covers(&self, pc: u64) -> bool {
         self.return_address_register(pc).is_some()
     }
-}
-
-/// riscv64 callee-saved registers: sp (x2), s0–s1 (x8–x9), s2–s11 (x18–x27).
-fn is_callee_saved(n: usize) -> bool {
-    matches!(n, 2 | 8 | 9 | 18..=27)
 }

@@ -176,7 +176,7 @@ fn qemu_dialect_handshake_drains_unsolicited_stop_and_keeps_acks() {
     assert!(c.acks_enabled());
     assert_eq!(c.packet_size(), 0x1000);
     assert_eq!(c.max_read_chunk(), 0x800);
-    assert!(c.features().xfer_features && c.features().vcont && !c.features().no_ack_mode);
+    assert!(c.supported().xfer_features && c.supported().vcont && !c.supported().no_ack_mode);
     assert!(matches!(
         c.initial_stop(),
         Some(StopReply::Stopped { signal: 2, .. })

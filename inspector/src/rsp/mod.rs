@@ -1,18 +1,22 @@
 //! GDB remote serial protocol client: the codec (framing, escapes, run-length decoding, stop
 //! replies), target descriptions, and a TCP connection to any conforming stub (QEMU's gdbstub,
-//! gdbserver, OpenOCD, `gdbstub`-crate stubs), QEMU's quirks included. See `client` for the
-//! all-stop invariants.
+//! gdbserver, OpenOCD, `gdbstub`-crate stubs), QEMU's quirks included.
+//!
+//! Files: `codec` (bytes ⇄ packets, no I/O), `transport` ([`RspClient`]'s connection: socket,
+//! acks, timeouts, the all-stop invariants), `packets` (the requests: memory, registers,
+//! breakpoints, monitor, detach; [`Supported`], the parsed `qSupported` reply), `target_xml`
+//! (the target description XML and its register numbering, [`RegisterMap`]).
 
-mod client;
 #[cfg(test)]
 pub(crate) mod client_tests;
 pub mod codec;
 mod error;
-pub mod features;
+mod packets;
+pub mod target_xml;
+mod transport;
 
-pub use client::{
-    BreakpointType, Features, RspClient, RspConfig, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ,
-};
 pub use codec::{StopKind, StopReply};
 pub use error::RspError;
-pub use features::{RegisterDesc, RegisterMap};
+pub use packets::{BreakpointType, Supported, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ};
+pub use target_xml::{RegisterDesc, RegisterMap};
+pub use transport::{RspClient, RspConfig};

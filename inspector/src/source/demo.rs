@@ -7,10 +7,10 @@
 
 use super::{Capabilities, Origin, Source};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, Snapshot};
+use crate::riscv::PAGE_SIZE;
 use anyhow::bail;
 
 const RAM_BASE: u64 = 0x8000_0000;
-const PAGE_SIZE: u64 = 4096;
 const RAM_PAGES: u64 = 32768; // 128 MiB
 /// Pages at the start of RAM used by the kernel image and boot structures (never tracked).
 const KERNEL_IMAGE_PAGES: u64 = 1024;
@@ -171,7 +171,7 @@ impl DemoSource {
         self.used[start..start + n].fill(true);
         // Leave a small gap so the page map shows separate runs.
         self.hint = (start + n + self.rand(24) as usize) % ram;
-        let pa = RAM_BASE + start as u64 * 4096;
+        let pa = RAM_BASE + start as u64 * PAGE_SIZE;
         self.event(EventKind::Alloc, owner, pa, n as u64, tag);
         self.slots[slot] = Some(Entry {
             slot,
@@ -191,7 +191,7 @@ impl DemoSource {
         let Some(e) = self.slots[slot].take() else {
             return;
         };
-        let start = ((e.pa - RAM_BASE) / 4096) as usize;
+        let start = ((e.pa - RAM_BASE) / PAGE_SIZE) as usize;
         self.used[start..start + e.npages as usize].fill(false);
         if reclaim {
             self.header.reclaimed_allocs += 1;

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{BreakpointKind, StopReason, Target, TargetError, PC, RISCV64_REGISTERS};
+use super::{BreakpointKind, StopReason, Target, TargetError};
+use crate::riscv::Registers;
 
 /// Counters of what was done to a [`MemTarget`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub struct MemTarget {
     regions: BTreeMap<u64, Vec<u8>>,
     halted: bool,
     detached: bool,
-    registers: Vec<u64>,
+    registers: Registers,
     breakpoints: BTreeMap<u64, BreakpointKind>,
     /// When set, the next `wait_for_stop` (or `halt`) reports this stop at this pc.
     pending_stop: Option<(StopReason, u64)>,
@@ -49,7 +50,7 @@ impl MemTarget {
             regions: BTreeMap::new(),
             halted: false,
             detached: false,
-            registers: vec![0; RISCV64_REGISTERS],
+            registers: Registers::default(),
             breakpoints: BTreeMap::new(),
             pending_stop: None,
             stats: MemStats::default(),
@@ -84,9 +85,9 @@ impl MemTarget {
         slice.copy_from_slice(data);
     }
 
-    /// Sets register `index` (0..=31 = x0..x31, 32 = pc).
-    pub fn set_register(&mut self, index: usize, value: u64) {
-        self.registers[index] = value;
+    /// Sets GDB register `regnum` (`x0..x31`, [`PC`](crate::riscv::PC)); panics on any other number.
+    pub fn set_register(&mut self, regnum: usize, value: u64) {
+        self.registers.set(regnum, value);
     }
 
     /// Makes the running guest stop at `pc` as if it hit a breakpoint there: the next
@@ -126,7 +127,7 @@ impl MemTarget {
 
     fn take_stop(&mut self) -> Option<StopReason> {
         let (reason, pc) = self.pending_stop.take()?;
-        self.registers[PC] = pc;
+        self.registers.set_pc(pc);
         self.halted = true;
         Some(reason)
     }
@@ -187,7 +188,7 @@ impl Target for MemTarget {
         Ok(())
     }
 
-    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError> {
+    fn read_registers(&mut self) -> Result<Registers, TargetError> {
         self.check("read registers")?;
         Ok(self.registers.clone())
     }
@@ -211,7 +212,7 @@ impl Target for MemTarget {
     /// Advances pc by 4 and reports [`StopReason::Trap`].
     fn step(&mut self) -> Result<StopReason, TargetError> {
         self.check("single-step")?;
-        self.registers[PC] = self.registers[PC].wrapping_add(4);
+        self.registers.set_pc(self.registers.pc().wrapping_add(4));
         self.stats.steps += 1;
         Ok(StopReason::Trap)
     }
@@ -346,13 +347,13 @@ mod tests {
             Some(StopReason::Trap)
         );
         assert!(t.is_halted());
-        assert_eq!(t.read_registers().unwrap()[PC], 0x8020_0000);
+        assert_eq!(t.read_registers().unwrap().pc(), 0x8020_0000);
         assert_eq!(
             t.set_breakpoint(0x8020_0010).unwrap(),
             BreakpointKind::Software
         );
         assert_eq!(t.step().unwrap(), StopReason::Trap);
-        assert_eq!(t.read_registers().unwrap()[PC], 0x8020_0004);
+        assert_eq!(t.read_registers().unwrap().pc(), 0x8020_0004);
         t.remove_breakpoint(0x8020_0010).unwrap();
         assert!(matches!(
             t.remove_breakpoint(0x8020_0010),

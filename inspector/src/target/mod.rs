@@ -1,9 +1,7 @@
 //! The debuggee as the rest of the inspector sees it: halt, read, resume, breakpoints and steps
 //! behind the [`Target`] trait, with an RSP implementation ([`RspTarget`]), an in-memory one for
 //! tests ([`MemTarget`]), the [`HaltGuard`] that never leaves the guest halted, and the Ctrl-C
-//! shutdown flag.
-//!
-//! Register order everywhere: riscv64 `x0..x31`, then `pc` (33 values).
+//! shutdown flag. Registers travel as [`Registers`] (`crate::riscv`).
 
 mod guard;
 mod mem;
@@ -17,12 +15,8 @@ pub use mem::{MemStats, MemTarget};
 pub use rsp_target::{MemoryMode, RspTarget, RspTargetOptions};
 pub use shutdown::{install_ctrlc_handler, ShutdownFlag};
 
+use crate::riscv::Registers;
 use crate::rsp::RspError;
-
-/// Number of registers [`Target::read_registers`] returns: x0..x31 and pc.
-pub const RISCV64_REGISTERS: usize = 33;
-/// Index of pc in [`Target::read_registers`].
-pub const PC: usize = 32;
 
 /// Why the target is halted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,8 +87,8 @@ pub trait Target {
     /// Writes `data` to guest memory at `addr`. Must be halted.
     fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError>;
 
-    /// `x0..x31, pc` ([`RISCV64_REGISTERS`] values). Must be halted.
-    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError>;
+    /// `x0..x31` and `pc`. Must be halted.
+    fn read_registers(&mut self) -> Result<Registers, TargetError>;
 
     /// Sets a breakpoint at `addr`: software if the target can, hardware otherwise. Returns how
     /// it was set. Setting one twice is a no-op. Must be halted.

@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{BreakpointKind, StopReason, Target, TargetError, PC, RISCV64_REGISTERS};
+use super::{BreakpointKind, StopReason, Target, TargetError};
+use crate::riscv::{self, Registers, GPRS, PC, REGISTER_BYTES};
 use crate::rsp::{BreakpointType, RspClient, RspConfig, RspError, StopReply};
 
 /// Which addresses `read_memory`/`write_memory` take.
@@ -109,8 +110,8 @@ impl RspTarget {
     fn instruction_len(&mut self, addr: u64) -> u32 {
         let mut half = [0u8; 2];
         match self.client.read_memory(addr, &mut half) {
-            Ok(()) if half[0] & 0b11 != 0b11 => 2,
-            _ => 4,
+            Ok(()) => riscv::instruction_len(half[0]),
+            Err(_) => 4,
         }
     }
 }
@@ -176,30 +177,26 @@ impl Target for RspTarget {
         })
     }
 
-    /// Uses `g`; if the reply is shorter than 33 registers, reads each with `p` (through the
-    /// target description, for QEMU).
-    fn read_registers(&mut self) -> Result<Vec<u64>, TargetError> {
+    /// Uses `g`; if the reply is shorter than [`riscv::REGISTERS`] registers, reads each with `p`
+    /// (through the target description, for QEMU).
+    fn read_registers(&mut self) -> Result<Registers, TargetError> {
         self.check("read registers")?;
         let raw = self.client.read_registers_raw()?;
-        if raw.len() >= RISCV64_REGISTERS * 8 {
-            return Ok(raw
-                .chunks_exact(8)
-                .take(RISCV64_REGISTERS)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
-                .collect());
+        if let Some(regs) = Registers::from_le_bytes(&raw) {
+            return Ok(regs);
         }
         let pc_regnum = match self.client.target_description() {
             Ok(map) => map.by_name("pc").map_or(PC as u32, |r| r.regnum),
             Err(RspError::Unsupported { .. }) => PC as u32,
             Err(e) => return Err(e.into()),
         };
-        let mut regs = Vec::with_capacity(RISCV64_REGISTERS);
-        for n in (0..32).chain(std::iter::once(pc_regnum)) {
-            let bytes = self.client.read_register(n)?;
-            let mut le = [0u8; 8];
-            let k = bytes.len().min(8);
+        let mut regs = Registers::default();
+        for (n, regnum) in (0..GPRS as u32).chain([pc_regnum]).enumerate() {
+            let bytes = self.client.read_register(regnum)?;
+            let mut le = [0u8; REGISTER_BYTES];
+            let k = bytes.len().min(REGISTER_BYTES);
             le[..k].copy_from_slice(&bytes[..k]);
-            regs.push(u64::from_le_bytes(le));
+            regs.set(n, u64::from_le_bytes(le));
         }
         Ok(regs)
     }

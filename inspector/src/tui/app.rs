@@ -33,8 +33,6 @@ pub const INTERVAL_STEPS: [Duration; 8] = [
     Duration::from_secs(5),
     Duration::from_secs(10),
 ];
-/// Page size of the tracked RAM.
-pub const PAGE_SIZE: u64 = 4096;
 
 /// Which view the body shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! Pages are counted from the snapshot's `ram_base`; allocations outside
 //! `[ram_base, ram_base + ram_pages)` are clipped.
 
-use super::app::PAGE_SIZE;
 use crate::model::{Entry, Snapshot};
+use crate::riscv::PAGE_SIZE;
 
 /// Rows the screen layout uses around the page-map grid: header, tabs and footer lines (3),
 /// the body block's borders (2) and the legend/cursor-info lines (3). Columns: borders (2).

@@ -10,6 +10,7 @@ use crate::debugger::args::{Arg, ArgValue, Args};
 use crate::debugger::live::{BreakpointSummary, DebugCommand, DebugReport, DebugState};
 use crate::debugger::{BacktraceFrame, Position, SourceLine, StopView};
 use crate::model::{Diff, Entry};
+use crate::riscv::{Registers, A0, PC, SP};
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 use ratatui::Terminal;
@@ -37,10 +38,10 @@ fn entry(slot: usize, owner: u32, pa: u64, npages: u64, tag: &str) -> Entry {
 
 /// A stop at track_alloc with pid 7's allocation in the arguments.
 fn stop() -> StopView {
-    let mut registers = vec![0u64; 33];
-    registers[2] = 0x80f4_3f00; // sp
-    registers[10] = 0x8050_3000; // a0
-    registers[32] = 0x8020_4210;
+    let mut registers = Registers::default();
+    registers.set(SP, 0x80f4_3f00);
+    registers.set(A0, 0x8050_3000);
+    registers.set(PC, 0x8020_4210);
     StopView {
         pc: 0x8020_4210,
         breakpoint: Some(1),

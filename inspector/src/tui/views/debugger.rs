@@ -4,7 +4,6 @@
 
 use super::{body_block, truncate, truncate_start};
 use crate::debugger::live::DebugState;
-use crate::debugger::stop::REGISTER_NAMES;
 use crate::debugger::StopView;
 use crate::tui::app::App;
 use crate::tui::debugger::DebugPane;
@@ -198,11 +197,11 @@ fn draw_args(f: &mut Frame, area: Rect, stop: &StopView) {
 
 fn draw_registers(f: &mut Frame, area: Rect, stop: &StopView) {
     let mut lines = Vec::new();
-    let pairs: Vec<(String, u64)> = REGISTER_NAMES
-        .iter()
-        .zip(&stop.registers)
+    let pairs: Vec<(String, u64)> = stop
+        .registers
+        .named_gprs()
         .skip(1) // zero
-        .map(|(n, v)| (n.to_string(), *v))
+        .map(|(n, v)| (n.to_string(), v))
         .collect();
     for chunk in pairs.chunks(2) {
         let spans: Vec<Span> = chunk

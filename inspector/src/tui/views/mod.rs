@@ -18,10 +18,11 @@ pub use pagemap::{
     IMAGE as IMAGE_CELL, PART as PART_CELL,
 };
 
-use super::app::{App, Connection, View, PAGE_SIZE};
+use super::app::{App, Connection, View};
 use super::input::KEYMAP;
 use super::prompt::PromptKind;
 use crate::model::KERNEL_PID;
+use crate::riscv::PAGE_SIZE;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};

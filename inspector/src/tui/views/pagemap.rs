@@ -7,7 +7,8 @@
 //! it, pages without an allocation are drawn as "free or untracked".
 
 use super::{body_block, draw_waiting, owner_color, truncate};
-use crate::tui::app::{App, PAGE_SIZE};
+use crate::riscv::PAGE_SIZE;
+use crate::tui::app::App;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};

@@ -1,5 +1,9 @@
-//! The GDB remote protocol client: one TCP connection to a stub (QEMU, gdbserver, OpenOCD, a
-//! `gdbstub` crate stub), its negotiated features, and the all-stop request/reply discipline.
+//! The transport of [`RspClient`]: one TCP connection to a stub (QEMU, gdbserver, OpenOCD, a
+//! `gdbstub` crate stub), the connect handshake, framing, acknowledgements and retransmits,
+//! timeouts, the all-stop running/halted state (`c`, `s`, interrupt, waiting for a stop) and
+//! closing or abandoning the connection. The packet operations (memory, registers, breakpoints,
+//! monitor, detach, …) are in `packets`; they build a request and go through the request
+//! methods here.
 //!
 //! Invariants:
 //! - While the target runs ([`RspClient::is_running`]), nothing is written to the socket except
@@ -14,14 +18,9 @@ use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoder, Frame, ReplyKind, StopReply};
 use super::error::quote;
-use super::features::{self, RegisterMap, XmlItem};
+use super::packets::Supported;
+use super::target_xml::RegisterMap;
 use super::RspError;
-
-/// QEMU answers `E22` to `m` requests longer than this.
-pub const QEMU_MAX_MEMORY_READ: usize = 0x800;
-
-/// Packet size assumed when the server does not advertise `PacketSize` (GDB's default).
-pub const DEFAULT_PACKET_SIZE: usize = 400;
 
 /// Timeouts and retry limits of a connection.
 #[derive(Debug, Clone)]
@@ -42,62 +41,6 @@ impl Default for RspConfig {
             max_retransmits: 3,
         }
     }
-}
-
-/// What the server said in its `qSupported` reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Features {
-    /// `PacketSize`: the largest packet (payload) the server accepts, if advertised.
-    pub packet_size: Option<usize>,
-    /// `QStartNoAckMode+`.
-    pub no_ack_mode: bool,
-    /// `qXfer:features:read+`.
-    pub xfer_features: bool,
-    /// `vContSupported+`.
-    pub vcont: bool,
-    /// `swbreak+`/`hwbreak+`.
-    pub swbreak: bool,
-    pub hwbreak: bool,
-    /// The reply as received.
-    pub raw: String,
-}
-
-impl Features {
-    /// Parses a `qSupported` reply (`name=value`, `name+`, `name-`, `name?` separated by `;`).
-    pub fn parse(reply: &[u8]) -> Features {
-        let raw = String::from_utf8_lossy(reply).into_owned();
-        let mut f = Features::default();
-        for item in raw.split(';') {
-            if let Some(size) = item.strip_prefix("PacketSize=") {
-                f.packet_size = usize::from_str_radix(size, 16).ok();
-            }
-            match item {
-                "QStartNoAckMode+" => f.no_ack_mode = true,
-                "qXfer:features:read+" => f.xfer_features = true,
-                "vContSupported+" => f.vcont = true,
-                "swbreak+" => f.swbreak = true,
-                "hwbreak+" => f.hwbreak = true,
-                _ => {}
-            }
-        }
-        f.raw = raw;
-        f
-    }
-}
-
-/// Breakpoint and watchpoint types of `Z`/`z` packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BreakpointType {
-    /// `Z0`: software breakpoint (the stub patches or emulates an instruction).
-    Software = 0,
-    /// `Z1`: hardware breakpoint (a trigger register).
-    Hardware = 1,
-    /// `Z2`: write watchpoint.
-    WriteWatch = 2,
-    /// `Z3`: read watchpoint.
-    ReadWatch = 3,
-    /// `Z4`: access watchpoint.
-    AccessWatch = 4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,13 +66,16 @@ pub struct RspClient {
     read_buf: Box<[u8]>,
     read_timeout: Option<Duration>,
     acks: bool,
-    features: Features,
     state: State,
+    /// Console output (`O` packets) collected aside from replies.
     console: Vec<u8>,
     initial_stop: Option<StopReply>,
-    registers: Option<RegisterMap>,
+    /// The server's `qSupported` reply (defaults if it sent none).
+    pub(super) supported: Supported,
+    /// The target description's register numbering, once fetched.
+    pub(super) registers: Option<RegisterMap>,
     /// `Some(true)` while `Qqemu.PhyMemMode:1` is in force.
-    phy_mem_mode: Option<bool>,
+    pub(super) phy_mem_mode: Option<bool>,
 }
 
 impl std::fmt::Debug for RspClient {
@@ -138,7 +84,7 @@ impl std::fmt::Debug for RspClient {
             .field("peer", &self.stream.peer_addr().ok())
             .field("state", &self.state)
             .field("acks", &self.acks)
-            .field("features", &self.features.raw)
+            .field("supported", &self.supported.raw)
             .finish()
     }
 }
@@ -177,7 +123,7 @@ impl RspClient {
             read_buf: vec![0; 16 * 1024].into_boxed_slice(),
             read_timeout: None,
             acks: true,
-            features: Features::default(),
+            supported: Supported::default(),
             state: State::Halted,
             console: Vec::new(),
             initial_stop: None,
@@ -200,11 +146,11 @@ impl RspClient {
             kind = self.recv_reply("qSupported")?;
         }
         match kind {
-            ReplyKind::Data | ReplyKind::Ok => self.features = Features::parse(&self.rx),
+            ReplyKind::Data | ReplyKind::Ok => self.supported = Supported::parse(&self.rx),
             // Very old stubs: no features, defaults apply.
             ReplyKind::Empty | ReplyKind::Error(_) => {}
         }
-        if self.features.no_ack_mode {
+        if self.supported.no_ack_mode {
             self.set_request(b"QStartNoAckMode");
             if self.request("QStartNoAckMode")? == ReplyKind::Ok {
                 self.acks = false;
@@ -221,28 +167,14 @@ impl RspClient {
         Ok(())
     }
 
-    /// The server's features from `qSupported`.
-    pub fn features(&self) -> &Features {
-        &self.features
+    /// What the server offered in its `qSupported` reply.
+    pub fn supported(&self) -> &Supported {
+        &self.supported
     }
 
     /// True if acknowledgements are on (the server did not offer `QStartNoAckMode`).
     pub fn acks_enabled(&self) -> bool {
         self.acks
-    }
-
-    /// The largest packet the server accepts (advertised `PacketSize`, or GDB's default).
-    pub fn packet_size(&self) -> usize {
-        self.features
-            .packet_size
-            .unwrap_or(DEFAULT_PACKET_SIZE)
-            .max(32)
-    }
-
-    /// Most bytes one `m` request asks for: half the packet size (the hex reply payload must fit
-    /// in it, as GDB computes it), and never more than QEMU's 0x800.
-    pub fn max_read_chunk(&self) -> usize {
-        (self.packet_size() / 2).clamp(1, QEMU_MAX_MEMORY_READ)
     }
 
     /// True between [`RspClient::cont`] and the stop reply that ends it.
@@ -381,304 +313,6 @@ impl RspClient {
         self.recv_stop(deadline, "the stop reply after a single step")
     }
 
-    /// Reads `buf.len()` bytes at `addr` with `m`, in chunks of [`RspClient::max_read_chunk`];
-    /// a short reply is continued from where it ended. Target must be halted.
-    pub fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), RspError> {
-        let chunk = self.max_read_chunk();
-        let mut done = 0;
-        while done < buf.len() {
-            let want = (buf.len() - done).min(chunk);
-            let at = addr.wrapping_add(done as u64);
-            self.req.clear();
-            self.req.push(b'm');
-            codec::push_hex_u64(&mut self.req, at);
-            self.req.push(b',');
-            codec::push_hex_u64(&mut self.req, want as u64);
-            self.expect_data_for("the reply to m", || format!("m{at:x},{want:x}"))?;
-            let hex = &self.rx;
-            let got = hex.len() / 2;
-            if !hex.len().is_multiple_of(2) || got > want || got == 0 {
-                return Err(RspError::malformed(
-                    "memory read reply",
-                    hex,
-                    &format!("{} hex digits for a {want}-byte read", hex.len()),
-                ));
-            }
-            if !codec::decode_hex_into(hex, &mut buf[done..done + got]) {
-                return Err(RspError::malformed("memory read reply", hex, "not hex"));
-            }
-            done += got;
-        }
-        Ok(())
-    }
-
-    /// Writes `data` at `addr` with `M`, split to fit the packet size. Target must be halted.
-    pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), RspError> {
-        // "M" + 16 + "," + 16 + ":" = 35 bytes of header at most.
-        let chunk = ((self.packet_size().saturating_sub(40)) / 2).max(1);
-        for (i, part) in data.chunks(chunk).enumerate() {
-            let at = addr.wrapping_add((i * chunk) as u64);
-            self.req.clear();
-            self.req.push(b'M');
-            codec::push_hex_u64(&mut self.req, at);
-            self.req.push(b',');
-            codec::push_hex_u64(&mut self.req, part.len() as u64);
-            self.req.push(b':');
-            codec::push_hex(&mut self.req, part);
-            let name = format!("M{at:x},{:x}", part.len());
-            self.expect_ok(&name)?;
-        }
-        Ok(())
-    }
-
-    /// All registers as the `g` packet returns them (target byte order; unavailable `xx` bytes
-    /// read as 0). Target must be halted.
-    pub fn read_registers_raw(&mut self) -> Result<Vec<u8>, RspError> {
-        self.set_request(b"g");
-        self.expect_data("g")?;
-        decode_register_hex(&self.rx)
-            .ok_or_else(|| RspError::malformed("g reply", &self.rx, "not hex"))
-    }
-
-    /// Register `regnum` with `p` (target byte order). On QEMU, `p` answers only after the target
-    /// description was fetched: this fetches it first if the server offers it. Target must be
-    /// halted.
-    pub fn read_register(&mut self, regnum: u32) -> Result<Vec<u8>, RspError> {
-        if self.features.xfer_features && self.registers.is_none() {
-            self.target_description()?;
-        }
-        self.req.clear();
-        self.req.push(b'p');
-        codec::push_hex_u64(&mut self.req, u64::from(regnum));
-        self.expect_data_for("the reply to p", || format!("p{regnum:x}"))?;
-        decode_register_hex(&self.rx)
-            .ok_or_else(|| RspError::malformed("p reply", &self.rx, "not hex"))
-    }
-
-    /// Writes register `regnum` with `P` (`value` in target byte order). Target must be halted.
-    pub fn write_register(&mut self, regnum: u32, value: &[u8]) -> Result<(), RspError> {
-        if self.features.xfer_features && self.registers.is_none() {
-            self.target_description()?;
-        }
-        self.req.clear();
-        self.req.push(b'P');
-        codec::push_hex_u64(&mut self.req, u64::from(regnum));
-        self.req.push(b'=');
-        codec::push_hex(&mut self.req, value);
-        self.expect_ok(&format!("P{regnum:x}"))
-    }
-
-    /// Reads a whole `qXfer:features:read` annex (e.g. `target.xml`), in chunks that fit the
-    /// packet size. Target must be halted.
-    pub fn read_features_xml(&mut self, annex: &str) -> Result<Vec<u8>, RspError> {
-        let chunk = self.packet_size().saturating_sub(8).max(16);
-        let mut out = Vec::new();
-        loop {
-            let request = format!("qXfer:features:read:{annex}:{:x},{chunk:x}", out.len());
-            self.set_request(request.as_bytes());
-            self.expect_data(&request)?;
-            let (more, data) = match self.rx.split_first() {
-                Some((b'm', data)) => (true, data),
-                Some((b'l', data)) => (false, data),
-                _ => {
-                    return Err(RspError::malformed(
-                        "qXfer reply",
-                        &self.rx,
-                        "expected m or l",
-                    ))
-                }
-            };
-            out.extend_from_slice(data);
-            if !more || (data.is_empty()) {
-                return Ok(out);
-            }
-            if out.len() > (4 << 20) {
-                return Err(RspError::malformed(
-                    "qXfer reply",
-                    b"",
-                    "description over 4 MiB",
-                ));
-            }
-        }
-    }
-
-    /// Fetches `target.xml` and its includes once, and returns the register numbering. Fails
-    /// with [`RspError::Unsupported`] if the server offers no target description.
-    pub fn target_description(&mut self) -> Result<&RegisterMap, RspError> {
-        if self.registers.is_none() {
-            if !self.features.xfer_features {
-                return Err(RspError::Unsupported {
-                    request: "qXfer:features:read (target description)".into(),
-                });
-            }
-            let mut map = RegisterMap::default();
-            let mut next = 0;
-            self.walk_description("target.xml", 0, &mut next, &mut map)?;
-            self.registers = Some(map);
-        }
-        Ok(self.registers.as_ref().expect("set above"))
-    }
-
-    fn walk_description(
-        &mut self,
-        annex: &str,
-        depth: u32,
-        next: &mut u32,
-        map: &mut RegisterMap,
-    ) -> Result<(), RspError> {
-        if depth > 4 {
-            return Err(RspError::malformed(
-                "target description",
-                annex.as_bytes(),
-                "includes nest too deep",
-            ));
-        }
-        let xml = self.read_features_xml(annex)?;
-        for item in features::parse_items(&String::from_utf8_lossy(&xml)) {
-            match &item {
-                XmlItem::Include(href) => self.walk_description(href, depth + 1, next, map)?,
-                XmlItem::Reg { .. } => features::number_registers(&item, next, map),
-            }
-        }
-        Ok(())
-    }
-
-    /// Inserts a breakpoint or watchpoint (`Z`). `kind` is the breakpoint length in bytes for
-    /// `Z0`/`Z1` (RISC-V: 4, or 2 for a compressed instruction) and the watched length for
-    /// watchpoints. Target must be halted.
-    pub fn insert_breakpoint(
-        &mut self,
-        ty: BreakpointType,
-        addr: u64,
-        kind: u32,
-    ) -> Result<(), RspError> {
-        self.breakpoint_packet(b'Z', ty, addr, kind)
-    }
-
-    /// Removes a breakpoint or watchpoint (`z`) inserted with the same arguments.
-    pub fn remove_breakpoint(
-        &mut self,
-        ty: BreakpointType,
-        addr: u64,
-        kind: u32,
-    ) -> Result<(), RspError> {
-        self.breakpoint_packet(b'z', ty, addr, kind)
-    }
-
-    fn breakpoint_packet(
-        &mut self,
-        op: u8,
-        ty: BreakpointType,
-        addr: u64,
-        kind: u32,
-    ) -> Result<(), RspError> {
-        self.req.clear();
-        self.req.push(op);
-        self.req.push(b'0' + ty as u8);
-        self.req.push(b',');
-        codec::push_hex_u64(&mut self.req, addr);
-        self.req.push(b',');
-        codec::push_hex_u64(&mut self.req, u64::from(kind));
-        self.expect_ok(&format!("{}{},{addr:x},{kind:x}", op as char, ty as u8))
-    }
-
-    /// Runs a monitor command (`qRcmd`, hex-encoded) and returns its output: the `O` packets it
-    /// produced, or a hex-encoded reply. Target must be halted.
-    pub fn monitor(&mut self, command: &str) -> Result<String, RspError> {
-        self.req.clear();
-        self.req.extend_from_slice(b"qRcmd,");
-        codec::push_hex(&mut self.req, command.as_bytes());
-        let console_before = self.console.len();
-        let name = format!("qRcmd ({command})");
-        let kind = self.request(&name)?;
-        let mut out = self.console.split_off(console_before);
-        match kind {
-            ReplyKind::Ok => {}
-            ReplyKind::Data => match codec::decode_hex(&self.rx) {
-                Some(text) => out.extend_from_slice(&text),
-                None => return Err(RspError::malformed("qRcmd reply", &self.rx, "not hex")),
-            },
-            ReplyKind::Empty => return Err(RspError::Unsupported { request: name }),
-            ReplyKind::Error(code) => {
-                return Err(RspError::ErrorReply {
-                    code,
-                    request: name,
-                })
-            }
-        }
-        Ok(String::from_utf8_lossy(&out).into_owned())
-    }
-
-    /// Switches QEMU's physical memory mode (`Qqemu.PhyMemMode:1`/`0`): in it, `m`/`M` take
-    /// physical addresses. Returns Ok(false) if the server does not support it (empty or error
-    /// reply); the mode is then unchanged. Target must be halted.
-    pub fn set_phy_mem_mode(&mut self, on: bool) -> Result<bool, RspError> {
-        let packet: &[u8] = if on {
-            b"Qqemu.PhyMemMode:1"
-        } else {
-            b"Qqemu.PhyMemMode:0"
-        };
-        self.set_request(packet);
-        match self.request("Qqemu.PhyMemMode")? {
-            ReplyKind::Ok => {
-                self.phy_mem_mode = Some(on);
-                Ok(true)
-            }
-            ReplyKind::Empty | ReplyKind::Error(_) => Ok(false),
-            ReplyKind::Data => Err(RspError::malformed(
-                "Qqemu.PhyMemMode reply",
-                &self.rx,
-                "expected OK",
-            )),
-        }
-    }
-
-    /// True while physical memory mode is on.
-    pub fn phy_mem_mode(&self) -> bool {
-        self.phy_mem_mode == Some(true)
-    }
-
-    /// Leaves the target running and closes the session: interrupts it if running (QEMU drops
-    /// packets sent while it runs), turns physical memory mode off if this client turned it on,
-    /// then sends `D` (QEMU removes breakpoints and resumes). A server that closes the socket
-    /// instead of answering `OK` counts as detached. Idempotent.
-    pub fn detach(&mut self) -> Result<(), RspError> {
-        if self.state == State::Closed {
-            return Ok(());
-        }
-        let result = self.detach_inner();
-        self.close();
-        result
-    }
-
-    fn detach_inner(&mut self) -> Result<(), RspError> {
-        if self.state == State::Running {
-            self.interrupt()?;
-        }
-        if self.phy_mem_mode == Some(true) {
-            self.set_phy_mem_mode(false)?;
-        }
-        match self.detach_request("D") {
-            // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
-            // plain `D` with E22: name the process, as such a client would.
-            Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
-            other => other,
-        }
-    }
-
-    fn detach_request(&mut self, packet: &'static str) -> Result<(), RspError> {
-        self.set_request(packet.as_bytes());
-        match self.request(packet) {
-            Ok(ReplyKind::Ok | ReplyKind::Empty) | Err(RspError::Closed) => Ok(()),
-            Ok(ReplyKind::Error(code)) => Err(RspError::ErrorReply {
-                code,
-                request: packet.into(),
-            }),
-            Ok(ReplyKind::Data) => Err(RspError::malformed("D reply", &self.rx, "expected OK")),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Gives up on a connection that can no longer be trusted (timeout, corruption) without
     /// leaving the guest paused: if halted, sends `Qqemu.PhyMemMode:0` (if we set it) and `D`
     /// without waiting for replies, then closes. While the guest runs, only closes (any byte
@@ -695,16 +329,39 @@ impl RspClient {
         self.close();
     }
 
-    fn close(&mut self) {
+    /// Marks the client closed and shuts the socket down; sends nothing.
+    pub(super) fn close(&mut self) {
         self.state = State::Closed;
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 
-    // ---- packet layer ---------------------------------------------------------------------
+    // ---- request plumbing (used by the packet operations) ----------------------------------
 
-    fn set_request(&mut self, payload: &[u8]) {
+    /// Sets the payload of the next request.
+    pub(super) fn set_request(&mut self, payload: &[u8]) {
         self.req.clear();
         self.req.extend_from_slice(payload);
+    }
+
+    /// Clears the payload of the next request and lends it for building.
+    pub(super) fn new_request(&mut self) -> &mut Vec<u8> {
+        self.req.clear();
+        &mut self.req
+    }
+
+    /// The payload of the last packet received (the reply to the last request).
+    pub(super) fn reply(&self) -> &[u8] {
+        &self.rx
+    }
+
+    /// Bytes of console output collected so far (a mark for [`Self::console_since`]).
+    pub(super) fn console_len(&self) -> usize {
+        self.console.len()
+    }
+
+    /// Takes the console output collected since `mark` (from [`Self::console_len`]).
+    pub(super) fn console_since(&mut self, mark: usize) -> Vec<u8> {
+        self.console.split_off(mark)
     }
 
     fn check_open(&self) -> Result<(), RspError> {
@@ -725,7 +382,7 @@ impl RspClient {
     }
 
     /// Sends `self.req` (halted target only) and returns the classified reply in `self.rx`.
-    fn request(&mut self, what: &str) -> Result<ReplyKind, RspError> {
+    pub(super) fn request(&mut self, what: &str) -> Result<ReplyKind, RspError> {
         self.send_request(what)?;
         self.recv_reply(what)
     }
@@ -743,7 +400,8 @@ impl RspClient {
         }
     }
 
-    fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
+    /// Sends `self.req`; Ok for a data or `OK` reply (in `self.rx`), else the typed error.
+    pub(super) fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
         match self.request(what)? {
             ReplyKind::Data => Ok(()),
             ReplyKind::Ok => Ok(()),
@@ -758,7 +416,11 @@ impl RspClient {
     }
 
     /// [`Self::expect_data`] with the request's name built only on failure.
-    fn expect_data_for(&mut self, short: &str, what: impl Fn() -> String) -> Result<(), RspError> {
+    pub(super) fn expect_data_for(
+        &mut self,
+        short: &str,
+        what: impl Fn() -> String,
+    ) -> Result<(), RspError> {
         match self.request(short)? {
             ReplyKind::Data | ReplyKind::Ok => Ok(()),
             ReplyKind::Empty => Err(RspError::Unsupported { request: what() }),
@@ -769,7 +431,8 @@ impl RspClient {
         }
     }
 
-    fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
+    /// Sends `self.req` and expects `OK`.
+    pub(super) fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
         match self.request(what)? {
             ReplyKind::Ok => Ok(()),
             ReplyKind::Empty => Err(RspError::Unsupported {
@@ -981,18 +644,4 @@ impl Drop for RspClient {
             let _ = self.detach();
         }
     }
-}
-
-/// Decodes register hex, reading unavailable bytes (`xx`) as 0.
-fn decode_register_hex(hex: &[u8]) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    hex.chunks_exact(2)
-        .map(|p| match p {
-            [b'x', b'x'] => Some(0),
-            [hi, lo] => Some(codec::hex_value(*hi)? << 4 | codec::hex_value(*lo)?),
-            _ => None,
-        })
-        .collect()
 }

@@ -1,4 +1,5 @@
-//! Target description XML (`qXfer:features:read`): the register list and its numbering.
+//! Target description XML (`qXfer:features:read`, `target.xml` and its includes): the register
+//! list and its numbering.
 //!
 //! Numbering follows GDB: registers are numbered in document order across included files; a
 //! `regnum` attribute sets the number, and the next register continues from it.

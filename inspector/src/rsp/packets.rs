@@ -1,0 +1,400 @@
+//! The packet operations of [`RspClient`], one method per kind of request: the `qSupported`
+//! reply ([`Supported`]), memory reads and writes split to fit the packet size (`m`/`M`),
+//! registers (`g`, `p`, `P`), the target description walk (`qXfer:features:read`), breakpoints
+//! and watchpoints (`Z`/`z`), monitor commands (`qRcmd`), QEMU's physical memory mode and
+//! detach (`D`). Each one builds its request and goes through the transport's request methods;
+//! all need the target halted.
+
+use super::codec::{self, ReplyKind};
+use super::target_xml::{self, RegisterMap, XmlItem};
+use super::{RspClient, RspError};
+
+/// QEMU answers `E22` to `m` requests longer than this.
+pub const QEMU_MAX_MEMORY_READ: usize = 0x800;
+
+/// Packet size assumed when the server does not advertise `PacketSize` (GDB's default).
+pub const DEFAULT_PACKET_SIZE: usize = 400;
+
+/// What the server said in its `qSupported` reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Supported {
+    /// `PacketSize`: the largest packet (payload) the server accepts, if advertised.
+    pub packet_size: Option<usize>,
+    /// `QStartNoAckMode+`.
+    pub no_ack_mode: bool,
+    /// `qXfer:features:read+`.
+    pub xfer_features: bool,
+    /// `vContSupported+`.
+    pub vcont: bool,
+    /// `swbreak+`/`hwbreak+`.
+    pub swbreak: bool,
+    pub hwbreak: bool,
+    /// The reply as received.
+    pub raw: String,
+}
+
+impl Supported {
+    /// Parses a `qSupported` reply (`name=value`, `name+`, `name-`, `name?` separated by `;`).
+    pub fn parse(reply: &[u8]) -> Supported {
+        let raw = String::from_utf8_lossy(reply).into_owned();
+        let mut f = Supported::default();
+        for item in raw.split(';') {
+            if let Some(size) = item.strip_prefix("PacketSize=") {
+                f.packet_size = usize::from_str_radix(size, 16).ok();
+            }
+            match item {
+                "QStartNoAckMode+" => f.no_ack_mode = true,
+                "qXfer:features:read+" => f.xfer_features = true,
+                "vContSupported+" => f.vcont = true,
+                "swbreak+" => f.swbreak = true,
+                "hwbreak+" => f.hwbreak = true,
+                _ => {}
+            }
+        }
+        f.raw = raw;
+        f
+    }
+}
+
+/// Breakpoint and watchpoint types of `Z`/`z` packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakpointType {
+    /// `Z0`: software breakpoint (the stub patches or emulates an instruction).
+    Software = 0,
+    /// `Z1`: hardware breakpoint (a trigger register).
+    Hardware = 1,
+    /// `Z2`: write watchpoint.
+    WriteWatch = 2,
+    /// `Z3`: read watchpoint.
+    ReadWatch = 3,
+    /// `Z4`: access watchpoint.
+    AccessWatch = 4,
+}
+
+impl RspClient {
+    /// The largest packet the server accepts (advertised `PacketSize`, or GDB's default).
+    pub fn packet_size(&self) -> usize {
+        self.supported
+            .packet_size
+            .unwrap_or(DEFAULT_PACKET_SIZE)
+            .max(32)
+    }
+
+    /// Most bytes one `m` request asks for: half the packet size (the hex reply payload must fit
+    /// in it, as GDB computes it), and never more than QEMU's 0x800.
+    pub fn max_read_chunk(&self) -> usize {
+        (self.packet_size() / 2).clamp(1, QEMU_MAX_MEMORY_READ)
+    }
+
+    /// Reads `buf.len()` bytes at `addr` with `m`, in chunks of [`RspClient::max_read_chunk`];
+    /// a short reply is continued from where it ended. Target must be halted.
+    pub fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), RspError> {
+        let chunk = self.max_read_chunk();
+        let mut done = 0;
+        while done < buf.len() {
+            let want = (buf.len() - done).min(chunk);
+            let at = addr.wrapping_add(done as u64);
+            let req = self.new_request();
+            req.push(b'm');
+            codec::push_hex_u64(req, at);
+            req.push(b',');
+            codec::push_hex_u64(req, want as u64);
+            self.expect_data_for("the reply to m", || format!("m{at:x},{want:x}"))?;
+            let hex = self.reply();
+            let got = hex.len() / 2;
+            if !hex.len().is_multiple_of(2) || got > want || got == 0 {
+                return Err(RspError::malformed(
+                    "memory read reply",
+                    hex,
+                    &format!("{} hex digits for a {want}-byte read", hex.len()),
+                ));
+            }
+            if !codec::decode_hex_into(hex, &mut buf[done..done + got]) {
+                return Err(RspError::malformed("memory read reply", hex, "not hex"));
+            }
+            done += got;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `addr` with `M`, split to fit the packet size. Target must be halted.
+    pub fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), RspError> {
+        // "M" + 16 + "," + 16 + ":" = 35 bytes of header at most.
+        let chunk = ((self.packet_size().saturating_sub(40)) / 2).max(1);
+        for (i, part) in data.chunks(chunk).enumerate() {
+            let at = addr.wrapping_add((i * chunk) as u64);
+            let req = self.new_request();
+            req.push(b'M');
+            codec::push_hex_u64(req, at);
+            req.push(b',');
+            codec::push_hex_u64(req, part.len() as u64);
+            req.push(b':');
+            codec::push_hex(req, part);
+            let name = format!("M{at:x},{:x}", part.len());
+            self.expect_ok(&name)?;
+        }
+        Ok(())
+    }
+
+    /// All registers as the `g` packet returns them (target byte order; unavailable `xx` bytes
+    /// read as 0). Target must be halted.
+    pub fn read_registers_raw(&mut self) -> Result<Vec<u8>, RspError> {
+        self.set_request(b"g");
+        self.expect_data("g")?;
+        decode_register_hex(self.reply())
+            .ok_or_else(|| RspError::malformed("g reply", self.reply(), "not hex"))
+    }
+
+    /// Register `regnum` with `p` (target byte order). On QEMU, `p` answers only after the target
+    /// description was fetched: this fetches it first if the server offers it. Target must be
+    /// halted.
+    pub fn read_register(&mut self, regnum: u32) -> Result<Vec<u8>, RspError> {
+        if self.supported.xfer_features && self.registers.is_none() {
+            self.target_description()?;
+        }
+        let req = self.new_request();
+        req.push(b'p');
+        codec::push_hex_u64(req, u64::from(regnum));
+        self.expect_data_for("the reply to p", || format!("p{regnum:x}"))?;
+        decode_register_hex(self.reply())
+            .ok_or_else(|| RspError::malformed("p reply", self.reply(), "not hex"))
+    }
+
+    /// Writes register `regnum` with `P` (`value` in target byte order). Target must be halted.
+    pub fn write_register(&mut self, regnum: u32, value: &[u8]) -> Result<(), RspError> {
+        if self.supported.xfer_features && self.registers.is_none() {
+            self.target_description()?;
+        }
+        let req = self.new_request();
+        req.push(b'P');
+        codec::push_hex_u64(req, u64::from(regnum));
+        req.push(b'=');
+        codec::push_hex(req, value);
+        self.expect_ok(&format!("P{regnum:x}"))
+    }
+
+    /// Reads a whole `qXfer:features:read` annex (e.g. `target.xml`), in chunks that fit the
+    /// packet size. Target must be halted.
+    pub fn read_features_xml(&mut self, annex: &str) -> Result<Vec<u8>, RspError> {
+        let chunk = self.packet_size().saturating_sub(8).max(16);
+        let mut out = Vec::new();
+        loop {
+            let request = format!("qXfer:features:read:{annex}:{:x},{chunk:x}", out.len());
+            self.set_request(request.as_bytes());
+            self.expect_data(&request)?;
+            let (more, data) = match self.reply().split_first() {
+                Some((b'm', data)) => (true, data),
+                Some((b'l', data)) => (false, data),
+                _ => {
+                    return Err(RspError::malformed(
+                        "qXfer reply",
+                        self.reply(),
+                        "expected m or l",
+                    ))
+                }
+            };
+            out.extend_from_slice(data);
+            if !more || (data.is_empty()) {
+                return Ok(out);
+            }
+            if out.len() > (4 << 20) {
+                return Err(RspError::malformed(
+                    "qXfer reply",
+                    b"",
+                    "description over 4 MiB",
+                ));
+            }
+        }
+    }
+
+    /// Fetches `target.xml` and its includes once, and returns the register numbering. Fails
+    /// with [`RspError::Unsupported`] if the server offers no target description.
+    pub fn target_description(&mut self) -> Result<&RegisterMap, RspError> {
+        if self.registers.is_none() {
+            if !self.supported.xfer_features {
+                return Err(RspError::Unsupported {
+                    request: "qXfer:features:read (target description)".into(),
+                });
+            }
+            let mut map = RegisterMap::default();
+            let mut next = 0;
+            self.walk_description("target.xml", 0, &mut next, &mut map)?;
+            self.registers = Some(map);
+        }
+        Ok(self.registers.as_ref().expect("set above"))
+    }
+
+    fn walk_description(
+        &mut self,
+        annex: &str,
+        depth: u32,
+        next: &mut u32,
+        map: &mut RegisterMap,
+    ) -> Result<(), RspError> {
+        if depth > 4 {
+            return Err(RspError::malformed(
+                "target description",
+                annex.as_bytes(),
+                "includes nest too deep",
+            ));
+        }
+        let xml = self.read_features_xml(annex)?;
+        for item in target_xml::parse_items(&String::from_utf8_lossy(&xml)) {
+            match &item {
+                XmlItem::Include(href) => self.walk_description(href, depth + 1, next, map)?,
+                XmlItem::Reg { .. } => target_xml::number_registers(&item, next, map),
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a breakpoint or watchpoint (`Z`). `kind` is the breakpoint length in bytes for
+    /// `Z0`/`Z1` (RISC-V: 4, or 2 for a compressed instruction) and the watched length for
+    /// watchpoints. Target must be halted.
+    pub fn insert_breakpoint(
+        &mut self,
+        ty: BreakpointType,
+        addr: u64,
+        kind: u32,
+    ) -> Result<(), RspError> {
+        self.breakpoint_packet(b'Z', ty, addr, kind)
+    }
+
+    /// Removes a breakpoint or watchpoint (`z`) inserted with the same arguments.
+    pub fn remove_breakpoint(
+        &mut self,
+        ty: BreakpointType,
+        addr: u64,
+        kind: u32,
+    ) -> Result<(), RspError> {
+        self.breakpoint_packet(b'z', ty, addr, kind)
+    }
+
+    fn breakpoint_packet(
+        &mut self,
+        op: u8,
+        ty: BreakpointType,
+        addr: u64,
+        kind: u32,
+    ) -> Result<(), RspError> {
+        let req = self.new_request();
+        req.push(op);
+        req.push(b'0' + ty as u8);
+        req.push(b',');
+        codec::push_hex_u64(req, addr);
+        req.push(b',');
+        codec::push_hex_u64(req, u64::from(kind));
+        self.expect_ok(&format!("{}{},{addr:x},{kind:x}", op as char, ty as u8))
+    }
+
+    /// Runs a monitor command (`qRcmd`, hex-encoded) and returns its output: the `O` packets it
+    /// produced, or a hex-encoded reply. Target must be halted.
+    pub fn monitor(&mut self, command: &str) -> Result<String, RspError> {
+        let req = self.new_request();
+        req.extend_from_slice(b"qRcmd,");
+        codec::push_hex(req, command.as_bytes());
+        let console_before = self.console_len();
+        let name = format!("qRcmd ({command})");
+        let kind = self.request(&name)?;
+        let mut out = self.console_since(console_before);
+        match kind {
+            ReplyKind::Ok => {}
+            ReplyKind::Data => match codec::decode_hex(self.reply()) {
+                Some(text) => out.extend_from_slice(&text),
+                None => return Err(RspError::malformed("qRcmd reply", self.reply(), "not hex")),
+            },
+            ReplyKind::Empty => return Err(RspError::Unsupported { request: name }),
+            ReplyKind::Error(code) => {
+                return Err(RspError::ErrorReply {
+                    code,
+                    request: name,
+                })
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Switches QEMU's physical memory mode (`Qqemu.PhyMemMode:1`/`0`): in it, `m`/`M` take
+    /// physical addresses. Returns Ok(false) if the server does not support it (empty or error
+    /// reply); the mode is then unchanged. Target must be halted.
+    pub fn set_phy_mem_mode(&mut self, on: bool) -> Result<bool, RspError> {
+        let packet: &[u8] = if on {
+            b"Qqemu.PhyMemMode:1"
+        } else {
+            b"Qqemu.PhyMemMode:0"
+        };
+        self.set_request(packet);
+        match self.request("Qqemu.PhyMemMode")? {
+            ReplyKind::Ok => {
+                self.phy_mem_mode = Some(on);
+                Ok(true)
+            }
+            ReplyKind::Empty | ReplyKind::Error(_) => Ok(false),
+            ReplyKind::Data => Err(RspError::malformed(
+                "Qqemu.PhyMemMode reply",
+                self.reply(),
+                "expected OK",
+            )),
+        }
+    }
+
+    /// True while physical memory mode is on.
+    pub fn phy_mem_mode(&self) -> bool {
+        self.phy_mem_mode == Some(true)
+    }
+
+    /// Leaves the target running and closes the session: interrupts it if running (QEMU drops
+    /// packets sent while it runs), turns physical memory mode off if this client turned it on,
+    /// then sends `D` (QEMU removes breakpoints and resumes). A server that closes the socket
+    /// instead of answering `OK` counts as detached. Idempotent.
+    pub fn detach(&mut self) -> Result<(), RspError> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let result = self.detach_inner();
+        self.close();
+        result
+    }
+
+    fn detach_inner(&mut self) -> Result<(), RspError> {
+        if self.is_running() {
+            self.interrupt()?;
+        }
+        if self.phy_mem_mode == Some(true) {
+            self.set_phy_mem_mode(false)?;
+        }
+        match self.detach_request("D") {
+            // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
+            // plain `D` with E22: name the process, as such a client would.
+            Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
+            other => other,
+        }
+    }
+
+    fn detach_request(&mut self, packet: &'static str) -> Result<(), RspError> {
+        self.set_request(packet.as_bytes());
+        match self.request(packet) {
+            Ok(ReplyKind::Ok | ReplyKind::Empty) | Err(RspError::Closed) => Ok(()),
+            Ok(ReplyKind::Error(code)) => Err(RspError::ErrorReply {
+                code,
+                request: packet.into(),
+            }),
+            Ok(ReplyKind::Data) => Err(RspError::malformed("D reply", self.reply(), "expected OK")),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Decodes register hex, reading unavailable bytes (`xx`) as 0.
+fn decode_register_hex(hex: &[u8]) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    hex.chunks_exact(2)
+        .map(|p| match p {
+            [b'x', b'x'] => Some(0),
+            [hi, lo] => Some(codec::hex_value(*hi)? << 4 | codec::hex_value(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
