@@ -37,6 +37,10 @@ pub const EPROCLIM: isize = -12; // process table full
 
 pub const WAIT_NOHANG: usize = 1;
 
+/// Bytes of a page: `SYS_ALLOC_PAGES`/`SYS_FREE_PAGES` count in these, and the page counts of
+/// `MemStat` and `ProcStat` too.
+pub use tracker::abi::PAGE_SIZE;
+
 /// A short name for an error code.
 pub fn err_name(e: isize) -> &'static str {
     match e {
@@ -99,7 +103,7 @@ pub struct OwnerStat {
 
 pub const MAX_OWNERS: usize = 80;
 
-/// Memory totals, as `SYS_MEMINFO` reports them. Pages are 4 KiB.
+/// Memory totals, as `SYS_MEMINFO` reports them, in pages of `PAGE_SIZE` bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct MemStat {
