@@ -17,7 +17,7 @@ use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
 use crate::{archive, println, timer};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use tracker::abi::{Pid, ProcInfo, ProcState};
+use tracker::abi::{Pid, ProcInfo, ProcState, PROC_NAME_LEN};
 
 pub const MAX_PROCS: usize = 64;
 const KSTACK_PAGES: u64 = 4;
@@ -44,7 +44,7 @@ struct Proc {
     pid: Pid,
     parent: Pid,
     state: ProcState,
-    name: [u8; 16],
+    name: [u8; PROC_NAME_LEN],
     ctx: Context,
     /// Physical addresses (0 = not allocated) of the pieces `free_proc` tears down.
     tf: u64,
@@ -63,7 +63,7 @@ impl Proc {
         pid: 0,
         parent: 0,
         state: ProcState::Unused,
-        name: [0; 16],
+        name: [0; PROC_NAME_LEN],
         ctx: Context::ZERO,
         tf: 0,
         kstack: 0,
@@ -99,18 +99,22 @@ global_asm!(
     .section .text
     .globl swtch
 swtch:
-    sd ra, 0(a0)
-    sd sp, 8(a0)
+    sd ra, {ra}(a0)
+    sd sp, {sp}(a0)
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
-    sd s\n, (16+\n*8)(a0)
+    sd s\n, ({s}+\n*{xlen})(a0)
     .endr
-    ld ra, 0(a1)
-    ld sp, 8(a1)
+    ld ra, {ra}(a1)
+    ld sp, {sp}(a1)
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
-    ld s\n, (16+\n*8)(a1)
+    ld s\n, ({s}+\n*{xlen})(a1)
     .endr
     ret
-"#
+"#,
+    ra = const core::mem::offset_of!(Context, ra),
+    sp = const core::mem::offset_of!(Context, sp),
+    s = const core::mem::offset_of!(Context, s),
+    xlen = const trap::XLEN_BYTES,
 );
 
 extern "C" {
@@ -212,7 +216,7 @@ pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
     *p = Proc::EMPTY;
     p.pid = pid;
     p.parent = parent;
-    let n = name.len().min(15);
+    let n = name.len().min(PROC_NAME_LEN - 1);
     p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
     if let Err(e) = build(i, &elf, args) {
         free_proc(pid);
@@ -439,7 +443,7 @@ pub fn wait(target: i64, nohang: bool) -> Result<(Pid, i32), isize> {
 }
 
 /// Calls `f` with each live process's (pid, parent, state, name).
-pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; 16])) {
+pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN])) {
     for i in 0..MAX_PROCS {
         let p = *slot(i);
         if p.pid != 0 {

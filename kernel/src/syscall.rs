@@ -79,12 +79,12 @@ fn sys_read(buf: u64, len: u64) -> isize {
         return 0;
     }
     let root = proc::current_root();
-    let n = len.min(256) as usize;
+    let n = len.min(console::LINE_MAX as u64) as usize;
     // Check the destination before consuming a line.
     if let Err(e) = vm::check_user(root, buf, n as u64, true) {
         return fault(e);
     }
-    let mut line = [0u8; 256];
+    let mut line = [0u8; console::LINE_MAX];
     loop {
         if let Some(got) = console::take_line(&mut line[..n]) {
             return vm::copy_out(root, buf, &line[..got]).map_or(EFAULT, |_| got as isize);

@@ -156,6 +156,10 @@ impl AllocEvent {
     };
 }
 
+/// Bytes of a process name (`ProcInfo::name`), NUL-padded: at most `PROC_NAME_LEN - 1`
+/// characters are kept.
+pub const PROC_NAME_LEN: usize = 16;
+
 /// A process's state as exported in `proc_table`.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,7 +181,7 @@ pub struct ProcInfo {
     pub parent: Pid,
     pub state: ProcState,
     /// Program name, NUL-padded.
-    pub name: [u8; 16],
+    pub name: [u8; PROC_NAME_LEN],
 }
 
 impl ProcInfo {
@@ -185,7 +189,7 @@ impl ProcInfo {
         pid: 0,
         parent: 0,
         state: ProcState::Unused,
-        name: [0; 16],
+        name: [0; PROC_NAME_LEN],
     };
 }
 
