@@ -42,7 +42,11 @@ macro_rules! println {
     ($($arg:tt)*) => ($crate::console::_print(format_args!("{}\n", format_args!($($arg)*))));
 }
 
-const LINE_MAX: usize = 256;
+/// Bytes of the line buffer: a line holds at most `LINE_MAX - 1` characters and its `\n`.
+pub const LINE_MAX: usize = 256;
+/// Input bytes that erase the last character (Ctrl-H, DEL).
+const BACKSPACE: u8 = 0x08;
+const DELETE: u8 = 0x7f;
 
 struct LineBuf {
     buf: [u8; LINE_MAX],
@@ -67,11 +71,11 @@ fn poll() {
                 write_bytes(b"\n");
                 line.complete = true;
             }
-            0x08 | 0x7f if line.len > 0 => {
+            BACKSPACE | DELETE if line.len > 0 => {
                 line.len -= 1;
                 write_bytes(b"\x08 \x08");
             }
-            0x20..=0x7e if line.len < LINE_MAX - 1 => {
+            b' '..=b'~' if line.len < LINE_MAX - 1 => {
                 line.buf[line.len] = b;
                 line.len += 1;
                 uart::putc(b);

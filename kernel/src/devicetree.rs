@@ -8,14 +8,20 @@ const FDT_END_NODE: u32 = 2;
 const FDT_PROP: u32 = 3;
 const FDT_NOP: u32 = 4;
 const FDT_END: u32 = 9;
+/// Header fields (big-endian u32 at these offsets): offsets of the structure and strings blocks.
+const FDT_OFF_DT_STRUCT: usize = 8;
+const FDT_OFF_DT_STRINGS: usize = 12;
+
+/// `time` CSR frequency when the device tree gives none: QEMU virt's.
+pub const DEFAULT_TIMEBASE_HZ: u64 = 10_000_000;
 
 /// Boot facts from the device tree.
 #[derive(Clone, Copy, Debug)]
 pub struct BootInfo {
     pub ram_base: u64,
     pub ram_size: u64,
-    /// `time` CSR ticks per second.
-    pub timebase: u64,
+    /// `time` CSR ticks per second (`/cpus` `timebase-frequency`).
+    pub timebase_hz: u64,
 }
 
 fn be32(p: usize) -> u32 {
@@ -51,13 +57,13 @@ fn cstr_len(p: usize) -> usize {
 /// Parses the blob at physical address `dtb`. Panics if it is not a device tree or has no memory node.
 pub fn parse(dtb: usize) -> BootInfo {
     assert!(be32(dtb) == FDT_MAGIC, "devicetree: no FDT at {dtb:#x}");
-    let structs = dtb + be32(dtb + 8) as usize;
-    let strings = dtb + be32(dtb + 12) as usize;
+    let structs = dtb + be32(dtb + FDT_OFF_DT_STRUCT) as usize;
+    let strings = dtb + be32(dtb + FDT_OFF_DT_STRINGS) as usize;
     let (mut addr_cells, mut size_cells) = (2u32, 1u32);
     let mut info = BootInfo {
         ram_base: 0,
         ram_size: 0,
-        timebase: 10_000_000,
+        timebase_hz: DEFAULT_TIMEBASE_HZ,
     };
     let mut depth = 0usize;
     let (mut in_memory, mut in_cpus) = (false, false);
@@ -93,7 +99,7 @@ pub fn parse(dtb: usize) -> BootInfo {
                     info.ram_base = cells(val, addr_cells);
                     info.ram_size = cells(val + 4 * addr_cells as usize, size_cells);
                 } else if in_cpus && depth == 2 && cstr_eq(name, b"timebase-frequency") {
-                    info.timebase = cells(val, (len / 4) as u32);
+                    info.timebase_hz = cells(val, (len / 4) as u32);
                 }
                 p = val + ((len + 3) & !3);
             }

@@ -62,7 +62,7 @@ extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
     banner(hartid, &boot);
     trap::init();
     mm::init(&boot);
-    timer::init(boot.timebase);
+    timer::init(boot.timebase_hz);
     proc::spawn_init();
     proc::scheduler()
 }
@@ -82,7 +82,7 @@ fn banner(hartid: usize, boot: &devicetree::BootInfo) {
         boot.ram_base,
         boot.ram_base + boot.ram_size,
         boot.ram_size >> 20,
-        boot.timebase
+        boot.timebase_hz
     );
 }
 

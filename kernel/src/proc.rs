@@ -8,7 +8,7 @@
 //! turned Zombie, and leaves no tracker entry owned by its pid. The slot of a zombie stays until
 //! its parent reaps it (or at once if it has no parent). PIDs are never reused.
 
-use crate::elf::Elf;
+use crate::elf::{Elf, PF_R, PF_W, PF_X};
 use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
 use crate::mm::{self, vm, AllocError};
 use crate::sync::{KCell, TrackerCell};
@@ -17,11 +17,10 @@ use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
 use crate::{archive, println, timer};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
-use tracker::abi::{Pid, ProcInfo, ProcState, PAGE_SIZE};
+use tracker::abi::{Pid, ProcInfo, ProcState, PROC_NAME_LEN};
 
 pub const MAX_PROCS: usize = 64;
 const KSTACK_PAGES: u64 = 4;
-const NO_SLOT: usize = usize::MAX;
 
 /// Callee-saved registers of a kernel flow, saved by `swtch`.
 #[repr(C)]
@@ -45,7 +44,7 @@ struct Proc {
     pid: Pid,
     parent: Pid,
     state: ProcState,
-    name: [u8; 16],
+    name: [u8; PROC_NAME_LEN],
     ctx: Context,
     /// Physical addresses (0 = not allocated) of the pieces `free_proc` tears down.
     tf: u64,
@@ -64,7 +63,7 @@ impl Proc {
         pid: 0,
         parent: 0,
         state: ProcState::Unused,
-        name: [0; 16],
+        name: [0; PROC_NAME_LEN],
         ctx: Context::ZERO,
         tf: 0,
         kstack: 0,
@@ -86,29 +85,36 @@ static PROCS: KCell<[Proc; MAX_PROCS]> = KCell::new([Proc::EMPTY; MAX_PROCS]);
 pub static proc_table: TrackerCell<[ProcInfo; MAX_PROCS]> =
     TrackerCell::new([ProcInfo::EMPTY; MAX_PROCS]);
 
-static CURRENT: KCell<usize> = KCell::new(NO_SLOT);
+/// Slot of the process running on the hart; None while the scheduler runs.
+static CURRENT: KCell<Option<usize>> = KCell::new(None);
 static SCHED_CTX: KCell<Context> = KCell::new(Context::ZERO);
 static NEXT_PID: KCell<Pid> = KCell::new(1);
 static INIT_PID: KCell<Pid> = KCell::new(0);
-static DEBUG: AtomicBool = AtomicBool::new(false);
+/// The exit-report flag (`debug on|off`, `SYS_DEBUG`): whether `free_proc` prints the chapter's
+/// report of what a dead process still owned.
+static REPORT_EXITS: AtomicBool = AtomicBool::new(false);
 
 global_asm!(
     r#"
     .section .text
     .globl swtch
 swtch:
-    sd ra, 0(a0)
-    sd sp, 8(a0)
+    sd ra, {ra}(a0)
+    sd sp, {sp}(a0)
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
-    sd s\n, (16+\n*8)(a0)
+    sd s\n, ({s}+\n*{xlen})(a0)
     .endr
-    ld ra, 0(a1)
-    ld sp, 8(a1)
+    ld ra, {ra}(a1)
+    ld sp, {sp}(a1)
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11
-    ld s\n, (16+\n*8)(a1)
+    ld s\n, ({s}+\n*{xlen})(a1)
     .endr
     ret
-"#
+"#,
+    ra = const core::mem::offset_of!(Context, ra),
+    sp = const core::mem::offset_of!(Context, sp),
+    s = const core::mem::offset_of!(Context, s),
+    xlen = const trap::XLEN_BYTES,
 );
 
 extern "C" {
@@ -125,9 +131,7 @@ fn slot(i: usize) -> &'static mut Proc {
 
 fn current_slot() -> usize {
     // SAFETY: sync invariant.
-    let i = unsafe { *CURRENT.get() };
-    assert!(i != NO_SLOT, "proc: no current process");
-    i
+    unsafe { *CURRENT.get() }.expect("proc: no current process")
 }
 
 /// Copies slot `i` into the exported `proc_table`.
@@ -175,13 +179,14 @@ pub fn current_user_context() -> (*mut TrapFrame, u64, u64) {
     )
 }
 
-pub fn debug_on() -> bool {
-    DEBUG.load(Ordering::Relaxed)
+/// Whether exits are reported (the exit-report flag).
+pub fn exit_report_on() -> bool {
+    REPORT_EXITS.load(Ordering::Relaxed)
 }
 
-/// Sets the exit-cleanup debug flag; returns the previous value.
-pub fn set_debug(on: bool) -> bool {
-    DEBUG.swap(on, Ordering::Relaxed)
+/// Turns the exit report on or off; returns the previous value.
+pub fn set_exit_report(on: bool) -> bool {
+    REPORT_EXITS.swap(on, Ordering::Relaxed)
 }
 
 fn alloc_err(e: AllocError) -> isize {
@@ -211,7 +216,7 @@ pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
     *p = Proc::EMPTY;
     p.pid = pid;
     p.parent = parent;
-    let n = name.len().min(15);
+    let n = name.len().min(PROC_NAME_LEN - 1);
     p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
     if let Err(e) = build(i, &elf, args) {
         free_proc(pid);
@@ -259,13 +264,7 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
         let mut flags = 0;
         for s in elf.segments() {
             if s.vaddr < va + PAGE_SIZE && va < s.vaddr + s.memsz {
-                flags |= if s.flags & 4 != 0 { vm::PTE_R } else { 0 }
-                    | if s.flags & 2 != 0 {
-                        vm::PTE_W | vm::PTE_R
-                    } else {
-                        0
-                    }
-                    | if s.flags & 1 != 0 { vm::PTE_X } else { 0 };
+                flags |= pte_flags(s.flags);
             }
         }
         if flags == 0 {
@@ -310,6 +309,21 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
     Ok(())
 }
 
+/// The user-page permissions for a segment with ELF flags `seg` (writable implies readable).
+fn pte_flags(seg: u32) -> u64 {
+    let mut pte = 0;
+    if seg & PF_R != 0 {
+        pte |= vm::PTE_R;
+    }
+    if seg & PF_W != 0 {
+        pte |= vm::PTE_W | vm::PTE_R;
+    }
+    if seg & PF_X != 0 {
+        pte |= vm::PTE_X;
+    }
+    pte
+}
+
 /// First kernel flow of a new process: straight to user mode.
 extern "C" fn forkret() -> ! {
     trap::return_to_user()
@@ -317,12 +331,12 @@ extern "C" fn forkret() -> ! {
 
 /// Gives back everything process `pid` owned: what the process code knows about (user image,
 /// user stack, page tables, trapframe, kernel stack), then whatever is still tracked for it
-/// (its leaks), with the seed's debug report when the debug flag is on. Must not run on the
+/// (its leaks), with the chapter's report when the exit-report flag is on. Must not run on the
 /// process's own kernel stack or page table.
 #[no_mangle]
 #[inline(never)]
 pub fn free_proc(pid: Pid) {
-    let debug = debug_on();
+    let report = exit_report_on();
     let i = find_slot(pid).expect("free_proc: no such pid");
     let p = *slot(i);
     if p.image_pa != 0 {
@@ -342,11 +356,11 @@ pub fn free_proc(pid: Pid) {
     }
     let s = slot(i);
     (s.image_pa, s.stack_pa, s.root, s.tf, s.kstack) = (0, 0, 0, 0, 0);
-    if debug {
+    if report {
         println!("[free_proc] Allocations still owned by pid {pid}:");
     }
-    free_all_tracked_for_pid(pid, debug);
-    dump_allocs_for_pid(pid, debug);
+    free_all_tracked_for_pid(pid, report);
+    dump_allocs_for_pid(pid, report);
 }
 
 /// Switches from the current process to the scheduler; returns when it is picked again.
@@ -429,7 +443,7 @@ pub fn wait(target: i64, nohang: bool) -> Result<(Pid, i32), isize> {
 }
 
 /// Calls `f` with each live process's (pid, parent, state, name).
-pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; 16])) {
+pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN])) {
     for i in 0..MAX_PROCS {
         let p = *slot(i);
         if p.pid != 0 {
@@ -477,12 +491,12 @@ pub fn scheduler() -> ! {
         last = i;
         set_state(i, ProcState::Running);
         // SAFETY: sync invariant.
-        unsafe { *CURRENT.get() = i };
+        unsafe { *CURRENT.get() = Some(i) };
         let ctx = &raw const slot(i).ctx;
         // SAFETY: `ctx` was set up by `build` or saved by `sched`; SCHED_CTX is static.
         unsafe { swtch(SCHED_CTX.get(), ctx) };
         // SAFETY: sync invariant.
-        unsafe { *CURRENT.get() = NO_SLOT };
+        unsafe { *CURRENT.get() = None };
         vm::activate(vm::kernel_root());
         let p = *slot(i);
         if p.state == ProcState::Zombie && !p.torn_down {

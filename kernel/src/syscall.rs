@@ -7,7 +7,7 @@ use crate::mm::{self, tracker, AllocError};
 use crate::sysabi::*;
 use crate::trap::{TrapFrame, REG_A0, REG_A7};
 use crate::{archive, console, proc, timer};
-use ::tracker::abi::{FreeError, Pid, ProcState, PAGE_SIZE};
+use ::tracker::abi::{FreeError, ProcState, NO_PID};
 
 /// Runs the syscall in `tf` and stores its result in a0.
 pub fn dispatch(tf: &mut TrapFrame) {
@@ -32,7 +32,7 @@ pub fn dispatch(tf: &mut TrapFrame) {
         SYS_FREE_PAGES => sys_free_pages(a0, a1),
         SYS_PROCINFO => sys_procinfo(a0, a1),
         SYS_MEMINFO => sys_meminfo(a0),
-        SYS_DEBUG => proc::set_debug(a0 != 0) as isize,
+        SYS_DEBUG => proc::set_exit_report(a0 != 0) as isize,
         SYS_TIME => (timer::rtc_ns() & (i64::MAX as u64)) as isize,
         SYS_UPTIME => timer::uptime_ms() as isize,
         SYS_LIST => sys_list(a0, a1),
@@ -79,12 +79,12 @@ fn sys_read(buf: u64, len: u64) -> isize {
         return 0;
     }
     let root = proc::current_root();
-    let n = len.min(256) as usize;
+    let n = len.min(console::LINE_MAX as u64) as usize;
     // Check the destination before consuming a line.
     if let Err(e) = vm::check_user(root, buf, n as u64, true) {
         return fault(e);
     }
-    let mut line = [0u8; 256];
+    let mut line = [0u8; console::LINE_MAX];
     loop {
         if let Some(got) = console::take_line(&mut line[..n]) {
             return vm::copy_out(root, buf, &line[..got]).map_or(EFAULT, |_| got as isize);
@@ -174,9 +174,6 @@ fn sys_alloc_pages(npages: u64) -> isize {
     heap_va(pa) as isize
 }
 
-/// No PID owns pages under this name: makes the tracker refuse any entry it finds.
-const NOT_A_USER_ALLOCATION: Pid = Pid::MAX;
-
 fn sys_free_pages(va: u64, npages: u64) -> isize {
     let ram_pages = tracker::header().ram_pages;
     if npages == 0
@@ -201,7 +198,8 @@ fn sys_free_pages(va: u64, npages: u64) -> isize {
     if !mine {
         tracker::for_each_live(|e| internal |= e.pa == pa && e.owner == pid);
     }
-    let expect = if internal { NOT_A_USER_ALLOCATION } else { pid };
+    // NO_PID owns nothing, so the tracker refuses the free of a kernel-side page as not_owner.
+    let expect = if internal { NO_PID } else { pid };
     match mm::untrack(pa, npages, Some(expect)) {
         Ok(_) => {
             for k in 0..npages {

@@ -1,12 +1,15 @@
 //! Time: the `time` CSR, the periodic scheduler tick (SBI timer), and the goldfish RTC for
 //! wall-clock time. Owns the tick interval and the tick counter.
 
+use crate::devicetree::DEFAULT_TIMEBASE_HZ;
 use crate::sbi;
 use crate::sync::KCell;
 use core::arch::asm;
 
-/// Ticks per second, from the device tree; interval between scheduler ticks (10 ms).
-static TIMEBASE: KCell<u64> = KCell::new(10_000_000);
+/// `time` CSR ticks per second, from the device tree (`init`). The tracker header keeps the
+/// same value as `timebase_hz` for the inspector.
+static TIMEBASE: KCell<u64> = KCell::new(DEFAULT_TIMEBASE_HZ);
+/// Scheduler ticks per second (one every 10 ms).
 const TICK_HZ: u64 = 100;
 const SIE_STIE: usize = 1 << 5;
 /// goldfish-rtc on QEMU virt: nanoseconds since the Unix epoch.

@@ -10,22 +10,24 @@ use crate::{println, proc, syscall, timer};
 use core::arch::{asm, global_asm};
 
 /// A process's registers while it is in the kernel. Lives in its own "trapframe" page.
-/// Offsets are used by the assembly below.
+/// The assembly below addresses the fields through `offset_of!`.
 #[repr(C)]
 pub struct TrapFrame {
     /// x0..x31 (x0 unused).
-    pub regs: [u64; 32], // 0
-    pub fregs: [u64; 32], // 256
-    pub fcsr: u64,        // 512
-    pub sepc: u64,        // 520
+    pub regs: [u64; 32],
+    pub fregs: [u64; 32],
+    pub fcsr: u64,
+    pub sepc: u64,
     /// Top of the process's kernel stack.
-    pub kernel_sp: u64, // 528
+    pub kernel_sp: u64,
 }
 
 pub const REG_SP: usize = 2;
 pub const REG_A0: usize = 10;
 pub const REG_A1: usize = 11;
 pub const REG_A7: usize = 17;
+/// Bytes of one saved register.
+pub const XLEN_BYTES: usize = 8;
 
 global_asm!(
     r#"
@@ -37,33 +39,33 @@ global_asm!(
 uservec:
     csrrw a0, sscratch, a0
     .irp n, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    sd x\n, (\n*8)(a0)
+    sd x\n, ({regs}+\n*{xlen})(a0)
     .endr
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    fsd f\n, (256+\n*8)(a0)
+    fsd f\n, ({fregs}+\n*{xlen})(a0)
     .endr
     frcsr t0
-    sd t0, 512(a0)
+    sd t0, {fcsr}(a0)
     csrr t0, sscratch
-    sd t0, 80(a0)
+    sd t0, {saved_a0}(a0)
     csrr t0, sepc
-    sd t0, 520(a0)
-    ld sp, 528(a0)
+    sd t0, {sepc}(a0)
+    ld sp, {kernel_sp}(a0)
     la t0, kernelvec
     csrw stvec, t0
     call user_trap
 
     .globl userret
 userret:
-    ld t0, 512(a0)
+    ld t0, {fcsr}(a0)
     fscsr t0
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    fld f\n, (256+\n*8)(a0)
+    fld f\n, ({fregs}+\n*{xlen})(a0)
     .endr
     .irp n, 1,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    ld x\n, (\n*8)(a0)
+    ld x\n, ({regs}+\n*{xlen})(a0)
     .endr
-    ld a0, 80(a0)
+    ld a0, {saved_a0}(a0)
     sret
 
     .balign 4
@@ -73,7 +75,14 @@ kernelvec:
     sd ra, 8(sp)
     call kernel_trap
     .option pop
-"#
+"#,
+    xlen = const XLEN_BYTES,
+    regs = const core::mem::offset_of!(TrapFrame, regs),
+    fregs = const core::mem::offset_of!(TrapFrame, fregs),
+    fcsr = const core::mem::offset_of!(TrapFrame, fcsr),
+    sepc = const core::mem::offset_of!(TrapFrame, sepc),
+    kernel_sp = const core::mem::offset_of!(TrapFrame, kernel_sp),
+    saved_a0 = const core::mem::offset_of!(TrapFrame, regs) + REG_A0 * XLEN_BYTES,
 );
 
 extern "C" {

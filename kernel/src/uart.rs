@@ -9,6 +9,9 @@ const LCR: usize = 3;
 const LSR: usize = 5;
 const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+/// Line control: 8 data bits, no parity, 1 stop bit.
+const LCR_8N1: u8 = 0x03;
+const FCR_FIFO_ENABLE: u8 = 1 << 0;
 
 fn reg(off: usize) -> *mut u8 {
     (BASE + off) as *mut u8
@@ -27,8 +30,8 @@ fn write(off: usize, v: u8) {
 /// 8N1, FIFO on (pending input kept), device interrupts off (the console is polled).
 pub fn init() {
     write(IER, 0);
-    write(LCR, 0x03);
-    write(FCR, 0x01);
+    write(LCR, LCR_8N1);
+    write(FCR, FCR_FIFO_ENABLE);
 }
 
 pub fn putc(b: u8) {

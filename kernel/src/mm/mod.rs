@@ -36,15 +36,16 @@ extern "C" {
     static __kernel_end: u8;
 }
 
-/// Sets up the page allocator over RAM above the kernel image, stamps the tracker header, and
-/// turns on paging with the kernel's identity map.
+/// Sets up the page allocator over RAM above the kernel image, stamps the tracker header (RAM
+/// geometry and the device tree's timer frequency), and turns on paging with the kernel's
+/// identity map.
 pub fn init(boot: &BootInfo) {
     // Only the address of the linker symbol is taken.
     let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
     with_pages(|a| a.init(boot.ram_base, boot.ram_size, kernel_end));
     let (total, free) = with_pages(|a| (a.total_pages(), a.free_pages()));
     let alloc_base = with_pages(|a| a.first_managed());
-    tracker::init(boot.ram_base, total, alloc_base, free);
+    tracker::init(boot.ram_base, total, alloc_base, free, boot.timebase_hz);
     vm::init_kernel(boot);
 }
 

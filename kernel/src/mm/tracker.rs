@@ -3,8 +3,10 @@
 //! `free_all_tracked_for_pid`). The bookkeeping itself lives in the `tracker` crate.
 //!
 //! Invariants: every change goes through one `tracker::Tracker` view built with interrupts off
-//! (`with_tracker`), so the header's generation protocol holds; `alloc_tracker.free_pages` is
-//! re-synced from the page allocator after every allocator change made here or in `mm`.
+//! (`with_tracker`), so the header's generation protocol holds; every page the allocator hands
+//! out is tracked (`mm`), so `alloc_tracker.free_pages`, which the tracker moves in the same
+//! change as each allocation, free and sweep, stays equal to the allocator's count without any
+//! re-sync.
 
 use super::with_pages;
 use crate::sync::{IrqGuard, TrackerCell};
@@ -57,9 +59,10 @@ fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
     f(&mut t)
 }
 
-/// Stamps the header at boot.
-pub fn init(ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64) {
-    with_tracker(|t| t.init(ram_base, ram_pages, alloc_base, free_pages));
+/// Stamps the header at boot: RAM geometry, the allocator's free count, and `timebase_hz`, the
+/// `time` CSR frequency from the device tree (the unit of every event and entry `time`).
+pub fn init(ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64, timebase_hz: u64) {
+    with_tracker(|t| t.init(ram_base, ram_pages, alloc_base, free_pages, timebase_hz));
 }
 
 /// A copy of the header.
@@ -108,7 +111,7 @@ pub fn track_free(
         let pid_name;
         let who: &dyn core::fmt::Display = match expect_owner {
             None => &"the kernel",
-            Some(Pid::MAX) => &"a process (one of its kernel-side pages)",
+            Some(NO_PID) => &"a process (one of its kernel-side pages)",
             Some(pid) => {
                 pid_name = PidName(pid);
                 &pid_name
@@ -140,7 +143,8 @@ pub fn dump_allocs() {
     });
 }
 
-/// With `debug`, lists the allocations still owned by `pid` between header and footer lines.
+/// With `debug` (the exit-report flag, `proc::exit_report_on`), lists the allocations still
+/// owned by `pid` between header and footer lines; prints nothing otherwise.
 #[no_mangle]
 #[inline(never)]
 pub fn dump_allocs_for_pid(pid: Pid, debug: bool) {
@@ -158,7 +162,8 @@ pub fn dump_allocs_for_pid(pid: Pid, debug: bool) {
 
 /// Exit sweep: removes every entry owned by `pid` and gives its pages straight back to the page
 /// allocator (not through `track_free`, so nothing is counted twice). Returns (allocations,
-/// pages) reclaimed. Panics for pid 0: kernel allocations are never swept.
+/// pages) reclaimed. With `debug` (the exit-report flag) it prints the chapter's report lines.
+/// Panics for pid 0: kernel allocations are never swept.
 #[no_mangle]
 #[inline(never)]
 pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {

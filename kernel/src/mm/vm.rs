@@ -12,7 +12,7 @@ use crate::devicetree::BootInfo;
 use crate::sync::KCell;
 use crate::sysabi::USER_VA_END;
 use core::arch::asm;
-use tracker::abi::{Pid, PAGE_SIZE};
+use tracker::abi::{Pid, PAGE_SHIFT, PAGE_SIZE};
 
 pub const PTE_V: u64 = 1 << 0;
 pub const PTE_R: u64 = 1 << 1;
@@ -22,22 +22,39 @@ pub const PTE_U: u64 = 1 << 4;
 pub const PTE_G: u64 = 1 << 5;
 pub const PTE_A: u64 = 1 << 6;
 pub const PTE_D: u64 = 1 << 7;
-const GIB: u64 = 1 << 30;
+/// A PTE holds the physical page number from this bit up.
+const PTE_PPN_SHIFT: u32 = 10;
+
+/// Sv39: three levels of tables, each indexed by 9 bits of the virtual page number.
+const VPN_BITS: u32 = 9;
+const VPN_MASK: u64 = (1 << VPN_BITS) - 1;
+const PTES_PER_TABLE: usize = 1 << VPN_BITS;
+/// Level of the root table; level 0 maps pages.
+const ROOT_LEVEL: u32 = 2;
+/// Bytes one root-table leaf maps (1 GiB).
+const ROOT_LEAF_SIZE: u64 = 1 << (PAGE_SHIFT + ROOT_LEVEL * VPN_BITS);
+/// `satp.MODE` (bits 63..60) selecting Sv39.
+const SATP_MODE_SV39: u64 = 8 << 60;
 
 static KERNEL_ROOT: KCell<u64> = KCell::new(0);
 
-type Table = [u64; 512];
+type Table = [u64; PTES_PER_TABLE];
 
 fn table(pa: u64) -> *mut Table {
     pa as *mut Table
 }
 
 fn pte_pa(pte: u64) -> u64 {
-    (pte >> 10) << 12
+    (pte >> PTE_PPN_SHIFT) << PAGE_SHIFT
 }
 
 fn make_pte(pa: u64, flags: u64) -> u64 {
-    ((pa >> 12) << 10) | flags
+    ((pa >> PAGE_SHIFT) << PTE_PPN_SHIFT) | flags
+}
+
+/// Index of `va` in a table of `level`.
+fn vpn(va: u64, level: u32) -> usize {
+    ((va >> (PAGE_SHIFT + VPN_BITS * level)) & VPN_MASK) as usize
 }
 
 fn is_leaf(pte: u64) -> bool {
@@ -46,7 +63,7 @@ fn is_leaf(pte: u64) -> bool {
 
 /// `satp` value selecting the Sv39 table rooted at `root`.
 pub fn satp_of(root: u64) -> u64 {
-    (8 << 60) | (root >> 12)
+    SATP_MODE_SV39 | (root >> PAGE_SHIFT)
 }
 
 /// Switches to the table rooted at `root` and flushes the TLB.
@@ -67,13 +84,13 @@ pub fn init_kernel(boot: &BootInfo) {
         alloc_pages(1, 0, "kernel_pagetable").expect("vm: no page for the kernel root table");
     let t = table(root);
     let flags = PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D;
-    let first = boot.ram_base / GIB;
-    let last = (boot.ram_base + boot.ram_size - 1) / GIB;
+    let first = boot.ram_base / ROOT_LEAF_SIZE;
+    let last = (boot.ram_base + boot.ram_size - 1) / ROOT_LEAF_SIZE;
     // SAFETY: `root` is a fresh zeroed page owned by the kernel, identity-addressable (paging off).
     unsafe {
         (*t)[0] = make_pte(0, flags);
         for slot in first..=last {
-            (*t)[slot as usize] = make_pte(slot * GIB, flags | PTE_X);
+            (*t)[slot as usize] = make_pte(slot * ROOT_LEAF_SIZE, flags | PTE_X);
         }
         *KERNEL_ROOT.get() = root;
     }
@@ -95,8 +112,8 @@ fn walk(root: u64, va: u64, alloc_for: Option<Pid>) -> Result<Option<*mut u64>, 
         return Ok(None);
     }
     let mut t = table(root);
-    for level in [2u32, 1] {
-        let idx = ((va >> (12 + 9 * level)) & 0x1ff) as usize;
+    for level in (1..=ROOT_LEVEL).rev() {
+        let idx = vpn(va, level);
         // SAFETY: `t` is a page-table page of this address space (reached from `root`).
         let pte = unsafe { &mut (*t)[idx] };
         if *pte & PTE_V != 0 {
@@ -113,7 +130,7 @@ fn walk(root: u64, va: u64, alloc_for: Option<Pid>) -> Result<Option<*mut u64>, 
             t = table(page);
         }
     }
-    let idx = ((va >> 12) & 0x1ff) as usize;
+    let idx = vpn(va, 0);
     // SAFETY: as above, for the level-0 table.
     Ok(Some(unsafe { &mut (*t)[idx] as *mut u64 }))
 }
@@ -213,7 +230,7 @@ pub fn copy_out(root: u64, va: u64, src: &[u8]) -> Result<(), Fault> {
 /// they map are not touched: their owners free them.
 pub fn free_user_tables(root: u64) {
     fn free_level(t: u64, level: u32) {
-        for idx in 0..512 {
+        for idx in 0..PTES_PER_TABLE {
             // SAFETY: `t` is a page-table page of a dead process's address space.
             let pte = unsafe { (*table(t))[idx] };
             if pte & PTE_V != 0 && !is_leaf(pte) && level > 0 {
@@ -222,6 +239,6 @@ pub fn free_user_tables(root: u64) {
             }
         }
     }
-    free_level(root, 2);
+    free_level(root, ROOT_LEVEL);
     free_pages(root, 1).expect("vm: root table not tracked");
 }

@@ -1,5 +1,5 @@
 //! Benchmark: `track_alloc` + `track_free` at 10 %, 50 % and 90 % table fill, our O(1) tracker
-//! beside a faithful copy of the seed chapter's linear-scan version. Prints ns per alloc+free
+//! beside a faithful copy of the chapter's linear-scan version. Prints ns per alloc+free
 //! pair and the ratio. Run with `make bench` (or `cargo bench -p tracker`).
 //!
 //! Both versions run the same operation sequence: fill the table to the given share, then
@@ -10,10 +10,10 @@ use std::time::Instant;
 use tracker::abi::*;
 use tracker::{SlotIndex, Tracker};
 
-/// The seed's `alloc_track_t` and its two functions, as the chapter writes them.
+/// The chapter's `alloc_track_t` and its two functions, transcribed faithfully.
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // owner and tag are written but never read, as in the seed
-struct SeedEntry {
+#[allow(dead_code)] // owner and tag are written but never read, as in the chapter
+struct ChapterEntry {
     used: i32,
     pa: u64,
     npages: usize,
@@ -21,16 +21,16 @@ struct SeedEntry {
     tag: &'static str,
 }
 
-struct SeedTracker {
-    alloc_table: Vec<SeedEntry>,
+struct ChapterTracker {
+    alloc_table: Vec<ChapterEntry>,
     alloc_table_count: usize,
 }
 
-impl SeedTracker {
+impl ChapterTracker {
     fn track_alloc(&mut self, pa: u64, npages: usize, owner: i32, tag: &'static str) {
         for i in 0..MAX_TRACKED_ALLOCS {
             if self.alloc_table[i].used == 0 {
-                self.alloc_table[i] = SeedEntry {
+                self.alloc_table[i] = ChapterEntry {
                     used: 1,
                     pa,
                     npages,
@@ -86,10 +86,10 @@ fn script(fill_share: f64, pairs: usize) -> Script {
     Script { fill, steps }
 }
 
-fn run_seed(s: &Script) -> f64 {
-    let mut t = SeedTracker {
+fn run_chapter(s: &Script) -> f64 {
+    let mut t = ChapterTracker {
         alloc_table: vec![
-            SeedEntry {
+            ChapterEntry {
                 used: 0,
                 pa: 0,
                 npages: 0,
@@ -124,7 +124,7 @@ fn run_ours(s: &Script) -> f64 {
     let mut index = Box::new(SlotIndex::EMPTY);
     let (mut count, mut header) = (0usize, TrackerHeader::EMPTY);
     let mut t = Tracker::new(&mut table, &mut count, &mut header, &mut events, &mut index);
-    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20);
+    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20, 10_000_000);
     let mut live = s.fill.clone();
     for &pa in &live {
         t.track_alloc(pa, 1, 1, "fill", 0).unwrap();
@@ -143,18 +143,18 @@ fn main() {
     println!("track_alloc + track_free, ns per pair ({MAX_TRACKED_ALLOCS} slots)");
     println!(
         "{:>6} {:>12} {:>12} {:>8}",
-        "fill", "seed scan", "leakscope", "ratio"
+        "fill", "chapter scan", "leakscope", "ratio"
     );
     for share in [0.10, 0.50, 0.90] {
         let s = script(share, 20_000);
-        let seed = run_seed(&s);
+        let chapter = run_chapter(&s);
         let ours = run_ours(&s);
         println!(
             "{:>5.0}% {:>12.1} {:>12.1} {:>7.1}x",
             share * 100.0,
-            seed,
+            chapter,
             ours,
-            seed / ours
+            chapter / ours
         );
     }
 }

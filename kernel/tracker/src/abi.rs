@@ -8,15 +8,23 @@
 pub const MAX_TRACKED_ALLOCS: usize = 8192;
 /// Records in the `alloc_events` ring.
 pub const EVENT_RING_LEN: usize = 1024;
-/// Bytes of a page.
-pub const PAGE_SIZE: u64 = 4096;
+/// log2 of [`PAGE_SIZE`]: the bits of an address below the page number (Sv39: 12).
+pub const PAGE_SHIFT: u32 = 12;
+/// Bytes of a page: the one page size of the kernel, its user programs and the tracker.
+pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// `TrackerHeader::magic` once initialised: "LEAKSCOP" read as a little-endian u64.
 pub const TRACKER_MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");
 /// `TrackerHeader::abi_version`.
 pub const TRACKER_ABI_VERSION: u32 = 1;
 
-/// Process id. 0 is the kernel.
+/// Process id. 0 is the kernel; processes count up from 1 and are never reused.
 pub type Pid = u32;
+
+/// A PID no process ever has: no allocation is ever recorded with it as owner. The kernel passes
+/// it as the expected owner of a free that must be refused (`NotOwner`) whoever owns the pages:
+/// a process's free of one of its own kernel-side pages (stack, page table, …). It then also
+/// appears as the `owner` of that free's `InvalidFree` event.
+pub const NO_PID: Pid = Pid::MAX;
 
 /// One slot of `alloc_table`: a live allocation of `npages` contiguous pages at `pa`.
 #[repr(C)]
@@ -32,7 +40,7 @@ pub struct AllocEntry {
     pub npages: u64,
     /// What the pages are for.
     pub tag: &'static str,
-    /// Timer ticks when allocated.
+    /// `time` CSR ticks when allocated (`TrackerHeader::timebase_hz` per second).
     pub time: u64,
 }
 
@@ -73,6 +81,9 @@ pub struct TrackerHeader {
     pub alloc_base: u64,
     pub free_pages: u64,
     pub tracked_pages: u64,
+    /// Frequency of the `time` CSR in Hz (the device tree's `timebase-frequency`), stamped at
+    /// `init`: the unit of every `time` field, in entries and events.
+    pub timebase_hz: u64,
 }
 
 impl TrackerHeader {
@@ -94,6 +105,7 @@ impl TrackerHeader {
         alloc_base: 0,
         free_pages: 0,
         tracked_pages: 0,
+        timebase_hz: 0,
     };
 }
 
@@ -127,6 +139,7 @@ pub struct AllocEvent {
     pub npages: u64,
     /// The allocation's tag, or for `InvalidFree` the reason.
     pub tag: &'static str,
+    /// `time` CSR ticks (`TrackerHeader::timebase_hz` per second).
     pub time: u64,
 }
 
@@ -142,6 +155,10 @@ impl AllocEvent {
         time: 0,
     };
 }
+
+/// Bytes of a process name (`ProcInfo::name`), NUL-padded: at most `PROC_NAME_LEN - 1`
+/// characters are kept.
+pub const PROC_NAME_LEN: usize = 16;
 
 /// A process's state as exported in `proc_table`.
 #[repr(u32)]
@@ -164,7 +181,7 @@ pub struct ProcInfo {
     pub parent: Pid,
     pub state: ProcState,
     /// Program name, NUL-padded.
-    pub name: [u8; 16],
+    pub name: [u8; PROC_NAME_LEN],
 }
 
 impl ProcInfo {
@@ -172,7 +189,7 @@ impl ProcInfo {
         pid: 0,
         parent: 0,
         state: ProcState::Unused,
-        name: [0; 16],
+        name: [0; PROC_NAME_LEN],
     };
 }
 

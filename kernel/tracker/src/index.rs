@@ -10,7 +10,7 @@
 //! `slot + 1` (0 = empty) and keys are compared against `alloc_table[slot].pa`, so the index
 //! never stores a second copy of an address that could disagree with the table.
 
-use crate::abi::{AllocEntry, MAX_TRACKED_ALLOCS};
+use crate::abi::{AllocEntry, MAX_TRACKED_ALLOCS, PAGE_SHIFT};
 
 /// Buckets in the hash: a power of two, twice the slots, so the load factor stays at most 1/2.
 const HASH_LEN: usize = 2 * MAX_TRACKED_ALLOCS;
@@ -60,7 +60,7 @@ impl SlotIndex {
 
     fn bucket(pa: u64) -> usize {
         // Fibonacci hashing of the page number: spreads consecutive pages across the table.
-        let page = pa >> 12;
+        let page = pa >> PAGE_SHIFT;
         (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & HASH_MASK
     }
 

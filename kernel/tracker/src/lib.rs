@@ -9,7 +9,7 @@
 //!   the sum of their `npages`; no two used slots start at the same `pa`.
 //! - `header.free_pages` moves with every tracked allocation, free and sweep, in the same change
 //!   (every page the allocator hands out is tracked, so the count given at `init` minus what is
-//!   tracked since is what the allocator has free); `set_free_pages` resynchronises it.
+//!   tracked since is what the allocator has free); no re-sync from the allocator is needed.
 //! - `header.generation` is odd exactly while an operation is changing the state, so a reader
 //!   that stops the CPU at any instruction can tell a torn state from a consistent one.
 //! - Each operation is O(1), except [`Tracker::free_all_for_pid`], which scans the slots below
@@ -60,9 +60,17 @@ impl<'a> Tracker<'a> {
         }
     }
 
-    /// Stamps the header once at boot: magic, version, capacity and RAM geometry (`alloc_base`:
-    /// the first page the allocator manages).
-    pub fn init(&mut self, ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64) {
+    /// Stamps the header once at boot: magic, version, capacity, RAM geometry (`alloc_base`:
+    /// the first page the allocator manages) and `timebase_hz`, the frequency of the `time`
+    /// CSR that the `now` arguments of the other operations read.
+    pub fn init(
+        &mut self,
+        ram_base: u64,
+        ram_pages: u64,
+        alloc_base: u64,
+        free_pages: u64,
+        timebase_hz: u64,
+    ) {
         self.change(|t| {
             t.header.magic = TRACKER_MAGIC;
             t.header.abi_version = TRACKER_ABI_VERSION;
@@ -71,6 +79,7 @@ impl<'a> Tracker<'a> {
             t.header.ram_pages = ram_pages;
             t.header.alloc_base = alloc_base;
             t.header.free_pages = free_pages;
+            t.header.timebase_hz = timebase_hz;
         });
     }
 
@@ -216,8 +225,8 @@ impl<'a> Tracker<'a> {
         })
     }
 
-    /// Resynchronises the header's free-page count with the allocator's (normally not needed:
-    /// the tracked operations keep it).
+    /// Overwrites the header's free-page count, as one change. The kernel never needs it: the
+    /// tracked operations keep the count in step with the allocator (see the invariants above).
     pub fn set_free_pages(&mut self, free_pages: u64) {
         self.change(|t| t.header.free_pages = free_pages);
     }

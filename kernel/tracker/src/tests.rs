@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 const PAGE: u64 = PAGE_SIZE;
 const BASE: u64 = 0x8020_0000;
+/// QEMU virt's `timebase-frequency`.
+const TIMEBASE_HZ: u64 = 10_000_000;
 
 /// Heap storage shaped like the kernel's statics.
 pub(crate) struct Storage {
@@ -27,7 +29,7 @@ impl Storage {
             events: vec![AllocEvent::EMPTY; EVENT_RING_LEN].try_into().unwrap(),
             index: Box::new(SlotIndex::EMPTY),
         };
-        s.t().init(BASE, 32768, BASE, 32768);
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ);
         s
     }
 
@@ -61,6 +63,25 @@ fn init_stamps_header() {
     assert_eq!(s.header.capacity as usize, MAX_TRACKED_ALLOCS);
     assert_eq!(s.header.ram_base, BASE);
     assert_eq!(s.header.generation % 2, 0);
+}
+
+#[test]
+fn init_stamps_the_timebase_and_later_changes_keep_it() {
+    let mut s = Storage::new();
+    assert_eq!(s.header.timebase_hz, TIMEBASE_HZ);
+    s.t()
+        .track_alloc(pa(0), 2, 3, "a", 5 * TIMEBASE_HZ)
+        .unwrap();
+    s.t()
+        .track_free(pa(0), 2, Some(3), false, 6 * TIMEBASE_HZ)
+        .unwrap();
+    s.t().free_all_for_pid(3, 7 * TIMEBASE_HZ, |_| {});
+    assert_eq!(s.header.timebase_hz, TIMEBASE_HZ);
+    assert_eq!(
+        s.last_event().time / s.header.timebase_hz,
+        6,
+        "event times convert to seconds with the header's timebase"
+    );
 }
 
 #[test]
@@ -176,6 +197,19 @@ fn invalid_frees_are_classified_counted_and_harmless() {
         s.t().track_free(pa(10), 1, Some(3), true, 0),
         Err(FreeError::DoubleFree)
     );
+}
+
+#[test]
+fn a_free_expecting_no_pid_is_refused_whoever_owns_the_pages() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 1, 3, "user_stack", 0).unwrap();
+    assert_eq!(
+        s.t().track_free(pa(0), 1, Some(NO_PID), false, 0),
+        Err(FreeError::NotOwner { owner: 3 })
+    );
+    let ev = s.last_event();
+    assert_eq!((ev.kind, ev.owner), (EventKind::InvalidFree, NO_PID));
+    assert_eq!(s.t().find(pa(0)).unwrap().owner, 3, "the entry stays");
 }
 
 #[test]

@@ -37,6 +37,12 @@ pub const EPROCLIM: isize = -12; // process table full
 
 pub const WAIT_NOHANG: usize = 1;
 
+/// Bytes of a page: `SYS_ALLOC_PAGES`/`SYS_FREE_PAGES` count in these, and the page counts of
+/// `MemStat` and `ProcStat` too.
+pub use tracker::abi::PAGE_SIZE;
+/// Bytes of a process name in `ProcStat` and `OwnerStat`, NUL-padded.
+pub use tracker::abi::PROC_NAME_LEN;
+
 /// A short name for an error code.
 pub fn err_name(e: isize) -> &'static str {
     match e {
@@ -79,7 +85,7 @@ pub struct ProcStat {
     /// 1 runnable, 2 running, 3 sleeping, 4 waiting, 5 zombie.
     pub state: u32,
     pub _pad: u32,
-    pub name: [u8; 16],
+    pub name: [u8; PROC_NAME_LEN],
     /// Tracked allocations and pages owned.
     pub allocs: u64,
     pub pages: u64,
@@ -92,14 +98,14 @@ pub struct OwnerStat {
     pub pid: u32,
     /// 1 if `pid` is a live (not yet reaped) process or the kernel.
     pub live: u32,
-    pub name: [u8; 16],
+    pub name: [u8; PROC_NAME_LEN],
     pub allocs: u64,
     pub pages: u64,
 }
 
 pub const MAX_OWNERS: usize = 80;
 
-/// Memory totals, as `SYS_MEMINFO` reports them. Pages are 4 KiB.
+/// Memory totals, as `SYS_MEMINFO` reports them, in pages of `PAGE_SIZE` bytes.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct MemStat {
@@ -131,7 +137,7 @@ impl MemStat {
         owners: [OwnerStat {
             pid: 0,
             live: 0,
-            name: [0; 16],
+            name: [0; PROC_NAME_LEN],
             allocs: 0,
             pages: 0,
         }; MAX_OWNERS],
@@ -139,7 +145,7 @@ impl MemStat {
 }
 
 /// The text of a NUL-padded name.
-pub fn name_str(name: &[u8; 16]) -> &str {
-    let n = name.iter().position(|&b| b == 0).unwrap_or(16);
+pub fn name_str(name: &[u8; PROC_NAME_LEN]) -> &str {
+    let n = name.iter().position(|&b| b == 0).unwrap_or(PROC_NAME_LEN);
     core::str::from_utf8(&name[..n]).unwrap_or("?")
 }

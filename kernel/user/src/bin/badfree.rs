@@ -83,7 +83,7 @@ fn main(args: Args) -> i32 {
     );
     expect(
         "free(b + 1 page, 1)",
-        || free_pages(b + 4096, 1),
+        || free_pages(b + PAGE_SIZE as usize, 1),
         Err(EUNTRACKED),
         &mut bad,
     );

@@ -23,7 +23,9 @@ fn main(args: Args) -> i32 {
                 // Touch every page: they are really ours.
                 for k in 0..size as usize {
                     // SAFETY: the kernel mapped `size` writable pages at `addr`.
-                    unsafe { ((addr + k * 4096) as *mut u64).write_volatile(pid as u64) };
+                    unsafe {
+                        ((addr + k * PAGE_SIZE as usize) as *mut u64).write_volatile(pid as u64)
+                    };
                 }
                 pages += size;
                 allocs += 1;
