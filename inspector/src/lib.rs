@@ -1,6 +1,6 @@
 //! Leakscope inspector: reads the kernel's page tracker live over a GDB remote stub.
 //!
-//! Layers, bottom up; each imports only from layers below it (`tests/layers.rs` checks):
+//! Layers, bottom up; each imports only from layers below it (`tests/structure.rs` checks):
 //!
 //! | layer | owns |
 //! | --- | --- |

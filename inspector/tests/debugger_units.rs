@@ -31,7 +31,7 @@ fn rust_fixture(dir: &Path) -> Arc<DebugInfo> {
 }
 
 fn c_fixture(dir: &Path) -> Arc<DebugInfo> {
-    let obj = dir.join("seed64.o");
+    let obj = dir.join("chapter64.o");
     let out = Command::new("gcc")
         .args(["-g", "-O0", "-c"])
         .arg(fixtures().join("chapter_tracker.c"))

@@ -98,7 +98,7 @@ fn boot_reaches_shell_and_runs_programs() {
 
 #[test]
 #[ignore = "boots QEMU: run with make test"]
-fn debug_on_leak_prints_seed_report() {
+fn debug_on_leak_prints_the_chapters_report() {
     let mut q = Qemu::boot();
     assert!(q.run("debug on", T).contains("debug: on"));
     let out = q.run("leak 5", T);

@@ -80,7 +80,7 @@ pub(super) fn arm(
     let pos = bp
         .addresses
         .first()
-        .and_then(|&a| position(dbg.debug(), a))
+        .and_then(|&a| position(dbg.debug_info(), a))
         .map(|p| format!(" ({}:{})", p.file, p.line))
         .unwrap_or_default();
     eprintln!(
@@ -98,11 +98,11 @@ pub(super) fn arm(
 /// line breakpoint inside inlined code reports that line); the function is the one named by a
 /// function breakpoint, else that frame's function.
 fn place(dbg: &Debugger, pc: u64, named: Option<&str>) -> Place {
-    let pos = position(dbg.debug(), pc);
+    let pos = position(dbg.debug_info(), pc);
     let function = named
         .map(str::to_string)
         .or_else(|| pos.as_ref().and_then(|p| p.function.clone()))
-        .or_else(|| dbg.debug().function_at(pc).map(|f| f.name));
+        .or_else(|| dbg.debug_info().function_at(pc).map(|f| f.name));
     Place {
         function,
         file: pos.as_ref().map(|p| p.file.clone()),

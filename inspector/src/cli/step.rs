@@ -90,7 +90,7 @@ pub fn run(args: StepArgs) -> Result<()> {
     };
     // One sweep: the start breakpoint must not fire again (recursion, other processes).
     dbg.breakpoints.remove(session.target(), id)?;
-    let debug = dbg.debug().clone();
+    let debug = dbg.debug_info().clone();
     let policy = if over {
         CallPolicy::Over
     } else {

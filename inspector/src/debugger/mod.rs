@@ -79,7 +79,8 @@ impl Debugger {
         }
     }
 
-    pub fn debug(&self) -> &Arc<DebugInfo> {
+    /// The ELF and DWARF this debugger works from.
+    pub fn debug_info(&self) -> &Arc<DebugInfo> {
         &self.debug
     }
 

@@ -163,7 +163,7 @@ impl Stepper {
         let regs = target.read_registers()?;
         let pc = regs.pc();
         let f = dbg
-            .debug()
+            .debug_info()
             .function_at(pc)
             .with_context(|| format!("no function contains pc {pc:#x}: cannot line-step"))?;
         let mut s = Stepper {
@@ -176,7 +176,7 @@ impl Stepper {
             positions: HashMap::new(),
             call_timeout: Duration::from_secs(10),
         };
-        s.last = s.pos(dbg.debug(), pc).map(|p| (p.file, p.line));
+        s.last = s.pos(dbg.debug_info(), pc).map(|p| (p.file, p.line));
         Ok(s)
     }
 
@@ -205,7 +205,7 @@ impl Stepper {
         dbg: &mut Debugger,
         target: &mut dyn Target,
     ) -> Result<LineOutcome> {
-        let debug = dbg.debug().clone();
+        let debug = dbg.debug_info().clone();
         let mut regs = target.read_registers()?;
         for _ in 0..MAX_INSTRUCTIONS_PER_LINE {
             let prev_pc = regs.pc();

@@ -88,7 +88,7 @@ impl StopView {
     ) -> anyhow::Result<StopView> {
         let registers = target.read_registers()?;
         let pc = registers.pc();
-        let debug = dbg.debug().clone();
+        let debug = dbg.debug_info().clone();
         let position = position(&debug, pc);
         let source = position
             .as_ref()

@@ -1,4 +1,5 @@
-//! The inspector's layering, checked on its sources: each top-level module of `inspector/src`
+//! The inspector's structure, checked on its sources: no file over 700 lines of non-test code,
+//! and the layering: each top-level module of `inspector/src`
 //! may import (`crate::X`) only from modules of a lower layer, so there is no import cycle and
 //! nothing reaches up (the debugger never imports the UI, the source layer never the debugger).
 //! A new top-level module must be given its layer in `LAYERS` below.
@@ -130,7 +131,9 @@ fn violations(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     let mut out = Vec::new();
     for (module, imports) in graph {
         let Some(own) = layer_of(module) else {
-            out.push(format!("module `{module}` has no layer in tests/layers.rs"));
+            out.push(format!(
+                "module `{module}` has no layer in tests/structure.rs"
+            ));
             continue;
         };
         for import in imports {
@@ -140,7 +143,7 @@ fn violations(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
                     "`{module}` imports `{import}`, which is not in a lower layer"
                 )),
                 None => out.push(format!(
-                    "`{module}` imports `{import}`, which has no layer in tests/layers.rs"
+                    "`{module}` imports `{import}`, which has no layer in tests/structure.rs"
                 )),
             }
         }
@@ -177,4 +180,45 @@ fn the_check_sees_grouped_imports_and_upward_edges() {
     assert_eq!(bad.len(), 2, "{bad:?}");
     assert!(bad[0].contains("`debugger` imports `tui`"), "{bad:?}");
     assert!(bad[1].contains("`widgets` has no layer"), "{bad:?}");
+}
+
+/// Most lines of code (before a file's first `#[cfg(test)]`) one source file may have.
+const MAX_CODE_LINES: usize = 700;
+
+/// Lines of non-test code in `text`: everything before the first `#[cfg(test)]` line; a file
+/// that is all tests (`tests_*.rs`, `*_tests.rs`) counts as none.
+fn code_lines(path: &Path, text: &str) -> usize {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    if name.is_some_and(|n| n.starts_with("tests") || n.ends_with("_tests")) {
+        return 0;
+    }
+    text.lines()
+        .take_while(|l| l.trim() != "#[cfg(test)]")
+        .count()
+}
+
+#[test]
+fn no_source_file_has_over_700_lines_of_code() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = code_lines(f, &std::fs::read_to_string(f).expect("readable source"));
+            (n > MAX_CODE_LINES).then(|| format!("{}: {n} lines", f.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these files (at most {MAX_CODE_LINES} lines of non-test code each):\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn test_code_does_not_count() {
+    let text = "fn a() {}\nfn b() {}\n#[cfg(test)]\nmod tests {\n}\n";
+    assert_eq!(code_lines(Path::new("x/app.rs"), text), 2);
+    assert_eq!(code_lines(Path::new("x/tests_app.rs"), text), 0);
 }
