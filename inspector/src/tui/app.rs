@@ -15,6 +15,7 @@ use super::pagemap::{self, CellInfo, PageGrid};
 use super::prompt::{Prompt, PromptEdit, PromptKind};
 use crate::debugger::live::{DebugCommand, DebugReport};
 use crate::model::{Entry, Event, LeakReport, LeakTracker, Snapshot, KERNEL_PID};
+use crate::source::{Capabilities, Origin};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,8 @@ pub enum Action {
 #[derive(Debug)]
 pub struct App {
     pub view: View,
+    /// What the data source is and can do; None until the event loop says.
+    pub source: Option<Capabilities>,
     pub connection: Connection,
     /// Live updates paused by the user.
     pub paused: bool,
@@ -152,6 +155,7 @@ impl App {
     pub fn new(interval: Duration) -> App {
         App {
             view: View::Overview,
+            source: None,
             connection: Connection::Connecting,
             paused: false,
             interval,
@@ -243,6 +247,11 @@ impl App {
 
         self.latest = Some(snap);
         self.clamp_cursors();
+    }
+
+    /// True when the data is generated (`tui --demo`), not read from a kernel.
+    pub fn is_demo(&self) -> bool {
+        self.source.is_some_and(|c| c.origin == Origin::Demo)
     }
 
     /// Records a connection change reported by the sampler.

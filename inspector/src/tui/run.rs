@@ -46,6 +46,7 @@ pub fn run_tui(source: Box<dyn Debuggable>, interval: Duration) -> anyhow::Resul
     let (msg_tx, msg_rx) = mpsc::channel();
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    let capabilities = source.capabilities();
     let sampler = SampleLoop::new(source, interval);
     thread::Builder::new()
         .name("tui-sampler".into())
@@ -56,6 +57,7 @@ pub fn run_tui(source: Box<dyn Debuggable>, interval: Duration) -> anyhow::Resul
         .context("cannot start the sampler thread")?;
 
     let mut app = App::new(interval);
+    app.source = Some(capabilities);
     let size = terminal.size()?;
     app.set_terminal_size(size.width, size.height);
     let result = event_loop(&mut terminal, &mut app, &msg_rx, &cmd_tx);

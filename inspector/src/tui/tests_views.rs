@@ -453,3 +453,15 @@ fn overview_names_the_image_row_exactly_when_alloc_base_is_known() {
     assert_has(&l, "firmware + kernel image");
     assert!(!has(&l, "untracked"), "{}", l.join("\n"));
 }
+
+#[test]
+fn header_says_the_demo_is_a_demo() {
+    let mut a = app();
+    let mut src = DemoSource::with_seed(2);
+    a.source = Some(src.capabilities());
+    a.apply_snapshot(src.sample().unwrap(), Instant::now());
+    let l = render(&mut a, 120, 24);
+    assert_has(&l, "DEMO: a simulated kernel");
+    assert!(!has(&l, "● connected"), "{}", l.join("\n"));
+    assert_has(&l, "µs (simulated)");
+}

@@ -1,4 +1,4 @@
-//! The header line: connection state, guest state, refresh interval, last pause, running share.
+//! The header line: connection state (or that the data is a demo), guest state, refresh interval, last pause, running share.
 
 use super::truncate_start;
 use crate::tui::app::{App, Connection};
@@ -16,6 +16,10 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     let sep = || Span::styled(" │ ", Style::new().fg(Color::DarkGray));
     let (conn, conn_style) = match &app.connection {
         Connection::Connecting => ("◌ connecting…".to_string(), Style::new().fg(Color::Yellow)),
+        Connection::Connected if app.is_demo() => (
+            "● DEMO: a simulated kernel, not QEMU".to_string(),
+            Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        ),
         Connection::Connected => ("● connected".to_string(), Style::new().fg(Color::Green)),
         Connection::Disconnected { reason } => (
             format!("✖ disconnected: {}", truncate_start(reason, REASON_MAX)),
@@ -64,7 +68,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 Style::new().fg(Color::Yellow),
             )
         } else {
-            Span::raw(format!("pause {}µs", s.pause_us))
+            Span::raw(format!(
+                "pause {}µs{}",
+                s.pause_us,
+                if app.is_demo() { " (simulated)" } else { "" }
+            ))
         });
     }
     if let Some(share) = app.running_share.filter(|_| !held) {
