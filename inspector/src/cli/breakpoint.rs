@@ -16,7 +16,7 @@ use super::Conn;
 use crate::debugger::stepping::position;
 use crate::debugger::{Condition, Debugger, Location};
 use crate::source::Session;
-use crate::target::{install_ctrlc_handler, HaltGuard};
+use crate::target::install_ctrlc_handler;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -66,10 +66,7 @@ pub(super) fn arm(
         .transpose()?;
     let mut session = Session::connect(elf, gdb)?;
     let mut dbg = Debugger::new(session.debug_info().clone());
-    let id = {
-        let mut guard = HaltGuard::new(session.target())?;
-        dbg.break_at(&mut *guard, location, condition)?
-    };
+    let id = dbg.break_at_running(session.target(), location, condition)?;
     let bp = dbg.breakpoints.get(id).expect("just added");
     let at = bp
         .addresses

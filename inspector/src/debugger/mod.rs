@@ -26,7 +26,7 @@ use anyhow::{bail, Result};
 
 use crate::dwarf::{DebugInfo, FrameRegs, FunctionParams, InlinedParams, Unwinder};
 use crate::riscv::Registers;
-use crate::target::{ShutdownFlag, Target};
+use crate::target::{HaltGuard, ShutdownFlag, Target};
 
 pub use args::{Arg, ArgValue, Args};
 pub use breakpoints::{Breakpoint, Breakpoints, Location};
@@ -160,6 +160,18 @@ impl Debugger {
             }
         }
         names
+    }
+
+    /// [`break_at`](Self::break_at) on a running target: halts it for the insertion and
+    /// resumes it, also on error.
+    pub fn break_at_running(
+        &mut self,
+        target: &mut dyn Target,
+        location: Location,
+        condition: Option<Condition>,
+    ) -> Result<u32> {
+        let mut guard = HaltGuard::new(target)?;
+        self.break_at(&mut *guard, location, condition)
     }
 
     /// Adds a breakpoint at `location` with an optional condition, checking first that the
