@@ -269,14 +269,9 @@ impl RspClient {
             if self.acks {
                 self.write_raw(b"+")?;
             }
-            if let Some(text) = codec::console_output(&self.rx) {
-                self.console.extend_from_slice(&text);
-                continue;
+            if let Some(stop) = self.stop_from_packet()? {
+                return Ok(Some(stop));
             }
-            self.state = State::Halted;
-            let stop = codec::parse_stop_reply(&self.rx)?;
-            self.check_alive(&stop)?;
-            return Ok(Some(stop));
         }
     }
 
@@ -541,16 +536,24 @@ impl RspClient {
     fn recv_stop(&mut self, deadline: Instant, what: &str) -> Result<StopReply, RspError> {
         loop {
             self.recv_packet(deadline, what)?;
-            if let Some(text) = codec::console_output(&self.rx) {
-                self.console.extend_from_slice(&text);
-                continue;
+            if let Some(stop) = self.stop_from_packet()? {
+                return Ok(stop);
             }
-            // Stopped now (even if the reply is malformed): acks may be sent again.
-            self.state = State::Halted;
-            let stop = codec::parse_stop_reply(&self.rx)?;
-            self.check_alive(&stop)?;
-            return Ok(stop);
         }
+    }
+
+    /// The packet just received, where a stop reply is due: `None` for console output
+    /// (collected); otherwise the target is stopped now (even if the reply is malformed: acks
+    /// may be sent again) and the reply is parsed; an exit closes the connection.
+    fn stop_from_packet(&mut self) -> Result<Option<StopReply>, RspError> {
+        if let Some(text) = codec::console_output(&self.rx) {
+            self.console.extend_from_slice(&text);
+            return Ok(None);
+        }
+        self.state = State::Halted;
+        let stop = codec::parse_stop_reply(&self.rx)?;
+        self.check_alive(&stop)?;
+        Ok(Some(stop))
     }
 
     fn next_frame(&mut self, deadline: Instant, what: &str) -> Result<Frame, RspError> {

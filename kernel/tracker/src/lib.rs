@@ -225,12 +225,6 @@ impl<'a> Tracker<'a> {
         })
     }
 
-    /// Overwrites the header's free-page count, as one change. The kernel never needs it: the
-    /// tracked operations keep the count in step with the allocator (see the invariants above).
-    pub fn set_free_pages(&mut self, free_pages: u64) {
-        self.change(|t| t.header.free_pages = free_pages);
-    }
-
     /// Live entries with their slot numbers, in slot order.
     pub fn live(&self) -> impl Iterator<Item = (usize, &AllocEntry)> {
         self.table[..self.header.high_water as usize]
