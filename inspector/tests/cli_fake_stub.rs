@@ -243,3 +243,26 @@ fn elf_without_tracker_or_dwarf_is_a_clear_error() {
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
 }
+
+#[test]
+fn a_different_build_in_guest_memory_is_refused_and_left_running() {
+    let mut s = setup();
+    // The guest runs another build: its stamp differs from the ELF's in one byte.
+    let stamp = s.info.global("leakscope_build_id").unwrap().address;
+    s.stub.poke(stamp, b"X");
+    let out = Command::new(BIN)
+        .args(["snapshot", "--json", "--elf"])
+        .arg(&s.elf)
+        .args(["--gdb", &s.stub.addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a mismatch is an error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match the running kernel") && err.contains("make kernel"),
+        "the error says what to do: {err}"
+    );
+    assert!(out.stdout.is_empty(), "no snapshot of another build");
+    s.stub.wait_end();
+    assert!(s.stub.shared().running, "the guest must run after the refusal");
+}
