@@ -30,6 +30,10 @@ enum Command {
     /// Break at a function, then step through it line by line, printing each visited line;
     /// ends when the function returns or after LINES lines, leaving the kernel running.
     Step(cli::step::StepArgs),
+    /// Observe the kernel (one snapshot, or --duration) and exit 0 if nothing is wrong, 1 with
+    /// findings (leaks, dead owners, invalid frees, failed allocs, a full table, a stuck
+    /// tracker), 2 if it could not check.
+    Check(cli::check::CheckArgs),
 }
 
 fn main() {
@@ -39,6 +43,13 @@ fn main() {
         Command::Tui(a) => cli::tui::run(a),
         Command::Break(a) => cli::breakpoint::run(a),
         Command::Step(a) => cli::step::run(a),
+        Command::Check(a) => match cli::check::run(a) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("inspector: {e:#}");
+                std::process::exit(cli::check::EXIT_CANNOT_CHECK);
+            }
+        },
     };
     if let Err(e) = result {
         eprintln!("inspector: {e:#}");

@@ -264,5 +264,80 @@ fn a_different_build_in_guest_memory_is_refused_and_left_running() {
     );
     assert!(out.stdout.is_empty(), "no snapshot of another build");
     s.stub.wait_end();
-    assert!(s.stub.shared().running, "the guest must run after the refusal");
+    assert!(
+        s.stub.shared().running,
+        "the guest must run after the refusal"
+    );
+}
+
+/// Runs `inspector check --json ARGS…` against the stub; (exit status, JSON report).
+fn check(s: &Setup, args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = Command::new(BIN)
+        .args(["check", "--json", "--elf"])
+        .arg(&s.elf)
+        .args(["--gdb", &s.stub.addr])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), v, stderr)
+}
+
+#[test]
+fn check_finds_the_dead_owner_and_exits_1() {
+    // The fixture's pid 7 owns a user stack but has no process record.
+    let mut s = setup();
+    let (code, v, err) = check(&s, &[]);
+    assert_eq!(code, Some(1), "findings exit 1: {err}");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["snapshots"], 1, "default: one snapshot");
+    let findings = v["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{v}");
+    let f = &findings[0];
+    assert_eq!(
+        (f["kind"].as_str(), f["pid"].as_u64(), f["pages"].as_u64()),
+        (Some("dead-owner"), Some(7), Some(16))
+    );
+    assert_eq!(f["tags"][0], "user_stack:16");
+    s.stub.wait_end();
+    assert!(s.stub.shared().running, "the guest must run after `check`");
+}
+
+#[test]
+fn check_reports_a_tracker_stuck_mid_change() {
+    let mut s = setup();
+    s.stub
+        .poke(header_field(&s.info, "generation"), &43u64.to_le_bytes());
+    let (code, v, err) = check(&s, &["--stuck-after", "300ms"]);
+    assert_eq!(code, Some(1), "{err}");
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["stuck"], "{v}");
+    s.stub.wait_end();
+    assert!(s.stub.shared().running, "the guest must run after `check`");
+}
+
+#[test]
+fn check_that_cannot_attach_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = common::fixtures::rust_tracker_object(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["check", "--elf"])
+        .arg(&elf)
+        .args(["--gdb", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "could not check: exit 2");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot attach"), "{err}");
 }

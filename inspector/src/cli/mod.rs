@@ -5,6 +5,7 @@
 //! after Ctrl-C (the sources and sessions detach on every path).
 
 pub mod breakpoint;
+pub mod check;
 pub mod render;
 pub mod snapshot;
 pub mod step;

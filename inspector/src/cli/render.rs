@@ -9,10 +9,12 @@
 //! visited line.
 
 use crate::debugger::Args;
+use crate::model::check::{CheckRun, Finding};
 use crate::model::{Entry, Event, EventKind, PidSummary, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
+use std::time::Duration;
 
 /// The object of `snapshot --json`.
 #[derive(Serialize)]
@@ -350,6 +352,69 @@ pub fn step_returned_line(l: &StepLine, from: &str, json: bool) -> String {
     format!("{from} returned to {to}")
 }
 
+/// The report of `check`: one line per finding and a `check:` summary line, or one JSON
+/// object `{"findings": [...], "ok", "snapshots", "duration_ms", "missed_events"}`.
+pub fn check_report(findings: &[Finding], run: &CheckRun, took: Duration, json: bool) -> String {
+    if json {
+        #[derive(Serialize)]
+        struct CheckRecord<'a> {
+            findings: &'a [Finding],
+            ok: bool,
+            snapshots: u64,
+            duration_ms: u64,
+            missed_events: u64,
+        }
+        let mut text = serde_json::to_string_pretty(&CheckRecord {
+            findings,
+            ok: findings.is_empty(),
+            snapshots: run.snapshots(),
+            duration_ms: took.as_millis() as u64,
+            missed_events: run.missed_events(),
+        })
+        .expect("plain records serialize");
+        text.push('\n');
+        return text;
+    }
+    let mut out = String::new();
+    for f in findings {
+        let who = match (f.pid, &f.name) {
+            (Some(pid), Some(name)) => format!(" pid={pid} ({name})"),
+            (Some(pid), None) => format!(" pid={pid}"),
+            _ => String::new(),
+        };
+        let tags = if f.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" tags={}", f.tags.join(","))
+        };
+        let _ = writeln!(
+            out,
+            "{}{who} pages={} allocs={}{tags}: {}",
+            f.kind.as_str(),
+            f.pages,
+            f.allocs,
+            f.detail
+        );
+    }
+    let verdict = match findings.len() {
+        0 => "ok, nothing wrong".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    };
+    let missed = match run.missed_events() {
+        0 => String::new(),
+        n => format!("; {n} events overwritten before they were read"),
+    };
+    let _ = writeln!(
+        out,
+        "check: {verdict} in {} snapshot{} over {:.1} s{missed}",
+        run.snapshots(),
+        if run.snapshots() == 1 { "" } else { "s" },
+        took.as_secs_f64()
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,5 +497,43 @@ mod tests {
             "{line}"
         );
         assert_eq!(event_json(&e)["kind"], "exit_reclaim");
+    }
+
+    #[test]
+    fn check_report_text_and_json() {
+        use crate::model::check::{CheckRun, FindingKind};
+        let mut run = CheckRun::new();
+        run.observe(sample());
+        let f = Finding {
+            kind: FindingKind::Leak,
+            pid: Some(8),
+            name: Some("leak".into()),
+            pages: 6,
+            allocs: 3,
+            tags: vec!["alloc_pages:4".into(), "user_stack:2".into()],
+            detail: "exited still owning 6 pages".into(),
+        };
+        let took = Duration::from_millis(1500);
+        let text = check_report(std::slice::from_ref(&f), &run, took, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "leak pid=8 (leak) pages=6 allocs=3 tags=alloc_pages:4,user_stack:2: exited \
+                 still owning 6 pages",
+                "check: 1 finding in 1 snapshot over 1.5 s"
+            ]
+        );
+        assert_eq!(
+            check_report(&[], &run, took, false),
+            "check: ok, nothing wrong in 1 snapshot over 1.5 s\n"
+        );
+        let v: Value = serde_json::from_str(&check_report(&[f], &run, took, true)).unwrap();
+        assert_eq!(
+            (v["ok"].as_bool(), v["snapshots"].as_u64()),
+            (Some(false), Some(1))
+        );
+        assert_eq!(v["findings"][0]["kind"], "leak");
+        assert_eq!(v["duration_ms"], 1500);
     }
 }

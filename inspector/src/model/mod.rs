@@ -1,10 +1,11 @@
 //! The inspector's view of the tracker: snapshots decoded by field name, per-PID aggregates,
-//! the difference between two snapshots (`diff`) and leak reports grouped per process exit
-//! (`leaks`). Plain data: no I/O, no terminal, no DWARF types.
+//! the difference between two snapshots (`diff`), leak reports grouped per process exit
+//! (`leaks`) and the findings of `inspector check` (`check`). Plain data: no I/O, no terminal, no DWARF types.
 //!
 //! The `snapshot` layer fills these from a target; everything here is pure and unit-tested on
 //! hand-made snapshots.
 
+pub mod check;
 mod diff;
 mod leaks;
 pub use diff::{diff, Diff};

@@ -11,6 +11,7 @@ use super::session::{load_elf, Session};
 use super::{Capabilities, Origin, Source};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
+use crate::snapshot::SnapshotError;
 
 /// See the module doc.
 pub struct LiveSource {
@@ -56,8 +57,16 @@ impl Source for LiveSource {
 
     fn sample(&mut self) -> Result<Snapshot> {
         let result = self.session().and_then(Session::sample);
-        if result.is_err() {
-            self.session = None;
+        if let Err(e) = &result {
+            // The guest's state (still booting, mid-change) is no reason to drop a working
+            // connection; anything else may be, and the next call reconnects.
+            let guest_state = matches!(
+                e.downcast_ref::<SnapshotError>(),
+                Some(SnapshotError::Torn | SnapshotError::NotInitialised { .. })
+            );
+            if !guest_state {
+                self.session = None;
+            }
         }
         result
     }
