@@ -165,6 +165,9 @@ pub struct Header {
     /// Frequency of the timer whose ticks stamp entries and events (`time`), in Hz, as the
     /// kernel read it from the device tree; 0 when the kernel does not say.
     pub timebase_hz: u64,
+    /// A value the kernel draws once per boot (0: the kernel does not say): when it changes,
+    /// the guest rebooted, whatever the generation says.
+    pub boot_nonce: u64,
 }
 
 /// Everything one halt of the guest learned.
@@ -186,6 +189,9 @@ pub struct Snapshot {
     /// The guest is held (by a debugger) in the middle of a tracker change: this is the last
     /// consistent state, not the current one.
     pub mid_change: bool,
+    /// The guest rebooted since the previous snapshot (its boot nonce changed): everything
+    /// was read afresh, and the events are the new boot's.
+    pub rebooted: bool,
 }
 
 /// Per-PID totals: what the overview and `mem` show.

@@ -142,11 +142,21 @@ impl Sampler {
                 snap.mid_change = true;
                 return Ok(snap);
             }
+            // Another boot: nothing of the previous one (entries, event sequence) applies,
+            // even when its generation happens to equal the last one seen.
+            let rebooted = self
+                .previous
+                .as_ref()
+                .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
+            if rebooted {
+                self.reset();
+            }
             let snap = self.read_rest(&mut *guard, header);
             pause += guard.resume()?;
             let mut snap = snap?;
             snap.pause_us = pause.as_micros() as u64;
             snap.mid_change = false;
+            snap.rebooted = rebooted;
             self.next_event = Some(snap.header.event_head);
             self.previous = Some(snap.clone());
             return Ok(snap);
@@ -194,6 +204,7 @@ impl Sampler {
             free_pages: get("free_pages"),
             tracked_pages: get("tracked_pages"),
             timebase_hz: get("timebase_hz"),
+            boot_nonce: get("boot_nonce"),
         })
     }
 
@@ -244,6 +255,7 @@ impl Sampler {
             pause_us: 0,
             table_read,
             mid_change: false,
+            rebooted: false,
         })
     }
 

@@ -328,6 +328,7 @@ impl DemoSource {
             pause_us: 250 + self.rand(200),
             table_read: true,
             mid_change: false,
+            rebooted: false,
         }
     }
 }
