@@ -5,6 +5,7 @@
 
 mod guard;
 mod mem;
+mod ram;
 mod rsp_target;
 mod shutdown;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 pub use guard::HaltGuard;
 pub use mem::{MemStats, MemTarget};
+pub use ram::{GuestMemory, RamFile, Segment};
 pub use rsp_target::{MemoryMode, RspTarget, RspTargetOptions};
 pub use shutdown::{install_ctrlc_handler, ShutdownFlag};
 
@@ -56,6 +58,16 @@ pub enum TargetError {
         addr: u64,
         len: usize,
         code: Option<u8>,
+    },
+
+    #[error(
+        "cannot read guest RAM from {}: {source}; is QEMU still running with that memory \
+         file (make qemu)?",
+        path.display()
+    )]
+    RamFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
     },
 
     #[error("no breakpoint at {addr:#x}")]
