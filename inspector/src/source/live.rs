@@ -1,22 +1,25 @@
 //! [`LiveSource`]: a running kernel over its GDB stub, as a [`Source`]. Loads the ELF at once
 //! (a wrong path fails before anything starts) and connects on the first sample; after an error
-//! the connection is dropped (detaching if it still can) and `reconnect` makes a new one.
+//! the connection is dropped (detaching if it still can) and `reconnect` makes a new one, except
+//! after [`NotReady`] (a booting kernel), which keeps the connection.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::session::{load_elf, Session};
+use super::session::{load_elf, NotReady, Session};
 use super::{Capabilities, Origin, Source};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
+use crate::target::ShutdownFlag;
 
 /// See the module doc.
 pub struct LiveSource {
     debug: Arc<DebugInfo>,
     gdb: String,
     session: Option<Session>,
+    shutdown: ShutdownFlag,
 }
 
 impl LiveSource {
@@ -26,7 +29,18 @@ impl LiveSource {
             debug: load_elf(elf)?,
             gdb: gdb.to_string(),
             session: None,
+            shutdown: ShutdownFlag::new(),
         })
+    }
+
+    /// Waits inside this source (a booting kernel) end once `flag` is raised (see
+    /// [`Session::set_shutdown`]).
+    pub fn with_shutdown(mut self, flag: ShutdownFlag) -> LiveSource {
+        if let Some(s) = &mut self.session {
+            s.set_shutdown(flag.clone());
+        }
+        self.shutdown = flag;
+        self
     }
 
     /// Loads `elf` and connects now (checking the build id), for the one-shot commands.
@@ -56,15 +70,19 @@ impl Source for LiveSource {
 
     fn sample(&mut self) -> Result<Snapshot> {
         let result = self.session().and_then(Session::sample);
-        if result.is_err() {
-            self.session = None;
+        if let Err(e) = &result {
+            if NotReady::find(e).is_none() {
+                self.session = None;
+            }
         }
         result
     }
 
     fn reconnect(&mut self) -> Result<()> {
         self.session = None;
-        self.session = Some(Session::connect_with(self.debug.clone(), &self.gdb)?);
+        let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        session.set_shutdown(self.shutdown.clone());
+        self.session = Some(session);
         Ok(())
     }
 
