@@ -9,6 +9,12 @@
 //! removed, guest running): [`SamplerHandle`] does this when it is finished or dropped. The
 //! flag also ends a long debugger command (a line step, `next`/`finish` waiting for a return)
 //! in the source, so the wait is short; it is bounded by [`DETACH_WAIT`] only as a last resort.
+//!
+//! A hung-up terminal (a closed tmux pane or terminal window) counts as a quit, whether or not
+//! SIGHUP reaches the TUI (it does not when a shell in the pane runs it): both threads watch
+//! the terminal ([`TtyWatch`]); the sampling thread detaches on its own when it sees the
+//! hang-up, and ends the process if the event loop does not come back (crossterm's reader can
+//! spin on a hung-up terminal).
 
 use super::app::{Action, App, Connection};
 use super::input::from_crossterm;
@@ -38,6 +44,9 @@ use std::time::{Duration, Instant};
 pub const DETACH_WAIT: Duration = Duration::from_secs(30);
 /// After this long waiting for the detach, say on stderr what the inspector is waiting for.
 const DETACH_NOTICE: Duration = Duration::from_millis(500);
+/// After the terminal hung up and the source is detached, how long the sampling thread waits
+/// for the event loop to finish before it ends the process.
+const HANGUP_EXIT_WAIT: Duration = Duration::from_secs(2);
 /// First reconnect delay; doubles per failed attempt up to `MAX_BACKOFF`.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -60,6 +69,7 @@ pub fn run_tui(
     let mut screen = CrosstermScreen {
         terminal,
         guard: Some(guard),
+        tty: TtyWatch::open(),
     };
     let result = run_with(&mut screen, source, interval, shutdown);
     drop(screen);
@@ -78,12 +88,64 @@ pub(crate) trait Screen {
     /// Gives the terminal back (the event loop is over); called once, before the wait for
     /// the detach, so the user sees their shell (and any message) meanwhile.
     fn leave(&mut self);
+    /// The terminal's hang-up, for the sampling thread to watch (None: nothing to watch).
+    fn tty_watch(&self) -> Option<TtyWatch> {
+        None
+    }
+}
+
+/// What [`Screen::poll_event`] returns when the terminal is gone: the event loop ends as on a
+/// quit.
+#[derive(Debug, thiserror::Error)]
+#[error("the terminal hung up (its window or tmux pane was closed)")]
+pub(crate) struct TerminalGone;
+
+/// The controlling terminal, opened once to `poll(2)` it: input ready, or hung up.
+#[derive(Clone, Debug)]
+pub(crate) struct TtyWatch(Arc<std::fs::File>);
+
+impl TtyWatch {
+    /// `/dev/tty`, or None without a controlling terminal.
+    fn open() -> Option<TtyWatch> {
+        std::fs::File::open("/dev/tty")
+            .ok()
+            .map(|f| TtyWatch(Arc::new(f)))
+    }
+
+    /// Waits up to `timeout` for input; Err when the terminal hung up.
+    fn wait_input(&self, timeout: Duration) -> Result<bool, TerminalGone> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&*self.0, PollFlags::IN)];
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => Ok(false),
+            Ok(_) => {
+                let gone = PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL;
+                if fds[0].revents().intersects(gone) {
+                    Err(TerminalGone)
+                } else {
+                    Ok(true)
+                }
+            }
+            Err(rustix::io::Errno::INTR) => Ok(false),
+            Err(_) => Err(TerminalGone),
+        }
+    }
+
+    /// True once the terminal hung up (does not wait).
+    fn hung_up(&self) -> bool {
+        self.wait_input(Duration::ZERO).is_err()
+    }
 }
 
 /// The terminal in raw mode and the alternate screen (see [`TerminalGuard`]).
 struct CrosstermScreen {
     terminal: Terminal<CrosstermBackend<Stdout>>,
     guard: Option<TerminalGuard>,
+    tty: Option<TtyWatch>,
 }
 
 impl Screen for CrosstermScreen {
@@ -96,14 +158,36 @@ impl Screen for CrosstermScreen {
         Ok(())
     }
     fn poll_event(&mut self, timeout: Duration) -> anyhow::Result<Option<TermEvent>> {
-        Ok(if event::poll(timeout)? {
-            Some(event::read()?)
-        } else {
-            None
-        })
+        // Wait here rather than in crossterm, whose reader spins on a hung-up terminal; then
+        // take what crossterm has (keys, and resizes, which arrive by signal) without waiting.
+        let wait = match &self.tty {
+            Some(tty) => {
+                tty.wait_input(timeout)?;
+                Duration::ZERO
+            }
+            None => timeout,
+        };
+        // A signal (SIGTERM, SIGHUP, SIGWINCH…) interrupts the wait: no event, look again.
+        let interrupted = |e: &io::Error| e.kind() == io::ErrorKind::Interrupted;
+        match event::poll(wait) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) if interrupted(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        match event::read() {
+            Ok(ev) => Ok(Some(ev)),
+            Err(e) if interrupted(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
     fn leave(&mut self) {
+        // Shown here, errors ignored: the terminal may be gone (ratatui would complain on drop).
+        let _ = self.terminal.show_cursor();
         self.guard.take();
+    }
+    fn tty_watch(&self) -> Option<TtyWatch> {
+        self.tty.clone()
     }
 }
 
@@ -117,7 +201,11 @@ pub(crate) fn run_with(
     shutdown: ShutdownFlag,
 ) -> anyhow::Result<()> {
     let capabilities = source.capabilities();
-    let (mut sampler, msgs) = SamplerHandle::spawn(SampleLoop::new(source, interval), shutdown)?;
+    let (mut sampler, msgs) = SamplerHandle::spawn(
+        SampleLoop::new(source, interval),
+        shutdown,
+        screen.tty_watch(),
+    )?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
     let result = (|| {
@@ -145,7 +233,13 @@ fn event_loop(
             screen.draw(app)?;
             dirty = false;
         }
-        match screen.poll_event(POLL)? {
+        let event = match screen.poll_event(POLL) {
+            Ok(e) => e,
+            // Nobody left to show anything to: quit.
+            Err(e) if e.downcast_ref::<TerminalGone>().is_some() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match event {
             Some(TermEvent::Key(k)) => {
                 if let Some(key) = from_crossterm(&k) {
                     match app.handle_key(key) {
@@ -170,6 +264,8 @@ fn event_loop(
                 Ok(Msg::Connection(c)) => app.set_connection(c),
                 Ok(Msg::Debug(r)) => app.apply_debug_report(r),
                 Err(TryRecvError::Empty) => break,
+                // On shutdown the thread may end first (it watches the flag too).
+                Err(TryRecvError::Disconnected) if sampler.shutdown.is_set() => return Ok(()),
                 Err(TryRecvError::Disconnected) => {
                     bail!("the sampler thread stopped unexpectedly (see the panic message above)")
                 }
@@ -189,17 +285,19 @@ pub(crate) struct SamplerHandle {
 }
 
 impl SamplerHandle {
-    /// Starts the thread; returns the handle and the receiver of its reports.
+    /// Starts the thread (which also watches `tty` for a hang-up); returns the handle and the
+    /// receiver of its reports.
     pub(crate) fn spawn(
         sampler: SampleLoop,
         shutdown: ShutdownFlag,
+        tty: Option<TtyWatch>,
     ) -> anyhow::Result<(SamplerHandle, Receiver<Msg>)> {
         let (msg_tx, msg_rx) = mpsc::channel();
         let (cmd_tx, cmd_rx) = mpsc::channel();
         let flag = shutdown.clone();
         let thread = thread::Builder::new()
             .name("tui-sampler".into())
-            .spawn(move || sampler_thread(sampler, cmd_rx, msg_tx, flag))
+            .spawn(move || sampler_thread(sampler, cmd_rx, msg_tx, flag, tty))
             .context("cannot start the sampler thread")?;
         Ok((
             SamplerHandle {
@@ -276,16 +374,24 @@ pub(crate) enum Msg {
     Debug(Result<DebugReport, String>),
 }
 
-/// Runs `sampler` until `Quit`, the shutdown flag, or until the event loop is gone, then
-/// detaches the source.
+/// Runs `sampler` until `Quit`, the shutdown flag, a hang-up of `tty`, or until the event loop
+/// is gone, then detaches the source. After a hang-up it raises the flag itself and, once
+/// detached, ends the process if the event loop does not finish within [`HANGUP_EXIT_WAIT`].
 fn sampler_thread(
     mut sampler: SampleLoop,
     cmds: Receiver<Cmd>,
     msgs: Sender<Msg>,
     shutdown: ShutdownFlag,
+    tty: Option<TtyWatch>,
 ) {
     let mut next_due = Instant::now();
+    let mut hung_up = false;
     loop {
+        if tty.as_ref().is_some_and(TtyWatch::hung_up) {
+            hung_up = true;
+            shutdown.set(); // ends a long command in the source, and tells the event loop
+            break;
+        }
         if shutdown.is_set() {
             break;
         }
@@ -325,6 +431,26 @@ fn sampler_thread(
         }
     }
     sampler.source.detach();
+    if hung_up {
+        // The event loop normally sees the hang-up too and sends Quit; if it is stuck in the
+        // terminal's reader, there is nothing left to do but end the process.
+        if let Err(RecvTimeoutError::Timeout) = wait_for_quit(&cmds, HANGUP_EXIT_WAIT) {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// Waits up to `timeout` for `Quit` (or the sender's end), skipping other commands.
+fn wait_for_quit(cmds: &Receiver<Cmd>, timeout: Duration) -> Result<(), RecvTimeoutError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match cmds.recv_timeout(left) {
+            Ok(Cmd::Quit) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => return Err(RecvTimeoutError::Timeout),
+        }
+    }
 }
 
 /// The sampler's state machine, separate from threads and clocks so it can be tested.
@@ -552,6 +678,8 @@ mod tests {
         keys: VecDeque<(char, Option<Arc<Seen>>)>,
         draws: u32,
         panic_on_draw: Option<u32>,
+        /// The terminal hangs up once the keys are played.
+        hang_up: bool,
         left: bool,
     }
 
@@ -561,6 +689,7 @@ mod tests {
                 keys: keys.iter().map(|&c| (c, None)).collect(),
                 draws: 0,
                 panic_on_draw: None,
+                hang_up: false,
                 left: false,
             }
         }
@@ -583,6 +712,9 @@ mod tests {
                 Some((_, None)) => true,
                 None => false,
             };
+            if self.hang_up && self.keys.is_empty() {
+                return Err(TerminalGone.into());
+            }
             if !ready {
                 thread::sleep(timeout);
                 return Ok(None);
@@ -667,6 +799,17 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 
+    #[test]
+    fn a_hung_up_terminal_quits_during_a_long_command_and_detaches() {
+        let shutdown = ShutdownFlag::new();
+        let (src, seen) = slow_source(&shutdown);
+        let mut screen = FakeScreen::new(&['5', 's']);
+        screen.hang_up = true;
+        run_with(&mut screen, src, INTERVAL, shutdown.clone()).unwrap();
+        assert!(seen.detached.load(Ordering::SeqCst));
+        assert!(shutdown.is_set());
+    }
+
     /// Fails every sample with a booting kernel held by the debugger; counts reconnects.
     struct Booting {
         reconnects: u32,
@@ -713,7 +856,7 @@ mod tests {
         let shutdown = ShutdownFlag::new();
         let (src, seen) = slow_source(&shutdown);
         let (h, _msgs) =
-            SamplerHandle::spawn(SampleLoop::new(src, INTERVAL), shutdown.clone()).unwrap();
+            SamplerHandle::spawn(SampleLoop::new(src, INTERVAL), shutdown.clone(), None).unwrap();
         h.send(Cmd::Debug(DebugCommand::Step));
         while !seen.command_started.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(5));
@@ -725,6 +868,7 @@ mod tests {
         let (mut h, _msgs) = SamplerHandle::spawn(
             SampleLoop::new(slow_source(&shutdown).0, INTERVAL),
             shutdown,
+            None,
         )
         .unwrap();
         h.finish();
