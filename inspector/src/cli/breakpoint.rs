@@ -1,6 +1,6 @@
 //! `inspector break`: stop at a kernel function, source line or address, print each hit's
 //! decoded arguments, and leave the kernel running (breakpoints removed) after `--count` hits,
-//! the timeout, or Ctrl-C.
+//! the timeout, or Ctrl-C, SIGTERM or SIGHUP (then it exits with status 0).
 //!
 //! ```text
 //! inspector break track_alloc --count 3 --if 'owner == 7' --json

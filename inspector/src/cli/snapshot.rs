@@ -7,9 +7,13 @@
 //!
 //! Text: a header line, the per-PID summary, then one line per live allocation. JSON: see
 //! [`render`](super::render) for the fields.
+//!
+//! A kernel still booting is waited for (up to 10 s, the guest running meanwhile). SIGINT,
+//! SIGTERM or SIGHUP end the wait: the kernel is left running and the command fails.
 
 use super::{render, Conn};
 use crate::source::{LiveSource, Source};
+use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
 
@@ -23,9 +27,13 @@ pub struct SnapshotArgs {
 }
 
 pub fn run(args: SnapshotArgs) -> Result<()> {
-    let mut source = LiveSource::connect(&args.conn.elf, &args.conn.gdb)?;
-    let snap = source.sample()?;
+    let stop = install_ctrlc_handler()?;
+    let mut source = LiveSource::new(&args.conn.elf, &args.conn.gdb)?.with_shutdown(stop);
+    source.reconnect()?;
+    let snap = source.sample();
+    // Detach before anything else can fail (printing to a closed pipe, say).
     source.finish()?;
+    let snap = snap?;
     if args.json {
         println!(
             "{}",

@@ -1,6 +1,7 @@
 //! `inspector step`: break at a function (or `file:line`), then step through it line by line,
 //! printing each visited line with its source text; ends when the function returns, after
-//! `--lines` lines or on Ctrl-C, leaving the kernel running without breakpoints.
+//! `--lines` lines or on Ctrl-C, SIGTERM or SIGHUP (also in the middle of a line step, then
+//! with status 0), leaving the kernel running without breakpoints.
 //!
 //! ```text
 //! inspector step --from free_all_tracked_for_pid --lines 30
@@ -18,7 +19,7 @@ use super::render::{self, StepLine};
 use super::Conn;
 use crate::debugger::stepping::{CallPolicy, LineOutcome, Position, Stepper};
 use crate::debugger::stop::source_line;
-use crate::target::install_ctrlc_handler;
+use crate::target::{install_ctrlc_handler, Cancelled};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -79,6 +80,9 @@ pub fn run(args: StepArgs) -> Result<()> {
     let hit = loop {
         let Some(hit) = dbg.continue_until_hit(session.target(), opts.timeout, Some(&stop))? else {
             session.detach()?;
+            if stop.is_set() {
+                return Ok(());
+            }
             bail!(
                 "{from} was not reached within {}; the kernel runs on without breakpoints",
                 humantime::format_duration(opts.timeout)
@@ -102,6 +106,7 @@ pub fn run(args: StepArgs) -> Result<()> {
     };
     let mut out = std::io::stdout().lock();
     let mut stepper = Stepper::new(&dbg, session.target(), policy)?;
+    stepper.cancel = stop.clone();
     let first = step_line(stepper.position(&debug, hit.pc).as_ref(), hit.pc);
     writeln!(
         out,
@@ -111,7 +116,11 @@ pub fn run(args: StepArgs) -> Result<()> {
     out.flush()?;
     let mut visited = 1;
     while visited < lines && !stop.is_set() {
-        match stepper.next_line(&mut dbg, session.target())? {
+        let outcome = match stepper.next_line(&mut dbg, session.target()) {
+            Err(e) if Cancelled::is(&e) => break,
+            other => other?,
+        };
+        match outcome {
             LineOutcome::Line { pc, position } => {
                 writeln!(
                     out,

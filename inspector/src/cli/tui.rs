@@ -7,11 +7,15 @@
 //! inspector tui --demo          # a simulated kernel, to try the UI without QEMU
 //! ```
 //!
-//! Keys are listed in docs/user-guide.md and on the screen (`?`).
+//! Keys are listed in docs/user-guide.md and on the screen (`?`). `q`, SIGINT, SIGTERM and
+//! SIGHUP (a closed terminal or tmux pane) all quit the same way: the terminal is restored, a
+//! debugger command in progress is stopped, and the kernel is left running without the
+//! inspector's breakpoints.
 
 use super::Conn;
 use crate::debugger::live::{DebugSource, Debuggable, NoDebugger};
 use crate::source::DemoSource;
+use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
 use std::time::Duration;
@@ -29,11 +33,12 @@ pub struct TuiArgs {
 }
 
 pub fn run(args: TuiArgs) -> Result<()> {
+    let stop = install_ctrlc_handler()?;
     let source: Box<dyn Debuggable> = if args.demo {
         Box::new(NoDebugger(DemoSource::new()))
     } else {
         // Samples, and carries out the debugger view's commands, on one connection.
-        Box::new(DebugSource::new(args.conn.elf, args.conn.gdb)?)
+        Box::new(DebugSource::new(args.conn.elf, args.conn.gdb)?.with_shutdown(stop.clone()))
     };
-    crate::tui::run_tui(source, args.interval)
+    crate::tui::run_tui(source, args.interval, stop)
 }

@@ -1,5 +1,6 @@
 //! `inspector watch`: one line per tracker event (allocs, frees, exit reclaims) as they happen,
-//! until Ctrl-C or `--duration`; the last line says what share of wall time the guest ran.
+//! until Ctrl-C (or SIGTERM, SIGHUP) or `--duration`; the last line says what share of wall
+//! time the guest ran. The kernel is left running, with nothing of the inspector in it.
 //!
 //! ```text
 //! inspector watch --summary                       # events, and a per-PID line after each batch
@@ -8,10 +9,16 @@
 //! ```
 //!
 //! The first snapshot prints what the event ring still remembers from before `watch` started.
+//!
+//! If the kernel goes away (QEMU exits or is killed, the stub closes the connection or stops
+//! answering), `watch` does not reconnect: it says so on stderr (`inspector: lost the kernel at
+//! ADDR after N s …: the cause`) and exits with status 1, without the final line. Events of a
+//! restarted kernel would start over at sequence 0; run `watch` again for them (e.g. `until
+//! inspector watch; do sleep 1; done` to follow restarts).
 
 use super::{render, Conn};
-use crate::source::{LiveSource, Source};
-use crate::target::install_ctrlc_handler;
+use crate::source::{LiveSource, NotReady, Source};
+use crate::target::{install_ctrlc_handler, Cancelled};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
@@ -37,14 +44,31 @@ pub struct WatchArgs {
 
 pub fn run(args: WatchArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let mut source = LiveSource::connect(&args.conn.elf, &args.conn.gdb)?;
+    let mut source = LiveSource::new(&args.conn.elf, &args.conn.gdb)?.with_shutdown(stop.clone());
+    source.reconnect()?;
     let json = args.json_lines;
     let start = Instant::now();
     let mut paused_us = 0u64;
     let mut out = std::io::stdout().lock();
     let mut first = true;
-    while !stop.is_set() && args.duration.is_none_or(|d| start.elapsed() < d) {
-        let snap = source.sample()?;
+    let left = |now: Instant| match args.duration {
+        Some(d) => d.saturating_sub(now - start),
+        None => Duration::MAX,
+    };
+    while !stop.is_set() && !left(Instant::now()).is_zero() {
+        let snap = match source.sample() {
+            Ok(s) => s,
+            Err(e) if Cancelled::is(&e) => break,
+            Err(e) if NotReady::find(&e).is_some() => return Err(e),
+            Err(e) => {
+                return Err(e.context(format!(
+                    "lost the kernel at {} after {:.1} s (QEMU exited, was killed or stopped \
+                     answering); watch exits: run it again once QEMU is back",
+                    args.conn.gdb,
+                    start.elapsed().as_secs_f64()
+                )))
+            }
+        };
         paused_us += snap.pause_us;
         if snap.missed_events > 0 {
             writeln!(
@@ -69,7 +93,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
         }
         out.flush()?;
         first = false;
-        std::thread::sleep(args.interval);
+        stop.sleep(args.interval.min(left(Instant::now())));
     }
     source.finish()?;
     let wall_us = start.elapsed().as_micros() as u64;

@@ -9,18 +9,25 @@
 //! - with breakpoints armed, a sample halts the guest itself first, so a breakpoint stop that
 //!   arrives at that moment is judged (condition) instead of being resumed by the sampler;
 //! - nothing here sends `?` or clears breakpoints: only the user's toggle and the final detach
-//!   remove them; after a reconnect the user's breakpoints are armed again.
+//!   remove them; after a reconnect the user's breakpoints are armed again;
+//! - a kernel still booting (tracker not initialised) is waited for with the guest running
+//!   between attempts, never halted; while the user holds it, not at all (`NotReady::Held`);
+//! - long commands (a line step of up to `MAX_INSTRUCTIONS_PER_LINE` instructions, `Next` and
+//!   `Finish` waiting for a call to return) end with `Cancelled` soon after the shutdown flag
+//!   given to [`DebugSource::with_shutdown`] is raised, so the owner can `detach` (user and
+//!   temporary breakpoints removed, guest resumed).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
-use crate::source::{load_elf, Capabilities, Origin, Session, Source};
-use crate::target::{HaltGuard, StopReason, Target};
+use crate::source::session::{BOOT_RETRY, BOOT_WAIT};
+use crate::source::{load_elf, Capabilities, NotReady, Origin, Session, Source};
+use crate::target::{Cancelled, HaltGuard, ShutdownFlag, StopReason, Target};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
 use super::{Condition, Debugger, Location, StopView};
@@ -152,6 +159,8 @@ pub struct DebugSource {
     /// The user's breakpoints as given, to arm again after a reconnect.
     specs: Vec<(Location, Option<Condition>)>,
     pending: Option<DebugReport>,
+    /// Raised on quit: long commands and waits end (see the module doc).
+    shutdown: ShutdownFlag,
 }
 
 impl DebugSource {
@@ -167,7 +176,18 @@ impl DebugSource {
             last_stop_snapshot: None,
             specs: Vec::new(),
             pending: None,
+            shutdown: ShutdownFlag::new(),
         })
+    }
+
+    /// Long commands and waits end with [`Cancelled`] once `flag` is raised (see the module
+    /// doc); the TUI raises it when it quits.
+    pub fn with_shutdown(mut self, flag: ShutdownFlag) -> DebugSource {
+        if let Some(s) = &mut self.session {
+            s.set_shutdown(flag.clone());
+        }
+        self.shutdown = flag;
+        self
     }
 
     fn session(&mut self) -> Result<&mut Session> {
@@ -181,6 +201,7 @@ impl DebugSource {
         self.session = None;
         self.held = None;
         let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        session.set_shutdown(self.shutdown.clone());
         self.dbg = Debugger::new(self.debug.clone());
         if !self.specs.is_empty() {
             let mut guard = HaltGuard::new(session.target())?;
@@ -312,6 +333,7 @@ impl DebugSource {
                 };
                 let mut stepper = Stepper::new(&self.dbg, session.target(), policy)?;
                 stepper.call_timeout = CALL_TIMEOUT;
+                stepper.cancel = self.shutdown.clone();
                 let outcome = stepper.next_line(&mut self.dbg, session.target())?;
                 let msg = match outcome {
                     LineOutcome::Line { .. } => None,
@@ -330,7 +352,12 @@ impl DebugSource {
                 if self.held.is_none() {
                     bail!(NOT_HELD);
                 }
-                let elsewhere = step_out(&mut self.dbg, session.target(), CALL_TIMEOUT)?;
+                let elsewhere = step_out(
+                    &mut self.dbg,
+                    session.target(),
+                    CALL_TIMEOUT,
+                    &self.shutdown,
+                )?;
                 let pc = session.target().read_registers()?.pc();
                 let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
                 self.hold(bp)?;
@@ -350,29 +377,17 @@ impl DebugSource {
         }
     }
 
-    /// True while the user holds the target.
-    pub fn is_held(&self) -> bool {
-        self.held.is_some()
-    }
-}
-
-impl Source for DebugSource {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            origin: Origin::Live,
-            halts_guest: true,
-            can_debug: true,
+    /// One sample (see [`Source::sample`]), connecting first if needed.
+    fn sample_connected(&mut self) -> Result<Snapshot> {
+        self.session()?;
+        let armed = self.dbg.breakpoints.list().iter().any(|b| b.enabled);
+        if self.held.is_some() || !armed {
+            // Held: the sampler's halt is a no-op and it leaves the guest halted (and does not
+            // wait for a booting kernel). Not held: it halts and resumes the guest itself.
+            return self.session.as_mut().expect("connected").sample();
         }
-    }
-
-    fn sample(&mut self) -> Result<Snapshot> {
-        let result = (|| -> Result<Snapshot> {
-            self.session()?;
-            let armed = self.dbg.breakpoints.list().iter().any(|b| b.enabled);
-            if self.held.is_some() || !armed {
-                // Held: the sampler's halt is a no-op and it leaves the guest halted.
-                return self.session.as_mut().expect("connected").sample();
-            }
+        let start = Instant::now();
+        loop {
             // Halt first ourselves: a breakpoint stop arriving now is ours to judge.
             let session = self.session.as_mut().expect("connected");
             let reason = session.target().halt()?;
@@ -392,14 +407,49 @@ impl Source for DebugSource {
                 }
             }
             let session = self.session.as_mut().expect("connected");
+            // Halted by us: one attempt, no waiting inside (NotReady::Held while booting).
             let snap = session.sample();
             self.dbg.resume(session.target())?;
-            snap
-        })();
-        if result.is_err() {
-            // Drop the connection (detaching if it still can); the next call reconnects.
-            self.session = None;
-            self.held = None;
+            match snap {
+                Err(e) if matches!(NotReady::find(&e), Some(NotReady::Held)) => {
+                    // Booting: wait with the guest running, as Session::sample would.
+                    let waited = start.elapsed();
+                    if waited >= BOOT_WAIT {
+                        return Err(NotReady::Booting { waited }.into());
+                    }
+                    if self.shutdown.sleep(BOOT_RETRY) {
+                        return Err(Cancelled.into());
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// True while the user holds the target.
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+impl Source for DebugSource {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            origin: Origin::Live,
+            halts_guest: true,
+            can_debug: true,
+        }
+    }
+
+    fn sample(&mut self) -> Result<Snapshot> {
+        let result = self.sample_connected();
+        if let Err(e) = &result {
+            // A booting kernel is no connection problem (and the user's hold stays); anything
+            // else drops the connection (detaching if it still can): the next call reconnects.
+            if NotReady::find(e).is_none() {
+                self.session = None;
+                self.held = None;
+            }
         }
         result
     }

@@ -12,6 +12,11 @@
 //! Positions are "own code": the innermost inlined frame whose file is not the Rust standard
 //! library (`/rustc/…`, `…/lib/rustlib/…`) or a crates.io dependency, else the concrete
 //! function's line. Temporary breakpoints are always removed before returning.
+//!
+//! Cancellation: every loop here (the instructions of a line step, the wait for a stepped-over
+//! call or a `finish` to return) looks at a [`ShutdownFlag`] between instructions and at least
+//! every [`SHUTDOWN_POLL`]; once it is raised the operation ends with [`Cancelled`], the target halted
+//! and the temporary breakpoints removed, so the caller can detach at once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
 use crate::riscv::Registers;
-use crate::target::Target;
+use crate::target::{Cancelled, ShutdownFlag, Target, SHUTDOWN_POLL};
 
 use super::Debugger;
 
@@ -79,6 +84,8 @@ pub struct Stepper {
     positions: HashMap<u64, Option<Position>>,
     /// How long to wait for a stepped-over call to return.
     pub call_timeout: Duration,
+    /// Raised: the step ends with [`Cancelled`] (see the module doc). Never raised by default.
+    pub cancel: ShutdownFlag,
 }
 
 /// True for source files that are not the user's own code.
@@ -175,6 +182,7 @@ impl Stepper {
             policy,
             positions: HashMap::new(),
             call_timeout: Duration::from_secs(10),
+            cancel: ShutdownFlag::new(),
         };
         s.last = s.pos(dbg.debug_info(), pc).map(|p| (p.file, p.line));
         Ok(s)
@@ -199,7 +207,8 @@ impl Stepper {
         self.pos(debug, pc)
     }
 
-    /// Steps until the source line changes (see the module doc).
+    /// Steps until the source line changes (see the module doc). [`Cancelled`] (halted) when
+    /// the cancel flag is raised.
     pub fn next_line(
         &mut self,
         dbg: &mut Debugger,
@@ -208,6 +217,7 @@ impl Stepper {
         let debug = dbg.debug_info().clone();
         let mut regs = target.read_registers()?;
         for _ in 0..MAX_INSTRUCTIONS_PER_LINE {
+            self.cancel.check()?;
             let prev_pc = regs.pc();
             regs = step_instruction(dbg, target)?;
             let pc = regs.pc();
@@ -270,28 +280,44 @@ impl Stepper {
         ra: u64,
         sp: u64,
     ) -> Result<Option<u64>> {
-        run_to(dbg, target, ra, sp, self.call_timeout)
+        run_to(dbg, target, ra, sp, self.call_timeout, &self.cancel)
     }
 }
 
 /// Resumes until pc == `addr` with sp == `sp` (a temporary breakpoint at `addr`; stops there
 /// with another sp — recursion, another context — are resumed). Returns `Some(pc)` if the
-/// guest stopped elsewhere (the target is halted there), `None` when it arrived. The temporary
-/// breakpoint is removed on every path.
+/// guest stopped elsewhere (the target is halted there), `None` when it arrived; [`Cancelled`]
+/// (halted) when `cancel` is raised while waiting. The temporary breakpoint is removed on every
+/// path.
 pub fn run_to(
     dbg: &mut Debugger,
     target: &mut dyn Target,
     addr: u64,
     sp: u64,
     timeout: Duration,
+    cancel: &ShutdownFlag,
 ) -> Result<Option<u64>> {
     dbg.breakpoints.add_temporary(target, addr)?;
     let result = (|| -> Result<Option<u64>> {
         let deadline = Instant::now() + timeout;
         loop {
+            cancel.check()?;
             dbg.resume(target)?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if target.wait_for_stop(left)?.is_none() {
+            // Wait in slices, so a raised flag is seen within SHUTDOWN_POLL.
+            let stopped = loop {
+                if cancel.is_set() {
+                    target.halt()?;
+                    return Err(Cancelled.into());
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break false;
+                }
+                if target.wait_for_stop(left.min(SHUTDOWN_POLL))?.is_some() {
+                    break true;
+                }
+            };
+            if !stopped {
                 target.halt()?;
                 bail!(
                     "the call did not return to {addr:#x} within {} s; the guest is halted",
@@ -322,11 +348,13 @@ pub fn run_to(
 
 /// Runs until the current function returns to its caller (gdb `finish`): the return address
 /// and the caller's sp from the CFI (or `ra` and the current sp at a leaf's entry). Returns
-/// `Some(pc)` if the guest stopped elsewhere first.
+/// `Some(pc)` if the guest stopped elsewhere first; [`Cancelled`] (halted) when `cancel` is
+/// raised while waiting.
 pub fn step_out(
     dbg: &mut Debugger,
     target: &mut dyn Target,
     timeout: Duration,
+    cancel: &ShutdownFlag,
 ) -> Result<Option<u64>> {
     let regs = target.read_registers()?;
     let frames = dbg.unwind(target, &regs, 2);
@@ -337,7 +365,7 @@ pub fn step_out(
     if ra == 0 {
         bail!("cannot tell where this function returns to (no CFI and no ra)");
     }
-    run_to(dbg, target, ra, caller_sp, timeout)
+    run_to(dbg, target, ra, caller_sp, timeout, cancel)
 }
 
 #[cfg(test)]

@@ -1,23 +1,26 @@
 //! [`LiveSource`]: a running kernel over its GDB stub, as a [`Source`]. Loads the ELF at once
 //! (a wrong path fails before anything starts) and connects on the first sample; after an error
-//! the connection is dropped (detaching if it still can) and `reconnect` makes a new one.
+//! the connection is dropped (detaching if it still can) and `reconnect` makes a new one, except
+//! after [`NotReady`] (a booting kernel), which keeps the connection.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::session::{load_elf, Session};
+use super::session::{load_elf, NotReady, Session};
 use super::{Capabilities, Origin, Source};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
 use crate::snapshot::SnapshotError;
+use crate::target::ShutdownFlag;
 
 /// See the module doc.
 pub struct LiveSource {
     debug: Arc<DebugInfo>,
     gdb: String,
     session: Option<Session>,
+    shutdown: ShutdownFlag,
 }
 
 impl LiveSource {
@@ -27,7 +30,18 @@ impl LiveSource {
             debug: load_elf(elf)?,
             gdb: gdb.to_string(),
             session: None,
+            shutdown: ShutdownFlag::new(),
         })
+    }
+
+    /// Waits inside this source (a booting kernel) end once `flag` is raised (see
+    /// [`Session::set_shutdown`]).
+    pub fn with_shutdown(mut self, flag: ShutdownFlag) -> LiveSource {
+        if let Some(s) = &mut self.session {
+            s.set_shutdown(flag.clone());
+        }
+        self.shutdown = flag;
+        self
     }
 
     /// Loads `elf` and connects now (checking the build id), for the one-shot commands.
@@ -60,11 +74,8 @@ impl Source for LiveSource {
         if let Err(e) = &result {
             // The guest's state (still booting, mid-change) is no reason to drop a working
             // connection; anything else may be, and the next call reconnects.
-            let guest_state = matches!(
-                e.downcast_ref::<SnapshotError>(),
-                Some(SnapshotError::Torn | SnapshotError::NotInitialised { .. })
-            );
-            if !guest_state {
+            let mid_change = matches!(e.downcast_ref::<SnapshotError>(), Some(SnapshotError::Torn));
+            if NotReady::find(e).is_none() && !mid_change {
                 self.session = None;
             }
         }
@@ -73,7 +84,9 @@ impl Source for LiveSource {
 
     fn reconnect(&mut self) -> Result<()> {
         self.session = None;
-        self.session = Some(Session::connect_with(self.debug.clone(), &self.gdb)?);
+        let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        session.set_shutdown(self.shutdown.clone());
+        self.session = Some(session);
         Ok(())
     }
 

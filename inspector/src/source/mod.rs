@@ -16,7 +16,7 @@ pub mod session;
 
 pub use demo::DemoSource;
 pub use live::LiveSource;
-pub use session::{load_elf, Session};
+pub use session::{load_elf, sample_when_ready, NotReady, Session};
 
 use crate::model::Snapshot;
 

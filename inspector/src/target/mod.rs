@@ -1,7 +1,7 @@
 //! The debuggee as the rest of the inspector sees it: halt, read, resume, breakpoints and steps
 //! behind the [`Target`] trait, with an RSP implementation ([`RspTarget`]), an in-memory one for
-//! tests ([`MemTarget`]), the [`HaltGuard`] that never leaves the guest halted, and the Ctrl-C
-//! shutdown flag. Registers travel as [`Registers`] (`crate::riscv`).
+//! tests ([`MemTarget`]), the [`HaltGuard`] that never leaves the guest halted, and the
+//! shutdown flag raised by SIGINT/SIGTERM/SIGHUP. Registers travel as [`Registers`] (`crate::riscv`).
 
 mod guard;
 mod mem;
@@ -15,7 +15,7 @@ pub use guard::HaltGuard;
 pub use mem::{MemStats, MemTarget};
 pub use ram::{GuestMemory, RamFile, Segment};
 pub use rsp_target::{MemoryMode, RspTarget, RspTargetOptions};
-pub use shutdown::{install_ctrlc_handler, ShutdownFlag};
+pub use shutdown::{install_ctrlc_handler, Cancelled, ShutdownFlag, SHUTDOWN_POLL};
 
 use crate::riscv::Registers;
 use crate::rsp::RspError;

@@ -84,6 +84,11 @@ pub enum Connection {
         attempt: u32,
         reason: String,
     },
+    /// Connected, but the kernel has no tracker to read yet (still booting, or held by the
+    /// debugger before it got there); `reason` says which.
+    Waiting {
+        reason: String,
+    },
 }
 
 /// What the event loop must do after a key.

@@ -30,7 +30,8 @@ pub fn kernel_elf() -> PathBuf {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")
         .local_addr()
@@ -48,13 +49,25 @@ impl Qemu {
 
     /// Starts QEMU with `extra` arguments (e.g. `-S`) and returns at once.
     pub fn start(extra: &[&str]) -> Qemu {
+        Self::start_on_port(free_port(), extra)
+    }
+
+    /// Like [`boot`](Self::boot) with the gdbstub on `gdb_port` (to restart QEMU where an
+    /// inspector expects it).
+    pub fn boot_on_port(gdb_port: u16) -> Qemu {
+        let mut q = Self::start_on_port(gdb_port, &[]);
+        q.expect("$ ", Duration::from_secs(30));
+        q
+    }
+
+    /// Like [`start`](Self::start) with the gdbstub on `gdb_port`.
+    pub fn start_on_port(gdb_port: u16, extra: &[&str]) -> Qemu {
         let elf = kernel_elf();
         assert!(
             elf.exists(),
             "no kernel at {}: run `make kernel` first",
             elf.display()
         );
-        let gdb_port = free_port();
         let mut child = Command::new("qemu-system-riscv64")
             .args(["-machine", "virt", "-m", "128M", "-bios", "default"])
             .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
@@ -97,6 +110,12 @@ impl Qemu {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills QEMU now (as a crash or `kill -9` would) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Types `line` and Enter on the console.

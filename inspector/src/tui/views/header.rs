@@ -32,6 +32,10 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             ),
             Style::new().fg(Color::Yellow),
         ),
+        Connection::Waiting { reason } => (
+            format!("◌ waiting: {}", truncate_start(reason, REASON_MAX)),
+            Style::new().fg(Color::Yellow),
+        ),
     };
     let mut spans = vec![
         Span::styled("Leakscope", Style::new().add_modifier(Modifier::BOLD)),

@@ -1,0 +1,325 @@
+//! The inspector when things go wrong around it, against the real kernel in QEMU:
+//! - the TUI, holding the guest at a breakpoint, gets SIGTERM or SIGHUP (`kill`, a closed tmux
+//!   pane): it exits by itself with status 0, the terminal is restored (no alternate screen
+//!   left), and the guest runs on without the breakpoint;
+//! - QEMU is killed under the TUI and started again on the same port: the TUI says it is
+//!   disconnected, reconnects, and shows the new boot (the old boot's process gone, a new one
+//!   appearing);
+//! - QEMU is killed under `watch`: it says it lost the kernel and exits with status 1; against
+//!   the restarted QEMU a new `watch` runs.
+//!
+//! The TUI runs in a private tmux server (its own `TMUX_TMPDIR`), which a guard kills; QEMU is
+//! killed by pid on drop. Run: `make test`, or after `make kernel`:
+//! `cargo test -p inspector --test faults_qemu -- --include-ignored`.
+
+mod common;
+
+use common::cli::{snapshot, BIN};
+use common::qemu::{free_port, kernel_elf, Qemu};
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The TUI in a detached tmux session on a private server, run by a shell that records its
+/// exit status in a file (tmux's own `pane_dead_status` is not always set); killed on drop.
+struct Tui {
+    dir: tempfile::TempDir,
+    name: String,
+    /// The inspector's pid (the pane's shell's child).
+    pid: u32,
+}
+
+impl Tui {
+    fn start(tag: &str, gdb_port: u16) -> Tui {
+        let dir = tempfile::Builder::new()
+            .prefix("leakscope-tmux")
+            .tempdir()
+            .unwrap();
+        let name = format!("leakscope-{tag}-{}", std::process::id());
+        let cmd = format!(
+            "{} tui --interval 100ms --elf {} --gdb 127.0.0.1:{gdb_port}; echo $? > {}",
+            BIN,
+            kernel_elf().display(),
+            dir.path().join("status").display()
+        );
+        let mut t = Tui { dir, name, pid: 0 };
+        let name = t.name.clone();
+        // remain-on-exit: the pane stays after the TUI exits, so its status can be read.
+        t.ok(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            &name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            &cmd,
+            ";",
+            "set-option",
+            "-t",
+            &name,
+            "remain-on-exit",
+            "on",
+        ]);
+        let shell: u32 = t.format("#{pane_pid}").parse().unwrap();
+        let deadline = Instant::now() + T;
+        t.pid = loop {
+            let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the pane's shell started no TUI");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(args)
+            .env("TMUX_TMPDIR", self.dir.path())
+            .env_remove("TMUX")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.tmux(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    /// A tmux format evaluated for the TUI's pane.
+    fn format(&self, f: &str) -> String {
+        self.ok(&["display-message", "-p", "-t", &self.name, f])
+    }
+
+    fn screen(&self) -> String {
+        self.ok(&["capture-pane", "-p", "-t", &self.name])
+    }
+
+    fn key(&self, k: &str) {
+        self.ok(&["send-keys", "-t", &self.name, k]);
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; the TUI shows:\n{s}"
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for the TUI to exit; returns its exit status as the shell saw it (128 + N: killed
+    /// by signal N).
+    fn wait_exit(&self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let file = self.dir.path().join("status");
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&file) {
+                if s.ends_with('\n') {
+                    return s.trim().to_string();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the TUI still runs {timeout:?} after the signal; it shows:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| !r.trim_start().starts_with(['Z', 'X']))
+        })
+        .unwrap_or(false)
+}
+
+/// The kernel answers on its console (a new process: allocations through `track_alloc`) and a
+/// fresh `snapshot` attaches.
+fn assert_guest_runs(q: &mut Qemu, what: &str) {
+    q.send_line("mem");
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        q.expect("pages total=", T);
+        q.expect("$ ", T)
+    }));
+    assert!(
+        r.is_ok(),
+        "{what}: the guest no longer answers on its console"
+    );
+    snapshot(q);
+}
+
+/// Arms `track_alloc` in the TUI's debugger view and makes the guest stop there: the TUI
+/// holds it. Returns once the header says so.
+fn hold_at_track_alloc(tui: &Tui, q: &mut Qemu) {
+    tui.wait_for("connected", T, |s| s.contains("● connected"));
+    tui.key("5");
+    tui.key("b");
+    tui.wait_for("the breakpoint", T, |s| s.contains("track_alloc"));
+    std::thread::sleep(Duration::from_millis(300));
+    q.send_line("leak 3");
+    tui.wait_for("the guest held at track_alloc", T, |s| {
+        s.contains("guest HELD")
+    });
+}
+
+#[test]
+#[ignore = "boots QEMU, runs tmux: run with make test"]
+fn tui_holding_the_guest_quits_cleanly_on_sigterm_and_sighup() {
+    let mut q = Qemu::boot();
+    for (sig, name) in [(libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        let tui = Tui::start(&name.to_lowercase(), q.gdb_port());
+        hold_at_track_alloc(&tui, &mut q);
+        // SAFETY: kill(2) on the TUI's pid, a process this test started.
+        assert_eq!(unsafe { libc::kill(tui.pid as libc::pid_t, sig) }, 0);
+        let status = tui.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            status, "0",
+            "{name}: the TUI must end by itself with status 0 (128 + N: killed by signal N)"
+        );
+        assert_eq!(
+            tui.format("#{alternate_on}"),
+            "0",
+            "{name}: the terminal is left in the alternate screen"
+        );
+        // The held `leak 3` finishes: the guest was resumed and the breakpoint removed.
+        q.expect("leak: pid=", T);
+        q.expect("$ ", T);
+        assert_guest_runs(&mut q, name);
+    }
+
+    // A closed pane: tmux hangs up the TUI's terminal (SIGHUP, and writes fail from then on).
+    let tui = Tui::start("killpane", q.gdb_port());
+    hold_at_track_alloc(&tui, &mut q);
+    let pid = tui.pid;
+    tui.ok(&["kill-session", "-t", &tui.name]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "the TUI survived its pane");
+        std::thread::sleep(POLL);
+    }
+    q.expect("leak: pid=", T);
+    q.expect("$ ", T);
+    assert_guest_runs(&mut q, "closed pane");
+}
+
+#[test]
+#[ignore = "boots QEMU, runs tmux: run with make test"]
+fn tui_reconnects_to_a_restarted_qemu_and_shows_the_new_boot() {
+    let port = free_port();
+    let mut q = Qemu::boot_on_port(port);
+    let tui = Tui::start("restart", port);
+    tui.wait_for("connected", T, |s| s.contains("● connected"));
+    q.send_line("leak 20 600 &");
+    q.expect("leak: pid=", T);
+    tui.wait_for("the leak process", T, |s| s.contains(" leak "));
+
+    q.kill();
+    tui.wait_for("the lost connection", T, |s| {
+        s.contains("disconnected") || s.contains("reconnecting")
+    });
+    std::thread::sleep(Duration::from_secs(1)); // a few failed reconnects
+
+    let mut q = Qemu::boot_on_port(port);
+    tui.wait_for("connected to the new boot, without the old leak", T, |s| {
+        s.contains("● connected") && s.contains("shell") && !s.contains(" leak ")
+    });
+    q.send_line("leak 7 600 &");
+    q.expect("leak: pid=", T);
+    tui.wait_for("the new boot's leak process", T, |s| s.contains(" leak "));
+
+    tui.key("q");
+    assert_eq!(tui.wait_exit(Duration::from_secs(10)), "0");
+    assert_guest_runs(&mut q, "after q");
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn watch_says_it_lost_a_killed_qemu_and_exits_1() {
+    let port = free_port();
+    let mut q = Qemu::boot_on_port(port);
+    let gdb = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["watch", "--interval", "50ms", "--elf"])
+        .arg(kernel_elf())
+        .args(["--gdb", &gdb])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    q.send_line("leak 5");
+    q.expect("$ ", T);
+    std::thread::sleep(Duration::from_millis(500));
+    q.kill();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > T {
+            let _ = child.kill();
+            panic!("watch still runs {T:?} after QEMU died");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("lost the kernel at {gdb}")) && err.contains("watch exits"),
+        "{err}"
+    );
+    eprintln!("watch ended {:?} after QEMU died: {err}", start.elapsed());
+
+    // QEMU back on the same port: a new watch runs against it.
+    let mut q = Qemu::boot_on_port(port);
+    let out = Command::new(BIN)
+        .args(["watch", "--interval", "50ms", "--duration", "1s", "--elf"])
+        .arg(kernel_elf())
+        .args(["--gdb", &gdb])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_guest_runs(&mut q, "after watch");
+}
