@@ -2,7 +2,7 @@
 //! command line and dispatches here. All output formats live in [`render`].
 //!
 //! Contract: every command leaves the guest running when it returns, on success, on error and
-//! after Ctrl-C (the sources and sessions detach on every path).
+//! after SIGINT, SIGTERM or SIGHUP (the sources and sessions detach on every path).
 
 pub mod breakpoint;
 pub mod check;
