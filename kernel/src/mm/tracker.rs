@@ -163,6 +163,8 @@ pub fn dump_allocs_for_pid(pid: Pid, debug: bool) {
 /// Exit sweep: removes every entry owned by `pid` and gives its pages straight back to the page
 /// allocator (not through `track_free`, so nothing is counted twice). Returns (allocations,
 /// pages) reclaimed. With `debug` (the exit-report flag) it prints the chapter's report lines.
+/// Each entry is removed in its own tracker change; its line is printed and its pages freed
+/// after that change, with the generation even, so a reader never waits on the console.
 /// Panics for pid 0: kernel allocations are never swept.
 #[no_mangle]
 #[inline(never)]

@@ -72,6 +72,7 @@ impl<'a> Tracker<'a> {
         timebase_hz: u64,
     ) {
         self.change(|t| {
+            t.observe("init");
             t.header.magic = TRACKER_MAGIC;
             t.header.abi_version = TRACKER_ABI_VERSION;
             t.header.capacity = MAX_TRACKED_ALLOCS as u32;
@@ -117,6 +118,7 @@ impl<'a> Tracker<'a> {
                     first: t.header.failed_allocs == 1,
                 });
             };
+            t.observe("slot");
             t.table[slot] = AllocEntry {
                 used: 1,
                 owner,
@@ -190,9 +192,14 @@ impl<'a> Tracker<'a> {
         })
     }
 
-    /// Exit sweep: removes every entry owned by `pid`, in slot order, calling `on_entry` with
-    /// each one just before it is removed (to print it and give its pages back to the
-    /// allocator directly, *not* through `track_free`). Returns (allocations, pages) reclaimed.
+    /// Exit sweep: removes every entry owned by `pid`, in slot order, each in its own change,
+    /// and calls `on_entry` with each one just after its change is complete (to print it and
+    /// give its pages back to the allocator directly, *not* through `track_free`). Returns
+    /// (allocations, pages) reclaimed.
+    ///
+    /// The generation is even whenever `on_entry` runs: however long the caller takes over an
+    /// entry (the exit report prints a console line for each), a reader that waits for an even
+    /// generation waits at most for one entry's removal, never for the whole sweep.
     ///
     /// Panics if `pid` is 0: kernel allocations are never swept.
     pub fn free_all_for_pid(
@@ -205,24 +212,24 @@ impl<'a> Tracker<'a> {
             pid != 0,
             "free_all_for_pid: the kernel (pid 0) is never swept"
         );
-        self.change(|t| {
-            let (mut allocs, mut pages) = (0, 0);
-            for slot in 0..t.header.high_water as usize {
-                let e = t.table[slot];
-                if e.used == 0 || e.owner != pid {
-                    continue;
-                }
-                on_entry(&e);
-                t.remove(slot);
-                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
-                allocs += 1;
-                pages += e.npages;
+        let (mut allocs, mut pages) = (0, 0);
+        for slot in 0..self.header.high_water as usize {
+            let e = self.table[slot];
+            if e.used == 0 || e.owner != pid {
+                continue;
             }
-            t.header.reclaimed_allocs += allocs;
-            t.header.reclaimed_pages += pages;
-            t.header.free_pages += pages;
-            (allocs, pages)
-        })
+            self.change(|t| {
+                t.remove(slot);
+                t.header.reclaimed_allocs += 1;
+                t.header.reclaimed_pages += e.npages;
+                t.header.free_pages += e.npages;
+                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
+            });
+            on_entry(&e);
+            allocs += 1;
+            pages += e.npages;
+        }
+        (allocs, pages)
     }
 
     /// Live entries with their slot numbers, in slot order.
@@ -250,6 +257,7 @@ impl<'a> Tracker<'a> {
 
     /// Clears `slot` (which must be used) and returns what it held.
     fn remove(&mut self, slot: usize) -> AllocEntry {
+        self.observe("remove");
         let entry = self.table[slot];
         self.index.remove(&self.table[..], entry.pa, slot);
         self.table[slot] = AllocEntry::EMPTY;
@@ -261,6 +269,7 @@ impl<'a> Tracker<'a> {
 
     /// Appends an event about `e` (owner, pa, npages, tag) at `slot` to the ring.
     fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
+        self.observe("event");
         let seq = self.header.event_head;
         self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
             seq,
@@ -294,6 +303,18 @@ impl<'a> Tracker<'a> {
         // stops the CPU can observe it.
         unsafe { core::ptr::write_volatile(g, g.wrapping_add(1)) };
         compiler_fence(Ordering::SeqCst);
+        #[cfg(test)]
+        tests::probe::generation_stored(self.header.generation);
+    }
+
+    /// Test seam: the host tests record the generation at each write of the tracker state
+    /// (`what` names the write). Compiled to nothing outside tests.
+    #[inline(always)]
+    fn observe(&self, what: &'static str) {
+        #[cfg(test)]
+        tests::probe::write(what, self.header.generation);
+        #[cfg(not(test))]
+        let _ = what;
     }
 }
 

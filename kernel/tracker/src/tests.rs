@@ -4,6 +4,45 @@
 use super::*;
 use std::collections::HashMap;
 
+/// What the tracker reports through its test seam (`Tracker::observe`, `bump_generation`), per
+/// test thread: the generation after each store to it, and the generation at each write of the
+/// state while recording.
+pub(crate) mod probe {
+    use std::cell::{Cell, RefCell};
+
+    thread_local! {
+        static GENERATION: Cell<Option<u64>> = const { Cell::new(None) };
+        static WRITES: RefCell<Option<Vec<(&'static str, u64)>>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn generation_stored(g: u64) {
+        GENERATION.with(|c| c.set(Some(g)));
+    }
+
+    pub(crate) fn write(what: &'static str, generation: u64) {
+        WRITES.with(|w| {
+            if let Some(log) = w.borrow_mut().as_mut() {
+                log.push((what, generation));
+            }
+        });
+    }
+
+    /// The generation as last stored by the tracker on this thread.
+    pub(crate) fn generation() -> u64 {
+        GENERATION
+            .with(|c| c.get())
+            .expect("no generation stored yet")
+    }
+
+    /// Runs `f`, returning what it returned and the (write, generation) pairs it made.
+    pub(crate) fn writes_during<R>(f: impl FnOnce() -> R) -> (R, Vec<(&'static str, u64)>) {
+        WRITES.with(|w| *w.borrow_mut() = Some(Vec::new()));
+        let r = f();
+        let log = WRITES.with(|w| w.borrow_mut().take()).unwrap();
+        (r, log)
+    }
+}
+
 const PAGE: u64 = PAGE_SIZE;
 const BASE: u64 = 0x8020_0000;
 /// QEMU virt's `timebase-frequency`.
@@ -386,5 +425,131 @@ fn free_pages_move_with_allocs_frees_and_sweeps_in_the_same_change() {
     assert_eq!(
         s.header.free_pages, before,
         "a refused allocation takes nothing"
+    );
+}
+
+/// Asserts the generation protocol around one operation: it wrote the state at least once,
+/// every write happened with the generation odd, and afterwards the generation is even and
+/// moved by exactly two per change (`changes`).
+fn assert_changes<R>(
+    s: &mut Storage,
+    what: &str,
+    changes: u64,
+    op: impl FnOnce(&mut Storage) -> R,
+) -> R {
+    let before = s.header.generation;
+    assert_eq!(before % 2, 0, "{what}: generation odd before the operation");
+    let (r, writes) = probe::writes_during(|| op(s));
+    assert!(!writes.is_empty(), "{what}: no write observed");
+    for (write, g) in &writes {
+        assert_eq!(
+            g % 2,
+            1,
+            "{what}: {write} written with the generation even ({g})"
+        );
+        assert!(
+            (before..before + 2 * changes).contains(g),
+            "{what}: {write} written at generation {g}, outside the operation's own changes from {before}"
+        );
+    }
+    assert_eq!(
+        s.header.generation,
+        before + 2 * changes,
+        "{what}: generation after the operation"
+    );
+    assert_eq!(
+        probe::generation(),
+        s.header.generation,
+        "{what}: generation stored outside bump_generation"
+    );
+    r
+}
+
+#[test]
+fn every_mutating_operation_writes_with_the_generation_odd_and_ends_even() {
+    let mut s = Storage::new();
+    assert_changes(&mut s, "init", 1, |s| {
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ)
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(0), 2, 3, "a", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(4), 1, 3, "b", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(8), 1, 4, "c", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_free", 1, |s| {
+        s.t().track_free(pa(8), 1, Some(4), false, 2).unwrap()
+    });
+    for (what, addr, n, by, free) in [
+        ("untracked free", pa(60), 1, None, false),
+        ("double free", pa(8), 1, Some(4), true),
+        ("wrong-size free", pa(0), 1, Some(3), false),
+        ("not-owner free", pa(0), 2, Some(5), false),
+    ] {
+        assert_changes(&mut s, what, 1, |s| {
+            s.t().track_free(addr, n, by, free, 3).unwrap_err()
+        });
+    }
+    // The sweep: one change per entry (pid 3 has two).
+    assert_changes(&mut s, "free_all_for_pid", 2, |s| {
+        s.t().free_all_for_pid(3, 4, |_| {})
+    });
+    // A refused allocation (table full) is a change too: counter and event.
+    for i in 0..MAX_TRACKED_ALLOCS as u64 {
+        s.t().track_alloc(pa(100 + i), 1, 6, "fill", 0).unwrap();
+    }
+    assert_changes(&mut s, "track_alloc (table full)", 1, |s| {
+        s.t().track_alloc(pa(1 << 20), 1, 6, "x", 5).unwrap_err()
+    });
+}
+
+#[test]
+fn a_sweep_of_a_pid_with_nothing_is_no_change() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 1, 3, "a", 0).unwrap();
+    let g = s.header.generation;
+    assert_eq!(
+        s.t().free_all_for_pid(4, 0, |_| panic!("not owned")),
+        (0, 0)
+    );
+    assert_eq!(s.header.generation, g);
+}
+
+#[test]
+fn the_sweep_callback_runs_between_changes_with_the_generation_even() {
+    let mut s = Storage::new();
+    for i in 0..40u64 {
+        s.t()
+            .track_alloc(pa(i * 4), 1 + i % 3, 3 + (i % 2) as u32, "mix", 0)
+            .unwrap();
+    }
+    let (start, tracked0, free0) = (
+        s.header.generation,
+        s.header.tracked_pages,
+        s.header.free_pages,
+    );
+    let mut seen = Vec::new();
+    let (allocs, pages) = s.t().free_all_for_pid(3, 9, |e| {
+        // The printing and page freeing of the exit report happen here: no reader may be
+        // kept waiting by them, so the entry's own change must already be complete.
+        let g = probe::generation();
+        assert_eq!(g % 2, 0, "callback for {e:?} ran at odd generation {g}");
+        seen.push((g, e.npages));
+    });
+    assert_eq!(allocs, 20);
+    assert_eq!(seen.len(), 20);
+    // One change per entry, each complete before its callback: 2, 4, 6, … past the start.
+    for (k, (g, _)) in seen.iter().enumerate() {
+        assert_eq!(*g, start + 2 * (k as u64 + 1), "entry {k}");
+    }
+    assert_eq!(pages, seen.iter().map(|s| s.1).sum::<u64>());
+    assert_eq!(s.header.tracked_pages, tracked0 - pages);
+    assert_eq!(s.header.free_pages, free0 + pages);
+    assert_eq!(
+        (s.header.reclaimed_allocs, s.header.reclaimed_pages),
+        (20, pages)
     );
 }
