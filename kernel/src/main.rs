@@ -10,20 +10,18 @@
 mod archive;
 mod console;
 mod devicetree;
-mod elf;
 mod mm;
 mod proc;
 mod sbi;
 mod sync;
-#[allow(dead_code)]
-#[path = "../user/src/sysabi.rs"]
-mod sysabi;
 mod syscall;
 mod timer;
 mod trap;
 mod uart;
 
 use core::arch::global_asm;
+/// The syscall ABI shared with the user programs.
+use kcore::sysabi;
 
 mod build_id {
     include!(concat!(env!("OUT_DIR"), "/build_id.rs"));

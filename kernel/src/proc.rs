@@ -8,7 +8,6 @@
 //! turned Zombie, and leaves no tracker entry owned by its pid. The slot of a zombie stays until
 //! its parent reaps it (or at once if it has no parent). PIDs are never reused.
 
-use crate::elf::{Elf, PF_R, PF_W, PF_X};
 use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
 use crate::mm::{self, vm, AllocError};
 use crate::sync::{KCell, TrackerCell};
@@ -17,6 +16,8 @@ use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
 use crate::{archive, println, timer};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
+use kcore::elf::{Elf, PF_R, PF_W, PF_X};
+use kcore::pid::next_pid;
 use tracker::abi::{Pid, ProcInfo, ProcState, PROC_NAME_LEN};
 
 pub const MAX_PROCS: usize = 64;
@@ -200,18 +201,14 @@ fn alloc_err(e: AllocError) -> isize {
 /// (0 = the kernel). On failure nothing stays allocated.
 pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
     let image = archive::find(name).ok_or(ENOENT)?;
-    let elf = Elf::parse(image).ok_or(EINVAL)?;
+    let elf = Elf::parse(image).map_err(|_| EINVAL)?;
     if args.len() > MAX_ARGS_LEN {
         return Err(EINVAL);
     }
     let i = (0..MAX_PROCS).find(|&i| slot(i).pid == 0).ok_or(EPROCLIM)?;
     // SAFETY: sync invariant.
-    let pid = unsafe {
-        let next = &mut *NEXT_PID.get();
-        let pid = *next;
-        *next += 1;
-        pid
-    };
+    let counter = unsafe { &mut *NEXT_PID.get() };
+    let pid = next_pid(counter, MAX_PROCS, |p| find_slot(p).is_some()).ok_or(EPROCLIM)?;
     let p = slot(i);
     *p = Proc::EMPTY;
     p.pid = pid;
@@ -236,37 +233,23 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
     slot(i).root = root;
 
     // Image: one allocation spanning all PT_LOAD segments.
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for s in elf.segments() {
-        lo = lo.min(s.vaddr);
-        hi = hi.max(s.vaddr.checked_add(s.memsz).ok_or(EINVAL)?);
-    }
     let stack_base = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
-    lo &= !(PAGE_SIZE - 1);
-    hi = hi.next_multiple_of(PAGE_SIZE);
-    if lo < USER_BASE || hi > stack_base || lo >= hi {
-        return Err(EINVAL);
-    }
-    let npages = (hi - lo) / PAGE_SIZE;
+    let span = elf
+        .span(USER_BASE, stack_base, PAGE_SIZE)
+        .map_err(|_| EINVAL)?;
+    let (lo, npages) = (span.lo, span.npages(PAGE_SIZE));
     let image = mm::alloc_pages(npages, pid, "user_image").map_err(alloc_err)?;
     slot(i).image_pa = image;
     slot(i).image_pages = npages;
     for s in elf.segments() {
         let dst = image + (s.vaddr - lo);
-        // SAFETY: `dst..dst+len` lies inside the fresh image allocation (lo <= vaddr, vaddr+memsz <= hi, filesz <= memsz checked by the bounds above only for memsz; clamp).
-        unsafe {
-            let len = s.data.len().min(s.memsz as usize);
-            core::ptr::copy_nonoverlapping(s.data.as_ptr(), dst as *mut u8, len);
-        }
+        // SAFETY: `dst..dst + data.len()` lies inside the fresh image allocation: the span
+        // holds every segment's `[vaddr, vaddr + memsz)` and `data.len() <= memsz` (kcore::elf).
+        unsafe { core::ptr::copy_nonoverlapping(s.data.as_ptr(), dst as *mut u8, s.data.len()) };
     }
     for k in 0..npages {
         let va = lo + k * PAGE_SIZE;
-        let mut flags = 0;
-        for s in elf.segments() {
-            if s.vaddr < va + PAGE_SIZE && va < s.vaddr + s.memsz {
-                flags |= pte_flags(s.flags);
-            }
-        }
+        let mut flags = pte_flags(elf.page_flags(va, PAGE_SIZE));
         if flags == 0 {
             flags = vm::PTE_R;
         }
@@ -414,15 +397,15 @@ pub fn exit_current(code: i32) -> ! {
     unreachable!("proc: zombie {pid} scheduled");
 }
 
-/// Reaps a zombie child (`target` > 0: that one; otherwise any). Ok((0, 0)) with `nohang` if
+/// Reaps a zombie child (`target`: that one; None: any). Ok((0, 0)) with `nohang` if
 /// children exist but none has exited; Err(ECHILD) if there is no such child.
-pub fn wait(target: i64, nohang: bool) -> Result<(Pid, i32), isize> {
+pub fn wait(target: Option<Pid>, nohang: bool) -> Result<(Pid, i32), isize> {
     loop {
         let me = current_pid();
         let mut found = false;
         for j in 0..MAX_PROCS {
             let c = *slot(j);
-            if c.pid == 0 || c.parent != me || (target > 0 && c.pid as i64 != target) {
+            if c.pid == 0 || c.parent != me || target.is_some_and(|t| c.pid != t) {
                 continue;
             }
             found = true;

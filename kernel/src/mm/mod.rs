@@ -5,14 +5,13 @@
 //! `tracker::free_all_tracked_for_pid`). A full tracker table fails the allocation: no page is
 //! ever handed out untracked.
 
-pub mod page_alloc;
 pub mod tracker;
 pub mod vm;
 
 use crate::devicetree::BootInfo;
 use crate::sync::{IrqGuard, KCell};
 use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
-use page_alloc::PageAllocator;
+use kcore::page_alloc::PageAllocator;
 
 static PAGES: KCell<PageAllocator> = KCell::new(PageAllocator::EMPTY);
 
@@ -84,11 +83,6 @@ pub fn untrack(pa: u64, npages: u64, expect_owner: Option<Pid>) -> Result<AllocE
 /// Second half of a free: gives untracked pages back to the allocator.
 pub fn release(pa: u64, npages: u64) {
     with_pages(|a| a.free(pa, npages));
-}
-
-/// Whether `[pa, pa + npages pages)` lies in RAM.
-pub fn in_ram(pa: u64, npages: u64) -> bool {
-    with_pages(|a| a.in_ram(pa, npages))
 }
 
 /// (total, free) pages of RAM.
