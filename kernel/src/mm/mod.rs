@@ -36,15 +36,22 @@ extern "C" {
 }
 
 /// Sets up the page allocator over RAM above the kernel image, stamps the tracker header (RAM
-/// geometry and the device tree's timer frequency), and turns on paging with the kernel's
-/// identity map.
-pub fn init(boot: &BootInfo) {
+/// geometry, the device tree's timer frequency and this boot's `boot_nonce`, never 0), and
+/// turns on paging with the kernel's identity map.
+pub fn init(boot: &BootInfo, boot_nonce: u64) {
     // Only the address of the linker symbol is taken.
     let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
     with_pages(|a| a.init(boot.ram_base, boot.ram_size, kernel_end));
     let (total, free) = with_pages(|a| (a.total_pages(), a.free_pages()));
     let alloc_base = with_pages(|a| a.first_managed());
-    tracker::init(boot.ram_base, total, alloc_base, free, boot.timebase_hz);
+    tracker::init(
+        boot.ram_base,
+        total,
+        alloc_base,
+        free,
+        boot.timebase_hz,
+        boot_nonce,
+    );
     vm::init_kernel(boot);
 }
 

@@ -59,10 +59,27 @@ fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
     f(&mut t)
 }
 
-/// Stamps the header at boot: RAM geometry, the allocator's free count, and `timebase_hz`, the
-/// `time` CSR frequency from the device tree (the unit of every event and entry `time`).
-pub fn init(ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64, timebase_hz: u64) {
-    with_tracker(|t| t.init(ram_base, ram_pages, alloc_base, free_pages, timebase_hz));
+/// Stamps the header at boot: RAM geometry, the allocator's free count, `timebase_hz`, the
+/// `time` CSR frequency from the device tree (the unit of every event and entry `time`), and
+/// `boot_nonce` (differs between boots, never 0).
+pub fn init(
+    ram_base: u64,
+    ram_pages: u64,
+    alloc_base: u64,
+    free_pages: u64,
+    timebase_hz: u64,
+    boot_nonce: u64,
+) {
+    with_tracker(|t| {
+        t.init(
+            ram_base,
+            ram_pages,
+            alloc_base,
+            free_pages,
+            timebase_hz,
+            boot_nonce,
+        )
+    });
 }
 
 /// A copy of the header.

@@ -124,7 +124,7 @@ fn run_ours(s: &Script) -> f64 {
     let mut index = Box::new(SlotIndex::EMPTY);
     let (mut count, mut header) = (0usize, TrackerHeader::EMPTY);
     let mut t = Tracker::new(&mut table, &mut count, &mut header, &mut events, &mut index);
-    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20, 10_000_000);
+    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20, 10_000_000, 1);
     let mut live = s.fill.clone();
     for &pa in &live {
         t.track_alloc(pa, 1, 1, "fill", 0).unwrap();

@@ -84,6 +84,9 @@ pub struct TrackerHeader {
     /// Frequency of the `time` CSR in Hz (the device tree's `timebase-frequency`), stamped at
     /// `init`: the unit of every `time` field, in entries and events.
     pub timebase_hz: u64,
+    /// Differs between boots, never 0 once initialised, stamped at `init` and never changed
+    /// after: a reader that sees it change knows the guest rebooted, whatever the generation.
+    pub boot_nonce: u64,
 }
 
 impl TrackerHeader {
@@ -106,6 +109,7 @@ impl TrackerHeader {
         free_pages: 0,
         tracked_pages: 0,
         timebase_hz: 0,
+        boot_nonce: 0,
     };
 }
 

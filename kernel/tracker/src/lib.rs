@@ -61,8 +61,11 @@ impl<'a> Tracker<'a> {
     }
 
     /// Stamps the header once at boot: magic, version, capacity, RAM geometry (`alloc_base`:
-    /// the first page the allocator manages) and `timebase_hz`, the frequency of the `time`
-    /// CSR that the `now` arguments of the other operations read.
+    /// the first page the allocator manages), `timebase_hz`, the frequency of the `time` CSR
+    /// that the `now` arguments of the other operations read, and `boot_nonce`, a value that
+    /// differs between boots.
+    ///
+    /// Panics if `boot_nonce` is 0: readers take 0 for a header not yet initialised.
     pub fn init(
         &mut self,
         ram_base: u64,
@@ -70,7 +73,12 @@ impl<'a> Tracker<'a> {
         alloc_base: u64,
         free_pages: u64,
         timebase_hz: u64,
+        boot_nonce: u64,
     ) {
+        assert!(
+            boot_nonce != 0,
+            "Tracker::init: the boot nonce must not be 0"
+        );
         self.change(|t| {
             t.observe("init");
             t.header.magic = TRACKER_MAGIC;
@@ -81,6 +89,7 @@ impl<'a> Tracker<'a> {
             t.header.alloc_base = alloc_base;
             t.header.free_pages = free_pages;
             t.header.timebase_hz = timebase_hz;
+            t.header.boot_nonce = boot_nonce;
         });
     }
 

@@ -47,6 +47,7 @@ const PAGE: u64 = PAGE_SIZE;
 const BASE: u64 = 0x8020_0000;
 /// QEMU virt's `timebase-frequency`.
 const TIMEBASE_HZ: u64 = 10_000_000;
+const NONCE: u64 = 0x0123_4567_89ab_cdef;
 
 /// Heap storage shaped like the kernel's statics.
 pub(crate) struct Storage {
@@ -68,7 +69,7 @@ impl Storage {
             events: vec![AllocEvent::EMPTY; EVENT_RING_LEN].try_into().unwrap(),
             index: Box::new(SlotIndex::EMPTY),
         };
-        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ);
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, NONCE);
         s
     }
 
@@ -102,6 +103,29 @@ fn init_stamps_header() {
     assert_eq!(s.header.capacity as usize, MAX_TRACKED_ALLOCS);
     assert_eq!(s.header.ram_base, BASE);
     assert_eq!(s.header.generation % 2, 0);
+}
+
+#[test]
+fn init_stamps_the_boot_nonce_in_the_same_change_and_later_changes_keep_it() {
+    let mut s = Storage::new();
+    assert_eq!(s.header.boot_nonce, NONCE);
+    assert_eq!(
+        s.header.generation, 2,
+        "magic and nonce appear together in one change"
+    );
+    s.t().track_alloc(pa(0), 2, 3, "a", 0).unwrap();
+    s.t().track_free(pa(0), 2, Some(3), false, 0).unwrap();
+    s.t().track_alloc(pa(4), 1, 3, "b", 0).unwrap();
+    s.t().free_all_for_pid(3, 0, |_| {});
+    let _ = s.t().track_free(pa(9), 1, None, false, 0);
+    assert_eq!(s.header.boot_nonce, NONCE);
+}
+
+#[test]
+#[should_panic(expected = "boot nonce must not be 0")]
+fn a_zero_boot_nonce_is_refused() {
+    let mut s = Storage::new();
+    s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, 0);
 }
 
 #[test]
@@ -469,7 +493,7 @@ fn assert_changes<R>(
 fn every_mutating_operation_writes_with_the_generation_odd_and_ends_even() {
     let mut s = Storage::new();
     assert_changes(&mut s, "init", 1, |s| {
-        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ)
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, NONCE)
     });
     assert_changes(&mut s, "track_alloc", 1, |s| {
         s.t().track_alloc(pa(0), 2, 3, "a", 1).unwrap()
