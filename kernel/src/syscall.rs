@@ -7,7 +7,8 @@ use crate::mm::{self, tracker, AllocError};
 use crate::sysabi::*;
 use crate::trap::{TrapFrame, REG_A0, REG_A7};
 use crate::{archive, console, proc, timer};
-use ::tracker::abi::{FreeError, ProcState, NO_PID};
+use ::tracker::abi::{FreeError, ProcState};
+use ::tracker::FreeBy;
 use kcore::sysargs;
 
 /// Runs the syscall in `tf` and stores its result in a0.
@@ -190,17 +191,10 @@ fn sys_free_pages(va: u64, npages: u64) -> isize {
     let pid = proc::current_pid();
     let root = proc::current_root();
     // Mapped in this process's heap window: one of its own user allocations (or the middle of
-    // one). Otherwise the tracker tells a double free, someone else's pages, or untracked ones.
-    // A page the process owns but that is not mapped in its heap window is one of its
-    // kernel-side pages (stack, page table, …): never freeable by the process.
-    let mine = vm::translate(root, va, true) == Some(pa);
-    let mut internal = false;
-    if !mine {
-        tracker::for_each_live(|e| internal |= e.pa == pa && e.owner == pid);
-    }
-    // NO_PID owns nothing, so the tracker refuses the free of a kernel-side page as not_owner.
-    let expect = if internal { NO_PID } else { pid };
-    match mm::untrack(pa, npages, Some(expect)) {
+    // one). A page the process owns but that is not mapped there is one the kernel holds for
+    // it (stack, page table, …): the tracker refuses it as not_owner, naming the process.
+    let mapped = vm::translate(root, va, true) == Some(pa);
+    match mm::untrack(pa, npages, FreeBy::Process { pid, mapped }) {
         Ok(_) => {
             for k in 0..npages {
                 vm::unmap(root, va + k * PAGE_SIZE)

@@ -11,6 +11,7 @@ pub mod vm;
 use crate::devicetree::BootInfo;
 use crate::sync::{IrqGuard, KCell};
 use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
+use ::tracker::FreeBy;
 use kcore::page_alloc::PageAllocator;
 
 static PAGES: KCell<PageAllocator> = KCell::new(PageAllocator::EMPTY);
@@ -71,7 +72,7 @@ pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, Al
 /// Frees the allocation of `npages` pages at `pa`. A free that does not match a live
 /// allocation exactly is refused, counted and reported, and changes nothing.
 pub fn free_pages(pa: u64, npages: u64) -> Result<(), FreeError> {
-    untrack(pa, npages, None)?;
+    untrack(pa, npages, FreeBy::Kernel)?;
     release(pa, npages);
     Ok(())
 }
@@ -81,10 +82,10 @@ pub fn free_page(pa: u64) -> Result<(), FreeError> {
     free_pages(pa, 1)
 }
 
-/// First half of a free: removes the tracker entry (checking the owner if `expect_owner`).
+/// First half of a free: removes the tracker entry (checking that `by` may free it).
 /// On success the caller must `release` the pages once nothing refers to them any more.
-pub fn untrack(pa: u64, npages: u64, expect_owner: Option<Pid>) -> Result<AllocEntry, FreeError> {
-    tracker::track_free(pa, npages, expect_owner)
+pub fn untrack(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
+    tracker::track_free(pa, npages, by)
 }
 
 /// Second half of a free: gives untracked pages back to the allocator.

@@ -12,7 +12,7 @@ use super::with_pages;
 use crate::sync::{IrqGuard, TrackerCell};
 use crate::{println, timer};
 use tracker::abi::*;
-use tracker::{SlotIndex, TableFull, Tracker};
+use tracker::{FreeBy, SlotIndex, TableFull, Tracker};
 
 /// The inspector reads this: one slot per live allocation (`used == 1`).
 #[no_mangle]
@@ -112,25 +112,25 @@ pub fn track_alloc(
 }
 
 /// Forgets the allocation of `npages` pages at `pa` (the caller then gives the pages back).
-/// `expect_owner` is `Some(pid)` for a free requested by a process. A refused free (untracked
-/// address, double free, wrong size, not the owner) changes nothing but the tracker's counter
-/// and event ring, and is reported on the console.
+/// `by` says who asks (`FreeBy::Process` for a free requested by a process). A refused free
+/// (untracked address, double free, wrong size, not the owner) changes nothing but the
+/// tracker's counter and event ring (the event names the PID that asked), and is reported on
+/// the console.
 #[no_mangle]
 #[inline(never)]
-pub fn track_free(
-    pa: u64,
-    npages: u64,
-    expect_owner: Option<Pid>,
-) -> Result<AllocEntry, FreeError> {
+pub fn track_free(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
     let already_free = with_pages(|a| a.is_free(pa));
-    let r = with_tracker(|t| t.track_free(pa, npages, expect_owner, already_free, timer::now()));
+    let r = with_tracker(|t| t.track_free(pa, npages, by, already_free, timer::now()));
     if let Err(e) = r {
         let pid_name;
-        let who: &dyn core::fmt::Display = match expect_owner {
-            None => &"the kernel",
-            Some(NO_PID) => &"a process (one of its kernel-side pages)",
-            Some(pid) => {
-                pid_name = PidName(pid);
+        let who: &dyn core::fmt::Display = match (by, e) {
+            (FreeBy::Kernel, _) => &"the kernel",
+            (FreeBy::Process { pid, .. }, FreeError::NotOwner { owner }) if owner == pid => {
+                pid_name = PidName(pid, " (one of its kernel-side pages)");
+                &pid_name
+            }
+            (FreeBy::Process { pid, .. }, _) => {
+                pid_name = PidName(pid, "");
                 &pid_name
             }
         };
@@ -204,11 +204,11 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
     r
 }
 
-/// Formats as `pid N`.
-struct PidName(Pid);
+/// Formats as `pid N` followed by a remark.
+struct PidName(Pid, &'static str);
 
 impl core::fmt::Display for PidName {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        write!(f, "pid {}", self.0)
+        write!(f, "pid {}{}", self.0, self.1)
     }
 }

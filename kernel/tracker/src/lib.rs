@@ -31,6 +31,19 @@ pub struct TableFull {
     pub first: bool,
 }
 
+/// Who asks for a free ([`Tracker::track_free`]): what they may free, and whom an
+/// `InvalidFree` event names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeBy {
+    /// The kernel: any live allocation, whoever owns it.
+    Kernel,
+    /// Process `pid`, through its heap window: only an allocation it owns and that is `mapped`
+    /// there (one of its own user allocations). An allocation it owns but has not mapped there
+    /// is one the kernel holds for it (stack, page table, …): refused as `NotOwner`, like
+    /// anyone else's.
+    Process { pid: Pid, mapped: bool },
+}
+
 /// A view over the tracker's storage. The kernel builds one around its statics for the duration
 /// of one operation, with interrupts off; tests build one around heap storage.
 pub struct Tracker<'a> {
@@ -150,15 +163,16 @@ impl<'a> Tracker<'a> {
     /// Forgets the allocation of `npages` pages at `pa` and returns it; the caller then gives
     /// the pages back to the allocator.
     ///
-    /// `expect_owner` is `Some(pid)` for a free requested by a process: only the owner may
-    /// free. `page_already_free` is the allocator's view of the page at `pa`; it tells a double
-    /// free from an address that was never tracked. A refused free changes no entry: it is
-    /// counted in `invalid_frees` and recorded as an `InvalidFree` event whose tag is the reason.
+    /// `by` says who asks, which decides what may be freed (see [`FreeBy`]).
+    /// `page_already_free` is the allocator's view of the page at `pa`; it tells a double free
+    /// from an address that was never tracked. A refused free changes no entry: it is counted
+    /// in `invalid_frees` and recorded as an `InvalidFree` event whose tag is the reason and
+    /// whose owner is the PID that asked (for the kernel: the entry's owner, else 0).
     pub fn track_free(
         &mut self,
         pa: u64,
         npages: u64,
-        expect_owner: Option<Pid>,
+        by: FreeBy,
         page_already_free: bool,
         now: u64,
     ) -> Result<AllocEntry, FreeError> {
@@ -168,8 +182,10 @@ impl<'a> Tracker<'a> {
             None => Err(FreeError::Untracked),
             Some(slot) => {
                 let e = &self.table[slot];
-                match expect_owner {
-                    Some(pid) if pid != e.owner => Err(FreeError::NotOwner { owner: e.owner }),
+                match by {
+                    FreeBy::Process { pid, mapped } if pid != e.owner || !mapped => {
+                        Err(FreeError::NotOwner { owner: e.owner })
+                    }
                     _ if e.npages != npages => Err(FreeError::WrongSize { tracked: e.npages }),
                     _ => Ok(slot),
                 }
@@ -185,9 +201,10 @@ impl<'a> Tracker<'a> {
             }
             Err(err) => {
                 t.header.invalid_frees += 1;
-                let who = expect_owner
-                    .or(found.map(|s| t.table[s].owner))
-                    .unwrap_or(0);
+                let who = match by {
+                    FreeBy::Process { pid, .. } => pid,
+                    FreeBy::Kernel => found.map_or(0, |s| t.table[s].owner),
+                };
                 let refused = AllocEntry {
                     owner: who,
                     pa,

@@ -96,6 +96,11 @@ fn pa(i: u64) -> u64 {
     BASE + i * PAGE
 }
 
+/// A free by process `pid` of one of its own user allocations (mapped in its heap window).
+fn by(pid: Pid) -> FreeBy {
+    FreeBy::Process { pid, mapped: true }
+}
+
 #[test]
 fn init_stamps_header() {
     let s = Storage::new();
@@ -114,10 +119,10 @@ fn init_stamps_the_boot_nonce_in_the_same_change_and_later_changes_keep_it() {
         "magic and nonce appear together in one change"
     );
     s.t().track_alloc(pa(0), 2, 3, "a", 0).unwrap();
-    s.t().track_free(pa(0), 2, Some(3), false, 0).unwrap();
+    s.t().track_free(pa(0), 2, by(3), false, 0).unwrap();
     s.t().track_alloc(pa(4), 1, 3, "b", 0).unwrap();
     s.t().free_all_for_pid(3, 0, |_| {});
-    let _ = s.t().track_free(pa(9), 1, None, false, 0);
+    let _ = s.t().track_free(pa(9), 1, FreeBy::Kernel, false, 0);
     assert_eq!(s.header.boot_nonce, NONCE);
 }
 
@@ -136,7 +141,7 @@ fn init_stamps_the_timebase_and_later_changes_keep_it() {
         .track_alloc(pa(0), 2, 3, "a", 5 * TIMEBASE_HZ)
         .unwrap();
     s.t()
-        .track_free(pa(0), 2, Some(3), false, 6 * TIMEBASE_HZ)
+        .track_free(pa(0), 2, by(3), false, 6 * TIMEBASE_HZ)
         .unwrap();
     s.t().free_all_for_pid(3, 7 * TIMEBASE_HZ, |_| {});
     assert_eq!(s.header.timebase_hz, TIMEBASE_HZ);
@@ -184,7 +189,7 @@ fn free_returns_entry_and_recycles_slot() {
     for i in 0..5 {
         s.t().track_alloc(pa(i), 1, 2, "a", 0).unwrap();
     }
-    let freed = s.t().track_free(pa(2), 1, Some(2), false, 9).unwrap();
+    let freed = s.t().track_free(pa(2), 1, by(2), false, 9).unwrap();
     assert_eq!((freed.pa, freed.owner, freed.tag), (pa(2), 2, "a"));
     assert_eq!(s.table[2].used, 0);
     assert_eq!(s.count, 4);
@@ -219,7 +224,9 @@ fn full_table_refuses_without_touching_entries() {
     assert_eq!(*s.table, *before);
     assert_eq!(s.last_event().kind, EventKind::AllocFailed);
     // Space again after a free.
-    s.t().track_free(pa(5), 1, None, false, 0).unwrap();
+    s.t()
+        .track_free(pa(5), 1, FreeBy::Kernel, false, 0)
+        .unwrap();
     assert_eq!(s.t().track_alloc(pa(1 << 20), 1, 1, "x", 0), Ok(5));
 }
 
@@ -230,17 +237,11 @@ fn invalid_frees_are_classified_counted_and_harmless() {
     s.t().track_alloc(pa(10), 1, 3, "small", 0).unwrap();
     let table_before = s.table.clone();
     let cases = [
-        (pa(50), 1, None, false, FreeError::Untracked),
-        (pa(1), 1, Some(3), false, FreeError::Untracked), // inside an allocation, not its start
-        (pa(60), 1, None, true, FreeError::DoubleFree),
-        (
-            pa(0),
-            1,
-            Some(3),
-            false,
-            FreeError::WrongSize { tracked: 4 },
-        ),
-        (pa(10), 1, Some(4), false, FreeError::NotOwner { owner: 3 }),
+        (pa(50), 1, FreeBy::Kernel, false, FreeError::Untracked),
+        (pa(1), 1, by(3), false, FreeError::Untracked), // inside an allocation, not its start
+        (pa(60), 1, FreeBy::Kernel, true, FreeError::DoubleFree),
+        (pa(0), 1, by(3), false, FreeError::WrongSize { tracked: 4 }),
+        (pa(10), 1, by(4), false, FreeError::NotOwner { owner: 3 }),
     ];
     for (i, (addr, n, owner, already_free, want)) in cases.into_iter().enumerate() {
         assert_eq!(s.t().track_free(addr, n, owner, already_free, 0), Err(want));
@@ -255,24 +256,78 @@ fn invalid_frees_are_classified_counted_and_harmless() {
     assert_eq!(s.count, 2);
     assert_eq!(s.header.tracked_pages, 5);
     // A real double free: free once, then again.
-    s.t().track_free(pa(10), 1, Some(3), false, 0).unwrap();
+    s.t().track_free(pa(10), 1, by(3), false, 0).unwrap();
     assert_eq!(
-        s.t().track_free(pa(10), 1, Some(3), true, 0),
+        s.t().track_free(pa(10), 1, by(3), true, 0),
         Err(FreeError::DoubleFree)
     );
 }
 
 #[test]
-fn a_free_expecting_no_pid_is_refused_whoever_owns_the_pages() {
+fn a_process_free_of_a_page_the_kernel_holds_for_it_is_refused_and_names_the_caller() {
     let mut s = Storage::new();
     s.t().track_alloc(pa(0), 1, 3, "user_stack", 0).unwrap();
+    // Its own page, but not one of its user allocations (not mapped in its heap window).
+    let own = FreeBy::Process {
+        pid: 3,
+        mapped: false,
+    };
     assert_eq!(
-        s.t().track_free(pa(0), 1, Some(NO_PID), false, 0),
+        s.t().track_free(pa(0), 1, own, false, 0),
         Err(FreeError::NotOwner { owner: 3 })
     );
     let ev = s.last_event();
-    assert_eq!((ev.kind, ev.owner), (EventKind::InvalidFree, NO_PID));
+    assert_eq!(
+        (ev.kind, ev.owner, ev.tag),
+        (EventKind::InvalidFree, 3, "not_owner"),
+        "the event names the process that asked, never NO_PID"
+    );
     assert_eq!(s.t().find(pa(0)).unwrap().owner, 3, "the entry stays");
+}
+
+#[test]
+fn invalid_free_events_name_the_process_that_asked() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 2, 3, "alloc_pages", 0).unwrap();
+    s.t().track_alloc(pa(4), 1, 3, "pagetable", 0).unwrap();
+    let cases = [
+        (
+            pa(0),
+            2,
+            FreeBy::Process {
+                pid: 7,
+                mapped: false,
+            },
+            false,
+            7,
+        ), // someone else's
+        (pa(0), 1, by(3), false, 3), // wrong size
+        (pa(1), 1, by(3), false, 3), // inside
+        (pa(40), 1, by(9), true, 9), // double free
+        (
+            pa(4),
+            1,
+            FreeBy::Process {
+                pid: 3,
+                mapped: false,
+            },
+            false,
+            3,
+        ), // kernel-side page
+        (pa(0), 1, FreeBy::Kernel, false, 3), // kernel: the entry's owner
+        (pa(50), 1, FreeBy::Kernel, false, 0), // kernel, nothing there: 0
+    ];
+    for (addr, n, who, already_free, want) in cases {
+        assert!(s.t().track_free(addr, n, who, already_free, 0).is_err());
+        let ev = s.last_event();
+        assert_eq!(
+            (ev.kind, ev.owner),
+            (EventKind::InvalidFree, want),
+            "{who:?} at {addr:#x}"
+        );
+        assert_ne!(ev.owner, NO_PID);
+    }
+    assert_eq!(s.count, 2);
 }
 
 #[test]
@@ -333,7 +388,7 @@ fn generation_is_even_after_each_change_and_moves_by_two() {
     s.t().track_alloc(pa(0), 1, 1, "a", 0).unwrap();
     assert_eq!(s.header.generation, g + 2);
     g += 2;
-    let _ = s.t().track_free(pa(9), 1, None, false, 0);
+    let _ = s.t().track_free(pa(9), 1, FreeBy::Kernel, false, 0);
     assert_eq!(s.header.generation, g + 2);
     g += 2;
     s.t().free_all_for_pid(1, 0, |_| {});
@@ -347,7 +402,9 @@ fn event_ring_wraps_and_keeps_sequence_numbers() {
     let n = EVENT_RING_LEN as u64 + 100;
     for i in 0..n {
         s.t().track_alloc(pa(2 * i), 1, 1, "r", i).unwrap();
-        s.t().track_free(pa(2 * i), 1, None, false, i).unwrap();
+        s.t()
+            .track_free(pa(2 * i), 1, FreeBy::Kernel, false, i)
+            .unwrap();
     }
     assert_eq!(s.header.event_head, 2 * n);
     for seq in 2 * n - EVENT_RING_LEN as u64..2 * n {
@@ -391,9 +448,13 @@ fn randomized_index_agrees_with_model() {
                 }
             }
             6..=8 => {
-                let got =
-                    s.t()
-                        .track_free(addr, model.get(&addr).map_or(1, |m| m.0), None, false, 0);
+                let got = s.t().track_free(
+                    addr,
+                    model.get(&addr).map_or(1, |m| m.0),
+                    FreeBy::Kernel,
+                    false,
+                    0,
+                );
                 assert_eq!(got.is_ok(), model.remove(&addr).is_some(), "step {step}");
             }
             _ => {
@@ -435,9 +496,11 @@ fn free_pages_move_with_allocs_frees_and_sweeps_in_the_same_change() {
         g + 6,
         "no extra change to publish the count"
     );
-    let _ = s.t().track_free(pa(0), 1, None, false, 0); // refused: wrong size
+    let _ = s.t().track_free(pa(0), 1, FreeBy::Kernel, false, 0); // refused: wrong size
     assert_eq!(s.header.free_pages, 32768 - 7);
-    s.t().track_free(pa(16), 1, None, false, 0).unwrap();
+    s.t()
+        .track_free(pa(16), 1, FreeBy::Kernel, false, 0)
+        .unwrap();
     assert_eq!(s.header.free_pages, 32768 - 6);
     s.t().free_all_for_pid(3, 0, |_| {});
     assert_eq!(s.header.free_pages, 32768);
@@ -505,13 +568,13 @@ fn every_mutating_operation_writes_with_the_generation_odd_and_ends_even() {
         s.t().track_alloc(pa(8), 1, 4, "c", 1).unwrap()
     });
     assert_changes(&mut s, "track_free", 1, |s| {
-        s.t().track_free(pa(8), 1, Some(4), false, 2).unwrap()
+        s.t().track_free(pa(8), 1, by(4), false, 2).unwrap()
     });
     for (what, addr, n, by, free) in [
-        ("untracked free", pa(60), 1, None, false),
-        ("double free", pa(8), 1, Some(4), true),
-        ("wrong-size free", pa(0), 1, Some(3), false),
-        ("not-owner free", pa(0), 2, Some(5), false),
+        ("untracked free", pa(60), 1, FreeBy::Kernel, false),
+        ("double free", pa(8), 1, by(4), true),
+        ("wrong-size free", pa(0), 1, by(3), false),
+        ("not-owner free", pa(0), 2, by(5), false),
     ] {
         assert_changes(&mut s, what, 1, |s| {
             s.t().track_free(addr, n, by, free, 3).unwrap_err()
