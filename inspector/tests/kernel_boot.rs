@@ -352,3 +352,48 @@ fn faulting_and_spinning_processes_do_not_stop_the_kernel() {
         "spin is not alive:\n{ps}"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn a_shell_that_fails_to_start_is_retried_until_it_starts() {
+    // The kernel command line makes the first three attempts to start the shell fail.
+    let mut q = Qemu::start(&["-append", "fail_shell_starts=3"]);
+    let boot = q.expect("$ ", Duration::from_secs(30));
+    for line in [
+        "[proc] fault injection: the next 3 attempt(s) to start the shell fail",
+        "[proc] cannot start the shell: ENOMEM; retrying every 100 ms",
+        "[proc] started the shell (pid 1)",
+        "Leakscope shell",
+    ] {
+        assert!(boot.contains(line), "missing {line:?} in:\n{boot}");
+    }
+    assert_eq!(
+        boot.matches("cannot start the shell").count(),
+        1,
+        "the failure is reported once, not at every retry:\n{boot}"
+    );
+    assert!(q.run("hello", T).contains("Hello from pid 2!"));
+
+    // The shell exits: the kernel starts the next one at once, with the same pages.
+    let before = mem(&mut q);
+    q.send_line("exit 3");
+    q.expect(
+        "[proc] the shell (pid 1) exited with 3; starting a new one",
+        T,
+    );
+    q.expect("$ ", T);
+    let after = mem(&mut q);
+    assert_eq!(
+        after.free, before.free,
+        "pages lost across the shell's exit"
+    );
+    assert_eq!(
+        (after.allocs, after.tracked),
+        (before.allocs, before.tracked)
+    );
+    assert!(
+        after.owners.iter().all(|o| o.1 != "<dead>"),
+        "{:?}",
+        after.owners
+    );
+}

@@ -62,6 +62,7 @@ extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
     trap::init();
     mm::init(&boot, nonce);
     timer::init(boot.timebase_hz);
+    proc::inject_shell_start_failures(boot.fail_shell_starts);
     proc::spawn_init();
     proc::scheduler()
 }

@@ -6,7 +6,9 @@
 //! tables, image, user stack, heap) are all tracked with owner = its pid; `free_proc` runs on
 //! the scheduler's stack (never on the dying process's kernel stack) right after the process
 //! turned Zombie, and leaves no tracker entry owned by its pid. The slot of a zombie stays until
-//! its parent reaps it (or at once if it has no parent). PIDs are never reused.
+//! its parent reaps it (or at once if it has no parent). PIDs count up from 1, skip 0 (the
+//! kernel) and `NO_PID`, and after a wrap never name a process still in the table. The console
+//! always gets a shell: if starting one fails, the scheduler retries until it succeeds.
 
 use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
 use crate::mm::{self, vm, AllocError};
@@ -91,6 +93,16 @@ static CURRENT: KCell<Option<usize>> = KCell::new(None);
 static SCHED_CTX: KCell<Context> = KCell::new(Context::ZERO);
 static NEXT_PID: KCell<Pid> = KCell::new(1);
 static INIT_PID: KCell<Pid> = KCell::new(0);
+/// The console has no shell: `start_shell` failed (or has not run yet) and the scheduler
+/// retries every `SHELL_RETRY_MS` until it succeeds.
+static SHELL_WANTED: KCell<bool> = KCell::new(false);
+/// `time` CSR value before which the scheduler does not retry starting the shell.
+static SHELL_RETRY_AT: KCell<u64> = KCell::new(0);
+/// How long the scheduler waits between two attempts to start the shell.
+const SHELL_RETRY_MS: u64 = 100;
+/// Fault injection (`fail_shell_starts=N` on the kernel command line): this many more
+/// attempts to start the shell fail with ENOMEM before trying.
+static SHELL_START_FAILURES: KCell<u32> = KCell::new(0);
 /// The exit-report flag (`debug on|off`, `SYS_DEBUG`): whether `free_proc` prints the chapter's
 /// report of what a dead process still owned.
 static REPORT_EXITS: AtomicBool = AtomicBool::new(false);
@@ -435,12 +447,70 @@ pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN])
     }
 }
 
-/// Starts the first process (the shell).
+/// Starts the first process (the shell). If that fails (no memory, table full, process table
+/// full), the console says so once and the scheduler retries until it succeeds.
 pub fn spawn_init() {
-    match spawn("shell", b"shell\0", 0) {
-        // SAFETY: sync invariant.
-        Ok(pid) => unsafe { *INIT_PID.get() = pid },
-        Err(e) => println!("[proc] cannot start the shell: {}", err_name(e)),
+    // SAFETY: sync invariant.
+    unsafe { *SHELL_WANTED.get() = true };
+    start_shell(false);
+}
+
+/// Makes the next `n` attempts to start the shell fail as if out of memory (for tests).
+pub fn inject_shell_start_failures(n: u32) {
+    // SAFETY: sync invariant.
+    unsafe { *SHELL_START_FAILURES.get() = n };
+    if n > 0 {
+        println!("[proc] fault injection: the next {n} attempt(s) to start the shell fail");
+    }
+}
+
+/// Spawns the shell, unless an injected failure is due.
+fn spawn_shell() -> Result<Pid, isize> {
+    // SAFETY: sync invariant.
+    let injected = unsafe { &mut *SHELL_START_FAILURES.get() };
+    if *injected > 0 {
+        *injected -= 1;
+        return Err(ENOMEM);
+    }
+    spawn("shell", b"shell\0", 0)
+}
+
+/// Tries to start the shell if the console has none; `retry` says whether an earlier attempt
+/// failed (then success is announced, and a failure is not reported again).
+fn start_shell(retry: bool) {
+    // SAFETY: sync invariant (this and the statics below).
+    if !unsafe { *SHELL_WANTED.get() } {
+        return;
+    }
+    match spawn_shell() {
+        Ok(pid) => {
+            // SAFETY: sync invariant.
+            unsafe {
+                *INIT_PID.get() = pid;
+                *SHELL_WANTED.get() = false;
+            }
+            if retry {
+                println!("[proc] started the shell (pid {pid})");
+            }
+        }
+        Err(e) => {
+            if !retry {
+                println!(
+                    "[proc] cannot start the shell: {}; retrying every {SHELL_RETRY_MS} ms",
+                    err_name(e)
+                );
+            }
+            // SAFETY: sync invariant.
+            unsafe { *SHELL_RETRY_AT.get() = timer::now() + timer::ms_to_ticks(SHELL_RETRY_MS) };
+        }
+    }
+}
+
+/// Retries starting the shell when the console has none and the retry time has come.
+fn retry_shell(now: u64) {
+    // SAFETY: sync invariant.
+    if unsafe { *SHELL_WANTED.get() && now >= *SHELL_RETRY_AT.get() } {
+        start_shell(true);
     }
 }
 
@@ -457,7 +527,9 @@ fn wake_sleepers(now: u64) {
 pub fn scheduler() -> ! {
     let mut last = MAX_PROCS - 1;
     loop {
-        wake_sleepers(timer::now());
+        let now = timer::now();
+        retry_shell(now);
+        wake_sleepers(now);
         let next = (1..=MAX_PROCS)
             .map(|k| (last + k) % MAX_PROCS)
             .find(|&i| slot(i).state == ProcState::Runnable);

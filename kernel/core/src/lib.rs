@@ -1,6 +1,6 @@
 //! The kernel's pure logic, kept apart from the hardware so it runs (and is tested) on the host:
 //! the page bitmap, ELF and program-archive parsing, the checks of syscall arguments that need
-//! no page table, the choice of the next PID and the boot nonce.
+//! no page table, the choice of the next PID, the boot nonce and the kernel command line.
 //!
 //! Nothing here touches a register, a device or memory it was not handed: every function takes
 //! plain values or slices and returns a result; malformed input is an error, never a panic
@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod archive;
+pub mod bootargs;
 pub mod elf;
 pub mod nonce;
 pub mod page_alloc;
