@@ -248,8 +248,13 @@ fn bad_pointers_and_invalid_frees_are_refused() {
     let mut q = Qemu::boot();
     let out = q.run("badptr", T);
     assert!(!out.contains("ACCEPTED"), "{out}");
-    assert!(out.contains("badptr: all 28 bad calls refused"), "{out}");
+    assert!(out.contains("badptr: all 30 bad calls refused"), "{out}");
     assert!(out.contains("badptr: write(kernel) -> -2 EFAULT"), "{out}");
+    // Page counts so large that the range wraps around are bad arguments, not a size mismatch.
+    for n in ["2^64-1", "2^63"] {
+        let line = format!("badptr: free_pages(own page, {n} pages) -> -1 EINVAL");
+        assert!(out.contains(&line), "missing {line:?} in:\n{out}");
+    }
 
     let before = mem(&mut q);
     let out = q.run("badfree", T);
