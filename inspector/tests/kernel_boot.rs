@@ -402,3 +402,70 @@ fn a_shell_that_fails_to_start_is_retried_until_it_starts() {
         after.owners
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn sysfuzz_leaves_the_kernel_running_and_the_page_count_exact() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    let start = std::time::Instant::now();
+    let out = q.run("sysfuzz 20000 7", Duration::from_secs(120));
+    let took = start.elapsed();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sysfuzz: ") && l.ends_with(" errors"))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    let children = out
+        .lines()
+        .find(|l| l.starts_with("sysfuzz: pid="))
+        .unwrap_or_else(|| panic!("no children line:\n{out}"));
+    assert!(
+        num_before(children, " children") > 0 && num_before(children, " of them fuzzing") > 0,
+        "{children}"
+    );
+    let calls: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let errors = num_before(line, " errors");
+    eprintln!("{line} in {took:?}");
+    assert!(calls >= 20_000, "{line}");
+    assert!(
+        errors > calls / 3 && errors < calls,
+        "most hostile calls must fail, the valid ones succeed: {line}"
+    );
+    assert!(!out.contains("[kernel panic]"), "{out}");
+    assert!(
+        !out.contains("[trap] pid"),
+        "a fuzzing process faulted:\n{out}"
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "sysfuzz 20000 took {took:?}"
+    );
+    // The kernel lives on, with exactly the pages it had.
+    assert!(q.run("hello", T).contains("Hello from pid"));
+    let after = mem(&mut q);
+    assert_eq!(after.free, before.free, "pages lost to the fuzzing");
+    assert_eq!(
+        (after.allocs, after.tracked),
+        (before.allocs, before.tracked)
+    );
+    assert!(
+        after.owners.iter().all(|o| o.1 != "<dead>"),
+        "{:?}",
+        after.owners
+    );
+}
+
+/// The number just before `suffix` in `line` (`… 123 errors`).
+fn num_before(line: &str, suffix: &str) -> u64 {
+    let head = &line[..line
+        .find(suffix)
+        .unwrap_or_else(|| panic!("no {suffix:?} in {line:?}"))];
+    head.rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {suffix:?} in {line:?}"))
+}
