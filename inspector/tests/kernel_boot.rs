@@ -87,7 +87,7 @@ fn boot_reaches_shell_and_runs_programs() {
     let ls = q.run("ls", T);
     for p in [
         "shell", "ls", "ps", "mem", "hello", "echo", "date", "leak", "churn", "allocs", "debug",
-        "badptr", "fill",
+        "badptr", "fill", "sysfuzz", "exits",
     ] {
         assert!(ls.lines().any(|l| l.trim() == p), "ls lacks {p}: {ls}");
     }
