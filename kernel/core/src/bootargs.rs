@@ -12,10 +12,10 @@ pub fn value<'a>(args: &'a [u8], key: &str) -> Option<&'a str> {
     let end = args.iter().position(|&b| b == 0).unwrap_or(args.len());
     let text = core::str::from_utf8(&args[..end]).ok()?;
     text.split_ascii_whitespace()
+        .rev()
         .filter_map(|w| w.split_once('='))
-        .filter(|(k, _)| *k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
 }
 
 /// The decimal value of `key`, if present and a number that fits a u32.

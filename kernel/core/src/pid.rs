@@ -90,14 +90,14 @@ mod tests {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            if live.len() < 64 && rng % 3 != 0 {
+            if live.len() < 64 && !rng.is_multiple_of(3) {
                 let p = next_pid(&mut c, 64, |p| live.contains(&p)).unwrap();
                 assert!(p != 0 && p != NO_PID && !live.contains(&p), "{p}");
                 live.insert(p);
             } else if let Some(&p) = live.iter().nth((rng >> 8) as usize % live.len().max(1)) {
                 live.remove(&p);
             }
-            if rng % 97 == 0 {
+            if rng.is_multiple_of(97) {
                 c = NO_PID - (rng % 70) as u32; // jump near the wrap again
             }
         }

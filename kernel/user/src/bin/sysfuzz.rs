@@ -371,7 +371,7 @@ impl Fuzz {
         let own = (self.nheld > 0).then(|| self.held[self.rng.below(self.nheld as u64) as usize]);
         let (addr, n) = match (self.rng.below(12), own) {
             // A correct free of one of ours.
-            (0 | 1 | 2, Some((a, n))) => {
+            (0..=2, Some((a, n))) => {
                 let r = self.call(SYS_FREE_PAGES, [a, n, 0, 0]);
                 if r == 0 {
                     if let Some(k) = self.held[..self.nheld].iter().position(|h| h.0 == a) {
