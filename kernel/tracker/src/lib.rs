@@ -246,10 +246,10 @@ impl<'a> Tracker<'a> {
             }
             self.change(|t| {
                 t.remove(slot);
+                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
                 t.header.reclaimed_allocs += 1;
                 t.header.reclaimed_pages += e.npages;
                 t.header.free_pages += e.npages;
-                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
             });
             on_entry(&e);
             allocs += 1;
