@@ -87,7 +87,7 @@ fn boot_reaches_shell_and_runs_programs() {
     let ls = q.run("ls", T);
     for p in [
         "shell", "ls", "ps", "mem", "hello", "echo", "date", "leak", "churn", "allocs", "debug",
-        "badptr", "fill",
+        "badptr", "fill", "sysfuzz", "exits",
     ] {
         assert!(ls.lines().any(|l| l.trim() == p), "ls lacks {p}: {ls}");
     }
@@ -248,8 +248,13 @@ fn bad_pointers_and_invalid_frees_are_refused() {
     let mut q = Qemu::boot();
     let out = q.run("badptr", T);
     assert!(!out.contains("ACCEPTED"), "{out}");
-    assert!(out.contains("badptr: all 28 bad calls refused"), "{out}");
+    assert!(out.contains("badptr: all 30 bad calls refused"), "{out}");
     assert!(out.contains("badptr: write(kernel) -> -2 EFAULT"), "{out}");
+    // Page counts so large that the range wraps around are bad arguments, not a size mismatch.
+    for n in ["2^64-1", "2^63"] {
+        let line = format!("badptr: free_pages(own page, {n} pages) -> -1 EINVAL");
+        assert!(out.contains(&line), "missing {line:?} in:\n{out}");
+    }
 
     let before = mem(&mut q);
     let out = q.run("badfree", T);
@@ -351,4 +356,116 @@ fn faulting_and_spinning_processes_do_not_stop_the_kernel() {
             && !l.contains("zombie")),
         "spin is not alive:\n{ps}"
     );
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn a_shell_that_fails_to_start_is_retried_until_it_starts() {
+    // The kernel command line makes the first three attempts to start the shell fail.
+    let mut q = Qemu::start(&["-append", "fail_shell_starts=3"]);
+    let boot = q.expect("$ ", Duration::from_secs(30));
+    for line in [
+        "[proc] fault injection: the next 3 attempt(s) to start the shell fail",
+        "[proc] cannot start the shell: ENOMEM; retrying every 100 ms",
+        "[proc] started the shell (pid 1)",
+        "Leakscope shell",
+    ] {
+        assert!(boot.contains(line), "missing {line:?} in:\n{boot}");
+    }
+    assert_eq!(
+        boot.matches("cannot start the shell").count(),
+        1,
+        "the failure is reported once, not at every retry:\n{boot}"
+    );
+    assert!(q.run("hello", T).contains("Hello from pid 2!"));
+
+    // The shell exits: the kernel starts the next one at once, with the same pages.
+    let before = mem(&mut q);
+    q.send_line("exit 3");
+    q.expect(
+        "[proc] the shell (pid 1) exited with 3; starting a new one",
+        T,
+    );
+    q.expect("$ ", T);
+    let after = mem(&mut q);
+    assert_eq!(
+        after.free, before.free,
+        "pages lost across the shell's exit"
+    );
+    assert_eq!(
+        (after.allocs, after.tracked),
+        (before.allocs, before.tracked)
+    );
+    assert!(
+        after.owners.iter().all(|o| o.1 != "<dead>"),
+        "{:?}",
+        after.owners
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn sysfuzz_leaves_the_kernel_running_and_the_page_count_exact() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    let start = std::time::Instant::now();
+    let out = q.run("sysfuzz 20000 7", Duration::from_secs(120));
+    let took = start.elapsed();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("sysfuzz: ") && l.ends_with(" errors"))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    let children = out
+        .lines()
+        .find(|l| l.starts_with("sysfuzz: pid="))
+        .unwrap_or_else(|| panic!("no children line:\n{out}"));
+    assert!(
+        num_before(children, " children") > 0 && num_before(children, " of them fuzzing") > 0,
+        "{children}"
+    );
+    let calls: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let errors = num_before(line, " errors");
+    eprintln!("{line} in {took:?}");
+    assert!(calls >= 20_000, "{line}");
+    assert!(
+        errors > calls / 3 && errors < calls,
+        "most hostile calls must fail, the valid ones succeed: {line}"
+    );
+    assert!(!out.contains("[kernel panic]"), "{out}");
+    assert!(
+        !out.contains("[trap] pid"),
+        "a fuzzing process faulted:\n{out}"
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "sysfuzz 20000 took {took:?}"
+    );
+    // The kernel lives on, with exactly the pages it had.
+    assert!(q.run("hello", T).contains("Hello from pid"));
+    let after = mem(&mut q);
+    assert_eq!(after.free, before.free, "pages lost to the fuzzing");
+    assert_eq!(
+        (after.allocs, after.tracked),
+        (before.allocs, before.tracked)
+    );
+    assert!(
+        after.owners.iter().all(|o| o.1 != "<dead>"),
+        "{:?}",
+        after.owners
+    );
+}
+
+/// The number just before `suffix` in `line` (`… 123 errors`).
+fn num_before(line: &str, suffix: &str) -> u64 {
+    let head = &line[..line
+        .find(suffix)
+        .unwrap_or_else(|| panic!("no {suffix:?} in {line:?}"))];
+    head.rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {suffix:?} in {line:?}"))
 }

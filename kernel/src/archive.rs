@@ -1,32 +1,21 @@
-//! The archive of user programs embedded in the kernel image by build.rs (format there):
-//! lookup by name and listing. Read-only.
+//! The archive of user programs embedded in the kernel image by build.rs (format and parsing:
+//! `kcore::archive`): lookup by name and listing. Read-only.
+
+use kcore::archive::Archive;
 
 static ARCHIVE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/user_programs.lsar"));
 
-fn u32_at(p: usize) -> usize {
-    u32::from_le_bytes(ARCHIVE[p..p + 4].try_into().unwrap()) as usize
-}
-
-fn u64_at(p: usize) -> usize {
-    u64::from_le_bytes(ARCHIVE[p..p + 8].try_into().unwrap()) as usize
+/// The embedded archive. Panics if it is malformed: build.rs wrote it, so that is a build bug.
+fn archive() -> Archive<'static> {
+    Archive::parse(ARCHIVE)
+        .unwrap_or_else(|e| panic!("archive: the embedded program archive is malformed: {e:?}"))
 }
 
 /// Every (name, ELF image) in the archive, in name order.
 pub fn programs() -> impl Iterator<Item = (&'static str, &'static [u8])> {
-    assert!(&ARCHIVE[..4] == b"LSAR", "archive: bad magic");
-    let count = u32_at(4);
-    let mut p = 8;
-    (0..count).map(move |_| {
-        let nlen = u32_at(p);
-        let name = core::str::from_utf8(&ARCHIVE[p + 4..p + 4 + nlen]).unwrap_or("?");
-        p += 4 + nlen;
-        let elen = u64_at(p);
-        let elf = &ARCHIVE[p + 8..p + 8 + elen];
-        p += 8 + elen;
-        (name, elf)
-    })
+    archive().programs()
 }
 
 pub fn find(name: &str) -> Option<&'static [u8]> {
-    programs().find(|(n, _)| *n == name).map(|(_, elf)| elf)
+    archive().find(name)
 }

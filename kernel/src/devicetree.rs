@@ -1,6 +1,9 @@
 //! Reads what the kernel needs from the flattened device tree OpenSBI hands over: the RAM range
-//! (`/memory@…` `reg`) and the timer frequency (`/cpus` `timebase-frequency`). Owns no state;
-//! the blob is only read during boot.
+//! (`/memory@…` `reg`), the timer frequency (`/cpus` `timebase-frequency`) and the command
+//! line (`/chosen` `bootargs`, see `kcore::bootargs`). Owns no state; the blob is only read
+//! during boot (it lies in RAM the page allocator later hands out).
+
+use kcore::bootargs;
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
 const FDT_BEGIN_NODE: u32 = 1;
@@ -22,6 +25,9 @@ pub struct BootInfo {
     pub ram_size: u64,
     /// `time` CSR ticks per second (`/cpus` `timebase-frequency`).
     pub timebase_hz: u64,
+    /// Fault injection for tests (`fail_shell_starts=N` in bootargs): the first N attempts to
+    /// start the shell fail. 0 normally.
+    pub fail_shell_starts: u32,
 }
 
 fn be32(p: usize) -> u32 {
@@ -64,9 +70,10 @@ pub fn parse(dtb: usize) -> BootInfo {
         ram_base: 0,
         ram_size: 0,
         timebase_hz: DEFAULT_TIMEBASE_HZ,
+        fail_shell_starts: 0,
     };
     let mut depth = 0usize;
-    let (mut in_memory, mut in_cpus) = (false, false);
+    let (mut in_memory, mut in_cpus, mut in_chosen) = (false, false, false);
     let mut p = structs;
     loop {
         let tok = be32(p);
@@ -77,6 +84,7 @@ pub fn parse(dtb: usize) -> BootInfo {
                 if depth == 2 {
                     in_memory = cstr_starts(p, b"memory");
                     in_cpus = cstr_eq(p, b"cpus");
+                    in_chosen = cstr_eq(p, b"chosen");
                 }
                 p += (cstr_len(p) + 1 + 3) & !3;
             }
@@ -84,6 +92,7 @@ pub fn parse(dtb: usize) -> BootInfo {
                 if depth == 2 {
                     in_memory = false;
                     in_cpus = false;
+                    in_chosen = false;
                 }
                 depth -= 1;
             }
@@ -100,6 +109,11 @@ pub fn parse(dtb: usize) -> BootInfo {
                     info.ram_size = cells(val + 4 * addr_cells as usize, size_cells);
                 } else if in_cpus && depth == 2 && cstr_eq(name, b"timebase-frequency") {
                     info.timebase_hz = cells(val, (len / 4) as u32);
+                } else if in_chosen && depth == 2 && cstr_eq(name, b"bootargs") {
+                    // SAFETY: the property's `len` bytes lie inside the blob.
+                    let args = unsafe { core::slice::from_raw_parts(val as *const u8, len) };
+                    info.fail_shell_starts =
+                        bootargs::number(args, bootargs::FAIL_SHELL_STARTS).unwrap_or(0);
                 }
                 p = val + ((len + 3) & !3);
             }

@@ -10,20 +10,18 @@
 mod archive;
 mod console;
 mod devicetree;
-mod elf;
 mod mm;
 mod proc;
 mod sbi;
 mod sync;
-#[allow(dead_code)]
-#[path = "../user/src/sysabi.rs"]
-mod sysabi;
 mod syscall;
 mod timer;
 mod trap;
 mod uart;
 
 use core::arch::global_asm;
+/// The syscall ABI shared with the user programs.
+use kcore::sysabi;
 
 mod build_id {
     include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
@@ -59,17 +57,30 @@ _start:
 extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
     uart::init();
     let boot = devicetree::parse(dtb);
-    banner(hartid, &boot);
+    let nonce = boot_nonce();
+    banner(hartid, &boot, nonce);
     trap::init();
-    mm::init(&boot);
+    mm::init(&boot, nonce);
     timer::init(boot.timebase_hz);
+    proc::inject_shell_start_failures(boot.fail_shell_starts);
     proc::spawn_init();
     proc::scheduler()
 }
 
-fn banner(hartid: usize, boot: &devicetree::BootInfo) {
-    // SAFETY: reading our own static through a volatile load keeps the stamp in the image.
-    let id = unsafe { core::ptr::read_volatile(&leakscope_build_id) };
+/// This build's id, read through a volatile load (which keeps the stamp in the image).
+fn build_id() -> [u8; 16] {
+    // SAFETY: a plain read of our own immutable static.
+    unsafe { core::ptr::read_volatile(&leakscope_build_id) }
+}
+
+/// A value for the tracker header's `boot_nonce`: the wall clock (RTC) and the `time` CSR
+/// mixed with the build id; differs between boots, never 0.
+fn boot_nonce() -> u64 {
+    kcore::nonce::boot_nonce(timer::rtc_ns(), timer::now(), &build_id())
+}
+
+fn banner(hartid: usize, boot: &devicetree::BootInfo, nonce: u64) {
+    let id = build_id();
     println!();
     println!("Leakscope kernel (riscv64, S-mode) on hart {hartid}");
     print!("build id ");
@@ -84,6 +95,7 @@ fn banner(hartid: usize, boot: &devicetree::BootInfo) {
         boot.ram_size >> 20,
         boot.timebase_hz
     );
+    println!("boot nonce {nonce:#018x}");
 }
 
 #[panic_handler]

@@ -6,9 +6,10 @@
 //! tables, image, user stack, heap) are all tracked with owner = its pid; `free_proc` runs on
 //! the scheduler's stack (never on the dying process's kernel stack) right after the process
 //! turned Zombie, and leaves no tracker entry owned by its pid. The slot of a zombie stays until
-//! its parent reaps it (or at once if it has no parent). PIDs are never reused.
+//! its parent reaps it (or at once if it has no parent). PIDs count up from 1, skip 0 (the
+//! kernel) and `NO_PID`, and after a wrap never name a process still in the table. The console
+//! always gets a shell: if starting one fails, the scheduler retries until it succeeds.
 
-use crate::elf::{Elf, PF_R, PF_W, PF_X};
 use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
 use crate::mm::{self, vm, AllocError};
 use crate::sync::{KCell, TrackerCell};
@@ -17,6 +18,8 @@ use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
 use crate::{archive, println, timer};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
+use kcore::elf::{Elf, PF_R, PF_W, PF_X};
+use kcore::pid::next_pid;
 use tracker::abi::{Pid, ProcInfo, ProcState, PROC_NAME_LEN};
 
 pub const MAX_PROCS: usize = 64;
@@ -90,6 +93,16 @@ static CURRENT: KCell<Option<usize>> = KCell::new(None);
 static SCHED_CTX: KCell<Context> = KCell::new(Context::ZERO);
 static NEXT_PID: KCell<Pid> = KCell::new(1);
 static INIT_PID: KCell<Pid> = KCell::new(0);
+/// The console has no shell: `start_shell` failed (or has not run yet) and the scheduler
+/// retries every `SHELL_RETRY_MS` until it succeeds.
+static SHELL_WANTED: KCell<bool> = KCell::new(false);
+/// `time` CSR value before which the scheduler does not retry starting the shell.
+static SHELL_RETRY_AT: KCell<u64> = KCell::new(0);
+/// How long the scheduler waits between two attempts to start the shell.
+const SHELL_RETRY_MS: u64 = 100;
+/// Fault injection (`fail_shell_starts=N` on the kernel command line): this many more
+/// attempts to start the shell fail with ENOMEM before trying.
+static SHELL_START_FAILURES: KCell<u32> = KCell::new(0);
 /// The exit-report flag (`debug on|off`, `SYS_DEBUG`): whether `free_proc` prints the chapter's
 /// report of what a dead process still owned.
 static REPORT_EXITS: AtomicBool = AtomicBool::new(false);
@@ -200,18 +213,14 @@ fn alloc_err(e: AllocError) -> isize {
 /// (0 = the kernel). On failure nothing stays allocated.
 pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
     let image = archive::find(name).ok_or(ENOENT)?;
-    let elf = Elf::parse(image).ok_or(EINVAL)?;
+    let elf = Elf::parse(image).map_err(|_| EINVAL)?;
     if args.len() > MAX_ARGS_LEN {
         return Err(EINVAL);
     }
     let i = (0..MAX_PROCS).find(|&i| slot(i).pid == 0).ok_or(EPROCLIM)?;
     // SAFETY: sync invariant.
-    let pid = unsafe {
-        let next = &mut *NEXT_PID.get();
-        let pid = *next;
-        *next += 1;
-        pid
-    };
+    let counter = unsafe { &mut *NEXT_PID.get() };
+    let pid = next_pid(counter, MAX_PROCS, |p| find_slot(p).is_some()).ok_or(EPROCLIM)?;
     let p = slot(i);
     *p = Proc::EMPTY;
     p.pid = pid;
@@ -236,37 +245,23 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
     slot(i).root = root;
 
     // Image: one allocation spanning all PT_LOAD segments.
-    let (mut lo, mut hi) = (u64::MAX, 0u64);
-    for s in elf.segments() {
-        lo = lo.min(s.vaddr);
-        hi = hi.max(s.vaddr.checked_add(s.memsz).ok_or(EINVAL)?);
-    }
     let stack_base = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
-    lo &= !(PAGE_SIZE - 1);
-    hi = hi.next_multiple_of(PAGE_SIZE);
-    if lo < USER_BASE || hi > stack_base || lo >= hi {
-        return Err(EINVAL);
-    }
-    let npages = (hi - lo) / PAGE_SIZE;
+    let span = elf
+        .span(USER_BASE, stack_base, PAGE_SIZE)
+        .map_err(|_| EINVAL)?;
+    let (lo, npages) = (span.lo, span.npages(PAGE_SIZE));
     let image = mm::alloc_pages(npages, pid, "user_image").map_err(alloc_err)?;
     slot(i).image_pa = image;
     slot(i).image_pages = npages;
     for s in elf.segments() {
         let dst = image + (s.vaddr - lo);
-        // SAFETY: `dst..dst+len` lies inside the fresh image allocation (lo <= vaddr, vaddr+memsz <= hi, filesz <= memsz checked by the bounds above only for memsz; clamp).
-        unsafe {
-            let len = s.data.len().min(s.memsz as usize);
-            core::ptr::copy_nonoverlapping(s.data.as_ptr(), dst as *mut u8, len);
-        }
+        // SAFETY: `dst..dst + data.len()` lies inside the fresh image allocation: the span
+        // holds every segment's `[vaddr, vaddr + memsz)` and `data.len() <= memsz` (kcore::elf).
+        unsafe { core::ptr::copy_nonoverlapping(s.data.as_ptr(), dst as *mut u8, s.data.len()) };
     }
     for k in 0..npages {
         let va = lo + k * PAGE_SIZE;
-        let mut flags = 0;
-        for s in elf.segments() {
-            if s.vaddr < va + PAGE_SIZE && va < s.vaddr + s.memsz {
-                flags |= pte_flags(s.flags);
-            }
-        }
+        let mut flags = pte_flags(elf.page_flags(va, PAGE_SIZE));
         if flags == 0 {
             flags = vm::PTE_R;
         }
@@ -414,15 +409,15 @@ pub fn exit_current(code: i32) -> ! {
     unreachable!("proc: zombie {pid} scheduled");
 }
 
-/// Reaps a zombie child (`target` > 0: that one; otherwise any). Ok((0, 0)) with `nohang` if
+/// Reaps a zombie child (`target`: that one; None: any). Ok((0, 0)) with `nohang` if
 /// children exist but none has exited; Err(ECHILD) if there is no such child.
-pub fn wait(target: i64, nohang: bool) -> Result<(Pid, i32), isize> {
+pub fn wait(target: Option<Pid>, nohang: bool) -> Result<(Pid, i32), isize> {
     loop {
         let me = current_pid();
         let mut found = false;
         for j in 0..MAX_PROCS {
             let c = *slot(j);
-            if c.pid == 0 || c.parent != me || (target > 0 && c.pid as i64 != target) {
+            if c.pid == 0 || c.parent != me || target.is_some_and(|t| c.pid != t) {
                 continue;
             }
             found = true;
@@ -452,12 +447,70 @@ pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN])
     }
 }
 
-/// Starts the first process (the shell).
+/// Starts the first process (the shell). If that fails (no memory, table full, process table
+/// full), the console says so once and the scheduler retries until it succeeds.
 pub fn spawn_init() {
-    match spawn("shell", b"shell\0", 0) {
-        // SAFETY: sync invariant.
-        Ok(pid) => unsafe { *INIT_PID.get() = pid },
-        Err(e) => println!("[proc] cannot start the shell: {}", err_name(e)),
+    // SAFETY: sync invariant.
+    unsafe { *SHELL_WANTED.get() = true };
+    start_shell(false);
+}
+
+/// Makes the next `n` attempts to start the shell fail as if out of memory (for tests).
+pub fn inject_shell_start_failures(n: u32) {
+    // SAFETY: sync invariant.
+    unsafe { *SHELL_START_FAILURES.get() = n };
+    if n > 0 {
+        println!("[proc] fault injection: the next {n} attempt(s) to start the shell fail");
+    }
+}
+
+/// Spawns the shell, unless an injected failure is due.
+fn spawn_shell() -> Result<Pid, isize> {
+    // SAFETY: sync invariant.
+    let injected = unsafe { &mut *SHELL_START_FAILURES.get() };
+    if *injected > 0 {
+        *injected -= 1;
+        return Err(ENOMEM);
+    }
+    spawn("shell", b"shell\0", 0)
+}
+
+/// Tries to start the shell if the console has none; `retry` says whether an earlier attempt
+/// failed (then success is announced, and a failure is not reported again).
+fn start_shell(retry: bool) {
+    // SAFETY: sync invariant (this and the statics below).
+    if !unsafe { *SHELL_WANTED.get() } {
+        return;
+    }
+    match spawn_shell() {
+        Ok(pid) => {
+            // SAFETY: sync invariant.
+            unsafe {
+                *INIT_PID.get() = pid;
+                *SHELL_WANTED.get() = false;
+            }
+            if retry {
+                println!("[proc] started the shell (pid {pid})");
+            }
+        }
+        Err(e) => {
+            if !retry {
+                println!(
+                    "[proc] cannot start the shell: {}; retrying every {SHELL_RETRY_MS} ms",
+                    err_name(e)
+                );
+            }
+            // SAFETY: sync invariant.
+            unsafe { *SHELL_RETRY_AT.get() = timer::now() + timer::ms_to_ticks(SHELL_RETRY_MS) };
+        }
+    }
+}
+
+/// Retries starting the shell when the console has none and the retry time has come.
+fn retry_shell(now: u64) {
+    // SAFETY: sync invariant.
+    if unsafe { *SHELL_WANTED.get() && now >= *SHELL_RETRY_AT.get() } {
+        start_shell(true);
     }
 }
 
@@ -474,7 +527,9 @@ fn wake_sleepers(now: u64) {
 pub fn scheduler() -> ! {
     let mut last = MAX_PROCS - 1;
     loop {
-        wake_sleepers(timer::now());
+        let now = timer::now();
+        retry_shell(now);
+        wake_sleepers(now);
         let next = (1..=MAX_PROCS)
             .map(|k| (last + k) % MAX_PROCS)
             .find(|&i| slot(i).state == ProcState::Runnable);

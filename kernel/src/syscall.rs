@@ -7,7 +7,9 @@ use crate::mm::{self, tracker, AllocError};
 use crate::sysabi::*;
 use crate::trap::{TrapFrame, REG_A0, REG_A7};
 use crate::{archive, console, proc, timer};
-use ::tracker::abi::{FreeError, ProcState, NO_PID};
+use ::tracker::abi::{FreeError, ProcState};
+use ::tracker::FreeBy;
+use kcore::sysargs;
 
 /// Runs the syscall in `tf` and stores its result in a0.
 pub fn dispatch(tf: &mut TrapFrame) {
@@ -19,7 +21,7 @@ pub fn dispatch(tf: &mut TrapFrame) {
         SYS_EXIT => proc::exit_current(a0 as i32),
         SYS_GETPID => proc::current_pid() as isize,
         SYS_SPAWN => sys_spawn(a0, a1, a2, a3),
-        SYS_WAIT => sys_wait(a0 as i64, a1, a2),
+        SYS_WAIT => sys_wait(a0, a1, a2),
         SYS_YIELD => {
             proc::yield_now();
             0
@@ -95,28 +97,33 @@ fn sys_read(buf: u64, len: u64) -> isize {
 
 fn sys_spawn(name: u64, name_len: u64, args: u64, args_len: u64) -> isize {
     let root = proc::current_root();
-    let mut nbuf = [0u8; 32];
+    let (name_len, args_len) = match sysargs::spawn_lens(name_len, args_len) {
+        Ok(lens) => lens,
+        Err(e) => return e,
+    };
+    let mut nbuf = [0u8; MAX_NAME_LEN];
     let mut abuf = [0u8; MAX_ARGS_LEN];
-    if name_len == 0 || name_len as usize > nbuf.len() || args_len as usize > abuf.len() {
-        return EINVAL;
-    }
-    if let Err(e) = vm::copy_in(root, name, &mut nbuf[..name_len as usize]) {
+    if let Err(e) = vm::copy_in(root, name, &mut nbuf[..name_len]) {
         return fault(e);
     }
-    if let Err(e) = vm::copy_in(root, args, &mut abuf[..args_len as usize]) {
+    if let Err(e) = vm::copy_in(root, args, &mut abuf[..args_len]) {
         return fault(e);
     }
-    let Ok(name) = core::str::from_utf8(&nbuf[..name_len as usize]) else {
+    let Ok(name) = core::str::from_utf8(&nbuf[..name_len]) else {
         return EINVAL;
     };
-    match proc::spawn(name, &abuf[..args_len as usize], proc::current_pid()) {
+    match proc::spawn(name, &abuf[..args_len], proc::current_pid()) {
         Ok(pid) => pid as isize,
         Err(e) => e,
     }
 }
 
-fn sys_wait(target: i64, status: u64, flags: u64) -> isize {
+fn sys_wait(target: u64, status: u64, flags: u64) -> isize {
     let root = proc::current_root();
+    let target = match sysargs::wait_target(target) {
+        Ok(t) => t,
+        Err(e) => return e,
+    };
     if status != 0 && vm::check_user(root, status, 4, true).is_err() {
         return EFAULT;
     }
@@ -138,13 +145,14 @@ fn ram_base() -> u64 {
 
 /// User address of the heap page for `pa`.
 fn heap_va(pa: u64) -> u64 {
-    HEAP_BASE + (pa - ram_base())
+    sysargs::heap_va(pa, ram_base())
 }
 
 fn sys_alloc_pages(npages: u64) -> isize {
-    if npages == 0 || npages > MAX_ALLOC_PAGES {
-        return EINVAL;
-    }
+    let npages = match sysargs::alloc_npages(npages) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
     let pid = proc::current_pid();
     let root = proc::current_root();
     let pa = match mm::alloc_pages(npages, pid, "alloc_pages") {
@@ -175,32 +183,18 @@ fn sys_alloc_pages(npages: u64) -> isize {
 }
 
 fn sys_free_pages(va: u64, npages: u64) -> isize {
-    let ram_pages = tracker::header().ram_pages;
-    if npages == 0
-        || !va.is_multiple_of(PAGE_SIZE)
-        || va < HEAP_BASE
-        || va >= HEAP_BASE + ram_pages * PAGE_SIZE
-    {
-        return EINVAL;
-    }
-    let pa = ram_base() + (va - HEAP_BASE);
-    if !mm::in_ram(pa, npages) {
-        return EINVAL;
-    }
+    let h = tracker::header();
+    let pa = match sysargs::heap_free(va, npages, h.ram_base, h.ram_pages) {
+        Ok(pa) => pa,
+        Err(e) => return e,
+    };
     let pid = proc::current_pid();
     let root = proc::current_root();
     // Mapped in this process's heap window: one of its own user allocations (or the middle of
-    // one). Otherwise the tracker tells a double free, someone else's pages, or untracked ones.
-    // A page the process owns but that is not mapped in its heap window is one of its
-    // kernel-side pages (stack, page table, …): never freeable by the process.
-    let mine = vm::translate(root, va, true) == Some(pa);
-    let mut internal = false;
-    if !mine {
-        tracker::for_each_live(|e| internal |= e.pa == pa && e.owner == pid);
-    }
-    // NO_PID owns nothing, so the tracker refuses the free of a kernel-side page as not_owner.
-    let expect = if internal { NO_PID } else { pid };
-    match mm::untrack(pa, npages, Some(expect)) {
+    // one). A page the process owns but that is not mapped there is one the kernel holds for
+    // it (stack, page table, …): the tracker refuses it as not_owner, naming the process.
+    let mapped = vm::translate(root, va, true) == Some(pa);
+    match mm::untrack(pa, npages, FreeBy::Process { pid, mapped }) {
         Ok(_) => {
             for k in 0..npages {
                 vm::unmap(root, va + k * PAGE_SIZE)

@@ -5,14 +5,14 @@
 //! `tracker::free_all_tracked_for_pid`). A full tracker table fails the allocation: no page is
 //! ever handed out untracked.
 
-pub mod page_alloc;
 pub mod tracker;
 pub mod vm;
 
 use crate::devicetree::BootInfo;
 use crate::sync::{IrqGuard, KCell};
 use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
-use page_alloc::PageAllocator;
+use ::tracker::FreeBy;
+use kcore::page_alloc::PageAllocator;
 
 static PAGES: KCell<PageAllocator> = KCell::new(PageAllocator::EMPTY);
 
@@ -37,15 +37,22 @@ extern "C" {
 }
 
 /// Sets up the page allocator over RAM above the kernel image, stamps the tracker header (RAM
-/// geometry and the device tree's timer frequency), and turns on paging with the kernel's
-/// identity map.
-pub fn init(boot: &BootInfo) {
+/// geometry, the device tree's timer frequency and this boot's `boot_nonce`, never 0), and
+/// turns on paging with the kernel's identity map.
+pub fn init(boot: &BootInfo, boot_nonce: u64) {
     // Only the address of the linker symbol is taken.
     let kernel_end = core::ptr::addr_of!(__kernel_end) as u64;
     with_pages(|a| a.init(boot.ram_base, boot.ram_size, kernel_end));
     let (total, free) = with_pages(|a| (a.total_pages(), a.free_pages()));
     let alloc_base = with_pages(|a| a.first_managed());
-    tracker::init(boot.ram_base, total, alloc_base, free, boot.timebase_hz);
+    tracker::init(
+        boot.ram_base,
+        total,
+        alloc_base,
+        free,
+        boot.timebase_hz,
+        boot_nonce,
+    );
     vm::init_kernel(boot);
 }
 
@@ -65,7 +72,7 @@ pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, Al
 /// Frees the allocation of `npages` pages at `pa`. A free that does not match a live
 /// allocation exactly is refused, counted and reported, and changes nothing.
 pub fn free_pages(pa: u64, npages: u64) -> Result<(), FreeError> {
-    untrack(pa, npages, None)?;
+    untrack(pa, npages, FreeBy::Kernel)?;
     release(pa, npages);
     Ok(())
 }
@@ -75,20 +82,15 @@ pub fn free_page(pa: u64) -> Result<(), FreeError> {
     free_pages(pa, 1)
 }
 
-/// First half of a free: removes the tracker entry (checking the owner if `expect_owner`).
+/// First half of a free: removes the tracker entry (checking that `by` may free it).
 /// On success the caller must `release` the pages once nothing refers to them any more.
-pub fn untrack(pa: u64, npages: u64, expect_owner: Option<Pid>) -> Result<AllocEntry, FreeError> {
-    tracker::track_free(pa, npages, expect_owner)
+pub fn untrack(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
+    tracker::track_free(pa, npages, by)
 }
 
 /// Second half of a free: gives untracked pages back to the allocator.
 pub fn release(pa: u64, npages: u64) {
     with_pages(|a| a.free(pa, npages));
-}
-
-/// Whether `[pa, pa + npages pages)` lies in RAM.
-pub fn in_ram(pa: u64, npages: u64) -> bool {
-    with_pages(|a| a.in_ram(pa, npages))
 }
 
 /// (total, free) pages of RAM.

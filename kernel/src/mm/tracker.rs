@@ -12,7 +12,7 @@ use super::with_pages;
 use crate::sync::{IrqGuard, TrackerCell};
 use crate::{println, timer};
 use tracker::abi::*;
-use tracker::{SlotIndex, TableFull, Tracker};
+use tracker::{FreeBy, SlotIndex, TableFull, Tracker};
 
 /// The inspector reads this: one slot per live allocation (`used == 1`).
 #[no_mangle]
@@ -59,10 +59,27 @@ fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
     f(&mut t)
 }
 
-/// Stamps the header at boot: RAM geometry, the allocator's free count, and `timebase_hz`, the
-/// `time` CSR frequency from the device tree (the unit of every event and entry `time`).
-pub fn init(ram_base: u64, ram_pages: u64, alloc_base: u64, free_pages: u64, timebase_hz: u64) {
-    with_tracker(|t| t.init(ram_base, ram_pages, alloc_base, free_pages, timebase_hz));
+/// Stamps the header at boot: RAM geometry, the allocator's free count, `timebase_hz`, the
+/// `time` CSR frequency from the device tree (the unit of every event and entry `time`), and
+/// `boot_nonce` (differs between boots, never 0).
+pub fn init(
+    ram_base: u64,
+    ram_pages: u64,
+    alloc_base: u64,
+    free_pages: u64,
+    timebase_hz: u64,
+    boot_nonce: u64,
+) {
+    with_tracker(|t| {
+        t.init(
+            ram_base,
+            ram_pages,
+            alloc_base,
+            free_pages,
+            timebase_hz,
+            boot_nonce,
+        )
+    });
 }
 
 /// A copy of the header.
@@ -95,25 +112,25 @@ pub fn track_alloc(
 }
 
 /// Forgets the allocation of `npages` pages at `pa` (the caller then gives the pages back).
-/// `expect_owner` is `Some(pid)` for a free requested by a process. A refused free (untracked
-/// address, double free, wrong size, not the owner) changes nothing but the tracker's counter
-/// and event ring, and is reported on the console.
+/// `by` says who asks (`FreeBy::Process` for a free requested by a process). A refused free
+/// (untracked address, double free, wrong size, not the owner) changes nothing but the
+/// tracker's counter and event ring (the event names the PID that asked), and is reported on
+/// the console.
 #[no_mangle]
 #[inline(never)]
-pub fn track_free(
-    pa: u64,
-    npages: u64,
-    expect_owner: Option<Pid>,
-) -> Result<AllocEntry, FreeError> {
+pub fn track_free(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
     let already_free = with_pages(|a| a.is_free(pa));
-    let r = with_tracker(|t| t.track_free(pa, npages, expect_owner, already_free, timer::now()));
+    let r = with_tracker(|t| t.track_free(pa, npages, by, already_free, timer::now()));
     if let Err(e) = r {
         let pid_name;
-        let who: &dyn core::fmt::Display = match expect_owner {
-            None => &"the kernel",
-            Some(NO_PID) => &"a process (one of its kernel-side pages)",
-            Some(pid) => {
-                pid_name = PidName(pid);
+        let who: &dyn core::fmt::Display = match (by, e) {
+            (FreeBy::Kernel, _) => &"the kernel",
+            (FreeBy::Process { pid, .. }, FreeError::NotOwner { owner }) if owner == pid => {
+                pid_name = PidName(pid, " (one of its kernel-side pages)");
+                &pid_name
+            }
+            (FreeBy::Process { pid, .. }, _) => {
+                pid_name = PidName(pid, "");
                 &pid_name
             }
         };
@@ -163,6 +180,8 @@ pub fn dump_allocs_for_pid(pid: Pid, debug: bool) {
 /// Exit sweep: removes every entry owned by `pid` and gives its pages straight back to the page
 /// allocator (not through `track_free`, so nothing is counted twice). Returns (allocations,
 /// pages) reclaimed. With `debug` (the exit-report flag) it prints the chapter's report lines.
+/// Each entry is removed in its own tracker change; its line is printed and its pages freed
+/// after that change, with the generation even, so a reader never waits on the console.
 /// Panics for pid 0: kernel allocations are never swept.
 #[no_mangle]
 #[inline(never)]
@@ -185,11 +204,11 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
     r
 }
 
-/// Formats as `pid N`.
-struct PidName(Pid);
+/// Formats as `pid N` followed by a remark.
+struct PidName(Pid, &'static str);
 
 impl core::fmt::Display for PidName {
     fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
-        write!(f, "pid {}", self.0)
+        write!(f, "pid {}{}", self.0, self.1)
     }
 }

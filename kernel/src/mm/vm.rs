@@ -12,6 +12,7 @@ use crate::devicetree::BootInfo;
 use crate::sync::KCell;
 use crate::sysabi::USER_VA_END;
 use core::arch::asm;
+use kcore::sysargs;
 use tracker::abi::{Pid, PAGE_SHIFT, PAGE_SIZE};
 
 pub const PTE_V: u64 = 1 << 0;
@@ -176,11 +177,11 @@ pub fn translate(root: u64, va: u64, write: bool) -> Option<u64> {
 pub struct Fault;
 
 /// Ok if all of user range `[va, va+len)` is mapped user-readable (and writable when `write`).
+/// Ranges outside the user regions (or wrapping) are refused before any walk
+/// (`kcore::sysargs::user_range`).
 pub fn check_user(root: u64, va: u64, len: u64, write: bool) -> Result<(), Fault> {
-    let end = va.checked_add(len).ok_or(Fault)?;
-    if end > USER_VA_END {
-        return Err(Fault);
-    }
+    sysargs::user_range(va, len).map_err(|_| Fault)?;
+    let end = va + len;
     let mut page = va & !(PAGE_SIZE - 1);
     while page < end {
         translate(root, page, write).ok_or(Fault)?;

@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 use tracker::abi::*;
-use tracker::{SlotIndex, Tracker};
+use tracker::{FreeBy, SlotIndex, Tracker};
 
 /// The chapter's `alloc_track_t` and its two functions, transcribed faithfully.
 #[derive(Clone, Copy)]
@@ -124,7 +124,7 @@ fn run_ours(s: &Script) -> f64 {
     let mut index = Box::new(SlotIndex::EMPTY);
     let (mut count, mut header) = (0usize, TrackerHeader::EMPTY);
     let mut t = Tracker::new(&mut table, &mut count, &mut header, &mut events, &mut index);
-    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20, 10_000_000);
+    t.init(0x8000_0000, 1 << 20, 0x8000_0000, 1 << 20, 10_000_000, 1);
     let mut live = s.fill.clone();
     for &pa in &live {
         t.track_alloc(pa, 1, 1, "fill", 0).unwrap();
@@ -133,7 +133,8 @@ fn run_ours(s: &Script) -> f64 {
     for &(pa, victim) in &s.steps {
         t.track_alloc(black_box(pa), 1, 1, "bench", 0).unwrap();
         let old = std::mem::replace(&mut live[victim], pa);
-        t.track_free(black_box(old), 1, None, false, 0).unwrap();
+        t.track_free(black_box(old), 1, FreeBy::Kernel, false, 0)
+            .unwrap();
     }
     black_box(t.count());
     start.elapsed().as_nanos() as f64 / s.steps.len() as f64

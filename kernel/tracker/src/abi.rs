@@ -17,13 +17,12 @@ pub const TRACKER_MAGIC: u64 = u64::from_le_bytes(*b"LEAKSCOP");
 /// `TrackerHeader::abi_version`.
 pub const TRACKER_ABI_VERSION: u32 = 1;
 
-/// Process id. 0 is the kernel; processes count up from 1 and are never reused.
+/// Process id. 0 is the kernel; processes count up from 1, skipping [`NO_PID`]; after a wrap a
+/// PID is reused only once no process (live or zombie) has it.
 pub type Pid = u32;
 
-/// A PID no process ever has: no allocation is ever recorded with it as owner. The kernel passes
-/// it as the expected owner of a free that must be refused (`NotOwner`) whoever owns the pages:
-/// a process's free of one of its own kernel-side pages (stack, page table, …). It then also
-/// appears as the `owner` of that free's `InvalidFree` event.
+/// A PID no process ever has (the kernel's PID counter skips it): never the owner of an
+/// entry, nor of an event.
 pub const NO_PID: Pid = Pid::MAX;
 
 /// One slot of `alloc_table`: a live allocation of `npages` contiguous pages at `pa`.
@@ -84,6 +83,9 @@ pub struct TrackerHeader {
     /// Frequency of the `time` CSR in Hz (the device tree's `timebase-frequency`), stamped at
     /// `init`: the unit of every `time` field, in entries and events.
     pub timebase_hz: u64,
+    /// Differs between boots, never 0 once initialised, stamped at `init` and never changed
+    /// after: a reader that sees it change knows the guest rebooted, whatever the generation.
+    pub boot_nonce: u64,
 }
 
 impl TrackerHeader {
@@ -106,6 +108,7 @@ impl TrackerHeader {
         free_pages: 0,
         tracked_pages: 0,
         timebase_hz: 0,
+        boot_nonce: 0,
     };
 }
 

@@ -31,6 +31,19 @@ pub struct TableFull {
     pub first: bool,
 }
 
+/// Who asks for a free ([`Tracker::track_free`]): what they may free, and whom an
+/// `InvalidFree` event names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeBy {
+    /// The kernel: any live allocation, whoever owns it.
+    Kernel,
+    /// Process `pid`, through its heap window: only an allocation it owns and that is `mapped`
+    /// there (one of its own user allocations). An allocation it owns but has not mapped there
+    /// is one the kernel holds for it (stack, page table, …): refused as `NotOwner`, like
+    /// anyone else's.
+    Process { pid: Pid, mapped: bool },
+}
+
 /// A view over the tracker's storage. The kernel builds one around its statics for the duration
 /// of one operation, with interrupts off; tests build one around heap storage.
 pub struct Tracker<'a> {
@@ -61,8 +74,11 @@ impl<'a> Tracker<'a> {
     }
 
     /// Stamps the header once at boot: magic, version, capacity, RAM geometry (`alloc_base`:
-    /// the first page the allocator manages) and `timebase_hz`, the frequency of the `time`
-    /// CSR that the `now` arguments of the other operations read.
+    /// the first page the allocator manages), `timebase_hz`, the frequency of the `time` CSR
+    /// that the `now` arguments of the other operations read, and `boot_nonce`, a value that
+    /// differs between boots.
+    ///
+    /// Panics if `boot_nonce` is 0: readers take 0 for a header not yet initialised.
     pub fn init(
         &mut self,
         ram_base: u64,
@@ -70,8 +86,14 @@ impl<'a> Tracker<'a> {
         alloc_base: u64,
         free_pages: u64,
         timebase_hz: u64,
+        boot_nonce: u64,
     ) {
+        assert!(
+            boot_nonce != 0,
+            "Tracker::init: the boot nonce must not be 0"
+        );
         self.change(|t| {
+            t.observe("init");
             t.header.magic = TRACKER_MAGIC;
             t.header.abi_version = TRACKER_ABI_VERSION;
             t.header.capacity = MAX_TRACKED_ALLOCS as u32;
@@ -80,6 +102,7 @@ impl<'a> Tracker<'a> {
             t.header.alloc_base = alloc_base;
             t.header.free_pages = free_pages;
             t.header.timebase_hz = timebase_hz;
+            t.header.boot_nonce = boot_nonce;
         });
     }
 
@@ -117,6 +140,7 @@ impl<'a> Tracker<'a> {
                     first: t.header.failed_allocs == 1,
                 });
             };
+            t.observe("slot");
             t.table[slot] = AllocEntry {
                 used: 1,
                 owner,
@@ -139,15 +163,16 @@ impl<'a> Tracker<'a> {
     /// Forgets the allocation of `npages` pages at `pa` and returns it; the caller then gives
     /// the pages back to the allocator.
     ///
-    /// `expect_owner` is `Some(pid)` for a free requested by a process: only the owner may
-    /// free. `page_already_free` is the allocator's view of the page at `pa`; it tells a double
-    /// free from an address that was never tracked. A refused free changes no entry: it is
-    /// counted in `invalid_frees` and recorded as an `InvalidFree` event whose tag is the reason.
+    /// `by` says who asks, which decides what may be freed (see [`FreeBy`]).
+    /// `page_already_free` is the allocator's view of the page at `pa`; it tells a double free
+    /// from an address that was never tracked. A refused free changes no entry: it is counted
+    /// in `invalid_frees` and recorded as an `InvalidFree` event whose tag is the reason and
+    /// whose owner is the PID that asked (for the kernel: the entry's owner, else 0).
     pub fn track_free(
         &mut self,
         pa: u64,
         npages: u64,
-        expect_owner: Option<Pid>,
+        by: FreeBy,
         page_already_free: bool,
         now: u64,
     ) -> Result<AllocEntry, FreeError> {
@@ -157,8 +182,10 @@ impl<'a> Tracker<'a> {
             None => Err(FreeError::Untracked),
             Some(slot) => {
                 let e = &self.table[slot];
-                match expect_owner {
-                    Some(pid) if pid != e.owner => Err(FreeError::NotOwner { owner: e.owner }),
+                match by {
+                    FreeBy::Process { pid, mapped } if pid != e.owner || !mapped => {
+                        Err(FreeError::NotOwner { owner: e.owner })
+                    }
                     _ if e.npages != npages => Err(FreeError::WrongSize { tracked: e.npages }),
                     _ => Ok(slot),
                 }
@@ -174,9 +201,10 @@ impl<'a> Tracker<'a> {
             }
             Err(err) => {
                 t.header.invalid_frees += 1;
-                let who = expect_owner
-                    .or(found.map(|s| t.table[s].owner))
-                    .unwrap_or(0);
+                let who = match by {
+                    FreeBy::Process { pid, .. } => pid,
+                    FreeBy::Kernel => found.map_or(0, |s| t.table[s].owner),
+                };
                 let refused = AllocEntry {
                     owner: who,
                     pa,
@@ -190,9 +218,14 @@ impl<'a> Tracker<'a> {
         })
     }
 
-    /// Exit sweep: removes every entry owned by `pid`, in slot order, calling `on_entry` with
-    /// each one just before it is removed (to print it and give its pages back to the
-    /// allocator directly, *not* through `track_free`). Returns (allocations, pages) reclaimed.
+    /// Exit sweep: removes every entry owned by `pid`, in slot order, each in its own change,
+    /// and calls `on_entry` with each one just after its change is complete (to print it and
+    /// give its pages back to the allocator directly, *not* through `track_free`). Returns
+    /// (allocations, pages) reclaimed.
+    ///
+    /// The generation is even whenever `on_entry` runs: however long the caller takes over an
+    /// entry (the exit report prints a console line for each), a reader that waits for an even
+    /// generation waits at most for one entry's removal, never for the whole sweep.
     ///
     /// Panics if `pid` is 0: kernel allocations are never swept.
     pub fn free_all_for_pid(
@@ -205,24 +238,24 @@ impl<'a> Tracker<'a> {
             pid != 0,
             "free_all_for_pid: the kernel (pid 0) is never swept"
         );
-        self.change(|t| {
-            let (mut allocs, mut pages) = (0, 0);
-            for slot in 0..t.header.high_water as usize {
-                let e = t.table[slot];
-                if e.used == 0 || e.owner != pid {
-                    continue;
-                }
-                on_entry(&e);
+        let (mut allocs, mut pages) = (0, 0);
+        for slot in 0..self.header.high_water as usize {
+            let e = self.table[slot];
+            if e.used == 0 || e.owner != pid {
+                continue;
+            }
+            self.change(|t| {
                 t.remove(slot);
                 t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
-                allocs += 1;
-                pages += e.npages;
-            }
-            t.header.reclaimed_allocs += allocs;
-            t.header.reclaimed_pages += pages;
-            t.header.free_pages += pages;
-            (allocs, pages)
-        })
+                t.header.reclaimed_allocs += 1;
+                t.header.reclaimed_pages += e.npages;
+                t.header.free_pages += e.npages;
+            });
+            on_entry(&e);
+            allocs += 1;
+            pages += e.npages;
+        }
+        (allocs, pages)
     }
 
     /// Live entries with their slot numbers, in slot order.
@@ -250,6 +283,7 @@ impl<'a> Tracker<'a> {
 
     /// Clears `slot` (which must be used) and returns what it held.
     fn remove(&mut self, slot: usize) -> AllocEntry {
+        self.observe("remove");
         let entry = self.table[slot];
         self.index.remove(&self.table[..], entry.pa, slot);
         self.table[slot] = AllocEntry::EMPTY;
@@ -261,6 +295,7 @@ impl<'a> Tracker<'a> {
 
     /// Appends an event about `e` (owner, pa, npages, tag) at `slot` to the ring.
     fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
+        self.observe("event");
         let seq = self.header.event_head;
         self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
             seq,
@@ -294,6 +329,18 @@ impl<'a> Tracker<'a> {
         // stops the CPU can observe it.
         unsafe { core::ptr::write_volatile(g, g.wrapping_add(1)) };
         compiler_fence(Ordering::SeqCst);
+        #[cfg(test)]
+        tests::probe::generation_stored(self.header.generation);
+    }
+
+    /// Test seam: the host tests record the generation at each write of the tracker state
+    /// (`what` names the write). Compiled to nothing outside tests.
+    #[inline(always)]
+    fn observe(&self, what: &'static str) {
+        #[cfg(test)]
+        tests::probe::write(what, self.header.generation);
+        #[cfg(not(test))]
+        let _ = what;
     }
 }
 

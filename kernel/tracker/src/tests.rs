@@ -4,10 +4,50 @@
 use super::*;
 use std::collections::HashMap;
 
+/// What the tracker reports through its test seam (`Tracker::observe`, `bump_generation`), per
+/// test thread: the generation after each store to it, and the generation at each write of the
+/// state while recording.
+pub(crate) mod probe {
+    use std::cell::{Cell, RefCell};
+
+    thread_local! {
+        static GENERATION: Cell<Option<u64>> = const { Cell::new(None) };
+        static WRITES: RefCell<Option<Vec<(&'static str, u64)>>> = const { RefCell::new(None) };
+    }
+
+    pub(crate) fn generation_stored(g: u64) {
+        GENERATION.with(|c| c.set(Some(g)));
+    }
+
+    pub(crate) fn write(what: &'static str, generation: u64) {
+        WRITES.with(|w| {
+            if let Some(log) = w.borrow_mut().as_mut() {
+                log.push((what, generation));
+            }
+        });
+    }
+
+    /// The generation as last stored by the tracker on this thread.
+    pub(crate) fn generation() -> u64 {
+        GENERATION
+            .with(|c| c.get())
+            .expect("no generation stored yet")
+    }
+
+    /// Runs `f`, returning what it returned and the (write, generation) pairs it made.
+    pub(crate) fn writes_during<R>(f: impl FnOnce() -> R) -> (R, Vec<(&'static str, u64)>) {
+        WRITES.with(|w| *w.borrow_mut() = Some(Vec::new()));
+        let r = f();
+        let log = WRITES.with(|w| w.borrow_mut().take()).unwrap();
+        (r, log)
+    }
+}
+
 const PAGE: u64 = PAGE_SIZE;
 const BASE: u64 = 0x8020_0000;
 /// QEMU virt's `timebase-frequency`.
 const TIMEBASE_HZ: u64 = 10_000_000;
+const NONCE: u64 = 0x0123_4567_89ab_cdef;
 
 /// Heap storage shaped like the kernel's statics.
 pub(crate) struct Storage {
@@ -29,7 +69,7 @@ impl Storage {
             events: vec![AllocEvent::EMPTY; EVENT_RING_LEN].try_into().unwrap(),
             index: Box::new(SlotIndex::EMPTY),
         };
-        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ);
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, NONCE);
         s
     }
 
@@ -56,6 +96,11 @@ fn pa(i: u64) -> u64 {
     BASE + i * PAGE
 }
 
+/// A free by process `pid` of one of its own user allocations (mapped in its heap window).
+fn by(pid: Pid) -> FreeBy {
+    FreeBy::Process { pid, mapped: true }
+}
+
 #[test]
 fn init_stamps_header() {
     let s = Storage::new();
@@ -66,6 +111,29 @@ fn init_stamps_header() {
 }
 
 #[test]
+fn init_stamps_the_boot_nonce_in_the_same_change_and_later_changes_keep_it() {
+    let mut s = Storage::new();
+    assert_eq!(s.header.boot_nonce, NONCE);
+    assert_eq!(
+        s.header.generation, 2,
+        "magic and nonce appear together in one change"
+    );
+    s.t().track_alloc(pa(0), 2, 3, "a", 0).unwrap();
+    s.t().track_free(pa(0), 2, by(3), false, 0).unwrap();
+    s.t().track_alloc(pa(4), 1, 3, "b", 0).unwrap();
+    s.t().free_all_for_pid(3, 0, |_| {});
+    let _ = s.t().track_free(pa(9), 1, FreeBy::Kernel, false, 0);
+    assert_eq!(s.header.boot_nonce, NONCE);
+}
+
+#[test]
+#[should_panic(expected = "boot nonce must not be 0")]
+fn a_zero_boot_nonce_is_refused() {
+    let mut s = Storage::new();
+    s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, 0);
+}
+
+#[test]
 fn init_stamps_the_timebase_and_later_changes_keep_it() {
     let mut s = Storage::new();
     assert_eq!(s.header.timebase_hz, TIMEBASE_HZ);
@@ -73,7 +141,7 @@ fn init_stamps_the_timebase_and_later_changes_keep_it() {
         .track_alloc(pa(0), 2, 3, "a", 5 * TIMEBASE_HZ)
         .unwrap();
     s.t()
-        .track_free(pa(0), 2, Some(3), false, 6 * TIMEBASE_HZ)
+        .track_free(pa(0), 2, by(3), false, 6 * TIMEBASE_HZ)
         .unwrap();
     s.t().free_all_for_pid(3, 7 * TIMEBASE_HZ, |_| {});
     assert_eq!(s.header.timebase_hz, TIMEBASE_HZ);
@@ -121,7 +189,7 @@ fn free_returns_entry_and_recycles_slot() {
     for i in 0..5 {
         s.t().track_alloc(pa(i), 1, 2, "a", 0).unwrap();
     }
-    let freed = s.t().track_free(pa(2), 1, Some(2), false, 9).unwrap();
+    let freed = s.t().track_free(pa(2), 1, by(2), false, 9).unwrap();
     assert_eq!((freed.pa, freed.owner, freed.tag), (pa(2), 2, "a"));
     assert_eq!(s.table[2].used, 0);
     assert_eq!(s.count, 4);
@@ -156,7 +224,9 @@ fn full_table_refuses_without_touching_entries() {
     assert_eq!(*s.table, *before);
     assert_eq!(s.last_event().kind, EventKind::AllocFailed);
     // Space again after a free.
-    s.t().track_free(pa(5), 1, None, false, 0).unwrap();
+    s.t()
+        .track_free(pa(5), 1, FreeBy::Kernel, false, 0)
+        .unwrap();
     assert_eq!(s.t().track_alloc(pa(1 << 20), 1, 1, "x", 0), Ok(5));
 }
 
@@ -167,17 +237,11 @@ fn invalid_frees_are_classified_counted_and_harmless() {
     s.t().track_alloc(pa(10), 1, 3, "small", 0).unwrap();
     let table_before = s.table.clone();
     let cases = [
-        (pa(50), 1, None, false, FreeError::Untracked),
-        (pa(1), 1, Some(3), false, FreeError::Untracked), // inside an allocation, not its start
-        (pa(60), 1, None, true, FreeError::DoubleFree),
-        (
-            pa(0),
-            1,
-            Some(3),
-            false,
-            FreeError::WrongSize { tracked: 4 },
-        ),
-        (pa(10), 1, Some(4), false, FreeError::NotOwner { owner: 3 }),
+        (pa(50), 1, FreeBy::Kernel, false, FreeError::Untracked),
+        (pa(1), 1, by(3), false, FreeError::Untracked), // inside an allocation, not its start
+        (pa(60), 1, FreeBy::Kernel, true, FreeError::DoubleFree),
+        (pa(0), 1, by(3), false, FreeError::WrongSize { tracked: 4 }),
+        (pa(10), 1, by(4), false, FreeError::NotOwner { owner: 3 }),
     ];
     for (i, (addr, n, owner, already_free, want)) in cases.into_iter().enumerate() {
         assert_eq!(s.t().track_free(addr, n, owner, already_free, 0), Err(want));
@@ -192,24 +256,78 @@ fn invalid_frees_are_classified_counted_and_harmless() {
     assert_eq!(s.count, 2);
     assert_eq!(s.header.tracked_pages, 5);
     // A real double free: free once, then again.
-    s.t().track_free(pa(10), 1, Some(3), false, 0).unwrap();
+    s.t().track_free(pa(10), 1, by(3), false, 0).unwrap();
     assert_eq!(
-        s.t().track_free(pa(10), 1, Some(3), true, 0),
+        s.t().track_free(pa(10), 1, by(3), true, 0),
         Err(FreeError::DoubleFree)
     );
 }
 
 #[test]
-fn a_free_expecting_no_pid_is_refused_whoever_owns_the_pages() {
+fn a_process_free_of_a_page_the_kernel_holds_for_it_is_refused_and_names_the_caller() {
     let mut s = Storage::new();
     s.t().track_alloc(pa(0), 1, 3, "user_stack", 0).unwrap();
+    // Its own page, but not one of its user allocations (not mapped in its heap window).
+    let own = FreeBy::Process {
+        pid: 3,
+        mapped: false,
+    };
     assert_eq!(
-        s.t().track_free(pa(0), 1, Some(NO_PID), false, 0),
+        s.t().track_free(pa(0), 1, own, false, 0),
         Err(FreeError::NotOwner { owner: 3 })
     );
     let ev = s.last_event();
-    assert_eq!((ev.kind, ev.owner), (EventKind::InvalidFree, NO_PID));
+    assert_eq!(
+        (ev.kind, ev.owner, ev.tag),
+        (EventKind::InvalidFree, 3, "not_owner"),
+        "the event names the process that asked, never NO_PID"
+    );
     assert_eq!(s.t().find(pa(0)).unwrap().owner, 3, "the entry stays");
+}
+
+#[test]
+fn invalid_free_events_name_the_process_that_asked() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 2, 3, "alloc_pages", 0).unwrap();
+    s.t().track_alloc(pa(4), 1, 3, "pagetable", 0).unwrap();
+    let cases = [
+        (
+            pa(0),
+            2,
+            FreeBy::Process {
+                pid: 7,
+                mapped: false,
+            },
+            false,
+            7,
+        ), // someone else's
+        (pa(0), 1, by(3), false, 3), // wrong size
+        (pa(1), 1, by(3), false, 3), // inside
+        (pa(40), 1, by(9), true, 9), // double free
+        (
+            pa(4),
+            1,
+            FreeBy::Process {
+                pid: 3,
+                mapped: false,
+            },
+            false,
+            3,
+        ), // kernel-side page
+        (pa(0), 1, FreeBy::Kernel, false, 3), // kernel: the entry's owner
+        (pa(50), 1, FreeBy::Kernel, false, 0), // kernel, nothing there: 0
+    ];
+    for (addr, n, who, already_free, want) in cases {
+        assert!(s.t().track_free(addr, n, who, already_free, 0).is_err());
+        let ev = s.last_event();
+        assert_eq!(
+            (ev.kind, ev.owner),
+            (EventKind::InvalidFree, want),
+            "{who:?} at {addr:#x}"
+        );
+        assert_ne!(ev.owner, NO_PID);
+    }
+    assert_eq!(s.count, 2);
 }
 
 #[test]
@@ -270,7 +388,7 @@ fn generation_is_even_after_each_change_and_moves_by_two() {
     s.t().track_alloc(pa(0), 1, 1, "a", 0).unwrap();
     assert_eq!(s.header.generation, g + 2);
     g += 2;
-    let _ = s.t().track_free(pa(9), 1, None, false, 0);
+    let _ = s.t().track_free(pa(9), 1, FreeBy::Kernel, false, 0);
     assert_eq!(s.header.generation, g + 2);
     g += 2;
     s.t().free_all_for_pid(1, 0, |_| {});
@@ -284,7 +402,9 @@ fn event_ring_wraps_and_keeps_sequence_numbers() {
     let n = EVENT_RING_LEN as u64 + 100;
     for i in 0..n {
         s.t().track_alloc(pa(2 * i), 1, 1, "r", i).unwrap();
-        s.t().track_free(pa(2 * i), 1, None, false, i).unwrap();
+        s.t()
+            .track_free(pa(2 * i), 1, FreeBy::Kernel, false, i)
+            .unwrap();
     }
     assert_eq!(s.header.event_head, 2 * n);
     for seq in 2 * n - EVENT_RING_LEN as u64..2 * n {
@@ -328,9 +448,13 @@ fn randomized_index_agrees_with_model() {
                 }
             }
             6..=8 => {
-                let got =
-                    s.t()
-                        .track_free(addr, model.get(&addr).map_or(1, |m| m.0), None, false, 0);
+                let got = s.t().track_free(
+                    addr,
+                    model.get(&addr).map_or(1, |m| m.0),
+                    FreeBy::Kernel,
+                    false,
+                    0,
+                );
                 assert_eq!(got.is_ok(), model.remove(&addr).is_some(), "step {step}");
             }
             _ => {
@@ -372,9 +496,11 @@ fn free_pages_move_with_allocs_frees_and_sweeps_in_the_same_change() {
         g + 6,
         "no extra change to publish the count"
     );
-    let _ = s.t().track_free(pa(0), 1, None, false, 0); // refused: wrong size
+    let _ = s.t().track_free(pa(0), 1, FreeBy::Kernel, false, 0); // refused: wrong size
     assert_eq!(s.header.free_pages, 32768 - 7);
-    s.t().track_free(pa(16), 1, None, false, 0).unwrap();
+    s.t()
+        .track_free(pa(16), 1, FreeBy::Kernel, false, 0)
+        .unwrap();
     assert_eq!(s.header.free_pages, 32768 - 6);
     s.t().free_all_for_pid(3, 0, |_| {});
     assert_eq!(s.header.free_pages, 32768);
@@ -386,5 +512,131 @@ fn free_pages_move_with_allocs_frees_and_sweeps_in_the_same_change() {
     assert_eq!(
         s.header.free_pages, before,
         "a refused allocation takes nothing"
+    );
+}
+
+/// Asserts the generation protocol around one operation: it wrote the state at least once,
+/// every write happened with the generation odd, and afterwards the generation is even and
+/// moved by exactly two per change (`changes`).
+fn assert_changes<R>(
+    s: &mut Storage,
+    what: &str,
+    changes: u64,
+    op: impl FnOnce(&mut Storage) -> R,
+) -> R {
+    let before = s.header.generation;
+    assert_eq!(before % 2, 0, "{what}: generation odd before the operation");
+    let (r, writes) = probe::writes_during(|| op(s));
+    assert!(!writes.is_empty(), "{what}: no write observed");
+    for (write, g) in &writes {
+        assert_eq!(
+            g % 2,
+            1,
+            "{what}: {write} written with the generation even ({g})"
+        );
+        assert!(
+            (before..before + 2 * changes).contains(g),
+            "{what}: {write} written at generation {g}, outside the operation's own changes from {before}"
+        );
+    }
+    assert_eq!(
+        s.header.generation,
+        before + 2 * changes,
+        "{what}: generation after the operation"
+    );
+    assert_eq!(
+        probe::generation(),
+        s.header.generation,
+        "{what}: generation stored outside bump_generation"
+    );
+    r
+}
+
+#[test]
+fn every_mutating_operation_writes_with_the_generation_odd_and_ends_even() {
+    let mut s = Storage::new();
+    assert_changes(&mut s, "init", 1, |s| {
+        s.t().init(BASE, 32768, BASE, 32768, TIMEBASE_HZ, NONCE)
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(0), 2, 3, "a", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(4), 1, 3, "b", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_alloc", 1, |s| {
+        s.t().track_alloc(pa(8), 1, 4, "c", 1).unwrap()
+    });
+    assert_changes(&mut s, "track_free", 1, |s| {
+        s.t().track_free(pa(8), 1, by(4), false, 2).unwrap()
+    });
+    for (what, addr, n, by, free) in [
+        ("untracked free", pa(60), 1, FreeBy::Kernel, false),
+        ("double free", pa(8), 1, by(4), true),
+        ("wrong-size free", pa(0), 1, by(3), false),
+        ("not-owner free", pa(0), 2, by(5), false),
+    ] {
+        assert_changes(&mut s, what, 1, |s| {
+            s.t().track_free(addr, n, by, free, 3).unwrap_err()
+        });
+    }
+    // The sweep: one change per entry (pid 3 has two).
+    assert_changes(&mut s, "free_all_for_pid", 2, |s| {
+        s.t().free_all_for_pid(3, 4, |_| {})
+    });
+    // A refused allocation (table full) is a change too: counter and event.
+    for i in 0..MAX_TRACKED_ALLOCS as u64 {
+        s.t().track_alloc(pa(100 + i), 1, 6, "fill", 0).unwrap();
+    }
+    assert_changes(&mut s, "track_alloc (table full)", 1, |s| {
+        s.t().track_alloc(pa(1 << 20), 1, 6, "x", 5).unwrap_err()
+    });
+}
+
+#[test]
+fn a_sweep_of_a_pid_with_nothing_is_no_change() {
+    let mut s = Storage::new();
+    s.t().track_alloc(pa(0), 1, 3, "a", 0).unwrap();
+    let g = s.header.generation;
+    assert_eq!(
+        s.t().free_all_for_pid(4, 0, |_| panic!("not owned")),
+        (0, 0)
+    );
+    assert_eq!(s.header.generation, g);
+}
+
+#[test]
+fn the_sweep_callback_runs_between_changes_with_the_generation_even() {
+    let mut s = Storage::new();
+    for i in 0..40u64 {
+        s.t()
+            .track_alloc(pa(i * 4), 1 + i % 3, 3 + (i % 2) as u32, "mix", 0)
+            .unwrap();
+    }
+    let (start, tracked0, free0) = (
+        s.header.generation,
+        s.header.tracked_pages,
+        s.header.free_pages,
+    );
+    let mut seen = Vec::new();
+    let (allocs, pages) = s.t().free_all_for_pid(3, 9, |e| {
+        // The printing and page freeing of the exit report happen here: no reader may be
+        // kept waiting by them, so the entry's own change must already be complete.
+        let g = probe::generation();
+        assert_eq!(g % 2, 0, "callback for {e:?} ran at odd generation {g}");
+        seen.push((g, e.npages));
+    });
+    assert_eq!(allocs, 20);
+    assert_eq!(seen.len(), 20);
+    // One change per entry, each complete before its callback: 2, 4, 6, … past the start.
+    for (k, (g, _)) in seen.iter().enumerate() {
+        assert_eq!(*g, start + 2 * (k as u64 + 1), "entry {k}");
+    }
+    assert_eq!(pages, seen.iter().map(|s| s.1).sum::<u64>());
+    assert_eq!(s.header.tracked_pages, tracked0 - pages);
+    assert_eq!(s.header.free_pages, free0 + pages);
+    assert_eq!(
+        (s.header.reclaimed_allocs, s.header.reclaimed_pages),
+        (20, pages)
     );
 }

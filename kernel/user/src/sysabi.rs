@@ -75,6 +75,8 @@ pub const USER_VA_END: u64 = 1 << 38;
 pub const MAX_ALLOC_PAGES: u64 = 256;
 /// Longest argument block for `SYS_SPAWN` (NUL-separated arguments).
 pub const MAX_ARGS_LEN: usize = 256;
+/// Longest program name for `SYS_SPAWN`, in bytes.
+pub const MAX_NAME_LEN: usize = 32;
 
 /// One process, as `SYS_PROCINFO` reports it.
 #[repr(C)]

@@ -3,6 +3,10 @@
 //! an address outside the heap. Each must be refused and counted (invalid_frees + 4), and
 //! change nothing: the free-page count is the same before and after each refused free.
 //! Last line: `badfree: ok` or what went wrong.
+//!
+//! `badfree tables`: frees of this process's own page-table pages (kernel-side pages it owns
+//! but never mapped): its first heap page's tables sit just after the page in RAM on a fresh
+//! boot. Each must be refused with ENOTOWNER; prints `badfree: pid=P …` per attempt.
 #![no_std]
 #![no_main]
 
@@ -64,9 +68,38 @@ fn steal(args: Args) -> i32 {
     }
 }
 
+/// `tables` mode: free the two pages after our first heap page (the heap window's page
+/// tables, allocated right after it); exit 0 if both are refused with ENOTOWNER.
+fn tables() -> i32 {
+    let pid = getpid();
+    let a = alloc_pages(1).expect("alloc 1");
+    let mut refused = 0;
+    for k in 1..=2 {
+        let addr = a + k * PAGE_SIZE as usize;
+        let r = free_pages(addr, 1);
+        println!(
+            "badfree: pid={pid} free({addr:#x}, 1) of a page-table page -> {}",
+            match r {
+                Ok(()) => "ok",
+                Err(e) => err_name(e),
+            }
+        );
+        refused += (r == Err(ENOTOWNER)) as i32;
+    }
+    free_pages(a, 1).expect("free 1");
+    if refused == 2 {
+        0
+    } else {
+        1
+    }
+}
+
 fn main(args: Args) -> i32 {
     if args.get(1) == Some("steal") {
         return steal(args);
+    }
+    if args.get(1) == Some("tables") {
+        return tables();
     }
     let mut bad = 0;
     // Warm up: the first heap page also brings the page-table pages of the heap window.

@@ -17,7 +17,10 @@ fn main(_args: Args) -> i32 {
     let ok_ptr = buf.as_mut_ptr() as usize;
     let name = "hello";
     let stack_top = USER_STACK_TOP as usize;
-    let calls: [(&str, usize, [usize; 4]); 28] = [
+    // One page of our own: frees of it with absurd page counts must be EINVAL, not a size
+    // mismatch computed from a wrapped range.
+    let own = alloc_pages(1).expect("badptr: alloc_pages(1)");
+    let calls: [(&str, usize, [usize; 4]); 30] = [
         ("write(null)", SYS_WRITE, [0, 10, 0, 0]),
         ("write(kernel)", SYS_WRITE, [KERNEL, 10, 0, 0]),
         ("write(unmapped)", SYS_WRITE, [UNMAPPED, 10, 0, 0]),
@@ -77,6 +80,16 @@ fn main(_args: Args) -> i32 {
             SYS_FREE_PAGES,
             [HEAP_BASE as usize + 12, 1, 0, 0],
         ),
+        (
+            "free_pages(own page, 2^64-1 pages)",
+            SYS_FREE_PAGES,
+            [own, usize::MAX, 0, 0],
+        ),
+        (
+            "free_pages(own page, 2^63 pages)",
+            SYS_FREE_PAGES,
+            [own, 1 << 63, 0, 0],
+        ),
         ("syscall 999", 999, [0, 0, 0, 0]),
     ];
     let mut accepted = 0;
@@ -89,6 +102,10 @@ fn main(_args: Args) -> i32 {
         if r >= 0 {
             accepted += 1;
         }
+    }
+    if free_pages(own, 1).is_err() {
+        println!("badptr: FAILED: the own page could not be freed after the bad frees");
+        accepted += 1;
     }
     if accepted == 0 {
         println!("badptr: all {} bad calls refused", calls.len());

@@ -1,5 +1,6 @@
 //! The shell (first process): prompt `$ `, runs programs by name with arguments, a trailing
 //! `&` runs one in the background; finished background children are reaped before each prompt.
+//! `exit [CODE]` ends the shell (the kernel then starts a new one; its children run on).
 #![no_std]
 #![no_main]
 
@@ -44,6 +45,12 @@ fn main(_args: Args) -> i32 {
             continue;
         }
         let name = words[0];
+        if name == "exit" {
+            return words[1..count]
+                .first()
+                .and_then(|c| parse_u64(c))
+                .map_or(0, |c| c as i32);
+        }
         match spawn(name, &words[..count]) {
             Ok(pid) if background => println!("[{pid}] {name} running in the background"),
             Ok(pid) => match wait(Some(pid), false) {
