@@ -355,3 +355,31 @@ fn a_guest_held_mid_change_shows_the_last_consistent_state_and_stays_held() {
     assert!(!snap.mid_change);
     assert_eq!(snap.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
 }
+
+#[test]
+fn a_reboot_at_an_equal_generation_is_read_afresh() {
+    let mut fx = fixture();
+    fx.set_header("boot_nonce", 0x1111);
+    let first = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(!first.rebooted);
+    assert_eq!(first.entries.len(), 3);
+    // The guest reboots and, by chance, its generation reaches the same value with another
+    // table: only the boot nonce tells.
+    let table = fx.sampler.layout().table.clone();
+    let used = table.record.require("used").unwrap().clone();
+    fx.poke(table.array.element_address(table.address, 3), &used, 0);
+    fx.set_header("boot_nonce", 0x2222);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(snap.rebooted, "a new nonce is a reboot");
+    assert!(snap.table_read, "nothing of the previous boot is reused");
+    assert_eq!(
+        snap.entries.iter().map(|e| e.slot).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    let again = fx.sampler.sample(&mut fx.target).unwrap();
+    assert!(
+        !again.rebooted && !again.table_read,
+        "then unchanged as usual"
+    );
+    assert!(fx.halted_balance());
+}

@@ -166,6 +166,19 @@ pub fn summary_json(s: &Snapshot) -> Value {
     })
 }
 
+/// `watch`'s note that the guest rebooted (its boot nonce changed) since the last snapshot.
+pub fn rebooted_line(json: bool) -> String {
+    if json {
+        #[derive(Serialize)]
+        struct RebootRecord {
+            rebooted: bool,
+        }
+        to_value(&RebootRecord { rebooted: true }).to_string()
+    } else {
+        "# the guest rebooted: what follows is the new boot's".to_string()
+    }
+}
+
 /// `watch`'s note that the ring overran between two snapshots.
 pub fn missed_events_line(missed: u64, json: bool) -> String {
     if json {

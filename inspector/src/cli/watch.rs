@@ -9,6 +9,8 @@
 //! ```
 //!
 //! The first snapshot prints what the event ring still remembers from before `watch` started.
+//! A reboot seen on the same connection (the tracker's boot nonce changed) is said in a line
+//! (`# the guest rebooted…`, JSON `{"rebooted": true}`) before the new boot's events.
 //!
 //! If the kernel goes away (QEMU exits or is killed, the stub closes the connection or stops
 //! answering), `watch` does not reconnect: it says so on stderr (`inspector: lost the kernel at
@@ -70,6 +72,9 @@ pub fn run(args: WatchArgs) -> Result<()> {
             }
         };
         paused_us += snap.pause_us;
+        if snap.rebooted {
+            writeln!(out, "{}", render::rebooted_line(json))?;
+        }
         if snap.missed_events > 0 {
             writeln!(
                 out,
