@@ -10,7 +10,7 @@
 
 use crate::debugger::Args;
 use crate::model::check::{CheckRun, Finding};
-use crate::model::{Entry, Event, EventKind, PidSummary, Snapshot};
+use crate::model::{Entry, Event, EventKind, PidSummary, ReadPath, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -19,6 +19,8 @@ use std::time::Duration;
 /// The object of `snapshot --json`.
 #[derive(Serialize)]
 struct SnapshotRecord<'a> {
+    /// `gdb` (halted reads through the stub) or `ram` (the RAM file, no halt).
+    source: ReadPath,
     capacity: u64,
     count: u64,
     generation: u64,
@@ -41,6 +43,7 @@ struct SnapshotRecord<'a> {
 pub fn snapshot_json(s: &Snapshot) -> Value {
     let h = &s.header;
     to_value(&SnapshotRecord {
+        source: s.read_path,
         capacity: h.capacity,
         count: h.count,
         generation: h.generation,

@@ -170,7 +170,19 @@ pub struct Header {
     pub boot_nonce: u64,
 }
 
-/// Everything one halt of the guest learned.
+/// How a snapshot was read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum ReadPath {
+    /// Through the GDB stub, with the guest halted for the reads.
+    #[default]
+    #[serde(rename = "gdb")]
+    Stub,
+    /// From guest RAM in QEMU's shared memory file, with the guest running.
+    #[serde(rename = "ram")]
+    Ram,
+}
+
+/// Everything one consistent read of the tracker learned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub header: Header,
@@ -192,6 +204,8 @@ pub struct Snapshot {
     /// The guest rebooted since the previous snapshot (its boot nonce changed): everything
     /// was read afresh, and the events are the new boot's.
     pub rebooted: bool,
+    /// Through the stub (halted) or from the RAM file (running).
+    pub read_path: ReadPath,
 }
 
 /// Per-PID totals: what the overview and `mem` show.

@@ -8,15 +8,17 @@
 //! resume) is measured and reported per snapshot.
 
 mod layout;
+mod live;
 
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
+pub use live::LIVE_BOUND;
 pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
 
 use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
-use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, Snapshot};
-use crate::target::{HaltGuard, Target, TargetError};
+use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
+use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -164,7 +166,7 @@ impl Sampler {
         Err(SnapshotError::Torn)
     }
 
-    fn read_header<T: Target + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {
+    fn read_header<T: GuestMemory + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {
         let capacity = self.layout.table.array.len;
         let Some((addr, layout)) = &self.layout.header else {
             // No header (a kernel with the chapter's bare table): the whole table is read every time.
@@ -214,7 +216,7 @@ impl Sampler {
     /// not moved; the previous snapshot with the ring's events applied, when every event
     /// since is still in the ring and they account exactly for the new count and pages;
     /// else from reading `alloc_table[0 .. high_water]`.
-    fn read_rest<T: Target + ?Sized>(
+    fn read_rest<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         mut header: Header,
@@ -256,10 +258,11 @@ impl Sampler {
             table_read,
             mid_change: false,
             rebooted: false,
+            read_path: ReadPath::Stub,
         })
     }
 
-    fn read_entries<T: Target + ?Sized>(
+    fn read_entries<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         high_water: u64,
@@ -291,7 +294,7 @@ impl Sampler {
 
     /// Events with sequence numbers from the last snapshot's head up to `head` (at most a
     /// ring's worth; the rest are counted as missed).
-    fn read_events<T: Target + ?Sized>(
+    fn read_events<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         head: u64,
@@ -327,7 +330,7 @@ impl Sampler {
         Ok((events, missed))
     }
 
-    fn decode_event<T: Target + ?Sized>(
+    fn decode_event<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         r: &StructLayout,
@@ -367,7 +370,7 @@ impl Sampler {
         })
     }
 
-    fn read_procs<T: Target + ?Sized>(&mut self, t: &mut T) -> Result<Vec<Process>, SnapshotError> {
+    fn read_procs<T: GuestMemory + ?Sized>(&mut self, t: &mut T) -> Result<Vec<Process>, SnapshotError> {
         let Some(procs) = self.layout.procs.clone() else {
             return Ok(Vec::new());
         };
@@ -414,7 +417,7 @@ impl Sampler {
 
     /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
     /// static data, else guest memory.
-    fn string<T: Target + ?Sized>(
+    fn string<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         f: &FieldLayout,
@@ -434,7 +437,7 @@ impl Sampler {
         );
         let s = match from_elf {
             Ok(s) => s,
-            Err(()) => sref.fetch(MAX_STRING, |addr, buf| t.read_memory(addr, buf))?,
+            Err(()) => sref.fetch(MAX_STRING, |addr, buf| t.read_guest(addr, buf))?,
         };
         self.strings.insert(key, s.clone());
         Ok(s)
@@ -511,7 +514,7 @@ fn tracker_magic(endian: crate::dwarf::Endian) -> u64 {
 }
 
 /// Reads `len` bytes at `addr` into `buf` (resized).
-fn read_into<T: Target + ?Sized>(
+fn read_into<T: GuestMemory + ?Sized>(
     t: &mut T,
     buf: &mut Vec<u8>,
     addr: u64,
@@ -519,7 +522,7 @@ fn read_into<T: Target + ?Sized>(
 ) -> Result<(), TargetError> {
     buf.clear();
     buf.resize(len, 0);
-    t.read_memory(addr, buf)
+    t.read_guest(addr, buf)
 }
 
 #[cfg(test)]

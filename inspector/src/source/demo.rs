@@ -6,7 +6,7 @@
 //! gives the same sequence of snapshots. Optional simulated outages exercise reconnection.
 
 use super::{Capabilities, Origin, Source};
-use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, Snapshot};
+use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
 use anyhow::bail;
 
@@ -329,6 +329,7 @@ impl DemoSource {
             table_read: true,
             mid_change: false,
             rebooted: false,
+            read_path: ReadPath::Stub,
         }
     }
 }

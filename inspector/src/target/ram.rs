@@ -16,7 +16,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::TargetError;
+use super::{Target, TargetError};
 
 /// One ELF load segment: `len` bytes at kernel address `vaddr` live at physical `paddr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +26,17 @@ pub struct Segment {
     pub len: u64,
 }
 
-/// Guest memory that can be read while the guest runs (see the module doc).
+/// Guest memory as a reader of the tracker needs it: bytes at kernel addresses. A halted
+/// [`Target`] is one (its reads need it halted); a [`RamFile`] is one while the guest runs.
 pub trait GuestMemory {
     /// Fills `buf` from guest memory at kernel address `addr`.
-    fn read_live(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError>;
+    fn read_guest(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError>;
+}
+
+impl<T: Target + ?Sized> GuestMemory for T {
+    fn read_guest(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+        self.read_memory(addr, buf)
+    }
 }
 
 /// See the module doc.
@@ -91,7 +98,7 @@ impl RamFile {
 }
 
 impl GuestMemory for RamFile {
-    fn read_live(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+    fn read_guest(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
         let unreadable = || TargetError::Unreadable {
             addr,
             len: buf.len(),
@@ -139,9 +146,9 @@ mod tests {
         };
         let (_f, mut r) = ram(&bytes, vec![high]);
         let mut buf = [0u8; 4];
-        r.read_live(0x8000_0010, &mut buf).unwrap();
+        r.read_guest(0x8000_0010, &mut buf).unwrap();
         assert_eq!(buf, [16, 17, 18, 19], "identity outside the segments");
-        r.read_live(0xffff_ffc0_0000_0004, &mut buf).unwrap();
+        r.read_guest(0xffff_ffc0_0000_0004, &mut buf).unwrap();
         assert_eq!(buf, [68, 69, 70, 71], "a kernel linked high: vaddr → paddr");
     }
 
@@ -150,7 +157,7 @@ mod tests {
         let (_f, mut r) = ram(&[7; 64], Vec::new());
         let mut buf = [0u8; 8];
         for addr in [0x7fff_fff8, 0x8000_003c, u64::MAX - 2] {
-            let e = r.read_live(addr, &mut buf).unwrap_err();
+            let e = r.read_guest(addr, &mut buf).unwrap_err();
             assert!(
                 matches!(e, TargetError::Unreadable { .. }),
                 "{addr:#x}: {e}"

@@ -1,0 +1,138 @@
+//! Snapshots without halting the guest: the same reads as a halted snapshot, from memory the
+//! guest keeps changing (a [`RamFile`](crate::target::RamFile)), made consistent with the
+//! tracker's generation counter used as a sequence lock (docs/tracker-abi.md, "Reading without
+//! halting"):
+//!
+//! read `generation` alone → odd: the kernel is inside a change, try again → copy the header and
+//! what changed → read `generation` alone again → different: something changed while copying,
+//! try again → else the copy is one consistent state.
+//!
+//! Contract: a snapshot returned is never torn. When the kernel stays inside a change past
+//! [`LIVE_BOUND`] (a debugger holding it mid-change, a hang), [`Sampler::sample_live`] returns
+//! the last consistent snapshot marked `mid_change` (stale), or [`SnapshotError::Torn`] when
+//! there is none yet.
+
+use super::{SnapshotError, Sampler};
+use crate::model::{ReadPath, Snapshot};
+use crate::target::GuestMemory;
+use std::time::{Duration, Instant};
+
+/// How long a live read keeps retrying a tracker that is mid-change before it reports the
+/// last consistent state instead.
+pub const LIVE_BOUND: Duration = Duration::from_millis(20);
+
+impl Sampler {
+    /// Takes one snapshot from memory the guest keeps changing, never halting it (see the
+    /// module doc). `pause_us` is 0: the guest never waits for the reader.
+    pub fn sample_live<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Snapshot, SnapshotError> {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            if let Some(snap) = self.try_live(mem)? {
+                return Ok(snap);
+            }
+            if start.elapsed() > LIVE_BOUND {
+                let mut stale = self.previous.clone().ok_or(SnapshotError::Torn)?;
+                stale.events.clear();
+                stale.missed_events = 0;
+                stale.table_read = false;
+                stale.pause_us = 0;
+                stale.mid_change = true;
+                stale.rebooted = false;
+                stale.read_path = ReadPath::Ram;
+                return Ok(stale);
+            }
+            // A change takes the kernel microseconds: spin a little, then give it the CPU.
+            spins += 1;
+            if spins > 64 {
+                std::thread::sleep(Duration::from_micros(50));
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Checks that the ELF's build stamp is the one in `mem` (the stamp never changes while
+    /// the kernel runs, so no lock is needed).
+    pub fn check_build_id_live<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<(), SnapshotError> {
+        let Some((addr, want)) = self.layout.build_id.clone() else {
+            return Ok(());
+        };
+        let mut got = vec![0; want.len()];
+        mem.read_guest(addr, &mut got)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(SnapshotError::BuildIdMismatch)
+        }
+    }
+
+    /// The generation alone, when the kernel exports one.
+    fn read_generation<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Option<u64>, SnapshotError> {
+        let Some((addr, layout)) = &self.layout.header else {
+            return Ok(None);
+        };
+        let Some(f) = layout.field("generation") else {
+            return Ok(None);
+        };
+        let mut b = vec![0; f.size as usize];
+        mem.read_guest(addr + f.offset, &mut b)?;
+        Ok(Some(self.layout.endian.read_uint(&b) as u64))
+    }
+
+    /// One attempt: Some(snapshot) when the copy is consistent, None when the kernel was (or
+    /// came) inside a change. Read errors while the state moved are retried too: a torn
+    /// pointer may point anywhere.
+    fn try_live<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        let before = self.read_generation(mem)?;
+        if before.is_some_and(|g| g % 2 == 1) {
+            return Ok(None);
+        }
+        let header = self.read_header(mem)?;
+        if before.is_some_and(|g| g != header.generation) {
+            return Ok(None);
+        }
+        let rebooted = self
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
+        // Work on the previous state without losing it: a failed attempt must leave the
+        // sampler as it was.
+        let (previous, next_event) = (self.previous.clone(), self.next_event);
+        if rebooted {
+            self.reset();
+        }
+        let result = self.read_rest(mem, header);
+        let after = self.read_generation(mem)?;
+        if after != before {
+            (self.previous, self.next_event) = (previous, next_event);
+            return Ok(None);
+        }
+        let mut snap = match result {
+            Ok(s) => s,
+            Err(e) => {
+                (self.previous, self.next_event) = (previous, next_event);
+                return Err(e);
+            }
+        };
+        snap.pause_us = 0;
+        snap.mid_change = false;
+        snap.rebooted = rebooted;
+        snap.read_path = ReadPath::Ram;
+        self.next_event = Some(snap.header.event_head);
+        self.previous = Some(snap.clone());
+        Ok(Some(snap))
+    }
+}
