@@ -11,12 +11,19 @@
 //! - Every received packet is acknowledged before anything else is sent (when acks are on), so
 //!   no late `+` reaches a running guest.
 //! - After [`RspClient::detach`] or a fatal error the client is closed and every call fails.
+//! - A packet that arrives where a stop reply is due means the target has stopped (in all-stop
+//!   mode a stub sends nothing else but console output while the target runs). If it is not a
+//!   valid stop reply the stream cannot be trusted: the connection is abandoned (`D` sent, which
+//!   resumes the guest, then closed) rather than kept open in a state no one would resume from.
+//! - Memory taken from the stub is bounded: frames and decoded payloads (`codec`), console
+//!   output (`console`), target descriptions (`target_xml`). Writes time out as reads do.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoder, Frame, ReplyKind, StopReply};
+use super::console::Console;
 use super::error::quote;
 use super::packets::Supported;
 use super::target_xml::RegisterMap;
@@ -27,7 +34,8 @@ use super::RspError;
 pub struct RspConfig {
     /// Limit for establishing the TCP connection.
     pub connect_timeout: Duration,
-    /// Limit for each reply (and for the stop reply after an interrupt).
+    /// Limit for each reply (and for the stop reply after an interrupt), and for each write: a
+    /// stub that stops reading cannot block the client longer.
     pub reply_timeout: Duration,
     /// How many times a packet is resent after `-` before giving up.
     pub max_retransmits: u32,
@@ -68,7 +76,7 @@ pub struct RspClient {
     acks: bool,
     state: State,
     /// Console output (`O` packets) collected aside from replies.
-    console: Vec<u8>,
+    console: Console,
     initial_stop: Option<StopReply>,
     /// The server's `qSupported` reply (defaults if it sent none).
     pub(super) supported: Supported,
@@ -112,6 +120,9 @@ impl RspClient {
         }
         let stream = stream.ok_or_else(|| connect_err(last))?;
         stream.set_nodelay(true).map_err(connect_err)?;
+        stream
+            .set_write_timeout(Some(config.reply_timeout.max(Duration::from_millis(1))))
+            .map_err(connect_err)?;
         let mut client = RspClient {
             stream,
             config,
@@ -125,7 +136,7 @@ impl RspClient {
             acks: true,
             supported: Supported::default(),
             state: State::Halted,
-            console: Vec::new(),
+            console: Console::default(),
             initial_stop: None,
             registers: None,
             phy_mem_mode: None,
@@ -142,7 +153,7 @@ impl RspClient {
         let mut kind = self.recv_reply("qSupported")?;
         if codec::is_stop_reply(&self.rx) {
             // The unsolicited stop reply came after our `+`: drain it, the reply follows.
-            self.initial_stop = Some(codec::parse_stop_reply(&self.rx)?);
+            self.initial_stop = Some(self.parse_stop()?);
             kind = self.recv_reply("qSupported")?;
         }
         match kind {
@@ -160,7 +171,7 @@ impl RspClient {
         self.set_request(b"?");
         self.request("?")?;
         if codec::is_stop_reply(&self.rx) {
-            let stop = codec::parse_stop_reply(&self.rx)?;
+            let stop = self.parse_stop()?;
             self.check_alive(&stop)?;
             self.initial_stop = Some(stop);
         }
@@ -192,9 +203,16 @@ impl RspClient {
         self.initial_stop.as_ref()
     }
 
-    /// Takes the console output (`O` packets) collected so far.
+    /// Takes the console output (`O` packets) collected so far: at most the last
+    /// [`super::MAX_CONSOLE_BYTES`] bytes.
     pub fn take_console_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.console)
+        self.console.take()
+    }
+
+    /// Bytes of console output dropped so far because more than
+    /// [`super::MAX_CONSOLE_BYTES`] arrived between two takes.
+    pub fn console_dropped(&self) -> u64 {
+        self.console.dropped()
     }
 
     /// Bytes skipped as garbage between packets so far.
@@ -349,14 +367,15 @@ impl RspClient {
         &self.rx
     }
 
-    /// Bytes of console output collected so far (a mark for [`Self::console_since`]).
-    pub(super) fn console_len(&self) -> usize {
-        self.console.len()
+    /// The position in the console output now (a mark for [`Self::console_since`]).
+    pub(super) fn console_mark(&self) -> u64 {
+        self.console.mark()
     }
 
-    /// Takes the console output collected since `mark` (from [`Self::console_len`]).
-    pub(super) fn console_since(&mut self, mark: usize) -> Vec<u8> {
-        self.console.split_off(mark)
+    /// Takes the console output collected since `mark` (from [`Self::console_mark`]) and the
+    /// number of those bytes that were dropped (the buffer is bounded).
+    pub(super) fn console_since(&mut self, mark: u64) -> (Vec<u8>, u64) {
+        self.console.take_since(mark)
     }
 
     fn check_open(&self) -> Result<(), RspError> {
@@ -388,7 +407,7 @@ impl RspClient {
         loop {
             self.recv_packet(deadline, what)?;
             if let Some(text) = codec::console_output(&self.rx) {
-                self.console.extend_from_slice(&text);
+                self.console.push(&text);
                 continue;
             }
             return Ok(codec::classify(&self.rx));
@@ -487,7 +506,7 @@ impl RspClient {
                     self.write_raw(b"+")?;
                     if codec::is_stop_reply(&self.rx) && self.initial_stop.is_none() {
                         // An unsolicited stop reply (QEMU sends one on connect): drain it.
-                        self.initial_stop = Some(codec::parse_stop_reply(&self.rx)?);
+                        self.initial_stop = Some(self.parse_stop()?);
                     } else {
                         // The reply overtook the ack: take it as the ack and keep the reply.
                         self.rx_pending = true;
@@ -543,17 +562,23 @@ impl RspClient {
     }
 
     /// The packet just received, where a stop reply is due: `None` for console output
-    /// (collected); otherwise the target is stopped now (even if the reply is malformed: acks
-    /// may be sent again) and the reply is parsed; an exit closes the connection.
+    /// (collected); otherwise the target is stopped now and the reply is parsed. A malformed
+    /// one abandons the connection (see the module invariants); an exit closes it.
     fn stop_from_packet(&mut self) -> Result<Option<StopReply>, RspError> {
         if let Some(text) = codec::console_output(&self.rx) {
-            self.console.extend_from_slice(&text);
+            self.console.push(&text);
             return Ok(None);
         }
         self.state = State::Halted;
-        let stop = codec::parse_stop_reply(&self.rx)?;
+        let stop = self.parse_stop()?;
         self.check_alive(&stop)?;
         Ok(Some(stop))
+    }
+
+    /// Parses the stop reply in `self.rx`, received while the target is halted. If it is
+    /// malformed, abandons the connection (resuming the guest) and returns the error.
+    fn parse_stop(&mut self) -> Result<StopReply, RspError> {
+        codec::parse_stop_reply(&self.rx).inspect_err(|_| self.abandon())
     }
 
     fn next_frame(&mut self, deadline: Instant, what: &str) -> Result<Frame, RspError> {
@@ -632,9 +657,18 @@ impl RspClient {
         }
     }
 
+    /// Writes `bytes`; a stub that takes nothing for a reply timeout closes the connection.
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RspError> {
         match self.stream.write_all(bytes) {
             Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                // Nothing more can be sent (not even `D`): close.
+                self.close();
+                Err(RspError::Timeout {
+                    what: "the stub to read what was sent (it stopped reading)".into(),
+                    after: self.config.reply_timeout,
+                })
+            }
             Err(e) => Err(self.io_error(e)),
         }
     }
