@@ -930,3 +930,46 @@ fn a_stub_that_stops_reading_makes_writes_time_out() {
     client.join().unwrap();
     server.join().unwrap();
 }
+
+#[test]
+fn an_interrupt_without_a_stop_reply_abandons_with_an_interrupt_and_d() {
+    // The stop reply never comes: the guest may be stopped (the reply was lost) or running (the
+    // interrupt was). `0x03` then `D` leaves it running in both cases: QEMU stops a running
+    // guest on `0x03` and ignores it when stopped; `D` then resumes.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    let err = c.interrupt().unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn undecodable_bytes_while_running_abandon_with_an_interrupt_and_d() {
+    // A stop reply that expands past the payload limit: it may have been the stop reply.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        let body = b"T0*~".repeat(codec::MAX_PAYLOAD / 90);
+        p.raw(b"$");
+        p.raw(&body);
+        p.raw(format!("#{:02x}", codec::checksum(&body)).as_bytes());
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    let err = c.wait_for_stop(Duration::from_secs(2)).unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+}

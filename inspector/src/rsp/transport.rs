@@ -8,6 +8,7 @@
 //! Invariants:
 //! - While the target runs ([`RspClient::is_running`]), nothing is written to the socket except
 //!   the interrupt byte `0x03`: QEMU stops the guest on any byte and discards the packet.
+//!   (Abandoning a connection sends `0x03` and then `D`; see [`RspClient::abandon`].)
 //! - Every received packet is acknowledged before anything else is sent (when acks are on), so
 //!   no late `+` reaches a running guest.
 //! - After [`RspClient::detach`] or a fatal error the client is closed and every call fails.
@@ -15,6 +16,8 @@
 //!   mode a stub sends nothing else but console output while the target runs). If it is not a
 //!   valid stop reply the stream cannot be trusted: the connection is abandoned (`D` sent, which
 //!   resumes the guest, then closed) rather than kept open in a state no one would resume from.
+//!   So is a connection where no stop reply came after an interrupt or a step: whether the
+//!   guest stopped is unknown, and abandoning leaves it running either way.
 //! - Memory taken from the stub is bounded: frames and decoded payloads (`codec`), console
 //!   output (`console`), target descriptions (`target_xml`). Writes time out as reads do.
 
@@ -253,7 +256,9 @@ impl RspClient {
         }
         self.write_raw(&[0x03])?;
         let deadline = Instant::now() + self.config.reply_timeout;
-        let stop = self.recv_stop(deadline, "the stop reply after an interrupt")?;
+        let stop = self
+            .recv_stop(deadline, "the stop reply after an interrupt")
+            .inspect_err(|e| self.abandon_after_timeout(e))?;
         Ok(Some(stop))
     }
 
@@ -324,22 +329,37 @@ impl RspClient {
         self.state = State::Running;
         let deadline = Instant::now() + self.config.reply_timeout;
         self.recv_stop(deadline, "the stop reply after a single step")
+            .inspect_err(|e| self.abandon_after_timeout(e))
     }
 
     /// Gives up on a connection that can no longer be trusted (timeout, corruption) without
-    /// leaving the guest paused: if halted, sends `Qqemu.PhyMemMode:0` (if we set it) and `D`
-    /// without waiting for replies, then closes. While the guest runs, only closes (any byte
-    /// would stop it).
-    fn abandon(&mut self) {
-        if self.state == State::Halted {
-            let mut out = Vec::new();
-            if self.phy_mem_mode == Some(true) {
-                codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
-            }
-            codec::encode_packet(b"D", &mut out);
-            let _ = self.stream.write_all(&out);
+    /// leaving the guest paused: sends `Qqemu.PhyMemMode:0` (if we set it) and `D` without
+    /// waiting for replies, then closes. If the guest may be running (we sent `c` or `s` and saw
+    /// no valid stop reply), sends `0x03` first: QEMU stops a running guest on it and ignores it
+    /// while stopped, so `D` finds the guest stopped either way and resumes it. Writes are
+    /// bounded by the write timeout; a no-op once closed.
+    pub(super) fn abandon(&mut self) {
+        if self.state == State::Closed {
+            return;
         }
+        let mut out = Vec::new();
+        if self.state == State::Running {
+            out.push(0x03);
+        }
+        if self.phy_mem_mode == Some(true) {
+            codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
+        }
+        codec::encode_packet(b"D", &mut out);
+        let _ = self.stream.write_all(&out);
         self.close();
+    }
+
+    /// After `e` from waiting for the stop an interrupt or a step must bring: on a timeout,
+    /// whether the guest stopped is unknown, so the connection is abandoned.
+    fn abandon_after_timeout(&mut self, e: &RspError) {
+        if matches!(e, RspError::Timeout { .. }) {
+            self.abandon();
+        }
     }
 
     /// Marks the client closed and shuts the socket down; sends nothing.
