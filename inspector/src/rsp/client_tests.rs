@@ -973,3 +973,69 @@ fn undecodable_bytes_while_running_abandon_with_an_interrupt_and_d() {
     assert!(c.is_closed());
     server.join().unwrap();
 }
+
+#[test]
+fn detach_sends_d_even_when_an_earlier_step_fails() {
+    // A stale reply (here a duplicated stop reply) answers `Qqemu.PhyMemMode:0`: the detach
+    // reports it, but `D` must still go out, or the guest stays halted.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"Qqemu.PhyMemMode:1");
+        p.reply(b"OK");
+        assert_eq!(p.packet(), b"Qqemu.PhyMemMode:0");
+        p.reply(b"T02thread:p01.01;");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert!(c.set_phy_mem_mode(true).unwrap());
+    let err = c.detach().unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+
+    // The `D` itself gets a reply that makes no sense: it is sent once more without waiting.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"1234");
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert!(c.detach().is_err());
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn d_sent_when_abandoning_reaches_a_stub_busy_writing() {
+    // The stub floods console output and reads nothing meanwhile; the client times out and
+    // abandons. Its `D` waits behind the stub's full receive window: closing at once, with the
+    // flood unread, would reset the connection and discard it.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert!(p.packet().starts_with(b"m"));
+        let mut flood = Vec::new();
+        for _ in 0..200 {
+            codec::encode_packet(b"O78", &mut flood);
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(900) {
+            let _ = p.w.write_all(&flood);
+        }
+        loop {
+            match p.event() {
+                Ev::Ack => {}
+                Ev::Packet(d) if d == b"D" => break,
+                other => panic!("expected D, got {other:?}"),
+            }
+        }
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.read_memory(0x10, &mut [0u8; 4]).unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
+    drop(c);
+    server.join().unwrap();
+}

@@ -368,29 +368,44 @@ impl RspClient {
     /// Leaves the target running and closes the session: interrupts it if running (QEMU drops
     /// packets sent while it runs), turns physical memory mode off if this client turned it on,
     /// then sends `D` (QEMU removes breakpoints and resumes). A server that closes the socket
-    /// instead of answering `OK` counts as detached. Idempotent.
+    /// instead of answering `OK` counts as detached. If a step fails, the next ones are still
+    /// tried; if `D` is not confirmed, the connection is abandoned (which sends `D` without
+    /// waiting); the first error is returned. Idempotent.
     pub fn detach(&mut self) -> Result<(), RspError> {
         if self.is_closed() {
             return Ok(());
         }
-        let result = self.detach_inner();
-        self.close();
-        result
-    }
-
-    fn detach_inner(&mut self) -> Result<(), RspError> {
+        let mut first_err = None;
         if self.is_running() {
-            self.interrupt()?;
+            first_err = self.interrupt().err();
         }
-        if self.phy_mem_mode == Some(true) {
-            self.set_phy_mem_mode(false)?;
+        let halted = |c: &Self| !c.is_closed() && !c.is_running();
+        if halted(self) && self.phy_mem_mode == Some(true) {
+            // Left on, it only inconveniences the next debugger: detach regardless.
+            if let Err(e) = self.set_phy_mem_mode(false) {
+                first_err.get_or_insert(e);
+            }
         }
-        match self.detach_request("D") {
-            // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
-            // plain `D` with E22: name the process, as such a client would.
-            Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
-            other => other,
+        if halted(self) {
+            let detached = match self.detach_request("D") {
+                // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
+                // plain `D` with E22: name the process, as such a client would.
+                Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
+                other => other,
+            };
+            match detached {
+                Ok(()) => {
+                    self.close();
+                    return first_err.map_or(Ok(()), Err);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
+        // `D` not confirmed: 0x03 (if the guest may run) and `D`, unanswered; a no-op if closed.
+        self.abandon();
+        Err(first_err.unwrap_or(RspError::Closed))
     }
 
     fn detach_request(&mut self, packet: &'static str) -> Result<(), RspError> {
@@ -403,6 +418,59 @@ impl RspClient {
             }),
             Ok(ReplyKind::Data) => Err(RspError::malformed("D reply", self.reply(), "expected OK")),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reply expectations of the packet operations, on top of the transport's request.
+impl RspClient {
+    /// Sends `self.req`; Ok for a data or `OK` reply (in `self.rx`), else the typed error.
+    pub(super) fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
+        match self.request(what)? {
+            ReplyKind::Data => Ok(()),
+            ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported {
+                request: what.to_owned(),
+            }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what.to_owned(),
+            }),
+        }
+    }
+
+    /// [`Self::expect_data`] with the request's name built only on failure.
+    pub(super) fn expect_data_for(
+        &mut self,
+        short: &str,
+        what: impl Fn() -> String,
+    ) -> Result<(), RspError> {
+        match self.request(short)? {
+            ReplyKind::Data | ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported { request: what() }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what(),
+            }),
+        }
+    }
+
+    /// Sends `self.req` and expects `OK`.
+    pub(super) fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
+        match self.request(what)? {
+            ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported {
+                request: what.to_owned(),
+            }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what.to_owned(),
+            }),
+            ReplyKind::Data => Err(RspError::malformed(
+                "reply",
+                self.reply(),
+                &format!("expected OK to {what}"),
+            )),
         }
     }
 }

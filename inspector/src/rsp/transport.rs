@@ -350,8 +350,31 @@ impl RspClient {
             codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
         }
         codec::encode_packet(b"D", &mut out);
-        let _ = self.stream.write_all(&out);
+        if self.stream.write_all(&out).is_ok() {
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+            self.drain();
+        }
         self.close();
+    }
+
+    /// Reads and discards what the stub still sends until it is quiet for a moment, hangs up, or
+    /// a reply timeout has passed. Closing with unread bytes makes the kernel reset the
+    /// connection, which discards a `D` still queued for a stub that was busy writing.
+    fn drain(&mut self) {
+        const QUIET: Duration = Duration::from_millis(20);
+        let deadline = Instant::now() + self.config.reply_timeout;
+        if self.stream.set_read_timeout(Some(QUIET)).is_err() {
+            return;
+        }
+        self.read_timeout = Some(QUIET);
+        while Instant::now() < deadline {
+            match self.stream.read(&mut self.read_buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return, // quiet (timed out), or the connection is gone
+            }
+        }
     }
 
     /// After `e` from waiting for the stop an interrupt or a step must bring: on a timeout,
@@ -431,56 +454,6 @@ impl RspClient {
                 continue;
             }
             return Ok(codec::classify(&self.rx));
-        }
-    }
-
-    /// Sends `self.req`; Ok for a data or `OK` reply (in `self.rx`), else the typed error.
-    pub(super) fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
-        match self.request(what)? {
-            ReplyKind::Data => Ok(()),
-            ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported {
-                request: what.to_owned(),
-            }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what.to_owned(),
-            }),
-        }
-    }
-
-    /// [`Self::expect_data`] with the request's name built only on failure.
-    pub(super) fn expect_data_for(
-        &mut self,
-        short: &str,
-        what: impl Fn() -> String,
-    ) -> Result<(), RspError> {
-        match self.request(short)? {
-            ReplyKind::Data | ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported { request: what() }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what(),
-            }),
-        }
-    }
-
-    /// Sends `self.req` and expects `OK`.
-    pub(super) fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
-        match self.request(what)? {
-            ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported {
-                request: what.to_owned(),
-            }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what.to_owned(),
-            }),
-            ReplyKind::Data => Err(RspError::malformed(
-                "reply",
-                &self.rx,
-                &format!("expected OK to {what}"),
-            )),
         }
     }
 
