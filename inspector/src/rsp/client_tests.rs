@@ -417,7 +417,9 @@ fn silent_server_times_out_and_closes_the_client() {
     let (addr, server) = serve(|p| {
         p.qemu_handshake("1000");
         let _ = p.packet();
-        // Say nothing. The client gives up, sends `D` so the guest is not left paused, closes.
+        // Say nothing. The client gives up, sends `D` so the guest is not left paused (after
+        // `0x03`, which QEMU ignores while stopped), closes.
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
     });
@@ -794,6 +796,7 @@ fn malformed_stop_reply_to_an_interrupt_abandons_the_connection_and_resumes_the_
             assert_eq!(p.packet(), b"c");
             assert_eq!(p.event(), Ev::Interrupt);
             p.reply(&bad);
+            assert_eq!(p.event(), Ev::Interrupt);
             assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
             assert_eq!(p.event(), Ev::Eof);
         });
@@ -818,6 +821,7 @@ fn malformed_stop_reply_to_a_step_or_a_breakpoint_abandons_too() {
         assert_eq!(p.packet(), b"s");
         p.reply(b"T05thread");
         // Physical mode back off for the next debugger, then detach; no waiting for answers.
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"Qqemu.PhyMemMode:0".to_vec()));
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
@@ -832,6 +836,7 @@ fn malformed_stop_reply_to_a_step_or_a_breakpoint_abandons_too() {
         p.qemu_handshake("1000");
         assert_eq!(p.packet(), b"c");
         p.reply(b"T05swbreak:;thread");
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
     });
@@ -848,6 +853,7 @@ fn malformed_unsolicited_stop_reply_at_connect_abandons() {
         assert_eq!(p.event(), Ev::Ack);
         assert!(p.packet().starts_with(b"qSupported"));
         p.reply(b"T02thread");
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
     });
@@ -999,6 +1005,7 @@ fn detach_sends_d_even_when_an_earlier_step_fails() {
         p.qemu_handshake("1000");
         assert_eq!(p.packet(), b"D");
         p.reply(b"1234");
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
     });
@@ -1026,7 +1033,7 @@ fn d_sent_when_abandoning_reaches_a_stub_busy_writing() {
         }
         loop {
             match p.event() {
-                Ev::Ack => {}
+                Ev::Ack | Ev::Interrupt => {}
                 Ev::Packet(d) if d == b"D" => break,
                 other => panic!("expected D, got {other:?}"),
             }
@@ -1037,5 +1044,23 @@ fn d_sent_when_abandoning_reaches_a_stub_busy_writing() {
     assert!(matches!(err, RspError::Timeout { .. }), "{err}");
     assert!(c.is_closed());
     drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_continue_never_acknowledged_abandons_with_an_interrupt_and_d() {
+    // The stub may have taken the `c` (guest running) or not (guest stopped): only `0x03`
+    // followed by `D` leaves the guest running in both cases.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.event(), Ev::Packet(b"c".to_vec())); // taken, never acknowledged
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.cont().unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
     server.join().unwrap();
 }

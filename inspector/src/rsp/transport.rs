@@ -8,16 +8,15 @@
 //! Invariants:
 //! - While the target runs ([`RspClient::is_running`]), nothing is written to the socket except
 //!   the interrupt byte `0x03`: QEMU stops the guest on any byte and discards the packet.
-//!   (Abandoning a connection sends `0x03` and then `D`; see [`RspClient::abandon`].)
+//!   (Abandoning a connection sends `0x03` and then `D`, in any state: see `abandon`.)
 //! - Every received packet is acknowledged before anything else is sent (when acks are on), so
 //!   no late `+` reaches a running guest.
 //! - After [`RspClient::detach`] or a fatal error the client is closed and every call fails.
-//! - A packet that arrives where a stop reply is due means the target has stopped (in all-stop
-//!   mode a stub sends nothing else but console output while the target runs). If it is not a
-//!   valid stop reply the stream cannot be trusted: the connection is abandoned (`D` sent, which
-//!   resumes the guest, then closed) rather than kept open in a state no one would resume from.
-//!   So is a connection where no stop reply came after an interrupt or a step: whether the
-//!   guest stopped is unknown, and abandoning leaves it running either way.
+//! - A packet that is not a valid stop reply where one is due (after `c`, `s` or an interrupt)
+//!   means the stream cannot be trusted: the connection is abandoned (`0x03` and `D` sent, which
+//!   leave the guest running whatever its state, then closed) rather than kept open in a
+//!   "halted" state that no one would resume from. So is a connection where no stop reply came
+//!   after an interrupt or a step.
 //! - Memory taken from the stub is bounded: frames and decoded payloads (`codec`), console
 //!   output (`console`), target descriptions (`target_xml`). Writes time out as reads do.
 
@@ -333,19 +332,17 @@ impl RspClient {
     }
 
     /// Gives up on a connection that can no longer be trusted (timeout, corruption) without
-    /// leaving the guest paused: sends `Qqemu.PhyMemMode:0` (if we set it) and `D` without
-    /// waiting for replies, then closes. If the guest may be running (we sent `c` or `s` and saw
-    /// no valid stop reply), sends `0x03` first: QEMU stops a running guest on it and ignores it
-    /// while stopped, so `D` finds the guest stopped either way and resumes it. Writes are
-    /// bounded by the write timeout; a no-op once closed.
+    /// leaving the guest paused: sends `0x03`, `Qqemu.PhyMemMode:0` (if we set it) and `D`
+    /// without waiting for replies, then closes. Whether the guest runs is not known for sure
+    /// here (a `c` may have been taken but not acknowledged; a stale reply may stand where a
+    /// stop reply was due): QEMU stops a running guest on `0x03` and ignores it while stopped
+    /// (the `gdbstub` crate defers it), so `D` finds the guest stopped either way and resumes
+    /// it. Writes are bounded by the write timeout; a no-op once closed.
     pub(super) fn abandon(&mut self) {
         if self.state == State::Closed {
             return;
         }
-        let mut out = Vec::new();
-        if self.state == State::Running {
-            out.push(0x03);
-        }
+        let mut out = vec![0x03];
         if self.phy_mem_mode == Some(true) {
             codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
         }
@@ -555,21 +552,21 @@ impl RspClient {
     }
 
     /// The packet just received, where a stop reply is due: `None` for console output
-    /// (collected); otherwise the target is stopped now and the reply is parsed. A malformed
-    /// one abandons the connection (see the module invariants); an exit closes it.
+    /// (collected); otherwise the reply is parsed and the target is halted. A malformed one
+    /// abandons the connection (see the module invariants); an exit closes it.
     fn stop_from_packet(&mut self) -> Result<Option<StopReply>, RspError> {
         if let Some(text) = codec::console_output(&self.rx) {
             self.console.push(&text);
             return Ok(None);
         }
-        self.state = State::Halted;
         let stop = self.parse_stop()?;
+        self.state = State::Halted;
         self.check_alive(&stop)?;
         Ok(Some(stop))
     }
 
-    /// Parses the stop reply in `self.rx`, received while the target is halted. If it is
-    /// malformed, abandons the connection (resuming the guest) and returns the error.
+    /// Parses the stop reply in `self.rx`. If it is malformed, abandons the connection (leaving
+    /// the guest running) and returns the error.
     fn parse_stop(&mut self) -> Result<StopReply, RspError> {
         codec::parse_stop_reply(&self.rx).inspect_err(|_| self.abandon())
     }

@@ -405,7 +405,9 @@ mod tests {
             assert_eq!(p.packet(), b"c");
             assert_eq!(p.event(), Ev::Interrupt);
             p.reply(b"T05thread");
-            // The stub stopped the guest; the inspector must resume it: `D` (no `OK` awaited).
+            // The inspector must leave the guest running: `0x03` (ignored by a stopped QEMU),
+            // then `D` (no `OK` awaited).
+            assert_eq!(p.event(), Ev::Interrupt);
             assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
             assert_eq!(p.event(), Ev::Eof);
         });
