@@ -41,7 +41,7 @@ INSPECTOR := target/release/inspector
 # QEMU end-to-end tests run in parallel, each QEMU on its own port; keep it to the 2 cores.
 TEST_THREADS ?= 2
 
-.PHONY: inspector run inspect test bench lint stress
+.PHONY: inspector run inspect test bench lint stress fuzz
 
 inspector: setup
 	$(CARGO) build --release -p inspector
@@ -62,6 +62,16 @@ test: kernel inspector
 bench: kernel inspector
 	$(CARGO) bench -p tracker
 	$(CARGO) bench -p inspector
+
+# Deterministic fuzzing on stable Rust (not part of CI): FUZZ_ITERS inputs per fuzz test, in
+# release. Each test prints how many inputs it ran (`fuzz_rsp: N inputs, ...`); the RSP client
+# over loopback gets its own smaller share (see inspector/tests/fuzz_rsp.rs).
+FUZZ_ITERS ?= 10000000
+FUZZ_TESTS := --test fuzz_rsp --test fuzz_elf
+fuzz:
+	$(CARGO) test --release -p inspector $(FUZZ_TESTS) --no-run
+	LEAKSCOPE_FUZZ_ITERS=$(FUZZ_ITERS) $(CARGO) test --release -p inspector $(FUZZ_TESTS) \
+		-- --nocapture
 
 lint:
 	$(CARGO) fmt --all --check

@@ -417,7 +417,9 @@ fn silent_server_times_out_and_closes_the_client() {
     let (addr, server) = serve(|p| {
         p.qemu_handshake("1000");
         let _ = p.packet();
-        // Say nothing. The client gives up, sends `D` so the guest is not left paused, closes.
+        // Say nothing. The client gives up, sends `D` so the guest is not left paused (after
+        // `0x03`, which QEMU ignores while stopped), closes.
+        assert_eq!(p.event(), Ev::Interrupt);
         assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
         assert_eq!(p.event(), Ev::Eof);
     });
@@ -683,5 +685,382 @@ fn raw_requests_for_packets_the_client_does_not_wrap() {
     let err = c.request_data(b"qNope").unwrap_err();
     assert!(matches!(err, RspError::Unsupported { .. }), "{err}");
     c.detach().unwrap();
+    server.join().unwrap();
+}
+
+/// Answers `qXfer:features:read` from `docs` (annex → document) until `D`; returns how many
+/// documents were asked for.
+fn serve_descriptions(p: &mut Peer, docs: impl Fn(&str) -> Vec<u8>) -> usize {
+    let mut fetched = 0;
+    loop {
+        let q = p.packet();
+        if q == b"D" {
+            p.reply(b"OK");
+            return fetched;
+        }
+        let q = String::from_utf8(q).unwrap();
+        let rest = q
+            .strip_prefix("qXfer:features:read:")
+            .expect("a qXfer request");
+        let (annex, range) = rest.rsplit_once(':').unwrap();
+        let (offset, len) = range.split_once(',').unwrap();
+        let (offset, len) = (
+            usize::from_str_radix(offset, 16).unwrap(),
+            usize::from_str_radix(len, 16).unwrap(),
+        );
+        if offset == 0 {
+            fetched += 1;
+        }
+        let doc = docs(annex);
+        let end = (offset + len).min(doc.len());
+        let mut r = vec![if end < doc.len() { b'm' } else { b'l' }];
+        r.extend_from_slice(&doc[offset.min(end)..end]);
+        p.reply(&r);
+    }
+}
+
+#[test]
+fn target_description_includes_are_bounded_in_number() {
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        let fetched = serve_descriptions(p, |annex| {
+            if annex == "target.xml" {
+                r#"<target><xi:include href="a.xml"/></target>"#
+                    .repeat(1000)
+                    .into_bytes()
+            } else {
+                br#"<feature><reg name="r" bitsize="64"/></feature>"#.to_vec()
+            }
+        });
+        assert!(fetched <= super::target_xml::MAX_XML_ANNEXES, "{fetched}");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.target_description().unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    assert!(err.to_string().contains("documents"), "{err}");
+    c.detach().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn target_description_includes_are_bounded_in_depth_and_total_size() {
+    // Each document includes itself: only the depth limit stops the walk.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        let fetched = serve_descriptions(p, |_| {
+            br#"<target><xi:include href="loop.xml"/></target>"#.to_vec()
+        });
+        assert_eq!(fetched, super::target_xml::MAX_XML_DEPTH + 1);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.target_description().unwrap_err();
+    assert!(err.to_string().contains("nest"), "{err}");
+    c.detach().unwrap();
+    server.join().unwrap();
+
+    // Few documents, but together over the total: refused before the whole is buffered.
+    let each = super::target_xml::MAX_XML_BYTES * 3 / 4;
+    let (addr, server) = serve(move |p| {
+        p.qemu_handshake("40000");
+        serve_descriptions(p, |annex| {
+            if annex == "target.xml" {
+                br#"<target><xi:include href="a.xml"/><xi:include href="b.xml"/></target>"#.to_vec()
+            } else {
+                vec![b' '; each]
+            }
+        });
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.target_description().unwrap_err();
+    assert!(err.to_string().contains("bytes"), "{err}");
+    c.detach().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn malformed_stop_reply_to_an_interrupt_abandons_the_connection_and_resumes_the_guest() {
+    // Something came where only a stop reply can: the stub has stopped the guest, but what it
+    // said cannot be trusted. The client must not stay connected believing the guest halted
+    // (every later halt would then be a no-op and nothing would resume it): it sends `D`,
+    // which resumes the guest, and closes.
+    for bad in [
+        &b"T05thread"[..],
+        b"T05thread:p01.01;garbage",
+        b"Tzz",
+        b"OK",
+        b"T051000000000:00;",
+    ] {
+        let bad = bad.to_vec();
+        let (addr, server) = serve(move |p| {
+            p.qemu_handshake("1000");
+            assert_eq!(p.packet(), b"c");
+            assert_eq!(p.event(), Ev::Interrupt);
+            p.reply(&bad);
+            assert_eq!(p.event(), Ev::Interrupt);
+            assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+            assert_eq!(p.event(), Ev::Eof);
+        });
+        let mut c = RspClient::connect(&addr, config()).unwrap();
+        c.cont().unwrap();
+        let err = c.interrupt().unwrap_err();
+        assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+        assert!(c.is_closed(), "{err}");
+        assert!(!c.is_running());
+        assert!(matches!(c.interrupt(), Err(RspError::Closed)));
+        drop(c);
+        server.join().unwrap();
+    }
+}
+
+#[test]
+fn malformed_stop_reply_to_a_step_or_a_breakpoint_abandons_too() {
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"Qqemu.PhyMemMode:1");
+        p.reply(b"OK");
+        assert_eq!(p.packet(), b"s");
+        p.reply(b"T05thread");
+        // Physical mode back off for the next debugger, then detach; no waiting for answers.
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"Qqemu.PhyMemMode:0".to_vec()));
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert!(c.set_phy_mem_mode(true).unwrap());
+    assert!(matches!(c.step(), Err(RspError::Malformed { .. })));
+    assert!(c.is_closed());
+    server.join().unwrap();
+
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        p.reply(b"T05swbreak:;thread");
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    assert!(c.wait_for_stop(Duration::from_secs(2)).is_err());
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn malformed_unsolicited_stop_reply_at_connect_abandons() {
+    let (addr, server) = serve(|p| {
+        assert_eq!(p.event(), Ev::Ack);
+        assert!(p.packet().starts_with(b"qSupported"));
+        p.reply(b"T02thread");
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let err = RspClient::connect(&addr, config()).unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    server.join().unwrap();
+}
+
+/// Sends `text` as `O` packets of `piece` bytes each.
+fn send_console(p: &mut Peer, text: &[u8], piece: usize) {
+    for part in text.chunks(piece) {
+        let mut o = b"O".to_vec();
+        codec::push_hex(&mut o, part);
+        p.reply(&o);
+    }
+}
+
+#[test]
+fn console_output_keeps_only_the_most_recent_bytes_and_counts_the_rest() {
+    let limit = super::MAX_CONSOLE_BYTES;
+    let flood: Vec<u8> = (0..limit * 3 + 123)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let flood2 = flood.clone();
+    let (addr, server) = serve(move |p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        assert_eq!(p.event(), Ev::Interrupt);
+        send_console(p, &flood2, 700);
+        p.reply(b"T02thread:p01.01;");
+        // A monitor command whose output overflows the buffer on its own.
+        assert!(p.packet().starts_with(b"qRcmd,"));
+        send_console(p, &flood2, 1000);
+        p.reply(b"OK");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    c.interrupt().unwrap();
+    let kept = c.take_console_output();
+    assert_eq!(kept.len(), limit);
+    assert_eq!(kept, flood[flood.len() - limit..]);
+    assert_eq!(c.console_dropped(), (flood.len() - limit) as u64);
+    let out = c.monitor("info mtree").unwrap();
+    let lost = flood.len() - limit;
+    assert!(
+        out.starts_with(&format!("[{lost} bytes of earlier output dropped]\n")),
+        "{}",
+        &out[..80]
+    );
+    assert!(out.ends_with(std::str::from_utf8(&flood[flood.len() - 100..]).unwrap()));
+    assert!(out.len() < limit + 100);
+    assert_eq!(c.console_dropped(), 2 * lost as u64);
+    c.detach().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn a_stub_that_stops_reading_makes_writes_time_out() {
+    // A large write to a stub that reads nothing: the socket buffers fill and `write` blocks.
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (addr, server) = serve(move |p| {
+        p.qemu_handshake("10000000");
+        let _ = wait.recv();
+    });
+    let (done, result) = std::sync::mpsc::channel();
+    let client = std::thread::spawn(move || {
+        let mut c = RspClient::connect(&addr, config()).unwrap();
+        let data = vec![0x5a; 8 << 20];
+        let err = c.write_memory(0x8000_0000, &data).unwrap_err();
+        let closed = c.is_closed();
+        done.send((err.to_string(), closed)).unwrap();
+    });
+    let outcome = result.recv_timeout(Duration::from_secs(20));
+    release.send(()).unwrap();
+    let (err, closed) = outcome.expect("the write never timed out");
+    assert!(err.contains("no answer"), "{err}");
+    assert!(closed);
+    client.join().unwrap();
+    server.join().unwrap();
+}
+
+#[test]
+fn an_interrupt_without_a_stop_reply_abandons_with_an_interrupt_and_d() {
+    // The stop reply never comes: the guest may be stopped (the reply was lost) or running (the
+    // interrupt was). `0x03` then `D` leaves it running in both cases: QEMU stops a running
+    // guest on `0x03` and ignores it when stopped; `D` then resumes.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    let err = c.interrupt().unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn undecodable_bytes_while_running_abandon_with_an_interrupt_and_d() {
+    // A stop reply that expands past the payload limit: it may have been the stop reply.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"c");
+        let body = b"T0*~".repeat(codec::MAX_PAYLOAD / 90);
+        p.raw(b"$");
+        p.raw(&body);
+        p.raw(format!("#{:02x}", codec::checksum(&body)).as_bytes());
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    c.cont().unwrap();
+    let err = c.wait_for_stop(Duration::from_secs(2)).unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn detach_sends_d_even_when_an_earlier_step_fails() {
+    // A stale reply (here a duplicated stop reply) answers `Qqemu.PhyMemMode:0`: the detach
+    // reports it, but `D` must still go out, or the guest stays halted.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"Qqemu.PhyMemMode:1");
+        p.reply(b"OK");
+        assert_eq!(p.packet(), b"Qqemu.PhyMemMode:0");
+        p.reply(b"T02thread:p01.01;");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"OK");
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert!(c.set_phy_mem_mode(true).unwrap());
+    let err = c.detach().unwrap_err();
+    assert!(matches!(err, RspError::Malformed { .. }), "{err}");
+    assert!(c.is_closed());
+    server.join().unwrap();
+
+    // The `D` itself gets a reply that makes no sense: it is sent once more without waiting.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.packet(), b"D");
+        p.reply(b"1234");
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    assert!(c.detach().is_err());
+    assert!(c.is_closed());
+    server.join().unwrap();
+}
+
+#[test]
+fn d_sent_when_abandoning_reaches_a_stub_busy_writing() {
+    // The stub floods console output and reads nothing meanwhile; the client times out and
+    // abandons. Its `D` waits behind the stub's full receive window: closing at once, with the
+    // flood unread, would reset the connection and discard it.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert!(p.packet().starts_with(b"m"));
+        let mut flood = Vec::new();
+        for _ in 0..200 {
+            codec::encode_packet(b"O78", &mut flood);
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(900) {
+            let _ = p.w.write_all(&flood);
+        }
+        loop {
+            match p.event() {
+                Ev::Ack | Ev::Interrupt => {}
+                Ev::Packet(d) if d == b"D" => break,
+                other => panic!("expected D, got {other:?}"),
+            }
+        }
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.read_memory(0x10, &mut [0u8; 4]).unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
+    drop(c);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_continue_never_acknowledged_abandons_with_an_interrupt_and_d() {
+    // The stub may have taken the `c` (guest running) or not (guest stopped): only `0x03`
+    // followed by `D` leaves the guest running in both cases.
+    let (addr, server) = serve(|p| {
+        p.qemu_handshake("1000");
+        assert_eq!(p.event(), Ev::Packet(b"c".to_vec())); // taken, never acknowledged
+        assert_eq!(p.event(), Ev::Interrupt);
+        assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+        assert_eq!(p.event(), Ev::Eof);
+    });
+    let mut c = RspClient::connect(&addr, config()).unwrap();
+    let err = c.cont().unwrap_err();
+    assert!(matches!(err, RspError::Timeout { .. }), "{err}");
+    assert!(c.is_closed());
     server.join().unwrap();
 }

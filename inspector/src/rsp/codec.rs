@@ -13,6 +13,11 @@ use super::RspError;
 /// advertise far less (QEMU: 4096); this only bounds memory when a peer sends garbage.
 pub const MAX_FRAME: usize = 1 << 20;
 
+/// Largest decoded payload: run-length encoding lets a frame of [`MAX_FRAME`] bytes expand about
+/// 33 times; a body that decodes to more than this is malformed. No reply this client asks for
+/// comes near it (QEMU's packets are at most 4 KiB).
+pub const MAX_PAYLOAD: usize = 1 << 20;
+
 /// Modulo-256 sum of `data`, the RSP checksum.
 pub fn checksum(data: &[u8]) -> u8 {
     data.iter().fold(0u8, |acc, &b| acc.wrapping_add(b))
@@ -40,10 +45,11 @@ pub fn encode_packet(payload: &[u8], out: &mut Vec<u8>) {
 
 /// Decodes the body of a packet as sent (between `$` and `#`) into `out`, undoing `}` escapes and
 /// expanding `*` runs. `out` is cleared first. Fails on a dangling escape, a run with nothing
-/// before it, or a run count below 29.
+/// before it, a run count below 29, or a result over [`MAX_PAYLOAD`] bytes (`out` then holds at
+/// most that many).
 pub fn decode_body(raw: &[u8], out: &mut Vec<u8>) -> Result<(), RspError> {
     out.clear();
-    out.reserve(raw.len());
+    out.reserve(raw.len().min(MAX_PAYLOAD));
     let mut i = 0;
     while i < raw.len() {
         match raw[i] {
@@ -74,10 +80,24 @@ pub fn decode_body(raw: &[u8], out: &mut Vec<u8>) -> Result<(), RspError> {
                     ));
                 }
                 let n = usize::from(count - 29);
+                if out.len() + n > MAX_PAYLOAD {
+                    return Err(RspError::malformed(
+                        "packet body",
+                        raw,
+                        &format!("decodes to more than {MAX_PAYLOAD} bytes"),
+                    ));
+                }
                 out.resize(out.len() + n, prev);
                 i += 2;
             }
             b => {
+                if out.len() == MAX_PAYLOAD {
+                    return Err(RspError::malformed(
+                        "packet body",
+                        raw,
+                        &format!("decodes to more than {MAX_PAYLOAD} bytes"),
+                    ));
+                }
                 out.push(b);
                 i += 1;
             }
@@ -104,14 +124,19 @@ pub enum Frame {
 /// Incremental decoder: feed it the bytes read from the socket, take frames out.
 ///
 /// Contract: bytes that cannot start a frame (anything but `+ - $ %` outside a packet) are
-/// skipped and counted in [`Decoder::garbage`]; a `$` seen inside an unfinished packet means the
-/// packet was truncated (a `$` is always escaped in a payload and is never a run count), so the
-/// decoder drops it and restarts there. `%` is not a restart: it is a legal run count (8).
+/// skipped and counted in [`Decoder::garbage`]; a `$` seen inside an unfinished packet, or in
+/// place of a checksum digit, means the packet was truncated (a `$` is always escaped in a
+/// payload, is never a run count and is no hex digit), so the decoder drops it and restarts
+/// there. `%` is not a restart: it is a legal run count (8). Memory: at most [`MAX_FRAME`]
+/// undecoded bytes plus what one [`Decoder::feed`] brought are buffered.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
     /// Bytes consumed from the front of `buf` but not yet compacted away.
     start: usize,
+    /// Body bytes of the open packet at `start` already searched for `$` and `#` (none there),
+    /// so a packet arriving in pieces is scanned once.
+    scanned: usize,
     garbage: u64,
 }
 
@@ -139,6 +164,11 @@ impl Decoder {
         self.start == self.buf.len()
     }
 
+    /// Undecoded bytes buffered (at most [`MAX_FRAME`] plus the last [`Decoder::feed`]).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// Takes the next complete frame out of the buffer. For [`Frame::Packet`] the decoded
     /// payload is left in `payload` (cleared first). Returns `Ok(None)` when more bytes are
     /// needed, and an error if a packet is not decodable or exceeds [`MAX_FRAME`].
@@ -151,46 +181,51 @@ impl Decoder {
             };
             match first {
                 b'+' => {
-                    self.start += 1;
+                    self.consume(1);
                     return Ok(Some(Frame::Ack));
                 }
                 b'-' => {
-                    self.start += 1;
+                    self.consume(1);
                     return Ok(Some(Frame::Nack));
                 }
                 b'$' | b'%' => {
                     // Find the end marker, restarting at any new start byte (truncation).
                     let body = &pending[1..];
-                    let restart = body.iter().position(|&b| b == b'$');
-                    let hash = body.iter().position(|&b| b == b'#');
-                    let h = match (hash, restart) {
-                        (Some(h), Some(r)) if r < h => {
-                            self.skip_truncated(r);
+                    let from = self.scanned.min(body.len());
+                    let h = match body[from..].iter().position(|&b| b == b'$' || b == b'#') {
+                        None => {
+                            self.scanned = body.len();
+                            return self.need_more();
+                        }
+                        Some(i) if body[from + i] == b'$' => {
+                            self.skip_truncated(from + i);
                             continue;
                         }
-                        (Some(h), _) => h,
-                        (None, Some(r)) => {
-                            self.skip_truncated(r);
-                            continue;
-                        }
-                        (None, None) => return self.need_more(),
+                        Some(i) => from + i,
                     };
-                    if body.len() < h + 3 {
+                    self.scanned = h;
+                    // A `$` where a checksum digit should be: this packet was cut off there.
+                    let digits = &body[h + 1..body.len().min(h + 3)];
+                    if let Some(k) = digits.iter().position(|&b| b == b'$') {
+                        self.skip_truncated(h + 1 + k);
+                        continue;
+                    }
+                    if digits.len() < 2 {
                         return self.need_more();
                     }
                     let raw = &body[..h];
-                    let sent = parse_hex_byte(body[h + 1], body[h + 2]);
+                    let sent = parse_hex_byte(digits[0], digits[1]);
                     let frame = if sent != Some(checksum(raw)) {
                         Frame::BadChecksum
                     } else if first == b'%' {
                         Frame::Notification
                     } else {
                         let decoded = decode_body(raw, payload);
-                        self.start += 1 + h + 3;
+                        self.consume(1 + h + 3);
                         decoded?;
                         return Ok(Some(Frame::Packet));
                     };
-                    self.start += 1 + h + 3;
+                    self.consume(1 + h + 3);
                     return Ok(Some(frame));
                 }
                 _ => {
@@ -199,16 +234,22 @@ impl Decoder {
                         .position(|&b| matches!(b, b'+' | b'-' | b'$' | b'%'))
                         .unwrap_or(pending.len());
                     self.garbage += skip as u64;
-                    self.start += skip;
+                    self.consume(skip);
                 }
             }
         }
     }
 
+    /// Moves past `n` bytes at the front; the next frame starts after them.
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.scanned = 0;
+    }
+
     /// Drops a truncated packet: its start byte and the `r` body bytes before the next start.
     fn skip_truncated(&mut self, r: usize) {
         self.garbage += (1 + r) as u64;
-        self.start += 1 + r;
+        self.consume(1 + r);
     }
 
     fn need_more(&mut self) -> Result<Option<Frame>, RspError> {
@@ -216,6 +257,7 @@ impl Decoder {
             let len = self.buf.len() - self.start;
             self.buf.clear();
             self.start = 0;
+            self.scanned = 0;
             return Err(RspError::Malformed {
                 what: "packet framing".into(),
                 detail: format!("no `#` end marker within {len} bytes"),
@@ -415,9 +457,11 @@ pub fn parse_stop_reply(payload: &[u8]) -> Result<StopReply, RspError> {
                 kind = Some(StopKind::Watch(addr));
             }
             _ if key.iter().all(|&c| hex_value(c).is_some()) => {
-                let n = parse_hex_u64(key).ok_or_else(|| bad("bad register number"))?;
+                let n = parse_hex_u64(key)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| bad("bad register number"))?;
                 let bytes = decode_hex(value).ok_or_else(|| bad("bad register value"))?;
-                registers.push((n as u32, bytes));
+                registers.push((n, bytes));
             }
             _ => {}
         }
@@ -573,6 +617,94 @@ mod tests {
     }
 
     #[test]
+    fn a_start_byte_in_the_checksum_digits_cuts_the_packet_and_the_next_survives() {
+        // The first packet lost its last checksum digit, or both: the intact packet after it
+        // must not be taken for the missing digits.
+        for cut in [&b"$OK#9"[..], b"$OK#"] {
+            let mut input = cut.to_vec();
+            input.extend_from_slice(b"$OK#9a");
+            assert_eq!(
+                frames(&input),
+                vec![(Frame::Packet, b"OK".to_vec())],
+                "{}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+        // Fed a byte at a time: the decoder must not wait for digits that will never come.
+        let mut d = Decoder::new();
+        let mut p = Vec::new();
+        let mut got = Vec::new();
+        for &b in b"$OK#9$OK#9a".iter() {
+            d.feed(&[b]);
+            while let Some(f) = d.next_frame(&mut p).unwrap() {
+                got.push((f, p.clone()));
+            }
+        }
+        assert_eq!(got, vec![(Frame::Packet, b"OK".to_vec())]);
+        assert_eq!(d.garbage(), 5);
+    }
+
+    #[test]
+    fn run_length_expansion_is_bounded() {
+        // 1 MiB of `0*~` would decode to about 33 MiB: refused, and the next packet decodes.
+        let mut body = Vec::new();
+        while body.len() + 3 <= MAX_FRAME - 16 {
+            body.extend_from_slice(b"0*~");
+        }
+        let mut out = Vec::new();
+        let err = decode_body(&body, &mut out).unwrap_err();
+        assert!(err.to_string().contains("decodes to more than"), "{err}");
+        assert!(out.len() <= MAX_PAYLOAD, "{}", out.len());
+        let mut wire = b"$".to_vec();
+        wire.extend_from_slice(&body);
+        wire.extend(format!("#{:02x}", checksum(&body)).bytes());
+        wire.extend_from_slice(b"$OK#9a");
+        let mut d = Decoder::new();
+        d.feed(&wire);
+        let mut p = Vec::new();
+        assert!(d.next_frame(&mut p).is_err());
+        assert!(p.len() <= MAX_PAYLOAD);
+        assert_eq!(d.next_frame(&mut p).unwrap(), Some(Frame::Packet));
+        assert_eq!(p, b"OK");
+        // Exactly at the limit is fine.
+        let mut at_limit = b"0".to_vec();
+        let mut n = 1;
+        while n + 97 <= MAX_PAYLOAD {
+            at_limit.extend_from_slice(b"*~");
+            n += 97;
+        }
+        decode_body(&at_limit, &mut out).unwrap();
+        assert_eq!(out.len(), n);
+    }
+
+    #[test]
+    fn a_frame_fed_in_small_pieces_is_scanned_once() {
+        // Feeding a large frame 16 bytes at a time must not rescan it from the start each time:
+        // a 256 KiB frame in 16 K pieces finishes quickly even in a debug build.
+        let body = vec![b'a'; 256 * 1024];
+        let mut wire = b"$".to_vec();
+        wire.extend_from_slice(&body);
+        wire.extend(format!("#{:02x}", checksum(&body)).bytes());
+        let mut d = Decoder::new();
+        let mut p = Vec::new();
+        let start = std::time::Instant::now();
+        let mut got = None;
+        for piece in wire.chunks(16) {
+            d.feed(piece);
+            if let Some(f) = d.next_frame(&mut p).unwrap() {
+                got = Some(f);
+            }
+        }
+        assert_eq!(got, Some(Frame::Packet));
+        assert_eq!(p.len(), body.len());
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
     fn hex_helpers() {
         let mut out = Vec::new();
         push_hex(&mut out, &[0x00, 0xab, 0x7f]);
@@ -649,6 +781,8 @@ mod tests {
         assert!(parse_stop_reply(b"OK").is_err());
         assert!(parse_stop_reply(b"T05garbage").is_err());
         assert!(parse_stop_reply(b"T0520:zz;").is_err());
+        // Register numbers beyond 32 bits are malformed, not truncated.
+        assert!(parse_stop_reply(b"T05100000020:00;").is_err());
         assert!(is_stop_reply(b"T02thread:01;"));
         assert!(!is_stop_reply(b"Tx"));
     }

@@ -3,20 +3,27 @@
 //! gdbserver, OpenOCD, `gdbstub`-crate stubs), QEMU's quirks included.
 //!
 //! Files: `codec` (bytes ⇄ packets, no I/O), `transport` ([`RspClient`]'s connection: socket,
-//! acks, timeouts, the all-stop invariants), `packets` (the requests: memory, registers,
-//! breakpoints, monitor, detach; [`Supported`], the parsed `qSupported` reply), `target_xml`
-//! (the target description XML and its register numbering, [`RegisterMap`]).
+//! acks, timeouts, the all-stop invariants), `console` (the bounded buffer of `O` output),
+//! `packets` (the requests: memory, registers, breakpoints, monitor, detach; [`Supported`], the
+//! parsed `qSupported` reply), `target_xml` (the target description XML and its register
+//! numbering, [`RegisterMap`]).
+//!
+//! A stub is not trusted with the client's memory: frames ([`MAX_FRAME`]), decoded payloads
+//! ([`MAX_PAYLOAD`]), console output ([`MAX_CONSOLE_BYTES`]) and target descriptions
+//! ([`MAX_XML_ANNEXES`], [`MAX_XML_DEPTH`], [`MAX_XML_BYTES`]) are bounded.
 
 #[cfg(test)]
 pub(crate) mod client_tests;
 pub mod codec;
+mod console;
 mod error;
 mod packets;
 pub mod target_xml;
 mod transport;
 
-pub use codec::{StopKind, StopReply};
+pub use codec::{StopKind, StopReply, MAX_FRAME, MAX_PAYLOAD};
+pub use console::MAX_CONSOLE_BYTES;
 pub use error::RspError;
 pub use packets::{BreakpointType, Supported, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ};
-pub use target_xml::{RegisterDesc, RegisterMap};
+pub use target_xml::{RegisterDesc, RegisterMap, MAX_XML_ANNEXES, MAX_XML_BYTES, MAX_XML_DEPTH};
 pub use transport::{RspClient, RspConfig};

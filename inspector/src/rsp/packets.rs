@@ -6,7 +6,9 @@
 //! all need the target halted.
 
 use super::codec::{self, ReplyKind};
-use super::target_xml::{self, RegisterMap, XmlItem};
+use super::target_xml::{
+    self, RegisterMap, XmlItem, MAX_XML_ANNEXES, MAX_XML_BYTES, MAX_XML_DEPTH,
+};
 use super::{RspClient, RspError};
 
 /// QEMU answers `E22` to `m` requests longer than this.
@@ -174,8 +176,13 @@ impl RspClient {
     }
 
     /// Reads a whole `qXfer:features:read` annex (e.g. `target.xml`), in chunks that fit the
-    /// packet size. Target must be halted.
+    /// packet size; one over [`MAX_XML_BYTES`] is malformed. Target must be halted.
     pub fn read_features_xml(&mut self, annex: &str) -> Result<Vec<u8>, RspError> {
+        self.read_annex(annex, MAX_XML_BYTES)
+    }
+
+    /// [`Self::read_features_xml`] of at most `limit` bytes: refused before more is buffered.
+    fn read_annex(&mut self, annex: &str, limit: usize) -> Result<Vec<u8>, RspError> {
         let chunk = self.packet_size().saturating_sub(8).max(16);
         let mut out = Vec::new();
         loop {
@@ -193,16 +200,16 @@ impl RspClient {
                     ))
                 }
             };
+            if out.len() + data.len() > limit {
+                return Err(RspError::malformed(
+                    "target description",
+                    annex.as_bytes(),
+                    &format!("over {limit} bytes (all documents together: {MAX_XML_BYTES})"),
+                ));
+            }
             out.extend_from_slice(data);
             if !more || (data.is_empty()) {
                 return Ok(out);
-            }
-            if out.len() > (4 << 20) {
-                return Err(RspError::malformed(
-                    "qXfer reply",
-                    b"",
-                    "description over 4 MiB",
-                ));
             }
         }
     }
@@ -216,33 +223,42 @@ impl RspClient {
                     request: "qXfer:features:read (target description)".into(),
                 });
             }
-            let mut map = RegisterMap::default();
-            let mut next = 0;
-            self.walk_description("target.xml", 0, &mut next, &mut map)?;
-            self.registers = Some(map);
+            let mut walk = DescriptionWalk {
+                annexes_left: MAX_XML_ANNEXES,
+                bytes_left: MAX_XML_BYTES,
+                next: 0,
+                map: RegisterMap::default(),
+            };
+            self.walk_description("target.xml", 0, &mut walk)?;
+            self.registers = Some(walk.map);
         }
         Ok(self.registers.as_ref().expect("set above"))
     }
 
+    /// Fetches `annex` and, depth first, what it includes, within the walk's budget.
     fn walk_description(
         &mut self,
         annex: &str,
-        depth: u32,
-        next: &mut u32,
-        map: &mut RegisterMap,
+        depth: usize,
+        walk: &mut DescriptionWalk,
     ) -> Result<(), RspError> {
-        if depth > 4 {
-            return Err(RspError::malformed(
-                "target description",
-                annex.as_bytes(),
-                "includes nest too deep",
-            ));
+        let bad =
+            |detail: String| RspError::malformed("target description", annex.as_bytes(), &detail);
+        if depth > MAX_XML_DEPTH {
+            return Err(bad(format!("includes nest more than {MAX_XML_DEPTH} deep")));
         }
-        let xml = self.read_features_xml(annex)?;
-        for item in target_xml::parse_items(&String::from_utf8_lossy(&xml)) {
+        if walk.annexes_left == 0 {
+            return Err(bad(format!("more than {MAX_XML_ANNEXES} documents")));
+        }
+        walk.annexes_left -= 1;
+        let xml = self.read_annex(annex, walk.bytes_left)?;
+        walk.bytes_left -= xml.len();
+        for item in target_xml::parse_items(&String::from_utf8_lossy(&xml))? {
             match &item {
-                XmlItem::Include(href) => self.walk_description(href, depth + 1, next, map)?,
-                XmlItem::Reg { .. } => target_xml::number_registers(&item, next, map),
+                XmlItem::Include(href) => self.walk_description(href, depth + 1, walk)?,
+                XmlItem::Reg { .. } => {
+                    target_xml::number_registers(&item, &mut walk.next, &mut walk.map)?
+                }
             }
         }
         Ok(())
@@ -288,15 +304,21 @@ impl RspClient {
     }
 
     /// Runs a monitor command (`qRcmd`, hex-encoded) and returns its output: the `O` packets it
-    /// produced, or a hex-encoded reply. Target must be halted.
+    /// produced (the last [`super::MAX_CONSOLE_BYTES`] of them, after a line saying how many
+    /// bytes were dropped before), or a hex-encoded reply. Target must be halted.
     pub fn monitor(&mut self, command: &str) -> Result<String, RspError> {
         let req = self.new_request();
         req.extend_from_slice(b"qRcmd,");
         codec::push_hex(req, command.as_bytes());
-        let console_before = self.console_len();
+        let console_before = self.console_mark();
         let name = format!("qRcmd ({command})");
         let kind = self.request(&name)?;
-        let mut out = self.console_since(console_before);
+        let (output, lost) = self.console_since(console_before);
+        let mut out = Vec::new();
+        if lost > 0 {
+            out.extend(format!("[{lost} bytes of earlier output dropped]\n").bytes());
+        }
+        out.extend_from_slice(&output);
         match kind {
             ReplyKind::Ok => {}
             ReplyKind::Data => match codec::decode_hex(self.reply()) {
@@ -346,29 +368,44 @@ impl RspClient {
     /// Leaves the target running and closes the session: interrupts it if running (QEMU drops
     /// packets sent while it runs), turns physical memory mode off if this client turned it on,
     /// then sends `D` (QEMU removes breakpoints and resumes). A server that closes the socket
-    /// instead of answering `OK` counts as detached. Idempotent.
+    /// instead of answering `OK` counts as detached. If a step fails, the next ones are still
+    /// tried; if `D` is not confirmed, the connection is abandoned (which sends `D` without
+    /// waiting); the first error is returned. Idempotent.
     pub fn detach(&mut self) -> Result<(), RspError> {
         if self.is_closed() {
             return Ok(());
         }
-        let result = self.detach_inner();
-        self.close();
-        result
-    }
-
-    fn detach_inner(&mut self) -> Result<(), RspError> {
+        let mut first_err = None;
         if self.is_running() {
-            self.interrupt()?;
+            first_err = self.interrupt().err();
         }
-        if self.phy_mem_mode == Some(true) {
-            self.set_phy_mem_mode(false)?;
+        let halted = |c: &Self| !c.is_closed() && !c.is_running();
+        if halted(self) && self.phy_mem_mode == Some(true) {
+            // Left on, it only inconveniences the next debugger: detach regardless.
+            if let Err(e) = self.set_phy_mem_mode(false) {
+                first_err.get_or_insert(e);
+            }
         }
-        match self.detach_request("D") {
-            // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
-            // plain `D` with E22: name the process, as such a client would.
-            Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
-            other => other,
+        if halted(self) {
+            let detached = match self.detach_request("D") {
+                // QEMU keeps multiprocess mode from an earlier client (gdb) and then refuses a
+                // plain `D` with E22: name the process, as such a client would.
+                Err(RspError::ErrorReply { code: 0x22, .. }) => self.detach_request("D;1"),
+                other => other,
+            };
+            match detached {
+                Ok(()) => {
+                    self.close();
+                    return first_err.map_or(Ok(()), Err);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
+        // `D` not confirmed: 0x03 (if the guest may run) and `D`, unanswered; a no-op if closed.
+        self.abandon();
+        Err(first_err.unwrap_or(RspError::Closed))
     }
 
     fn detach_request(&mut self, packet: &'static str) -> Result<(), RspError> {
@@ -383,6 +420,68 @@ impl RspClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Reply expectations of the packet operations, on top of the transport's request.
+impl RspClient {
+    /// Sends `self.req`; Ok for a data or `OK` reply (in `self.rx`), else the typed error.
+    pub(super) fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
+        match self.request(what)? {
+            ReplyKind::Data => Ok(()),
+            ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported {
+                request: what.to_owned(),
+            }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what.to_owned(),
+            }),
+        }
+    }
+
+    /// [`Self::expect_data`] with the request's name built only on failure.
+    pub(super) fn expect_data_for(
+        &mut self,
+        short: &str,
+        what: impl Fn() -> String,
+    ) -> Result<(), RspError> {
+        match self.request(short)? {
+            ReplyKind::Data | ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported { request: what() }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what(),
+            }),
+        }
+    }
+
+    /// Sends `self.req` and expects `OK`.
+    pub(super) fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
+        match self.request(what)? {
+            ReplyKind::Ok => Ok(()),
+            ReplyKind::Empty => Err(RspError::Unsupported {
+                request: what.to_owned(),
+            }),
+            ReplyKind::Error(code) => Err(RspError::ErrorReply {
+                code,
+                request: what.to_owned(),
+            }),
+            ReplyKind::Data => Err(RspError::malformed(
+                "reply",
+                self.reply(),
+                &format!("expected OK to {what}"),
+            )),
+        }
+    }
+}
+
+/// The state of one target description walk: what it may still fetch, and the registers so far.
+struct DescriptionWalk {
+    annexes_left: usize,
+    bytes_left: usize,
+    /// The number the next unnumbered register gets.
+    next: u64,
+    map: RegisterMap,
 }
 
 /// Decodes register hex, reading unavailable bytes (`xx`) as 0.

@@ -3,6 +3,23 @@
 //!
 //! Numbering follows GDB: registers are numbered in document order across included files; a
 //! `regnum` attribute sets the number, and the next register continues from it.
+//!
+//! Bounds: a stub chooses what to include, so the walk fetches at most [`MAX_XML_ANNEXES`]
+//! documents, nested at most [`MAX_XML_DEPTH`] includes deep, of at most [`MAX_XML_BYTES`] in
+//! all; register numbers must fit in 32 bits.
+
+use super::RspError;
+
+/// Most documents one target description may consist of (`target.xml` and every include
+/// fetched, counting repeats). QEMU's riscv64 description has five.
+pub const MAX_XML_ANNEXES: usize = 64;
+
+/// Most levels of `xi:include` below `target.xml` (QEMU uses one).
+pub const MAX_XML_DEPTH: usize = 4;
+
+/// Most bytes all documents of one target description may have together (QEMU's riscv64
+/// description has about 30 KiB).
+pub const MAX_XML_BYTES: usize = 4 << 20;
 
 /// One register of the target description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +61,9 @@ pub enum XmlItem {
 }
 
 /// Extracts includes and registers, in document order, from one feature document. Tolerant: tags
-/// it does not know are skipped; a `reg` without a name or bitsize is skipped.
-pub fn parse_items(xml: &str) -> Vec<XmlItem> {
+/// it does not know are skipped; a `reg` without a name or bitsize is skipped. A `regnum` that
+/// is not a 32-bit number is an error (skipping it would misnumber the registers after it).
+pub fn parse_items(xml: &str) -> Result<Vec<XmlItem>, RspError> {
     let mut items = Vec::new();
     let mut rest = xml;
     while let Some(open) = rest.find('<') {
@@ -72,16 +90,26 @@ pub fn parse_items(xml: &str) -> Vec<XmlItem> {
                 ) else {
                     continue;
                 };
+                let regnum = match attr(attrs, "regnum") {
+                    None => None,
+                    Some(n) => Some(n.parse().map_err(|_| {
+                        RspError::malformed(
+                            "target description",
+                            tag.as_bytes(),
+                            "regnum is not a 32-bit register number",
+                        )
+                    })?),
+                };
                 items.push(XmlItem::Reg {
                     name: name.to_owned(),
                     bitsize,
-                    regnum: attr(attrs, "regnum").and_then(|n| n.parse().ok()),
+                    regnum,
                 });
             }
             _ => {}
         }
     }
-    items
+    Ok(items)
 }
 
 /// Value of attribute `key` in the attribute text of a tag (quoted with `"` or `'`).
@@ -103,23 +131,37 @@ fn attr<'a>(attrs: &'a str, key: &str) -> Option<&'a str> {
     }
 }
 
-/// Appends the registers of `items` to `map`, numbering them; `next` is the number the next
-/// unnumbered register gets. Includes are not followed (the caller fetches and recurses).
-pub fn number_registers(item: &XmlItem, next: &mut u32, map: &mut RegisterMap) {
+/// Appends the register `item` (if it is one) to `map`, numbering it; `next` is the number the
+/// next unnumbered register gets (start at 0). Includes are not followed (the caller fetches and
+/// recurses). Fails, adding nothing, if the register's number does not fit in 32 bits (it follows
+/// one numbered 4294967295).
+pub fn number_registers(
+    item: &XmlItem,
+    next: &mut u64,
+    map: &mut RegisterMap,
+) -> Result<(), RspError> {
     if let XmlItem::Reg {
         name,
         bitsize,
         regnum,
     } = item
     {
-        let n = regnum.unwrap_or(*next);
+        let n = regnum.map_or(*next, u64::from);
+        let regnum = u32::try_from(n).map_err(|_| {
+            RspError::malformed(
+                "target description",
+                name.as_bytes(),
+                "register number past 4294967295",
+            )
+        })?;
         map.registers.push(RegisterDesc {
             name: name.clone(),
             bitsize: *bitsize,
-            regnum: n,
+            regnum,
         });
         *next = n + 1;
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -134,7 +176,7 @@ mod tests {
     #[test]
     fn finds_includes_in_order_and_skips_comments() {
         assert_eq!(
-            parse_items(QEMU_TARGET),
+            parse_items(QEMU_TARGET).unwrap(),
             vec![
                 XmlItem::Include("riscv-64bit-cpu.xml".into()),
                 XmlItem::Include("riscv-64bit-csr.xml".into()),
@@ -154,8 +196,8 @@ mod tests {
 </feature>"#;
         let mut map = RegisterMap::default();
         let mut next = 0;
-        for item in parse_items(xml) {
-            number_registers(&item, &mut next, &mut map);
+        for item in parse_items(xml).unwrap() {
+            number_registers(&item, &mut next, &mut map).unwrap();
         }
         let names: Vec<_> = map
             .registers
@@ -175,5 +217,25 @@ mod tests {
         assert_eq!(map.by_name("sepc").unwrap().bitsize, 64);
         assert_eq!(map.by_number(2).unwrap().name, "pc");
         assert!(map.by_name("x9").is_none());
+    }
+
+    #[test]
+    fn register_numbers_past_32_bits_are_errors_not_overflows() {
+        // The largest number is fine for the last register; the one after it has none left.
+        let xml = r#"<reg name="a" bitsize="64" regnum="4294967295"/><reg name="b" bitsize="64"/>"#;
+        let items = parse_items(xml).unwrap();
+        let (mut map, mut next) = (RegisterMap::default(), 0);
+        number_registers(&items[0], &mut next, &mut map).unwrap();
+        assert_eq!(map.by_name("a").unwrap().regnum, u32::MAX);
+        let err = number_registers(&items[1], &mut next, &mut map).unwrap_err();
+        assert!(err.to_string().contains("register number"), "{err}");
+        assert!(map.by_name("b").is_none());
+        // A number that does not fit is not silently dropped (the registers after it would be
+        // numbered wrong).
+        for bad in ["4294967296", "-1", "0x20", ""] {
+            let xml = format!(r#"<reg name="a" bitsize="64" regnum="{bad}"/>"#);
+            let err = parse_items(&xml).unwrap_err();
+            assert!(err.to_string().contains("regnum"), "{bad}: {err}");
+        }
     }
 }

@@ -8,15 +8,24 @@
 //! Invariants:
 //! - While the target runs ([`RspClient::is_running`]), nothing is written to the socket except
 //!   the interrupt byte `0x03`: QEMU stops the guest on any byte and discards the packet.
+//!   (Abandoning a connection sends `0x03` and then `D`, in any state: see `abandon`.)
 //! - Every received packet is acknowledged before anything else is sent (when acks are on), so
 //!   no late `+` reaches a running guest.
 //! - After [`RspClient::detach`] or a fatal error the client is closed and every call fails.
+//! - A packet that is not a valid stop reply where one is due (after `c`, `s` or an interrupt)
+//!   means the stream cannot be trusted: the connection is abandoned (`0x03` and `D` sent, which
+//!   leave the guest running whatever its state, then closed) rather than kept open in a
+//!   "halted" state that no one would resume from. So is a connection where no stop reply came
+//!   after an interrupt or a step.
+//! - Memory taken from the stub is bounded: frames and decoded payloads (`codec`), console
+//!   output (`console`), target descriptions (`target_xml`). Writes time out as reads do.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoder, Frame, ReplyKind, StopReply};
+use super::console::Console;
 use super::error::quote;
 use super::packets::Supported;
 use super::target_xml::RegisterMap;
@@ -27,7 +36,8 @@ use super::RspError;
 pub struct RspConfig {
     /// Limit for establishing the TCP connection.
     pub connect_timeout: Duration,
-    /// Limit for each reply (and for the stop reply after an interrupt).
+    /// Limit for each reply (and for the stop reply after an interrupt), and for each write: a
+    /// stub that stops reading cannot block the client longer.
     pub reply_timeout: Duration,
     /// How many times a packet is resent after `-` before giving up.
     pub max_retransmits: u32,
@@ -68,7 +78,7 @@ pub struct RspClient {
     acks: bool,
     state: State,
     /// Console output (`O` packets) collected aside from replies.
-    console: Vec<u8>,
+    console: Console,
     initial_stop: Option<StopReply>,
     /// The server's `qSupported` reply (defaults if it sent none).
     pub(super) supported: Supported,
@@ -112,6 +122,9 @@ impl RspClient {
         }
         let stream = stream.ok_or_else(|| connect_err(last))?;
         stream.set_nodelay(true).map_err(connect_err)?;
+        stream
+            .set_write_timeout(Some(config.reply_timeout.max(Duration::from_millis(1))))
+            .map_err(connect_err)?;
         let mut client = RspClient {
             stream,
             config,
@@ -125,7 +138,7 @@ impl RspClient {
             acks: true,
             supported: Supported::default(),
             state: State::Halted,
-            console: Vec::new(),
+            console: Console::default(),
             initial_stop: None,
             registers: None,
             phy_mem_mode: None,
@@ -142,7 +155,7 @@ impl RspClient {
         let mut kind = self.recv_reply("qSupported")?;
         if codec::is_stop_reply(&self.rx) {
             // The unsolicited stop reply came after our `+`: drain it, the reply follows.
-            self.initial_stop = Some(codec::parse_stop_reply(&self.rx)?);
+            self.initial_stop = Some(self.parse_stop()?);
             kind = self.recv_reply("qSupported")?;
         }
         match kind {
@@ -160,7 +173,7 @@ impl RspClient {
         self.set_request(b"?");
         self.request("?")?;
         if codec::is_stop_reply(&self.rx) {
-            let stop = codec::parse_stop_reply(&self.rx)?;
+            let stop = self.parse_stop()?;
             self.check_alive(&stop)?;
             self.initial_stop = Some(stop);
         }
@@ -192,9 +205,16 @@ impl RspClient {
         self.initial_stop.as_ref()
     }
 
-    /// Takes the console output (`O` packets) collected so far.
+    /// Takes the console output (`O` packets) collected so far: at most the last
+    /// [`super::MAX_CONSOLE_BYTES`] bytes.
     pub fn take_console_output(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.console)
+        self.console.take()
+    }
+
+    /// Bytes of console output dropped so far because more than
+    /// [`super::MAX_CONSOLE_BYTES`] arrived between two takes.
+    pub fn console_dropped(&self) -> u64 {
+        self.console.dropped()
     }
 
     /// Bytes skipped as garbage between packets so far.
@@ -235,7 +255,9 @@ impl RspClient {
         }
         self.write_raw(&[0x03])?;
         let deadline = Instant::now() + self.config.reply_timeout;
-        let stop = self.recv_stop(deadline, "the stop reply after an interrupt")?;
+        let stop = self
+            .recv_stop(deadline, "the stop reply after an interrupt")
+            .inspect_err(|e| self.abandon_after_timeout(e))?;
         Ok(Some(stop))
     }
 
@@ -306,22 +328,58 @@ impl RspClient {
         self.state = State::Running;
         let deadline = Instant::now() + self.config.reply_timeout;
         self.recv_stop(deadline, "the stop reply after a single step")
+            .inspect_err(|e| self.abandon_after_timeout(e))
     }
 
     /// Gives up on a connection that can no longer be trusted (timeout, corruption) without
-    /// leaving the guest paused: if halted, sends `Qqemu.PhyMemMode:0` (if we set it) and `D`
-    /// without waiting for replies, then closes. While the guest runs, only closes (any byte
-    /// would stop it).
-    fn abandon(&mut self) {
-        if self.state == State::Halted {
-            let mut out = Vec::new();
-            if self.phy_mem_mode == Some(true) {
-                codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
-            }
-            codec::encode_packet(b"D", &mut out);
-            let _ = self.stream.write_all(&out);
+    /// leaving the guest paused: sends `0x03`, `Qqemu.PhyMemMode:0` (if we set it) and `D`
+    /// without waiting for replies, then closes. Whether the guest runs is not known for sure
+    /// here (a `c` may have been taken but not acknowledged; a stale reply may stand where a
+    /// stop reply was due): QEMU stops a running guest on `0x03` and ignores it while stopped
+    /// (the `gdbstub` crate defers it), so `D` finds the guest stopped either way and resumes
+    /// it. Writes are bounded by the write timeout; a no-op once closed.
+    pub(super) fn abandon(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        let mut out = vec![0x03];
+        if self.phy_mem_mode == Some(true) {
+            codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
+        }
+        codec::encode_packet(b"D", &mut out);
+        if self.stream.write_all(&out).is_ok() {
+            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+            self.drain();
         }
         self.close();
+    }
+
+    /// Reads and discards what the stub still sends until it is quiet for a moment, hangs up, or
+    /// a reply timeout has passed. Closing with unread bytes makes the kernel reset the
+    /// connection, which discards a `D` still queued for a stub that was busy writing.
+    fn drain(&mut self) {
+        const QUIET: Duration = Duration::from_millis(20);
+        let deadline = Instant::now() + self.config.reply_timeout;
+        if self.stream.set_read_timeout(Some(QUIET)).is_err() {
+            return;
+        }
+        self.read_timeout = Some(QUIET);
+        while Instant::now() < deadline {
+            match self.stream.read(&mut self.read_buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return, // quiet (timed out), or the connection is gone
+            }
+        }
+    }
+
+    /// After `e` from waiting for the stop an interrupt or a step must bring: on a timeout,
+    /// whether the guest stopped is unknown, so the connection is abandoned.
+    fn abandon_after_timeout(&mut self, e: &RspError) {
+        if matches!(e, RspError::Timeout { .. }) {
+            self.abandon();
+        }
     }
 
     /// Marks the client closed and shuts the socket down; sends nothing.
@@ -349,14 +407,15 @@ impl RspClient {
         &self.rx
     }
 
-    /// Bytes of console output collected so far (a mark for [`Self::console_since`]).
-    pub(super) fn console_len(&self) -> usize {
-        self.console.len()
+    /// The position in the console output now (a mark for [`Self::console_since`]).
+    pub(super) fn console_mark(&self) -> u64 {
+        self.console.mark()
     }
 
-    /// Takes the console output collected since `mark` (from [`Self::console_len`]).
-    pub(super) fn console_since(&mut self, mark: usize) -> Vec<u8> {
-        self.console.split_off(mark)
+    /// Takes the console output collected since `mark` (from [`Self::console_mark`]) and the
+    /// number of those bytes that were dropped (the buffer is bounded).
+    pub(super) fn console_since(&mut self, mark: u64) -> (Vec<u8>, u64) {
+        self.console.take_since(mark)
     }
 
     fn check_open(&self) -> Result<(), RspError> {
@@ -388,60 +447,10 @@ impl RspClient {
         loop {
             self.recv_packet(deadline, what)?;
             if let Some(text) = codec::console_output(&self.rx) {
-                self.console.extend_from_slice(&text);
+                self.console.push(&text);
                 continue;
             }
             return Ok(codec::classify(&self.rx));
-        }
-    }
-
-    /// Sends `self.req`; Ok for a data or `OK` reply (in `self.rx`), else the typed error.
-    pub(super) fn expect_data(&mut self, what: &str) -> Result<(), RspError> {
-        match self.request(what)? {
-            ReplyKind::Data => Ok(()),
-            ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported {
-                request: what.to_owned(),
-            }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what.to_owned(),
-            }),
-        }
-    }
-
-    /// [`Self::expect_data`] with the request's name built only on failure.
-    pub(super) fn expect_data_for(
-        &mut self,
-        short: &str,
-        what: impl Fn() -> String,
-    ) -> Result<(), RspError> {
-        match self.request(short)? {
-            ReplyKind::Data | ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported { request: what() }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what(),
-            }),
-        }
-    }
-
-    /// Sends `self.req` and expects `OK`.
-    pub(super) fn expect_ok(&mut self, what: &str) -> Result<(), RspError> {
-        match self.request(what)? {
-            ReplyKind::Ok => Ok(()),
-            ReplyKind::Empty => Err(RspError::Unsupported {
-                request: what.to_owned(),
-            }),
-            ReplyKind::Error(code) => Err(RspError::ErrorReply {
-                code,
-                request: what.to_owned(),
-            }),
-            ReplyKind::Data => Err(RspError::malformed(
-                "reply",
-                &self.rx,
-                &format!("expected OK to {what}"),
-            )),
         }
     }
 
@@ -487,7 +496,7 @@ impl RspClient {
                     self.write_raw(b"+")?;
                     if codec::is_stop_reply(&self.rx) && self.initial_stop.is_none() {
                         // An unsolicited stop reply (QEMU sends one on connect): drain it.
-                        self.initial_stop = Some(codec::parse_stop_reply(&self.rx)?);
+                        self.initial_stop = Some(self.parse_stop()?);
                     } else {
                         // The reply overtook the ack: take it as the ack and keep the reply.
                         self.rx_pending = true;
@@ -543,17 +552,23 @@ impl RspClient {
     }
 
     /// The packet just received, where a stop reply is due: `None` for console output
-    /// (collected); otherwise the target is stopped now (even if the reply is malformed: acks
-    /// may be sent again) and the reply is parsed; an exit closes the connection.
+    /// (collected); otherwise the reply is parsed and the target is halted. A malformed one
+    /// abandons the connection (see the module invariants); an exit closes it.
     fn stop_from_packet(&mut self) -> Result<Option<StopReply>, RspError> {
         if let Some(text) = codec::console_output(&self.rx) {
-            self.console.extend_from_slice(&text);
+            self.console.push(&text);
             return Ok(None);
         }
+        let stop = self.parse_stop()?;
         self.state = State::Halted;
-        let stop = codec::parse_stop_reply(&self.rx)?;
         self.check_alive(&stop)?;
         Ok(Some(stop))
+    }
+
+    /// Parses the stop reply in `self.rx`. If it is malformed, abandons the connection (leaving
+    /// the guest running) and returns the error.
+    fn parse_stop(&mut self) -> Result<StopReply, RspError> {
+        codec::parse_stop_reply(&self.rx).inspect_err(|_| self.abandon())
     }
 
     fn next_frame(&mut self, deadline: Instant, what: &str) -> Result<Frame, RspError> {
@@ -632,9 +647,18 @@ impl RspClient {
         }
     }
 
+    /// Writes `bytes`; a stub that takes nothing for a reply timeout closes the connection.
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RspError> {
         match self.stream.write_all(bytes) {
             Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                // Nothing more can be sent (not even `D`): close.
+                self.close();
+                Err(RspError::Timeout {
+                    what: "the stub to read what was sent (it stopped reading)".into(),
+                    after: self.config.reply_timeout,
+                })
+            }
             Err(e) => Err(self.io_error(e)),
         }
     }

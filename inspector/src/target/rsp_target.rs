@@ -396,4 +396,35 @@ mod tests {
         drop(t);
         server.join().unwrap();
     }
+
+    #[test]
+    fn a_malformed_stop_reply_never_leaves_the_guest_halted() {
+        use crate::rsp::client_tests::Ev;
+        let (addr, server) = serve(|p| {
+            p.qemu_handshake("1000");
+            assert_eq!(p.packet(), b"c");
+            assert_eq!(p.event(), Ev::Interrupt);
+            p.reply(b"T05thread");
+            // The inspector must leave the guest running: `0x03` (ignored by a stopped QEMU),
+            // then `D` (no `OK` awaited).
+            assert_eq!(p.event(), Ev::Interrupt);
+            assert_eq!(p.event(), Ev::Packet(b"D".to_vec()));
+            assert_eq!(p.event(), Ev::Eof);
+        });
+        let mut opts = options();
+        opts.resume_on_connect = true;
+        let mut t = RspTarget::connect(&addr, opts).unwrap();
+        assert!(crate::target::HaltGuard::new(&mut t).is_err());
+        assert!(!t.is_halted());
+        // A later guard must not take the guest for halted by someone else and skip the resume.
+        match crate::target::HaltGuard::new(&mut t) {
+            Ok(g) => panic!(
+                "halted over a dead connection; will resume: {}",
+                g.will_resume()
+            ),
+            Err(e) => assert!(matches!(e, TargetError::Rsp(RspError::Closed)), "{e}"),
+        }
+        drop(t);
+        server.join().unwrap();
+    }
 }
