@@ -12,7 +12,7 @@
 //! the last consistent snapshot marked `mid_change` (stale), or [`SnapshotError::Torn`] when
 //! there is none yet.
 
-use super::{SnapshotError, Sampler};
+use super::{Sampler, SnapshotError};
 use crate::model::{ReadPath, Snapshot};
 use crate::target::GuestMemory;
 use std::time::{Duration, Instant};

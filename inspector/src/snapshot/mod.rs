@@ -13,8 +13,8 @@ mod live;
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
-pub use live::LIVE_BOUND;
 pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
+pub use live::LIVE_BOUND;
 
 use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
@@ -370,7 +370,10 @@ impl Sampler {
         })
     }
 
-    fn read_procs<T: GuestMemory + ?Sized>(&mut self, t: &mut T) -> Result<Vec<Process>, SnapshotError> {
+    fn read_procs<T: GuestMemory + ?Sized>(
+        &mut self,
+        t: &mut T,
+    ) -> Result<Vec<Process>, SnapshotError> {
         let Some(procs) = self.layout.procs.clone() else {
             return Ok(Vec::new());
         };
