@@ -32,6 +32,7 @@ mod lines;
 mod loader;
 mod lookup;
 mod params;
+mod segments;
 mod types;
 mod unwind;
 mod value;
@@ -48,6 +49,7 @@ pub use params::{
     evaluate_frame_base, evaluate_location, read_pieces, EvalError, FunctionParams, InlinedParams,
     LocRange, Machine, ParamLocation, Parameter,
 };
+pub use segments::load_segments;
 pub use types::{
     BaseEncoding, Enumerator, Member, Qualifier, StrLen, StrRef, StringKind, TypeId, TypeInfo,
     TypeKind, TypeTable,

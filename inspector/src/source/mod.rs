@@ -3,7 +3,8 @@
 //! through a `Source` only; they never reach below this layer for data.
 //!
 //! Sources today: [`LiveSource`] (a running kernel over its GDB stub: [`Session`] halts the
-//! guest briefly for each snapshot) and [`DemoSource`] (a simulated kernel, for trying the UI
+//! guest briefly for each snapshot), [`RamSource`] (a running kernel's RAM in QEMU's shared
+//! memory file: no stub, no halt) and [`DemoSource`] (a simulated kernel, for trying the UI
 //! without QEMU and for tests). The debugger layer adds a live source that can also debug
 //! (`debugger::live::DebugSource`).
 //!
@@ -12,10 +13,12 @@
 
 pub mod demo;
 pub mod live;
+pub mod ram;
 pub mod session;
 
 pub use demo::DemoSource;
 pub use live::LiveSource;
+pub use ram::{RamSource, DEFAULT_RAM_BASE};
 pub use session::{load_elf, sample_when_ready, NotReady, Session};
 
 use crate::model::Snapshot;
