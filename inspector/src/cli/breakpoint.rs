@@ -115,7 +115,7 @@ pub fn run(args: BreakArgs) -> Result<()> {
         count,
     } = args;
     let stop = install_ctrlc_handler()?;
-    let (mut session, mut dbg, id) = arm(&conn.elf, &conn.gdb, &location, &opts)?;
+    let (mut session, mut dbg, id) = arm(&conn.elf, conn.gdb(), &location, &opts)?;
     // A function breakpoint reports the function asked for; a line one its own frame's.
     let function = dbg.breakpoints.get(id).and_then(|b| match &b.location {
         Location::Function(_) => b.function.clone(),

@@ -17,7 +17,6 @@
 use super::{render, Conn};
 use crate::model::check::{CheckRun, Limits};
 use crate::snapshot::SnapshotError;
-use crate::source::{LiveSource, Source};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
@@ -55,7 +54,8 @@ pub struct CheckArgs {
 /// exits with [`EXIT_CANNOT_CHECK`]).
 pub fn run(args: CheckArgs) -> Result<i32> {
     let stop = install_ctrlc_handler()?;
-    let mut source = LiveSource::connect(&args.conn.elf, &args.conn.gdb)?;
+    let mut source = args.conn.view_source(&stop)?;
+    source.reconnect()?;
     let limits = Limits {
         max_leaked_pages: args.max_leaked_pages,
         stuck_after: args.stuck_after,

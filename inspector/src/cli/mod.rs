@@ -12,19 +12,65 @@ pub mod step;
 pub mod tui;
 pub mod watch;
 
+use crate::source::{LiveSource, RamSource, Source};
+use crate::target::ShutdownFlag;
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Where the running kernel is: its ELF and its GDB stub.
+/// Where the running kernel is: its ELF, its GDB stub, and the file QEMU keeps its RAM in.
 #[derive(Args, Clone, Debug)]
 pub struct Conn {
     /// The running kernel's ELF, with DWARF (`make kernel` leaves it at build/kernel.elf).
     #[arg(long, default_value = DEFAULT_ELF)]
     pub elf: PathBuf,
-    /// Address of the GDB stub (QEMU's `-gdb tcp:HOST:PORT`).
-    #[arg(long, default_value = "127.0.0.1:1234")]
-    pub gdb: String,
+    /// Address of the GDB stub (QEMU's `-gdb tcp:HOST:PORT`) [default: 127.0.0.1:1234].
+    /// With --ram the stub serves only the debugger.
+    #[arg(long)]
+    pub gdb: Option<String>,
+    /// Read the tracker from guest RAM in this file (QEMU's memory-backend-file, as `make qemu`
+    /// sets up in /dev/shm/leakscope-PORT.ram): no stub needed, the guest never halts.
+    #[arg(long, value_name = "FILE")]
+    pub ram: Option<PathBuf>,
+    /// Guest-physical address of the RAM file's first byte [default: 0x80000000, QEMU virt].
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_address)]
+    pub ram_base: Option<u64>,
 }
 
 /// Where `make kernel` leaves the kernel ELF, relative to the repository root.
 pub const DEFAULT_ELF: &str = "build/kernel.elf";
+/// Where `make qemu` serves the GDB stub.
+pub const DEFAULT_GDB: &str = "127.0.0.1:1234";
+
+impl Conn {
+    /// The stub's address.
+    pub fn gdb(&self) -> &str {
+        self.gdb.as_deref().unwrap_or(DEFAULT_GDB)
+    }
+
+    /// Where the views read the tracker: the RAM file with `--ram` (no halt), else the stub.
+    /// Not connected yet; `stop` ends its waits.
+    pub fn view_source(&self, stop: &ShutdownFlag) -> Result<Box<dyn Source>> {
+        Ok(match &self.ram {
+            Some(ram) => Box::new(RamSource::new(&self.elf, ram, self.ram_base)?),
+            None => Box::new(LiveSource::new(&self.elf, self.gdb())?.with_shutdown(stop.clone())),
+        })
+    }
+
+    /// What the views read, in words (`the GDB stub at ADDR`, `the RAM file FILE`).
+    pub fn view_origin(&self) -> String {
+        match &self.ram {
+            Some(ram) => format!("the RAM file {}", ram.display()),
+            None => format!("the GDB stub at {}", self.gdb()),
+        }
+    }
+}
+
+/// An address in hex (`0x80000000`) or decimal.
+fn parse_address(s: &str) -> std::result::Result<u64, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => s.replace('_', "").parse(),
+    };
+    parsed.map_err(|e| format!("`{s}` is not an address: {e}"))
+}

@@ -12,7 +12,6 @@
 //! SIGTERM or SIGHUP end the wait: the kernel is left running and the command fails.
 
 use super::{render, Conn};
-use crate::source::{LiveSource, Source};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
@@ -28,7 +27,7 @@ pub struct SnapshotArgs {
 
 pub fn run(args: SnapshotArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let mut source = LiveSource::new(&args.conn.elf, &args.conn.gdb)?.with_shutdown(stop);
+    let mut source = args.conn.view_source(&stop)?;
     source.reconnect()?;
     let snap = source.sample();
     // Detach before anything else can fail (printing to a closed pipe, say).

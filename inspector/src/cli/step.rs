@@ -76,7 +76,7 @@ pub fn run(args: StepArgs) -> Result<()> {
     } = args;
     let json = opts.json;
     let stop = install_ctrlc_handler()?;
-    let (mut session, mut dbg, id) = arm(&conn.elf, &conn.gdb, &from, &opts)?;
+    let (mut session, mut dbg, id) = arm(&conn.elf, conn.gdb(), &from, &opts)?;
     let hit = loop {
         let Some(hit) = dbg.continue_until_hit(session.target(), opts.timeout, Some(&stop))? else {
             session.detach()?;

@@ -4,6 +4,8 @@
 //! ```text
 //! inspector tui --elf build/kernel.elf --gdb 127.0.0.1:1234
 //! inspector tui --interval 1s
+//! inspector tui --ram /dev/shm/leakscope-1234.ram                 # views from RAM, 60 Hz, no halt
+//! inspector tui --ram /dev/shm/leakscope-1234.ram --gdb 127.0.0.1:1234   # … and the debugger
 //! inspector tui --demo          # a simulated kernel, to try the UI without QEMU
 //! ```
 //!
@@ -14,19 +16,25 @@
 
 use super::Conn;
 use crate::debugger::live::{DebugSource, Debuggable, NoDebugger};
-use crate::source::DemoSource;
+use crate::source::{DemoSource, RamSource};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
 use std::time::Duration;
 
+/// Time between snapshots through the stub (each halts the guest briefly).
+pub const STUB_INTERVAL: Duration = Duration::from_millis(250);
+/// Time between snapshots from the RAM file: 60 Hz.
+pub const RAM_INTERVAL: Duration = Duration::from_micros(16_667);
+
 #[derive(Args, Debug)]
 pub struct TuiArgs {
     #[command(flatten)]
     pub conn: Conn,
-    /// Time between snapshots, e.g. 200ms or 1s.
-    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    /// Time between snapshots, e.g. 200ms or 1s [default: 250ms through the stub, 16ms (60 Hz)
+    /// from the RAM file, where a read costs the guest nothing].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
     /// Show generated data instead of connecting (to try the UI without QEMU).
     #[arg(long)]
     pub demo: bool,
@@ -34,11 +42,26 @@ pub struct TuiArgs {
 
 pub fn run(args: TuiArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let source: Box<dyn Debuggable> = if args.demo {
-        Box::new(NoDebugger(DemoSource::new()))
-    } else {
+    let conn = &args.conn;
+    let source: Box<dyn Debuggable> = match (&conn.ram, &conn.gdb) {
+        _ if args.demo => Box::new(NoDebugger(DemoSource::new())),
+        // The RAM file alone: views at no cost to the guest, no debugger.
+        (Some(ram), None) => Box::new(NoDebugger(RamSource::new(&conn.elf, ram, conn.ram_base)?)),
+        // Both: the views from RAM, the debugger through the stub.
+        (Some(ram), Some(gdb)) => Box::new(
+            DebugSource::new(conn.elf.clone(), gdb.clone())?
+                .with_shutdown(stop.clone())
+                .with_ram(RamSource::new(&conn.elf, ram, conn.ram_base)?),
+        ),
         // Samples, and carries out the debugger view's commands, on one connection.
-        Box::new(DebugSource::new(args.conn.elf, args.conn.gdb)?.with_shutdown(stop.clone()))
+        (None, _) => Box::new(
+            DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?.with_shutdown(stop.clone()),
+        ),
     };
-    crate::tui::run_tui(source, args.interval, stop)
+    let interval = match (args.interval, &conn.ram) {
+        (Some(i), _) => i,
+        (None, Some(_)) => RAM_INTERVAL,
+        (None, None) => STUB_INTERVAL,
+    };
+    crate::tui::run_tui(source, interval, stop)
 }

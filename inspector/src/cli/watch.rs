@@ -19,7 +19,7 @@
 //! inspector watch; do sleep 1; done` to follow restarts).
 
 use super::{render, Conn};
-use crate::source::{LiveSource, NotReady, Source};
+use crate::source::NotReady;
 use crate::target::{install_ctrlc_handler, Cancelled};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -46,7 +46,7 @@ pub struct WatchArgs {
 
 pub fn run(args: WatchArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let mut source = LiveSource::new(&args.conn.elf, &args.conn.gdb)?.with_shutdown(stop.clone());
+    let mut source = args.conn.view_source(&stop)?;
     source.reconnect()?;
     let json = args.json_lines;
     let start = Instant::now();
@@ -66,7 +66,7 @@ pub fn run(args: WatchArgs) -> Result<()> {
                 return Err(e.context(format!(
                     "lost the kernel at {} after {:.1} s (QEMU exited, was killed or stopped \
                      answering); watch exits: run it again once QEMU is back",
-                    args.conn.gdb,
+                    args.conn.view_origin(),
                     start.elapsed().as_secs_f64()
                 )))
             }

@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
 use crate::source::session::{BOOT_RETRY, BOOT_WAIT};
-use crate::source::{load_elf, Capabilities, NotReady, Origin, Session, Source};
+use crate::source::{load_elf, Capabilities, NotReady, Origin, RamSource, Session, Source};
 use crate::target::{Cancelled, HaltGuard, ShutdownFlag, StopReason, Target};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
@@ -143,6 +143,9 @@ impl<S: Source> Debuggable for NoDebugger<S> {
     }
 }
 
+/// How long a RAM-backed sample listens for a breakpoint stop from the stub.
+const STOP_POLL: Duration = Duration::from_millis(1);
+
 /// Why a step command is refused while the guest runs.
 const NOT_HELD: &str = "the guest is running: stop it first (a breakpoint, or interrupt)";
 
@@ -161,6 +164,9 @@ pub struct DebugSource {
     pending: Option<DebugReport>,
     /// Raised on quit: long commands and waits end (see the module doc).
     shutdown: ShutdownFlag,
+    /// Where the views read the tracker when it is not the stub: the RAM file (no halt; the
+    /// views stay live while the user holds the guest).
+    ram: Option<RamSource>,
 }
 
 impl DebugSource {
@@ -177,6 +183,7 @@ impl DebugSource {
             specs: Vec::new(),
             pending: None,
             shutdown: ShutdownFlag::new(),
+            ram: None,
         })
     }
 
@@ -378,7 +385,44 @@ impl DebugSource {
     }
 
     /// One sample (see [`Source::sample`]), connecting first if needed.
+    /// Reads the views from `ram` instead of through the stub: snapshots never halt the guest,
+    /// and the stub (connected on the first debugger command) serves only the debugger.
+    pub fn with_ram(mut self, ram: RamSource) -> DebugSource {
+        self.ram = Some(ram);
+        self
+    }
+
+    /// A snapshot from the RAM file; first, without sending anything to the stub, judges a
+    /// breakpoint stop that arrived since the last call (holding the guest, or resuming it
+    /// when the condition is false).
+    fn sample_ram(&mut self) -> Result<Snapshot> {
+        let armed = self.dbg.breakpoints.list().iter().any(|b| b.enabled);
+        if let (Some(session), true, None) = (self.session.as_mut(), armed, &self.held) {
+            if session
+                .target()
+                .wait_for_stop(STOP_POLL)?
+                .is_some_and(|r| r != StopReason::AlreadyHalted)
+            {
+                if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
+                    self.hold(hit.breakpoint)?;
+                    let mut msg = hit
+                        .breakpoint
+                        .map(|id| format!("breakpoint {id} hit"))
+                        .unwrap_or_else(|| "stopped".into());
+                    if let Some(e) = hit.condition_error {
+                        msg.push_str(&format!(" ({e})"));
+                    }
+                    self.pending = Some(self.report(Some(msg)));
+                }
+            }
+        }
+        self.ram.as_mut().expect("reading from RAM").sample()
+    }
+
     fn sample_connected(&mut self) -> Result<Snapshot> {
+        if self.ram.is_some() {
+            return self.sample_ram();
+        }
         self.session()?;
         let armed = self.dbg.breakpoints.list().iter().any(|b| b.enabled);
         if self.held.is_some() || !armed {
@@ -436,13 +480,16 @@ impl Source for DebugSource {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             origin: Origin::Live,
-            halts_guest: true,
+            halts_guest: self.ram.is_none(),
             can_debug: true,
         }
     }
 
     fn sample(&mut self) -> Result<Snapshot> {
         let result = self.sample_connected();
+        if result.is_err() && self.ram.is_some() {
+            return result; // the RAM file's trouble; the debugger's connection is fine
+        }
         if let Err(e) = &result {
             // A booting kernel is no connection problem (and the user's hold stays); anything
             // else drops the connection (detaching if it still can): the next call reconnects.
@@ -455,10 +502,16 @@ impl Source for DebugSource {
     }
 
     fn reconnect(&mut self) -> Result<()> {
-        self.connect()
+        match &mut self.ram {
+            Some(ram) => ram.reconnect(),
+            None => self.connect(),
+        }
     }
 
     fn detach(&mut self) {
+        if let Some(ram) = &mut self.ram {
+            ram.detach();
+        }
         self.held = None;
         if let Some(s) = self.session.take() {
             let _ = s.detach();

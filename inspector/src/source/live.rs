@@ -90,20 +90,16 @@ impl Source for LiveSource {
         Ok(())
     }
 
-    fn detach(&mut self) {
-        if let Some(s) = self.session.take() {
-            let _ = s.detach();
-        }
-    }
-}
-
-impl LiveSource {
-    /// Detaches and reports a failure to leave the guest running (the one-shot commands end
-    /// with this so the user hears of it).
-    pub fn finish(mut self) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         match self.session.take() {
             Some(s) => s.detach(),
             None => Ok(()),
+        }
+    }
+
+    fn detach(&mut self) {
+        if let Some(s) = self.session.take() {
+            let _ = s.detach();
         }
     }
 }

@@ -57,4 +57,11 @@ pub trait Source: Send + 'static {
 
     /// Leaves the guest running and lets it go (called on quit). Idempotent.
     fn detach(&mut self);
+
+    /// Like `detach`, reporting a failure to leave the guest running (the one-shot commands
+    /// end with it, so the user hears of it).
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.detach();
+        Ok(())
+    }
 }
