@@ -465,3 +465,15 @@ fn header_says_the_demo_is_a_demo() {
     assert!(!has(&l, "● connected"), "{}", l.join("\n"));
     assert_has(&l, "µs (simulated)");
 }
+
+#[test]
+fn header_says_ram_reads_cost_the_guest_nothing() {
+    let mut a = app();
+    let mut s = rich();
+    s.read_path = crate::model::ReadPath::Ram;
+    s.pause_us = 0;
+    a.apply_snapshot(s, Instant::now());
+    let l = render(&mut a, 140, 24);
+    assert_has(&l, "read from RAM: costs the guest nothing");
+    assert!(!has(&l, "pause 0µs"), "{}", l.join("\n"));
+}

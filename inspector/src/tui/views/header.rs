@@ -1,6 +1,7 @@
 //! The header line: connection state (or that the data is a demo), guest state, refresh interval, last pause, running share.
 
 use super::truncate_start;
+use crate::model::ReadPath;
 use crate::tui::app::{App, Connection};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -71,6 +72,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
                 "tracker mid-change: showing the last consistent state",
                 Style::new().fg(Color::Yellow),
             )
+        } else if s.read_path == ReadPath::Ram {
+            Span::styled(
+                "read from RAM: costs the guest nothing",
+                Style::new().fg(Color::Green),
+            )
         } else {
             Span::raw(format!(
                 "pause {}µs{}",
@@ -79,7 +85,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             ))
         });
     }
-    if let Some(share) = app.running_share.filter(|_| !held) {
+    let from_ram = app
+        .latest
+        .as_ref()
+        .is_some_and(|s| s.read_path == ReadPath::Ram);
+    if let Some(share) = app.running_share.filter(|_| !held && !from_ram) {
         spans.push(sep());
         spans.push(Span::raw(format!("ran {:.1}%", share * 100.0)));
     }
