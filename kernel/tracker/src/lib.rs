@@ -344,7 +344,10 @@ impl<'a> Tracker<'a> {
         // its alignment is `AtomicU64`'s (checked at compile time below). The store is one
         // aligned 8-byte store (`sd` on riscv64): a reader never sees half of it.
         let atomic = unsafe { AtomicU64::from_ptr(g) };
-        atomic.store(atomic.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        atomic.store(
+            atomic.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         compiler_fence(Ordering::SeqCst);
         #[cfg(test)]
         tests::probe::generation_stored(self.header.generation);

@@ -598,7 +598,10 @@ fn assert_sequence_lock_shape(what: &str, before: u64, changes: u64, steps: &[pr
             .iter()
             .take_while(|s| matches!(s, Write(_, g) if *g == odd))
             .count();
-        assert!(nwrites > 0, "{what}, change {k}: no write after the opening fence: {tail:?}");
+        assert!(
+            nwrites > 0,
+            "{what}, change {k}: no write after the opening fence: {tail:?}"
+        );
         let [Fence(f), Generation(g), after @ ..] = &tail[nwrites..] else {
             panic!(
                 "{what}, change {k}: writes not closed by a fence and generation {even}: {:?}",
@@ -608,7 +611,10 @@ fn assert_sequence_lock_shape(what: &str, before: u64, changes: u64, steps: &[pr
         assert_eq!((*f, *g), (odd, even), "{what}, change {k}: closing");
         rest = after;
     }
-    assert!(rest.is_empty(), "{what}: steps after its {changes} changes: {rest:?}");
+    assert!(
+        rest.is_empty(),
+        "{what}: steps after its {changes} changes: {rest:?}"
+    );
 }
 
 #[test]
