@@ -7,8 +7,13 @@ KERNEL_ELF  := build/kernel.elf
 QEMU        ?= qemu-system-riscv64
 GDB         ?= gdb-multiarch
 GDB_PORT    ?= 1234
-QEMU_FLAGS  := -machine virt -m 128M -bios default -nographic -kernel $(KERNEL_ELF) \
+RAM_SIZE    := 128M
+# Guest RAM in a shared file the inspector reads while the guest runs (`--ram`); one per QEMU,
+# like the port. scripts/qemu.sh adds the memory backend and removes the file when QEMU ends.
+RAM_FILE    ?= /dev/shm/leakscope-$(GDB_PORT).ram
+QEMU_FLAGS  := -machine virt -m $(RAM_SIZE) -bios default -nographic -kernel $(KERNEL_ELF) \
                -gdb tcp:127.0.0.1:$(GDB_PORT)
+RUN_QEMU    := RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/qemu.sh $(QEMU)
 
 .PHONY: setup kernel user qemu qemu-gdb gdb
 
@@ -25,10 +30,10 @@ kernel: user
 	cp $(PROFILE_DIR)/kernel $(KERNEL_ELF)
 
 qemu: setup
-	$(QEMU) $(QEMU_FLAGS)
+	$(RUN_QEMU) $(QEMU_FLAGS)
 
 qemu-gdb: setup
-	$(QEMU) $(QEMU_FLAGS) -S
+	$(RUN_QEMU) $(QEMU_FLAGS) -S
 
 # gdb with the project's .gdbinit (alloc-dump, alloc-pid N), loaded with -x: auto-load of
 # ./.gdbinit is switched off so it is neither refused with a warning nor loaded twice.
@@ -48,11 +53,12 @@ inspector: setup
 
 # The main job: QEMU's console (left) and the live TUI (right) side by side in tmux.
 run: kernel inspector
-	GDB_PORT=$(GDB_PORT) bash scripts/run.sh
+	GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
 
-# The TUI, attached to a QEMU started with `make qemu` in another terminal.
+# The TUI, attached to a QEMU started with `make qemu` in another terminal: through its RAM
+# file when there is one (and the inspector takes `--ram`), and its gdbstub.
 inspect: inspector
-	$(INSPECTOR) tui --elf $(KERNEL_ELF) --gdb 127.0.0.1:$(GDB_PORT)
+	GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
 
 # Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
 # plain `cargo test` because they need build/kernel.elf and QEMU).

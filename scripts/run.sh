@@ -7,15 +7,20 @@
 # - Quitting the TUI (q) detaches from the guest and closes the right pane; the kernel keeps
 #   running in the left pane (reopen the TUI with `make inspect` from another terminal).
 # - The session's end stops QEMU: `tmux kill-session -t leakscope`, or detaching (prefix d) /
-#   closing the terminal when this script attached it (destroy-unattached). QEMU runs with
-#   `exec` in its pane, so the pane's pid is QEMU's and tmux's hang-up reaches it.
-# - QEMU quitting (Ctrl-A x) ends the session, TUI included.
+#   closing the terminal when this script attached it (destroy-unattached). The pane's process
+#   is scripts/qemu.sh (`exec`ed), QEMU its child: tmux's hang-up reaches the script, which
+#   stops QEMU and removes the RAM file.
+# - QEMU keeps guest RAM in $RAM_FILE while it runs (scripts/qemu.sh; none where /dev/shm is
+#   missing or not writable), and the TUI reads through it (`--ram`, when the inspector takes it)
+#   as well as the gdbstub (scripts/inspect.sh).
+# - QEMU quitting (Ctrl-A x) ends the session, TUI included, and the RAM file with it.
 # - QEMU failing to start: this script prints its error (QEMU's stderr goes to
 #   ${TMPDIR:-/tmp}/leakscope-qemu-SESSION.log) and exits 1. The inspector failing (e.g. not
 #   an ELF): its pane shows the error until Enter. (Not tmux's remain-on-exit failed: tmux
 #   3.3 sometimes keeps a pane that exited with status 0.)
 #
-# Environment: GDB_PORT (default 1234); LEAKSCOPE_SESSION (tmux session name, default
+# Environment: GDB_PORT (default 1234); RAM_FILE (default /dev/shm/leakscope-$GDB_PORT.ram,
+# empty for none); RAM_SIZE (default 128M); LEAKSCOPE_SESSION (tmux session name, default
 # leakscope); LEAKSCOPE_KERNEL_ELF (default build/kernel.elf); LEAKSCOPE_INSPECTOR (default
 # target/release/inspector); LEAKSCOPE_DETACHED=1 starts the session without attaching and
 # without destroy-unattached (tests use it; they kill the session themselves).
@@ -25,6 +30,8 @@ cd "$(dirname "$0")/.."
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 GDB_PORT=${GDB_PORT:-1234}
+RAM_FILE=${RAM_FILE-/dev/shm/leakscope-$GDB_PORT.ram}
+RAM_SIZE=${RAM_SIZE:-128M}
 SESSION=${LEAKSCOPE_SESSION:-leakscope}
 ELF=${LEAKSCOPE_KERNEL_ELF:-build/kernel.elf}
 INSPECTOR=${LEAKSCOPE_INSPECTOR:-target/release/inspector}
@@ -51,9 +58,11 @@ port_in_use() {
 }
 port_busy_msg="port $GDB_PORT is in use (another QEMU?): stop it or run \`make run GDB_PORT=4321\`"
 
-QEMU_CMD=$(printf '%q ' qemu-system-riscv64 -machine virt -m 128M -bios default -nographic \
+QEMU_CMD=$(printf '%q ' env RAM_FILE="$RAM_FILE" RAM_SIZE="$RAM_SIZE" bash "$PWD/scripts/qemu.sh" \
+  qemu-system-riscv64 -machine virt -m "$RAM_SIZE" -bios default -nographic \
   -kernel "$ELF" -gdb "tcp:127.0.0.1:$GDB_PORT")
-TUI_CMD=$(printf '%q ' "$INSPECTOR" tui --elf "$ELF" --gdb "127.0.0.1:$GDB_PORT")
+TUI_CMD=$(printf '%q ' env GDB_PORT="$GDB_PORT" RAM_FILE="$RAM_FILE" LEAKSCOPE_KERNEL_ELF="$ELF" \
+  LEAKSCOPE_INSPECTOR="$INSPECTOR" bash "$PWD/scripts/inspect.sh")
 
 if ! command -v tmux >/dev/null; then
   [ -z "$DETACHED" ] || die "tmux is not installed (make setup installs it)"

@@ -1,6 +1,7 @@
 //! End-to-end tests of the Leakscope kernel in QEMU: boot to the shell, the chapter's exit-cleanup
 //! report, exact page counts through exit sweeps, refusal of bad syscall pointers and invalid
-//! frees, and a full tracker table failing cleanly.
+//! frees, a full tracker table failing cleanly, and `allocbench` timing its pairs and giving
+//! every page back.
 //!
 //! They boot `build/kernel.elf` (or `LEAKSCOPE_KERNEL_ELF`), so they are ignored by a plain
 //! `cargo test`; run them with `make test` (or `make kernel` then
@@ -86,8 +87,22 @@ fn boot_reaches_shell_and_runs_programs() {
     assert_eq!(q.run("echo a  b c", T).trim(), "a b c");
     let ls = q.run("ls", T);
     for p in [
-        "shell", "ls", "ps", "mem", "hello", "echo", "date", "leak", "churn", "allocs", "debug",
-        "badptr", "fill", "sysfuzz", "exits",
+        "shell",
+        "ls",
+        "ps",
+        "mem",
+        "hello",
+        "echo",
+        "date",
+        "leak",
+        "churn",
+        "allocs",
+        "debug",
+        "badptr",
+        "fill",
+        "sysfuzz",
+        "exits",
+        "allocbench",
     ] {
         assert!(ls.lines().any(|l| l.trim() == p), "ls lacks {p}: {ls}");
     }
@@ -456,6 +471,32 @@ fn sysfuzz_leaves_the_kernel_running_and_the_page_count_exact() {
         after.owners.iter().all(|o| o.1 != "<dead>"),
         "{:?}",
         after.owners
+    );
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn allocbench_times_its_pairs_and_gives_every_page_back() {
+    let mut q = Qemu::boot();
+    let before = mem(&mut q);
+    let out = q.run("allocbench 2000", Duration::from_secs(120));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("allocbench: "))
+        .unwrap_or_else(|| panic!("no allocbench line:\n{out}"));
+    let us: u64 = line
+        .strip_prefix("allocbench: 2000 pairs in ")
+        .and_then(|rest| rest.strip_suffix(" us"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("not `allocbench: 2000 pairs in T us`: {line:?}"));
+    eprintln!("{line} ({} ns per pair)", us * 1000 / 2000);
+    assert!(us > 0, "{line}");
+    // Every page allocated was freed: the counts are what they were.
+    let after = mem(&mut q);
+    assert_eq!(after.free, before.free, "pages lost to allocbench");
+    assert_eq!(
+        (after.allocs, after.tracked),
+        (before.allocs, before.tracked)
     );
 }
 

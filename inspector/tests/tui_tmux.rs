@@ -2,11 +2,12 @@
 //! TUI side by side in tmux; we type in the console pane with `send-keys` and read both panes
 //! with `capture-pane`. Checks: a background `leak 20 10 &` shows up in the TUI (overview row,
 //! allocations filtered by its PID) soon after it allocates, its exit reclaim shows in the leaks
-//! view, `q` closes the TUI and leaves the kernel answering, and ending the session stops QEMU.
+//! view, `q` closes the TUI and leaves the kernel answering, and ending the session stops QEMU
+//! and removes its RAM file.
 //!
 //! Each test runs its own tmux server (private `TMUX_TMPDIR`, `TMUX` unset) and QEMU on a free
-//! port; a guard kills the session, the server and QEMU (by the pane's pid, which is QEMU's:
-//! run.sh `exec`s it) even when an assertion fails.
+//! port; a guard kills the session, the server and QEMU (by its pid: the child of the console
+//! pane's scripts/qemu.sh) even when an assertion fails.
 
 mod common;
 
@@ -50,6 +51,29 @@ fn comm(pid: u32) -> String {
         .to_string()
 }
 
+/// The QEMU process whose parent is `parent` (the console pane runs scripts/qemu.sh, which runs
+/// QEMU as its child), if there is one.
+fn qemu_child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (comm) state ppid ...": the parent follows the state, after the last ')'.
+        let ppid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == parent && comm(pid).starts_with("qemu-system")).then_some(pid)
+    })
+}
+
+/// Where run.sh's QEMU keeps guest RAM for a session on `port` (its default RAM_FILE).
+fn ram_file(port: u16) -> PathBuf {
+    PathBuf::from(format!("/dev/shm/leakscope-{port}.ram"))
+}
+
 /// A `scripts/run.sh` session on a private tmux server; cleans everything up on drop.
 struct Session {
     tmux_dir: tempfile::TempDir,
@@ -57,6 +81,7 @@ struct Session {
     console: String,
     tui: String,
     qemu_pid: u32,
+    port: u16,
 }
 
 impl Session {
@@ -96,6 +121,7 @@ impl Session {
             console: String::new(),
             tui: String::new(),
             qemu_pid: 0,
+            port,
         };
         assert!(
             out.status.success(),
@@ -121,13 +147,15 @@ impl Session {
         assert_eq!(panes.len(), 2, "expected console and TUI panes: {panes:?}");
         s.console = panes[0].0.clone();
         s.tui = panes[1].0.clone();
-        s.qemu_pid = panes[0].1;
-        // The pane's process is QEMU itself (run.sh execs it), so killing it by pid is exact.
-        assert!(
-            comm(s.qemu_pid).starts_with("qemu-system"),
-            "console pane runs {:?}, not QEMU",
-            comm(s.qemu_pid)
-        );
+        // The pane's process is scripts/qemu.sh, QEMU its child: killing QEMU by that pid is
+        // exact, and the script then removes the RAM file.
+        let wrapper = panes[0].1;
+        s.qemu_pid = qemu_child_of(wrapper).unwrap_or_else(|| {
+            panic!(
+                "console pane's process {wrapper} ({}) has no QEMU child",
+                comm(wrapper)
+            )
+        });
         s
     }
 
@@ -350,15 +378,24 @@ fn make_run_shows_a_leak_live_and_its_reclaim_then_q_leaves_the_kernel_running()
         c.contains("Hello from pid").then_some(())
     });
     assert!(alive(s.qemu_pid), "QEMU died after the TUI quit");
+    let ram = ram_file(s.port);
+    assert!(
+        ram.exists(),
+        "{} missing while QEMU runs (is /dev/shm writable?)",
+        ram.display()
+    );
 
-    // Ending the session stops QEMU.
+    // Ending the session stops QEMU and removes its RAM file.
     s.tmux_ok(&["kill-session", "-t", &format!("={}", s.name)]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(s.qemu_pid) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(s.qemu_pid) || ram.exists() {
         assert!(
             Instant::now() < deadline,
-            "QEMU (pid {}) still running 5 s after kill-session",
-            s.qemu_pid
+            "10 s after kill-session: QEMU (pid {}) alive: {}; {} exists: {}",
+            s.qemu_pid,
+            alive(s.qemu_pid),
+            ram.display(),
+            ram.exists()
         );
         std::thread::sleep(POLL);
     }
@@ -374,7 +411,9 @@ fn quitting_qemu_ends_the_session() {
         Duration::from_secs(30),
         |c| c.lines().any(|l| l.trim_end() == "$").then_some(()),
     );
-    // QEMU's console escape: Ctrl-A x. The session ends, TUI included.
+    let ram = ram_file(s.port);
+    assert!(ram.exists(), "{} missing while QEMU runs", ram.display());
+    // QEMU's console escape: Ctrl-A x. The session ends, TUI included, and the RAM file goes.
     s.key(&s.console, "C-a");
     s.key(&s.console, "x");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -390,6 +429,7 @@ fn quitting_qemu_ends_the_session() {
         std::thread::sleep(POLL);
     }
     assert!(!alive(s.qemu_pid), "QEMU still running");
+    assert!(!ram.exists(), "{} left behind", ram.display());
 }
 
 #[test]

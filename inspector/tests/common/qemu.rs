@@ -1,13 +1,15 @@
 //! Boots the Leakscope kernel in QEMU for end-to-end tests: serial console on piped stdio, a
 //! reader thread collecting the output, line input, `expect` with a timeout, and a gdbstub on a
 //! free loopback port for inspector tests. QEMU is killed by its pid when the value is dropped.
+//! Optionally guest RAM lives in a shared file ([`Qemu::boot_with_ram`]), as `make qemu` keeps
+//! it; the harness removes that file once QEMU is dead (QEMU never does).
 //!
 //! The kernel comes from `LEAKSCOPE_KERNEL_ELF`, else `<workspace>/build/kernel.elf` (`make kernel`).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,6 +22,22 @@ pub struct Qemu {
     /// Byte offset in `output` up to which `expect` has consumed.
     cursor: usize,
     gdb_port: u16,
+    /// The file holding guest RAM, if QEMU was started with one; removed once QEMU is dead.
+    ram_file: Option<PathBuf>,
+}
+
+/// Guest RAM size, as `make qemu` gives it (`-m`, and the size of a RAM file).
+pub const RAM_SIZE: &str = "128M";
+/// Guest-physical address of the first byte of RAM: offset 0 of a RAM file.
+pub const RAM_BASE: u64 = 0x8000_0000;
+
+/// A RAM file path for this test process: in /dev/shm, as `make qemu`'s, named after the pid
+/// and `tag` so concurrent tests never share one.
+pub fn test_ram_file(tag: &str) -> PathBuf {
+    PathBuf::from(format!(
+        "/dev/shm/leakscope-test-{}-{tag}.ram",
+        std::process::id()
+    ))
 }
 
 /// The kernel ELF the tests boot.
@@ -60,20 +78,52 @@ impl Qemu {
         q
     }
 
+    /// Like [`boot`](Self::boot), with guest RAM in the file `ram_file` (created by QEMU, shared,
+    /// the way `make qemu` runs it): the file holds RAM from [`RAM_BASE`] at offset 0 while the
+    /// guest runs. A file left at that path by an earlier run is replaced. The harness removes the
+    /// file once QEMU is dead ([`kill`](Self::kill), drop).
+    pub fn boot_with_ram(ram_file: &Path) -> Qemu {
+        let mut q = Self::start_with_ram(ram_file, &[]);
+        q.expect("$ ", Duration::from_secs(30));
+        q
+    }
+
+    /// Like [`start`](Self::start), with guest RAM in the file `ram_file` (see
+    /// [`boot_with_ram`](Self::boot_with_ram)).
+    pub fn start_with_ram(ram_file: &Path, extra: &[&str]) -> Qemu {
+        let _ = std::fs::remove_file(ram_file);
+        Self::spawn(free_port(), extra, Some(ram_file))
+    }
+
     /// Like [`start`](Self::start) with the gdbstub on `gdb_port`.
     pub fn start_on_port(gdb_port: u16, extra: &[&str]) -> Qemu {
+        Self::spawn(gdb_port, extra, None)
+    }
+
+    fn spawn(gdb_port: u16, extra: &[&str], ram_file: Option<&Path>) -> Qemu {
         let elf = kernel_elf();
         assert!(
             elf.exists(),
             "no kernel at {}: run `make kernel` first",
             elf.display()
         );
-        let mut child = Command::new("qemu-system-riscv64")
-            .args(["-machine", "virt", "-m", "128M", "-bios", "default"])
+        let mut cmd = Command::new("qemu-system-riscv64");
+        cmd.args(["-machine", "virt", "-m", RAM_SIZE, "-bios", "default"])
             .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
             .arg("-kernel")
             .arg(&elf)
-            .args(["-gdb", &format!("tcp:127.0.0.1:{gdb_port}")])
+            .args(["-gdb", &format!("tcp:127.0.0.1:{gdb_port}")]);
+        if let Some(path) = ram_file {
+            // As scripts/qemu.sh does; QEMU merges the two -machine options.
+            let path = path.to_str().expect("RAM file path is UTF-8");
+            cmd.arg("-object")
+                .arg(format!(
+                    "memory-backend-file,id=ram,size={RAM_SIZE},mem-path={},share=on",
+                    path.replace(',', ",,")
+                ))
+                .args(["-machine", "memory-backend=ram"]);
+        }
+        let mut child = cmd
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -100,7 +150,13 @@ impl Qemu {
             output,
             cursor: 0,
             gdb_port,
+            ram_file: ram_file.map(Path::to_path_buf),
         }
+    }
+
+    /// The file holding guest RAM, if QEMU was started with one and still runs.
+    pub fn ram_file(&self) -> Option<&Path> {
+        self.ram_file.as_deref()
     }
 
     /// The loopback port of QEMU's gdbstub.
@@ -112,10 +168,14 @@ impl Qemu {
         self.child.id()
     }
 
-    /// Kills QEMU now (as a crash or `kill -9` would) and reaps it.
+    /// Kills QEMU now (as a crash or `kill -9` would) and reaps it; then removes its RAM file,
+    /// if any (as scripts/qemu.sh does), once: a later QEMU on the same path keeps its file.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(path) = self.ram_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Types `line` and Enter on the console.
@@ -180,7 +240,6 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

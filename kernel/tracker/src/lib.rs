@@ -12,6 +12,10 @@
 //!   tracked since is what the allocator has free); no re-sync from the allocator is needed.
 //! - `header.generation` is odd exactly while an operation is changing the state, so a reader
 //!   that stops the CPU at any instruction can tell a torn state from a consistent one.
+//! - The stores of a change become visible to a reader on another hart or host thread (guest
+//!   RAM read from a shared file while the guest runs) in protocol order: the odd generation
+//!   before any store of the change, every store of the change before the even generation
+//!   (a release fence, `fence rw,w` on riscv64, on each side of the change).
 //! - Each operation is O(1), except [`Tracker::free_all_for_pid`], which scans the slots below
 //!   the high-water mark once.
 #![cfg_attr(not(test), no_std)]
@@ -21,7 +25,7 @@ pub mod abi;
 mod index;
 
 use abi::*;
-use core::sync::atomic::{compiler_fence, Ordering};
+use core::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
 pub use index::SlotIndex;
 
 /// `track_alloc` found no free slot. `first` is true only for the first refusal since boot, so
@@ -311,26 +315,52 @@ impl<'a> Tracker<'a> {
     }
 
     /// Runs `f` as one change under the generation protocol: odd generation while `f` runs.
+    ///
+    /// Shape, for a reader that samples the state while it changes (sequence lock, writer
+    /// side): generation += 1 (odd) → release fence → the change → release fence →
+    /// generation += 1 (even). The first fence makes the odd generation visible before any
+    /// store of the change; the second makes every store of the change visible before the even
+    /// generation. A reader that loads the generation with acquire, copies, and loads it
+    /// again after an acquire fence therefore never takes a torn copy for a whole one.
     fn change<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         self.bump_generation();
+        self.release_fence();
         let r = f(self);
+        self.release_fence();
         self.bump_generation();
         r
     }
 
-    /// Advances `generation` by one with a store the compiler may neither drop, merge with the
-    /// next bump, nor move across the surrounding state changes.
+    /// Advances `generation` by one with a single atomic store that the compiler may neither
+    /// drop, merge with the next bump, nor move across the surrounding state changes. Its order
+    /// against the change's stores, as other harts and host threads see it, comes from the
+    /// release fences in [`change`](Self::change).
     #[allow(unsafe_code)]
     fn bump_generation(&mut self) {
         compiler_fence(Ordering::SeqCst);
-        let g = &mut self.header.generation;
-        // SAFETY: `g` is a valid, aligned, exclusive reference; a volatile store through it is
-        // an ordinary store that the compiler must emit exactly here, where a debugger that
-        // stops the CPU can observe it.
-        unsafe { core::ptr::write_volatile(g, g.wrapping_add(1)) };
+        let g: *mut u64 = &mut self.header.generation;
+        // SAFETY: `g` comes from an exclusive reference, so it is valid, and nothing else
+        // accesses the field through Rust while the `AtomicU64` view lives (this statement);
+        // its alignment is `AtomicU64`'s (checked at compile time below). The store is one
+        // aligned 8-byte store (`sd` on riscv64): a reader never sees half of it.
+        let atomic = unsafe { AtomicU64::from_ptr(g) };
+        atomic.store(
+            atomic.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         compiler_fence(Ordering::SeqCst);
         #[cfg(test)]
         tests::probe::generation_stored(self.header.generation);
+    }
+
+    /// Orders every store before it ahead of every store after it, as seen from other harts and
+    /// host threads (`fence rw,w` on riscv64; on the host a barrier for the compiler and the
+    /// CPU alike).
+    #[inline(always)]
+    fn release_fence(&self) {
+        fence(Ordering::Release);
+        #[cfg(test)]
+        tests::probe::fence(self.header.generation);
     }
 
     /// Test seam: the host tests record the generation at each write of the tracker state
@@ -343,6 +373,10 @@ impl<'a> Tracker<'a> {
         let _ = what;
     }
 }
+
+/// `bump_generation` views the header's `u64` generation as an `AtomicU64`, which needs the
+/// stronger alignment where the two differ.
+const _: () = assert!(core::mem::align_of::<u64>() >= core::mem::align_of::<AtomicU64>());
 
 #[cfg(test)]
 mod tests;

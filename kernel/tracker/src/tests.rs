@@ -4,27 +4,47 @@
 use super::*;
 use std::collections::HashMap;
 
-/// What the tracker reports through its test seam (`Tracker::observe`, `bump_generation`), per
-/// test thread: the generation after each store to it, and the generation at each write of the
-/// state while recording.
+/// What the tracker reports through its test seam (`Tracker::observe`, `bump_generation`,
+/// `release_fence`), per test thread: the generation after each store to it, and while
+/// recording, every step of the protocol in program order.
 pub(crate) mod probe {
     use std::cell::{Cell, RefCell};
 
+    /// One step of the generation protocol, with the generation at that moment.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Step {
+        /// A store to `generation`; the value stored.
+        Generation(u64),
+        /// A release fence.
+        Fence(u64),
+        /// A write of the tracker state (`what` names it).
+        Write(&'static str, u64),
+    }
+
     thread_local! {
         static GENERATION: Cell<Option<u64>> = const { Cell::new(None) };
-        static WRITES: RefCell<Option<Vec<(&'static str, u64)>>> = const { RefCell::new(None) };
+        static STEPS: RefCell<Option<Vec<Step>>> = const { RefCell::new(None) };
+    }
+
+    fn record(step: Step) {
+        STEPS.with(|w| {
+            if let Some(log) = w.borrow_mut().as_mut() {
+                log.push(step);
+            }
+        });
     }
 
     pub(crate) fn generation_stored(g: u64) {
         GENERATION.with(|c| c.set(Some(g)));
+        record(Step::Generation(g));
+    }
+
+    pub(crate) fn fence(generation: u64) {
+        record(Step::Fence(generation));
     }
 
     pub(crate) fn write(what: &'static str, generation: u64) {
-        WRITES.with(|w| {
-            if let Some(log) = w.borrow_mut().as_mut() {
-                log.push((what, generation));
-            }
-        });
+        record(Step::Write(what, generation));
     }
 
     /// The generation as last stored by the tracker on this thread.
@@ -34,11 +54,11 @@ pub(crate) mod probe {
             .expect("no generation stored yet")
     }
 
-    /// Runs `f`, returning what it returned and the (write, generation) pairs it made.
-    pub(crate) fn writes_during<R>(f: impl FnOnce() -> R) -> (R, Vec<(&'static str, u64)>) {
-        WRITES.with(|w| *w.borrow_mut() = Some(Vec::new()));
+    /// Runs `f`, returning what it returned and the protocol steps it made.
+    pub(crate) fn steps_during<R>(f: impl FnOnce() -> R) -> (R, Vec<Step>) {
+        STEPS.with(|w| *w.borrow_mut() = Some(Vec::new()));
         let r = f();
-        let log = WRITES.with(|w| w.borrow_mut().take()).unwrap();
+        let log = STEPS.with(|w| w.borrow_mut().take()).unwrap();
         (r, log)
     }
 }
@@ -526,7 +546,15 @@ fn assert_changes<R>(
 ) -> R {
     let before = s.header.generation;
     assert_eq!(before % 2, 0, "{what}: generation odd before the operation");
-    let (r, writes) = probe::writes_during(|| op(s));
+    let (r, steps) = probe::steps_during(|| op(s));
+    assert_sequence_lock_shape(what, before, changes, &steps);
+    let writes: Vec<_> = steps
+        .iter()
+        .filter_map(|s| match *s {
+            probe::Step::Write(w, g) => Some((w, g)),
+            _ => None,
+        })
+        .collect();
     assert!(!writes.is_empty(), "{what}: no write observed");
     for (write, g) in &writes {
         assert_eq!(
@@ -550,6 +578,62 @@ fn assert_changes<R>(
         "{what}: generation stored outside bump_generation"
     );
     r
+}
+
+/// Asserts the writer side of the sequence lock, step by step: each of the `changes` changes
+/// from generation `before` on is exactly `generation = odd`, a release fence, one or more
+/// writes of the state, a release fence, `generation = even`. So on a weakly ordered machine
+/// the odd generation is visible before any write of the change, and every write before the
+/// even generation; nothing is written between two changes.
+fn assert_sequence_lock_shape(what: &str, before: u64, changes: u64, steps: &[probe::Step]) {
+    use probe::Step::*;
+    let mut rest = steps;
+    for k in 0..changes {
+        let (odd, even) = (before + 2 * k + 1, before + 2 * k + 2);
+        let [Generation(g), Fence(f), tail @ ..] = rest else {
+            panic!("{what}, change {k}: does not open with generation {odd} and a fence: {rest:?}");
+        };
+        assert_eq!((*g, *f), (odd, odd), "{what}, change {k}: opening {rest:?}");
+        let nwrites = tail
+            .iter()
+            .take_while(|s| matches!(s, Write(_, g) if *g == odd))
+            .count();
+        assert!(
+            nwrites > 0,
+            "{what}, change {k}: no write after the opening fence: {tail:?}"
+        );
+        let [Fence(f), Generation(g), after @ ..] = &tail[nwrites..] else {
+            panic!(
+                "{what}, change {k}: writes not closed by a fence and generation {even}: {:?}",
+                &tail[nwrites..]
+            );
+        };
+        assert_eq!((*f, *g), (odd, even), "{what}, change {k}: closing");
+        rest = after;
+    }
+    assert!(
+        rest.is_empty(),
+        "{what}: steps after its {changes} changes: {rest:?}"
+    );
+}
+
+#[test]
+fn a_change_is_odd_generation_fence_writes_fence_even_generation() {
+    use probe::Step::*;
+    let mut s = Storage::new();
+    let g = s.header.generation;
+    let (_, steps) = probe::steps_during(|| s.t().track_alloc(pa(0), 1, 1, "a", 0).unwrap());
+    assert_eq!(
+        steps,
+        [
+            Generation(g + 1),
+            Fence(g + 1),
+            Write("slot", g + 1),
+            Write("event", g + 1),
+            Fence(g + 1),
+            Generation(g + 2),
+        ]
+    );
 }
 
 #[test]
