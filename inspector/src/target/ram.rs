@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
 
 use super::{Target, TargetError};
 
@@ -114,12 +115,17 @@ impl GuestMemory for RamFile {
         if end > self.len() {
             return Err(unreadable());
         }
-        self.file
+        let read = self
+            .file
             .read_exact_at(buf, offset)
             .map_err(|source| TargetError::RamFile {
                 path: self.path.clone(),
                 source,
-            })
+            });
+        // Acquire: a later read (the generation read again) is not taken before this one's
+        // bytes, on hosts that would reorder loads (a no-op on x86-64).
+        fence(Ordering::Acquire);
+        read
     }
 }
 
