@@ -223,3 +223,39 @@ fn a_conditional_breakpoint_from_the_prompt_stops_only_when_it_holds() {
     src.detach();
     assert!(q.run("hello", T).contains("Hello from pid"));
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn with_the_ram_file_views_stay_live_while_a_breakpoint_holds_the_guest() {
+    let ram = common::qemu::test_ram_file("debug");
+    let mut q = Qemu::boot_with_ram(&ram);
+    let gdb = format!("127.0.0.1:{}", q.gdb_port());
+    let mut src = DebugSource::new(kernel_elf(), gdb)
+        .unwrap()
+        .with_ram(inspector::source::RamSource::new(&kernel_elf(), &ram, None).unwrap());
+    assert!(!src.capabilities().halts_guest, "views from RAM halt nothing");
+    let first = src.sample().expect("RAM sample needs no stub");
+    assert_eq!(first.read_path, inspector::model::ReadPath::Ram);
+
+    // The stub serves the debugger: a breakpoint stop is noticed without halting for samples.
+    src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    q.send_line("leak 3 5 &");
+    let r = sample_until_stop(&mut src);
+    assert!(function(stopped(&r)).ends_with("track_alloc"));
+    assert!(src.is_held());
+
+    // Held at track_alloc's entry (before its change): the views still read RAM, consistent.
+    for _ in 0..5 {
+        let s = src.sample().unwrap();
+        assert_eq!(s.read_path, inspector::model::ReadPath::Ram);
+        assert_eq!(s.pause_us, 0);
+        assert!(!s.mid_change, "held outside a change: a consistent state");
+    }
+    // Toggled off and continued, the kernel runs on.
+    src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    src.command(DebugCommand::Continue).unwrap();
+    q.run("mem", T);
+    src.detach();
+}

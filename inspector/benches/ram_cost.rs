@@ -1,0 +1,176 @@
+//! Benchmark: what observing the kernel costs it, reading the tracker from guest RAM (QEMU's
+//! shared memory file, no halt) beside reading it through the stub (halted), in one run.
+//!
+//! Part 1, per snapshot: host time of a RAM read (the guest never waits) and the guest's pause
+//! for a stub read, for an unchanged table, a table `churn` is changing, and a full table
+//! (`fill`, re-read whole each time).
+//! Part 2, the guest's own view: `allocbench N` (N alloc+free pairs timed by the kernel) not
+//! observed, observed through the stub at 10 Hz, and through the RAM file at 60 Hz.
+//!
+//! Run with `make bench` (needs build/kernel.elf and QEMU, which `make bench` provides).
+
+#[path = "../tests/common/qemu.rs"]
+mod qemu;
+
+use inspector::source::{LiveSource, RamSource, Source};
+use qemu::{kernel_elf, test_ram_file, Qemu};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<u64>) -> (u64, u64, usize) {
+    assert!(!v.is_empty(), "no samples");
+    v.sort_unstable();
+    (v[v.len() / 2], v[v.len() * 9 / 10], v.len())
+}
+
+/// (host µs of RAM reads, guest pause µs of stub reads) over `n` rounds; `reset` makes every
+/// read take the table whole.
+fn round(
+    ram: &mut RamSource,
+    stub: &mut LiveSource,
+    n: usize,
+    reset: bool,
+) -> (Vec<u64>, Vec<u64>) {
+    let (mut host, mut pause) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        if reset {
+            ram.reconnect().expect("reopen"); // forgets the previous snapshot
+        }
+        let start = Instant::now();
+        let s = ram.sample().expect("RAM snapshot");
+        let took = start.elapsed().as_nanos() as u64;
+        if !s.mid_change {
+            host.push(took);
+        }
+        if reset {
+            stub.reconnect().expect("reattach");
+        }
+        pause.push(stub.sample().expect("stub snapshot").pause_us * 1000);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (host, pause)
+}
+
+fn row(name: &str, (host, pause): (Vec<u64>, Vec<u64>)) {
+    let (h, h90, n) = median(host);
+    let (p, p90, _) = median(pause);
+    println!(
+        "{name:<34} {n:>6} {:>11.1} {:>9.1} {:>14.1} {:>9.1}",
+        h as f64 / 1000.0,
+        h90 as f64 / 1000.0,
+        p as f64 / 1000.0,
+        p90 as f64 / 1000.0
+    );
+}
+
+/// `allocbench n` three times; the kernel's timings in µs.
+fn allocbench(q: &mut Qemu, n: u64) -> Vec<u64> {
+    (0..3)
+        .map(|_| {
+            let out = q.run(&format!("allocbench {n}"), Duration::from_secs(120));
+            let line = out
+                .lines()
+                .find(|l| l.starts_with("allocbench: "))
+                .unwrap_or_else(|| panic!("no allocbench line in {out}"));
+            line.split(" in ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| panic!("unparsable: {line}"))
+        })
+        .collect()
+}
+
+/// Runs `source` every `every` on a thread until the returned flag is raised.
+fn observe(
+    mut source: Box<dyn Source + Send>,
+    every: Duration,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut n = 0;
+        while !flag.load(Ordering::Relaxed) {
+            source.sample().expect("observer snapshot");
+            n += 1;
+            std::thread::sleep(every);
+        }
+        source.finish().expect("detach");
+        n
+    });
+    (stop, handle)
+}
+
+fn main() {
+    let elf = kernel_elf();
+    let ram_path = test_ram_file("bench");
+    let mut q = Qemu::boot_with_ram(&ram_path);
+    let gdb = format!("127.0.0.1:{}", q.gdb_port());
+    let mut ram = RamSource::open(&elf, &ram_path, None).expect("RAM file");
+    let mut stub = LiveSource::connect(&elf, &gdb).expect("attach");
+    ram.sample().expect("first");
+    stub.sample().expect("first");
+
+    println!(
+        "observing cost against QEMU ({}), microseconds",
+        elf.display()
+    );
+    println!(
+        "{:<34} {:>6} {:>11} {:>9} {:>14} {:>9}",
+        "scenario", "n", "RAM host", "p90", "stub pause", "p90"
+    );
+    row("unchanged table", round(&mut ram, &mut stub, 200, false));
+    q.send_line("churn 20000 &");
+    std::thread::sleep(Duration::from_millis(200));
+    row(
+        "churn (changes followed)",
+        round(&mut ram, &mut stub, 200, false),
+    );
+    q.expect("churn: ", Duration::from_secs(180));
+    q.send_line("fill 30 &");
+    q.expect("fill: retry", Duration::from_secs(60));
+    let full = ram.sample().expect("snapshot").header.count;
+    row(
+        &format!("full table ({full} entries, whole)"),
+        round(&mut ram, &mut stub, 40, true),
+    );
+    q.expect("$ ", Duration::from_secs(60));
+    stub.finish().expect("detach");
+    drop(ram);
+    // Let fill's exit sweep finish before timing the guest.
+    std::thread::sleep(Duration::from_secs(32));
+    q.run("mem", Duration::from_secs(30));
+
+    let n = 20_000;
+    println!("\nallocbench {n} (alloc+free pairs), kernel-timed, median of 3");
+    let quiet = median(allocbench(&mut q, n)).0;
+    println!("{:<34} {:>10} us", "not observed", quiet);
+    let slow = |t: u64| 100.0 * (t as f64 / quiet as f64 - 1.0);
+    let (stop, h) = observe(
+        Box::new(LiveSource::connect(&elf, &gdb).expect("attach")),
+        Duration::from_millis(100),
+    );
+    let stub_t = median(allocbench(&mut q, n)).0;
+    stop.store(true, Ordering::Relaxed);
+    let stub_n = h.join().unwrap();
+    println!(
+        "{:<34} {:>10} us  {:+.2} %  ({stub_n} snapshots)",
+        "observed through the stub, 10 Hz",
+        stub_t,
+        slow(stub_t)
+    );
+    let (stop, h) = observe(
+        Box::new(RamSource::open(&elf, &ram_path, None).expect("RAM file")),
+        Duration::from_micros(16_667),
+    );
+    let ram_t = median(allocbench(&mut q, n)).0;
+    stop.store(true, Ordering::Relaxed);
+    let ram_n = h.join().unwrap();
+    println!(
+        "{:<34} {:>10} us  {:+.2} %  ({ram_n} snapshots)",
+        "observed through RAM, 60 Hz",
+        ram_t,
+        slow(ram_t)
+    );
+}
