@@ -20,7 +20,7 @@ pub enum DwarfError {
     #[error("{path} has no DWARF debug info (.debug_info is missing or empty); rebuild with debug info: make kernel")]
     NoDebugInfo { path: PathBuf },
 
-    #[error("cannot read section {section} of {path}: {reason}; if the debug sections are compressed, rebuild without compressing them (make kernel)")]
+    #[error("cannot read section {section} of {path}: {reason}; the file is damaged or compressed in a way the inspector does not read (zlib and zstd are read): rebuild it (make kernel)")]
     Section {
         path: PathBuf,
         section: &'static str,

@@ -340,9 +340,10 @@ impl TypeTable {
             Some((kind, t.name.clone()?))
         };
         let mut complete: HashMap<(u8, String), Option<TypeId>> = HashMap::new();
+        let is_decl: std::collections::HashSet<TypeId> = decls.iter().copied().collect();
         for (i, t) in self.types.iter().enumerate() {
             let id = TypeId(i as u32);
-            if t.byte_size.is_none() || decls.contains(&id) {
+            if t.byte_size.is_none() || is_decl.contains(&id) {
                 continue;
             }
             if let Some(k) = key(t) {

@@ -72,7 +72,7 @@ impl Unwinder {
         let address_size = if file.is_64() { 8 } else { 4 };
         let bytes = |name: &str| -> Option<(Arc<[u8]>, u64)> {
             let s = file.section_by_name(name)?;
-            let d = s.uncompressed_data().ok()?;
+            let d = super::loader::section_bytes(&s).ok()?;
             (!d.is_empty()).then(|| (Arc::from(d.into_owned()), s.address()))
         };
         if let Some((d, _)) = bytes(".debug_frame") {
