@@ -62,8 +62,12 @@ impl Unwinder {
     /// Reads the CFI of the ELF at `path`. `Ok(None)` if it has neither `.debug_frame` nor
     /// `.eh_frame`.
     pub fn load(path: &Path) -> std::io::Result<Option<Unwinder>> {
-        let data = std::fs::read(path)?;
-        let file = object::File::parse(&*data).map_err(std::io::Error::other)?;
+        Self::from_elf_bytes(&std::fs::read(path)?).map_err(std::io::Error::other)
+    }
+
+    /// Like [`load`](Self::load), from the ELF file's bytes.
+    pub fn from_elf_bytes(data: &[u8]) -> Result<Option<Unwinder>, object::Error> {
+        let file = object::File::parse(data)?;
         let endian = if file.is_little_endian() {
             RunTimeEndian::Little
         } else {
