@@ -9,7 +9,8 @@
 //! kernel ELF (3 MB, ~1000 times slower to load than a fixture) gets `ITERS / 2500` inputs, the
 //! small objects `ITERS / 40` between them, so `make fuzz` (10,000,000) runs in minutes in
 //! release. `LEAKSCOPE_FUZZ_SEED` (default fixed) changes the inputs; a failure prints the seed
-//! and writes the input to a file, which `replay_a_saved_input` runs again on its own.
+//! and writes the input to a file, which `replay_a_saved_input` runs again on its own
+//! (`LEAKSCOPE_FUZZ_SAVE=SEED` saves any input by its seed, e.g. the largest allocation's).
 //!
 //! Run: `LEAKSCOPE_FUZZ_ITERS=100000 cargo test --release -p inspector --test fuzz_elf -- --nocapture`.
 
@@ -39,6 +40,8 @@ const ALLOCATION_LIMIT: usize = (1 << 30) + (64 << 20);
 struct Bounded;
 
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
+/// Seed of the input that made the largest request.
+static LARGEST_SEED: AtomicU64 = AtomicU64::new(0);
 /// Seed of the input being run (0: none); read by the allocator's report.
 static CURRENT_SEED: AtomicU64 = AtomicU64::new(0);
 
@@ -74,7 +77,9 @@ unsafe impl GlobalAlloc for Bounded {
 
 /// Records the largest request; false (after a report) for one over the limit.
 fn admit(size: usize) -> bool {
-    LARGEST.fetch_max(size, Ordering::Relaxed);
+    if LARGEST.fetch_max(size, Ordering::Relaxed) < size {
+        LARGEST_SEED.store(CURRENT_SEED.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     if size <= ALLOCATION_LIMIT {
         return true;
     }
@@ -335,8 +340,11 @@ fn mutate(seed: &Seed, rng: &mut Rng) -> (Vec<u8>, String) {
 /// How far an input got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
-    NotElf,
-    NoDwarf,
+    /// `ElfFile::parse` refused it (not an ELF, a section that does not read, no DWARF).
+    ElfRefused,
+    /// The DWARF index could not be built.
+    DwarfRefused,
+    /// The tracker layout did not resolve (or was implausible).
     NoLayout,
     Sampled,
     SampleError,
@@ -346,10 +354,10 @@ enum Outcome {
 /// unwinds out of here to the caller's `catch_unwind`.
 fn exercise(bytes: &[u8], source: (&str, u32)) -> Outcome {
     let Ok(elf) = ElfFile::parse(bytes, Path::new("fuzz-input.elf")) else {
-        return Outcome::NotElf;
+        return Outcome::ElfRefused;
     };
     let Ok(info) = DebugInfo::from_elf(elf) else {
-        return Outcome::NoDwarf;
+        return Outcome::DwarfRefused;
     };
     let info = Arc::new(info);
     for name in [
@@ -566,6 +574,9 @@ fn fuzz(label: &str, seeds: &[Seed], count: u64) -> String {
     let mut outcomes = std::collections::BTreeMap::<Outcome, u64>::new();
     let mut failures: Vec<Failure> = Vec::new();
     let base = base_seed();
+    let save_seed = std::env::var("LEAKSCOPE_FUZZ_SAVE")
+        .ok()
+        .and_then(|v| u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok());
     let slot = {
         let mut running = dog.running.lock().unwrap();
         running.push(None);
@@ -576,6 +587,14 @@ fn fuzz(label: &str, seeds: &[Seed], count: u64) -> String {
         // Each input's seed depends only on the base seed, the corpus file and the index.
         let seed = Rng(base ^ fnv(&seed_file.name) ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d)).next();
         let (bytes, how) = mutate(seed_file, &mut Rng(seed));
+        if save_seed == Some(seed) {
+            let path = std::env::temp_dir().join(format!("fuzz_elf-{seed:016x}.elf"));
+            std::fs::write(&path, &bytes).unwrap();
+            note(&format!(
+                "fuzz_elf: input {seed:#018x} ({how}) saved to {}",
+                path.display()
+            ));
+        }
         CURRENT_SEED.store(seed, Ordering::Relaxed);
         dog.running.lock().unwrap()[slot] = Some((seed_file.name.clone(), seed, Instant::now()));
         IN_INPUT.with(|f| f.set(true));
@@ -603,7 +622,7 @@ fn fuzz(label: &str, seeds: &[Seed], count: u64) -> String {
     let secs = started.elapsed().as_secs_f64();
     let summary = format!(
         "fuzz_elf: {count} inputs ({label}: {}) in {secs:.1} s, {:.0} inputs/s; outcomes {:?}; \
-         largest allocation {} KiB; {} panics",
+         largest allocation {} KiB (input {:#018x}); {} panics",
         seeds
             .iter()
             .map(|s| s.name.as_str())
@@ -612,6 +631,7 @@ fn fuzz(label: &str, seeds: &[Seed], count: u64) -> String {
         count as f64 / secs.max(1e-9),
         outcomes,
         LARGEST.load(Ordering::Relaxed) / 1024,
+        LARGEST_SEED.load(Ordering::Relaxed),
         failures.len(),
     );
     if !failures.is_empty() {

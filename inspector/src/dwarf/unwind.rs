@@ -212,7 +212,7 @@ mod tests {
         let mut cie = vec![0xff, 0xff, 0xff, 0xff, 1, 0, 1, 0x78, ra];
         cie.extend_from_slice(&[0x0c, SP as u8, 0]); // DW_CFA_def_cfa sp, 0
         cie.extend_from_slice(&[0x05, ra, 1]); // DW_CFA_offset_extended ra, 1 × -8
-        while (cie.len() + 4) % 8 != 0 {
+        while !(cie.len() + 4).is_multiple_of(8) {
             cie.push(0); // DW_CFA_nop
         }
         let mut out = (cie.len() as u32).to_le_bytes().to_vec();
@@ -220,7 +220,7 @@ mod tests {
         let mut fde = 0u32.to_le_bytes().to_vec(); // CIE at offset 0
         fde.extend_from_slice(&0x1000u64.to_le_bytes());
         fde.extend_from_slice(&0x100u64.to_le_bytes());
-        while (fde.len() + 4) % 8 != 0 {
+        while !(fde.len() + 4).is_multiple_of(8) {
             fde.push(0);
         }
         out.extend_from_slice(&(fde.len() as u32).to_le_bytes());
