@@ -478,13 +478,19 @@ fn compressed_debug_sections_are_read() {
     let (_, start) = debug_info_compression(&zlib);
     let pristine = std::fs::read(&zlib).unwrap();
     let chdr = usize::try_from(start).unwrap();
-    // ch_size (offset 8 in Elf64_Chdr): 1 TiB uncompressed.
+    // ch_size (offset 8 in Elf64_Chdr): 1 TiB uncompressed, or more than zlib can expand to.
     let mut huge = pristine.clone();
     huge[chdr + 8..chdr + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let mut inflated = pristine.clone();
+    inflated[chdr + 8..chdr + 16].copy_from_slice(&(512u64 << 20).to_le_bytes());
     // The zlib stream's header, right after the 24-byte Elf64_Chdr, zeroed.
     let mut corrupt = pristine.clone();
     corrupt[chdr + 24..chdr + 26].fill(0);
-    for (name, bytes, says) in [("huge", huge, "limit"), ("corrupt", corrupt, "zlib")] {
+    for (name, bytes, says) in [
+        ("huge", huge, "limit"),
+        ("inflated", inflated, "more than zlib can expand to"),
+        ("corrupt", corrupt, "zlib"),
+    ] {
         let path = dir.path().join(format!("{name}.o"));
         std::fs::write(&path, bytes).unwrap();
         let err = DebugInfo::load(&path).unwrap_err();

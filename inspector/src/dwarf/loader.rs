@@ -398,18 +398,29 @@ impl ElfFile {
 }
 
 /// A section's contents, decompressed if need be. Errors (as text, for the caller to wrap):
-/// a compressed section that would exceed [`MAX_SECTION_BYTES`] (refused before anything is
-/// allocated), or one that does not decompress to its stated size.
+/// a compressed section that claims more than [`MAX_SECTION_BYTES`], or more than its zlib data
+/// can expand to (refused before anything is allocated), or one that does not decompress to
+/// its stated size.
 pub(crate) fn section_bytes<'data>(
     section: &object::Section<'data, '_>,
 ) -> std::result::Result<Cow<'data, [u8]>, String> {
     let compressed = section.compressed_data().map_err(|e| e.to_string())?;
-    if compressed.format != object::CompressionFormat::None
-        && compressed.uncompressed_size > MAX_SECTION_BYTES
-    {
+    let claimed = compressed.uncompressed_size;
+    if compressed.format != object::CompressionFormat::None && claimed > MAX_SECTION_BYTES {
         return Err(format!(
-            "it claims {} bytes uncompressed, more than the limit of {MAX_SECTION_BYTES}",
-            compressed.uncompressed_size
+            "it claims {claimed} bytes uncompressed, more than the limit of {MAX_SECTION_BYTES}"
+        ));
+    }
+    // DEFLATE expands at most 1032:1: a zlib section claiming more is damaged (zstd has no such
+    // bound: its run-length blocks expand far more).
+    let zlib_bound = (compressed.data.len() as u64)
+        .saturating_mul(1032)
+        .saturating_add(64);
+    if compressed.format == object::CompressionFormat::Zlib && claimed > zlib_bound {
+        return Err(format!(
+            "it claims {claimed} bytes uncompressed from {} bytes of zlib data, more than zlib \
+             can expand to",
+            compressed.data.len()
         ));
     }
     compressed.decompress().map_err(|e| e.to_string())
