@@ -233,7 +233,10 @@ fn with_the_ram_file_views_stay_live_while_a_breakpoint_holds_the_guest() {
     let mut src = DebugSource::new(kernel_elf(), gdb)
         .unwrap()
         .with_ram(inspector::source::RamSource::new(&kernel_elf(), &ram, None).unwrap());
-    assert!(!src.capabilities().halts_guest, "views from RAM halt nothing");
+    assert!(
+        !src.capabilities().halts_guest,
+        "views from RAM halt nothing"
+    );
     let first = src.sample().expect("RAM sample needs no stub");
     assert_eq!(first.read_path, inspector::model::ReadPath::Ram);
 

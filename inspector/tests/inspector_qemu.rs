@@ -301,9 +301,10 @@ fn following_the_events_agrees_with_reading_the_table() {
         // Both readers under one halt, so they see the same state.
         let mut halted = HaltGuard::new(&mut target).unwrap();
         let a = incremental.sample(&mut *halted).unwrap();
+        // Halted mid-change: the sampler reports its previous (even) state marked `mid_change`,
+        // and the fresh reader, with no previous state, could only say `Torn`. The guard
+        // resumes; try again.
         if a.mid_change || a.header.generation % 2 == 1 {
-            // Halted mid-change: held by our guard, the sampler reports its last consistent
-            // snapshot (`mid_change`) and a fresh one has none. The guard resumes; try again.
             continue;
         }
         fresh.reset();

@@ -383,3 +383,66 @@ fn a_reboot_at_an_equal_generation_is_read_afresh() {
     );
     assert!(fx.halted_balance());
 }
+
+/// A header that says how much RAM the guest has bounds every read: a table span larger than
+/// the guest's RAM is an error (the guest resumed), not an attempt to read it.
+#[test]
+fn reads_larger_than_the_guests_ram_are_refused() {
+    let mut fx = fixture();
+    fx.set_header("ram_pages", 16); // 64 KiB of RAM
+    fx.set_header("high_water", 8192); // the whole table: 8192 records, more than 64 KiB
+    let err = fx.sampler.sample(&mut fx.target).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SnapshotError::TooLarge {
+                what: "alloc_table",
+                limit: 65536,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("pass the ELF that QEMU booted"),
+        "{err}"
+    );
+    assert!(
+        fx.halted_balance(),
+        "the guest runs again after the refusal"
+    );
+
+    // With RAM enough for the table, the same snapshot reads.
+    fx.set_header("ram_pages", 32768);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    assert_eq!(snap.entries.len(), 3);
+    assert!(fx.halted_balance());
+}
+
+/// A layout made by hand (not resolved from DWARF) that asks for absurd spans is refused
+/// before the guest is halted at all.
+#[test]
+fn an_absurd_hand_made_layout_is_refused_before_halting() {
+    let mut fx = fixture();
+    let good = fx.sampler.layout().clone();
+    let mut absurd = Vec::new();
+    let mut huge_table = good.clone();
+    huge_table.table.array.len = 1 << 40;
+    absurd.push(huge_table);
+    let mut zero_ring = good.clone();
+    zero_ring.events.as_mut().unwrap().array.stride = 0;
+    absurd.push(zero_ring);
+    let mut huge_header = good.clone();
+    huge_header.header.as_mut().unwrap().1.size = 1 << 40;
+    absurd.push(huge_header);
+    let mut wrapping = good.clone();
+    wrapping.procs.as_mut().unwrap().address = u64::MAX - 8;
+    absurd.push(wrapping);
+    for layout in absurd {
+        let mut sampler = Sampler::with_layout(layout, Box::new(|_, _| false));
+        let err = sampler.sample(&mut fx.target).unwrap_err();
+        assert!(matches!(err, SnapshotError::Layout(_)), "{err}");
+        assert!(err.to_string().contains("implausible"), "{err}");
+    }
+    assert_eq!(fx.target.stats().halts, 0, "refused before any halt");
+}

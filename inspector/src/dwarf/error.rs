@@ -20,7 +20,7 @@ pub enum DwarfError {
     #[error("{path} has no DWARF debug info (.debug_info is missing or empty); rebuild with debug info: make kernel")]
     NoDebugInfo { path: PathBuf },
 
-    #[error("cannot read section {section} of {path}: {reason}; if the debug sections are compressed, rebuild without compressing them (make kernel)")]
+    #[error("cannot read section {section} of {path}: {reason}; the file is damaged or compressed in a way the inspector does not read (zlib and zstd are read): rebuild it (make kernel)")]
     Section {
         path: PathBuf,
         section: &'static str,
@@ -62,6 +62,12 @@ pub enum DwarfError {
     #[error("type `{type_name}` has no known size in DWARF; cannot decode it")]
     UnsizedType { type_name: String },
 
+    #[error(
+        "{what} is implausible: {reason}; the ELF's DWARF is damaged or describes something \
+             the inspector cannot read (rebuild the kernel with make kernel)"
+    )]
+    Implausible { what: String, reason: String },
+
     #[error("value of type `{type_name}` needs {needed} bytes, got {got}")]
     ShortBuffer {
         type_name: String,
@@ -71,3 +77,14 @@ pub enum DwarfError {
 }
 
 pub type Result<T, E = DwarfError> = std::result::Result<T, E>;
+
+impl DwarfError {
+    /// An [`Implausible`](DwarfError::Implausible) error: `what` names the thing (``array
+    /// `alloc_table` ``), `reason` says which bound it breaks.
+    pub(crate) fn implausible(what: impl Into<String>, reason: impl Into<String>) -> DwarfError {
+        DwarfError::Implausible {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 use gimli::{AttributeValue, DebuggingInformationEntry, Unit};
 
+use super::limits::MAX_EXPRESSION_STEPS;
 use super::loader::Reader;
 use super::types::{
     BaseEncoding, Enumerator, Member, Qualifier, TypeId, TypeInfo, TypeKind, TypeTable,
@@ -296,7 +297,7 @@ fn visit(
                 .and_then(|v| dwarf.attr_address(unit, v).ok().flatten())
             {
                 let high_pc = match entry.attr_value(gimli::DW_AT_high_pc) {
-                    Some(AttributeValue::Udata(len)) => Some(low_pc + len),
+                    Some(AttributeValue::Udata(len)) => low_pc.checked_add(len),
                     Some(v) => match v.udata_value() {
                         // DWARF 4+: a constant class high_pc is the length.
                         Some(len)
@@ -305,7 +306,7 @@ fn visit(
                                 AttributeValue::Addr(_) | AttributeValue::DebugAddrIndex(_)
                             ) =>
                         {
-                            Some(low_pc + len)
+                            low_pc.checked_add(len)
                         }
                         _ => dwarf.attr_address(unit, v).ok().flatten(),
                     },
@@ -427,6 +428,7 @@ fn member_offset(unit: &Unit<Reader>, entry: &DebuggingInformationEntry<Reader>)
     match entry.attr_value(gimli::DW_AT_data_member_location)? {
         AttributeValue::Exprloc(expr) => {
             let mut eval = expr.evaluation(unit.encoding());
+            eval.set_max_iterations(MAX_EXPRESSION_STEPS);
             eval.set_initial_value(0);
             match eval.evaluate().ok()? {
                 gimli::EvaluationResult::Complete => {}
@@ -485,6 +487,7 @@ pub fn eval_static_address(
     indexed: impl Fn(gimli::DebugAddrIndex<usize>) -> Option<u64>,
 ) -> Option<u64> {
     let mut eval = expr.evaluation(encoding);
+    eval.set_max_iterations(MAX_EXPRESSION_STEPS);
     let mut result = eval.evaluate().ok()?;
     loop {
         result = match result {

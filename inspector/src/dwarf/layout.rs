@@ -2,13 +2,19 @@
 //! array's element stride and length, so a caller can decode thousands of records straight
 //! from bytes without building [`Value`](super::Value) trees.
 //!
-//! Contract: layouts are computed once from DWARF; the `read_*` methods take one record's bytes
+//! Contract: layouts are computed once from DWARF and checked then: every field lies inside its
+//! record, an array's elements have a size and the whole array fits in
+//! [`MAX_OBJECT_BYTES`](super::limits::MAX_OBJECT_BYTES); anything else is an
+//! [`Implausible`](DwarfError::Implausible) error. The `read_*` methods take one record's bytes
 //! (starting at the struct) and return `None` rather than panic when the bytes are too short or
 //! the field is not of a readable kind.
 
 use super::error::{DwarfError, Result};
+use super::limits::MAX_OBJECT_BYTES;
 use super::loader::Endian;
-use super::types::{BaseEncoding, Enumerator, StrRef, StringKind, TypeId, TypeKind, TypeTable};
+use super::types::{
+    byte_range, BaseEncoding, Enumerator, StrRef, StringKind, TypeId, TypeKind, TypeTable,
+};
 use super::value::sign_extend;
 use super::DebugInfo;
 
@@ -56,7 +62,7 @@ pub struct FieldLayout {
 impl FieldLayout {
     /// This field's bytes within `record`.
     pub fn bytes<'b>(&self, record: &'b [u8]) -> Option<&'b [u8]> {
-        record.get(self.offset as usize..(self.offset + self.size) as usize)
+        byte_range(record, self.offset, self.size)
     }
 
     fn raw(&self, record: &[u8]) -> Option<u128> {
@@ -69,8 +75,12 @@ impl FieldLayout {
             None => Some(v),
             // Bit-fields are only supported in little-endian bit numbering.
             Some(_) if self.endian == Endian::Big => None,
+            // A shift past the value's width leaves no bits (malformed DWARF, not a panic).
             Some((off, n)) => Some(
-                (v >> off)
+                u32::try_from(off)
+                    .ok()
+                    .and_then(|off| v.checked_shr(off))
+                    .unwrap_or(0)
                     & if n >= 128 {
                         u128::MAX
                     } else {
@@ -200,13 +210,18 @@ impl ArrayLayout {
         if i >= self.len {
             return None;
         }
-        let start = i.checked_mul(self.stride)?;
-        array.get(start as usize..(start + self.stride) as usize)
+        byte_range(array, i.checked_mul(self.stride)?, self.stride)
     }
 
-    /// Address of element `i` of an array at `base`.
+    /// Address of element `i` of an array at `base`, wrapping like the target's address
+    /// arithmetic (a checked layout keeps `i < len` inside the address space).
     pub fn element_address(&self, base: u64, i: u64) -> u64 {
-        base + i * self.stride
+        base.wrapping_add(i.wrapping_mul(self.stride))
+    }
+
+    /// Bytes of the whole array (checked against [`MAX_OBJECT_BYTES`] when the layout was made).
+    pub fn byte_len(&self) -> u64 {
+        self.stride.saturating_mul(self.len)
     }
 }
 
@@ -228,34 +243,56 @@ pub(crate) fn struct_layout(types: &TypeTable, endian: Endian, ty: TypeId) -> Re
     let TypeKind::Struct { members, .. } = &info.kind else {
         return Err(unexpected(types, id, "a struct"));
     };
-    let fields = members
-        .iter()
-        .filter_map(|m| {
-            Some(FieldLayout {
-                name: m.name.clone()?,
-                offset: m.offset,
-                // A bit-field covers only the bytes its bits touch.
-                size: match m.bits {
-                    Some((off, n)) => (off + n).div_ceil(8),
-                    None => types.size_of(m.ty).unwrap_or(0),
-                },
-                kind: field_kind(types, m.ty),
-                ty: m.ty,
-                bits: m.bits,
-                endian,
-            })
-        })
-        .collect();
     // An anonymous struct is known by the typedef that named it (`alloc_track_t`).
     let type_name = match info.name {
         Some(_) => types.display_name(id),
         None => types.display_name(ty),
     };
+    let size = types.size_of(id).ok_or_else(|| DwarfError::UnsizedType {
+        type_name: types.display_name(id),
+    })?;
+    let what = || format!("struct `{type_name}`");
+    if size > MAX_OBJECT_BYTES {
+        return Err(DwarfError::implausible(
+            what(),
+            format!("{size} bytes, more than the limit of {MAX_OBJECT_BYTES}"),
+        ));
+    }
+    let mut fields = Vec::new();
+    for m in members {
+        let Some(name) = m.name.clone() else { continue };
+        // A bit-field covers only the bytes its bits touch.
+        let field_size = match m.bits {
+            Some((off, n)) => off.checked_add(n).map(|bits| bits.div_ceil(8)),
+            None => Some(types.size_of(m.ty).unwrap_or(0)),
+        };
+        let end = field_size.and_then(|s| m.offset.checked_add(s));
+        let Some(field_size) = field_size.filter(|_| end.is_some_and(|e| e <= size)) else {
+            return Err(DwarfError::implausible(
+                what(),
+                format!(
+                    "field `{name}` at offset {} ({}) does not fit in its {size} bytes",
+                    m.offset,
+                    match field_size {
+                        Some(s) => format!("{s} bytes"),
+                        None => "a bit-field of overflowing width".into(),
+                    }
+                ),
+            ));
+        };
+        fields.push(FieldLayout {
+            name,
+            offset: m.offset,
+            size: field_size,
+            kind: field_kind(types, m.ty),
+            ty: m.ty,
+            bits: m.bits,
+            endian,
+        });
+    }
     Ok(StructLayout {
         type_name,
-        size: types.size_of(id).ok_or_else(|| DwarfError::UnsizedType {
-            type_name: types.display_name(id),
-        })?,
+        size,
         fields,
     })
 }
@@ -272,10 +309,32 @@ pub(crate) fn array_layout(types: &TypeTable, ty: TypeId) -> Result<ArrayLayout>
         .iter()
         .map(|c| c.ok_or_else(unsized_))
         .collect::<Result<Vec<u64>>>()?;
+    let stride = types.size_of(element).ok_or_else(unsized_)?;
+    let implausible = |reason: String| {
+        DwarfError::implausible(format!("array `{}`", types.display_name(id)), reason)
+    };
+    let len = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| implausible(format!("its dimensions {dims:?} overflow 64 bits")))?;
+    if stride == 0 && len > 0 {
+        return Err(implausible(format!(
+            "{len} elements of zero size (`{}`)",
+            types.display_name(element)
+        )));
+    }
+    match stride.checked_mul(len) {
+        Some(bytes) if bytes <= MAX_OBJECT_BYTES => {}
+        _ => {
+            return Err(implausible(format!(
+                "{len} elements of {stride} bytes, more than the limit of {MAX_OBJECT_BYTES} bytes"
+            )))
+        }
+    }
     Ok(ArrayLayout {
         element,
-        stride: types.size_of(element).ok_or_else(unsized_)?,
-        len: dims.iter().product(),
+        stride,
+        len,
         dims,
     })
 }
@@ -470,5 +529,150 @@ mod tests {
         let rec = [0b1010_1101u8, 0, 0, 0];
         assert_eq!(l.require("lo").unwrap().read_u64(&rec), Some(0b101));
         assert_eq!(l.require("hi").unwrap().read_u64(&rec), Some(0b10101));
+    }
+
+    /// An array of `counts` elements of `element`, wrapped nowhere.
+    fn array_of(t: &mut crate::dwarf::types::TypeTable, element: TypeId, counts: &[u64]) -> TypeId {
+        t.push(TypeInfo {
+            name: None,
+            byte_size: None,
+            kind: TypeKind::Array {
+                element,
+                counts: counts.iter().map(|&c| Some(c)).collect(),
+            },
+        })
+    }
+
+    #[test]
+    fn absurd_array_lengths_are_errors_not_overflows() {
+        let mut s = synth(8);
+        let t = &mut s.table;
+        // 2^40 × 2^40 elements: the length itself overflows u64.
+        let overflow = array_of(t, s.u32_, &[1 << 40, 1 << 40]);
+        // 2^40 four-byte elements: 4 TiB, far beyond any guest.
+        let huge = array_of(t, s.u32_, &[1 << 40]);
+        // 2^40 elements of nothing: a million items from zero bytes.
+        let empty = t.push(TypeInfo {
+            name: Some("Empty".into()),
+            byte_size: Some(0),
+            kind: TypeKind::Struct {
+                members: vec![],
+                has_variants: false,
+            },
+        });
+        let zero_sized = array_of(t, empty, &[1 << 40]);
+        // A stated element size near 2^64 with two elements.
+        let giant = t.push(TypeInfo {
+            name: Some("Giant".into()),
+            byte_size: Some(u64::MAX / 2 + 1),
+            kind: TypeKind::Struct {
+                members: vec![],
+                has_variants: false,
+            },
+        });
+        let two_giants = array_of(t, giant, &[2]);
+        for ty in [overflow, huge, zero_sized, two_giants] {
+            let err = array_layout(&s.table, ty).unwrap_err();
+            assert!(matches!(err, DwarfError::Implausible { .. }), "{err}");
+            assert!(err.to_string().contains("implausible"), "{err}");
+        }
+        // The limit itself is fine; one element more is not.
+        let at_limit = array_of(
+            &mut s.table,
+            s.u32_,
+            &[crate::dwarf::limits::MAX_OBJECT_BYTES / 4],
+        );
+        assert!(array_layout(&s.table, at_limit).is_ok());
+        let past = array_of(
+            &mut s.table,
+            s.u32_,
+            &[crate::dwarf::limits::MAX_OBJECT_BYTES / 4 + 1],
+        );
+        assert!(array_layout(&s.table, past).is_err());
+    }
+
+    #[test]
+    fn element_access_never_overflows() {
+        let l = ArrayLayout {
+            element: TypeId(0),
+            stride: u64::MAX / 2 + 1,
+            len: u64::MAX,
+            dims: vec![u64::MAX],
+        };
+        let bytes = [0u8; 16];
+        assert_eq!(l.element_bytes(&bytes, 1), None);
+        assert_eq!(l.element_bytes(&bytes, 3), None);
+        // Addresses wrap like the target's arithmetic rather than panic.
+        let _ = l.element_address(u64::MAX, 3);
+    }
+
+    #[test]
+    fn fields_outside_the_record_are_errors() {
+        let mut s = synth(8);
+        let t = &mut s.table;
+        let far = t.push(TypeInfo {
+            name: Some("Far".into()),
+            byte_size: Some(16),
+            kind: TypeKind::Struct {
+                members: vec![member("a", s.u32_, 0), member("b", s.u32_, u64::MAX - 1)],
+                has_variants: false,
+            },
+        });
+        let past_end = t.push(TypeInfo {
+            name: Some("PastEnd".into()),
+            byte_size: Some(16),
+            kind: TypeKind::Struct {
+                members: vec![member("a", s.u32_, 14)],
+                has_variants: false,
+            },
+        });
+        let wild_bits = t.push(TypeInfo {
+            name: Some("WildBits".into()),
+            byte_size: Some(4),
+            kind: TypeKind::Struct {
+                members: vec![Member {
+                    name: Some("f".into()),
+                    ty: s.u32_,
+                    offset: 0,
+                    bits: Some((u64::MAX, 8)),
+                }],
+                has_variants: false,
+            },
+        });
+        let huge_record = t.push(TypeInfo {
+            name: Some("Huge".into()),
+            byte_size: Some(1 << 50),
+            kind: TypeKind::Struct {
+                members: vec![member("a", s.u32_, 0)],
+                has_variants: false,
+            },
+        });
+        for ty in [far, past_end, wild_bits, huge_record] {
+            let err = struct_layout(&s.table, Endian::Little, ty).unwrap_err();
+            assert!(matches!(err, DwarfError::Implausible { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn field_reads_never_panic_on_wild_layouts() {
+        let wild = FieldLayout {
+            name: "x".into(),
+            offset: u64::MAX - 1,
+            size: 8,
+            kind: FieldKind::UInt,
+            ty: TypeId(0),
+            bits: Some((200, 300)),
+            endian: Endian::Little,
+        };
+        let rec = [0xffu8; 32];
+        assert_eq!(wild.bytes(&rec), None);
+        assert_eq!(wild.read_u64(&rec), None);
+        let shifty = FieldLayout {
+            offset: 0,
+            size: 4,
+            ..wild
+        };
+        // A bit offset past the value's width reads as no bits rather than a shift overflow.
+        assert_eq!(shifty.read_u64(&rec), Some(0));
     }
 }

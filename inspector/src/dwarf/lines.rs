@@ -122,7 +122,7 @@ impl DebugInfo {
             return Ok(FunctionInfo {
                 name: name.to_string(),
                 low: sym.address,
-                high: sym.address + sym.size,
+                high: sym.address.saturating_add(sym.size),
             });
         }
         self.index
@@ -163,7 +163,7 @@ impl DebugInfo {
         Some(FunctionInfo {
             name: sym.name.clone(),
             low: sym.address,
-            high: sym.address + sym.size,
+            high: sym.address.saturating_add(sym.size),
         })
     }
 

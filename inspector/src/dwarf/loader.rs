@@ -1,6 +1,10 @@
 //! ELF loading: the file's bytes, endianness, address size, symbol table, allocated sections and
 //! the DWARF sections handed to gimli.
 //!
+//! Compressed debug sections (`SHF_COMPRESSED` with zlib or zstd, as `gcc -gz` or `objcopy
+//! --compress-debug-sections` make them, and GNU `.zdebug_*`) are decompressed on load, up to
+//! [`MAX_SECTION_BYTES`] each; a larger or undecodable one is a [`DwarfError::Section`] error.
+//!
 //! Relocatable objects (`.o`, as the tests compile) are made to look linked: every allocated
 //! section gets a distinct synthetic base address (sections laid out in index order from
 //! [`REL_BASE`]), symbol addresses become base + value, and absolute relocations are applied to
@@ -17,6 +21,7 @@ use object::{
 };
 
 use super::error::{DwarfError, Result};
+use super::limits::MAX_SECTION_BYTES;
 
 /// The gimli reader used by the whole layer: owned, cheap to clone, `Send + Sync`.
 pub type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
@@ -223,7 +228,7 @@ impl ElfFile {
                 };
                 let Some(slot) = usize::try_from(offset)
                     .ok()
-                    .and_then(|o| bytes.get_mut(o..o + width))
+                    .and_then(|o| bytes.get_mut(o..o.checked_add(width)?))
                 else {
                     continue;
                 };
@@ -247,8 +252,7 @@ impl ElfFile {
             let data = if section.kind() == SectionKind::UninitializedData {
                 None
             } else {
-                let mut bytes = section
-                    .uncompressed_data()
+                let mut bytes = section_bytes(&section)
                     .map(Cow::into_owned)
                     .unwrap_or_default();
                 relocate(&section, &mut bytes);
@@ -267,12 +271,11 @@ impl ElfFile {
         let load_section = |id: gimli::SectionId| -> std::result::Result<Reader, DwarfError> {
             let bytes = match file.section_by_name(id.name()) {
                 Some(section) => {
-                    let mut bytes = section
-                        .uncompressed_data()
-                        .map_err(|e| DwarfError::Section {
+                    let mut bytes = section_bytes(&section)
+                        .map_err(|reason| DwarfError::Section {
                             path: path.to_path_buf(),
                             section: id.name(),
-                            reason: e.to_string(),
+                            reason,
                         })?
                         .into_owned();
                     relocate(&section, &mut bytes);
@@ -360,13 +363,14 @@ impl ElfFile {
     pub fn read_static(&self, address: u64, buf: &mut [u8]) -> bool {
         let len = buf.len() as u64;
         for s in &self.sections {
-            if address < s.address || address.saturating_add(len) > s.address + s.size {
+            if address < s.address || address.saturating_add(len) > s.address.saturating_add(s.size)
+            {
                 continue;
             }
             let start = (address - s.address) as usize;
             match &s.data {
                 None => buf.fill(0),
-                Some(data) => match data.get(start..start + buf.len()) {
+                Some(data) => match data.get(start..start.saturating_add(buf.len())) {
                     Some(src) => buf.copy_from_slice(src),
                     None => return false,
                 },
@@ -393,6 +397,35 @@ impl ElfFile {
     }
 }
 
+/// A section's contents, decompressed if need be. Errors (as text, for the caller to wrap):
+/// a compressed section that claims more than [`MAX_SECTION_BYTES`], or more than its zlib data
+/// can expand to (refused before anything is allocated), or one that does not decompress to
+/// its stated size.
+pub(crate) fn section_bytes<'data>(
+    section: &object::Section<'data, '_>,
+) -> std::result::Result<Cow<'data, [u8]>, String> {
+    let compressed = section.compressed_data().map_err(|e| e.to_string())?;
+    let claimed = compressed.uncompressed_size;
+    if compressed.format != object::CompressionFormat::None && claimed > MAX_SECTION_BYTES {
+        return Err(format!(
+            "it claims {claimed} bytes uncompressed, more than the limit of {MAX_SECTION_BYTES}"
+        ));
+    }
+    // DEFLATE expands at most 1032:1: a zlib section claiming more is damaged (zstd has no such
+    // bound: its run-length blocks expand far more).
+    let zlib_bound = (compressed.data.len() as u64)
+        .saturating_mul(1032)
+        .saturating_add(64);
+    if compressed.format == object::CompressionFormat::Zlib && claimed > zlib_bound {
+        return Err(format!(
+            "it claims {claimed} bytes uncompressed from {} bytes of zlib data, more than zlib \
+             can expand to",
+            compressed.data.len()
+        ));
+    }
+    compressed.decompress().map_err(|e| e.to_string())
+}
+
 /// Synthetic base address of every allocated section: its own address in a linked file, a
 /// distinct laid-out address in a relocatable one.
 fn section_bases(file: &object::File<'_>, relocatable: bool) -> HashMap<SectionIndex, u64> {
@@ -407,10 +440,12 @@ fn section_bases(file: &object::File<'_>, relocatable: bool) -> HashMap<SectionI
             continue;
         }
         if relocatable {
+            // Saturating: absurd alignments or sizes (a damaged file) give odd addresses, not a
+            // panic.
             let align = section.align().max(1);
-            cursor = cursor.div_ceil(align) * align;
+            cursor = cursor.div_ceil(align).saturating_mul(align);
             bases.insert(section.index(), cursor);
-            cursor += section.size().max(1);
+            cursor = cursor.saturating_add(section.size().max(1));
         } else {
             bases.insert(section.index(), section.address());
         }

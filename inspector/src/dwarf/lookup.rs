@@ -7,6 +7,7 @@
 
 use super::error::{DwarfError, Result};
 use super::index::VariableDie;
+use super::limits::MAX_OBJECT_BYTES;
 use super::types::TypeId;
 use super::DebugInfo;
 
@@ -29,7 +30,8 @@ impl DebugInfo {
     ///
     /// Errors: `SymbolNotFound` if neither the symbol table nor DWARF knows the name;
     /// `VariableNotFound` if the symbol exists but no DWARF variable with a type describes it;
-    /// `UnsizedType` if no size is known.
+    /// `UnsizedType` if no size is known; `Implausible` if the size is over
+    /// [`MAX_OBJECT_BYTES`] (callers allocate that many bytes to read it).
     pub fn global(&self, name: &str) -> Result<Global> {
         let vars = &self.index.variables;
         let (var, symbol_size) = match self.elf.find_symbol(name) {
@@ -102,6 +104,12 @@ impl DebugInfo {
                 })
             }
         };
+        if size > MAX_OBJECT_BYTES {
+            return Err(DwarfError::implausible(
+                format!("global `{}`", var.qualified_name),
+                format!("{size} bytes, more than the limit of {MAX_OBJECT_BYTES}"),
+            ));
+        }
         Ok(Global {
             name: var.name.clone(),
             qualified_name: var.qualified_name.clone(),

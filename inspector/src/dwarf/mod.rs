@@ -6,7 +6,7 @@
 //! DIEs), `types` (the type model), `lookup` (globals by symbol name/address), `value` (generic
 //! decoding into [`Value`]), `layout` (field offsets for the hot path), `lines` (line table and
 //! functions), `params` (formal parameters and inlined-call arguments at a pc), `unwind`
-//! (call-frame information), `error`.
+//! (call-frame information), `limits` (the bounds a malformed file runs into), `error`.
 //!
 //! Typical use:
 //! ```no_run
@@ -28,6 +28,7 @@
 mod error;
 mod index;
 mod layout;
+pub mod limits;
 mod lines;
 mod loader;
 mod lookup;

@@ -12,6 +12,7 @@ use gimli::{AttributeValue, EvaluationResult, Location, Piece, Value as GValue};
 
 use super::error::Result;
 use super::index::attr_string;
+use super::limits::{MAX_EXPRESSION_STEPS, MAX_VALUE_BYTES};
 use super::loader::Reader;
 use super::types::TypeId;
 use super::DebugInfo;
@@ -135,6 +136,7 @@ pub fn evaluate_location(
         (1u64 << (8 * encoding.address_size)) - 1
     };
     let mut eval = expr.clone().evaluation(encoding);
+    eval.set_max_iterations(MAX_EXPRESSION_STEPS);
     let mut result = eval.evaluate()?;
     loop {
         result = match result {
@@ -216,11 +218,22 @@ pub fn read_pieces(
     machine: &mut dyn Machine,
 ) -> Result<Vec<u8>, EvalError> {
     use gimli::Reader as _;
-    let size = usize::try_from(size).map_err(|_| EvalError::Malformed("huge value".into()))?;
+    let too_big = |bytes: u64| {
+        EvalError::Malformed(format!(
+            "a value of {bytes} bytes (the limit is {MAX_VALUE_BYTES})"
+        ))
+    };
+    if size > MAX_VALUE_BYTES {
+        return Err(too_big(size));
+    }
+    let size = size as usize;
     let mut out = Vec::with_capacity(size);
     for piece in pieces {
         let want = match piece.size_in_bits {
-            Some(bits) => usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX),
+            Some(bits) if bits.div_ceil(8) > MAX_VALUE_BYTES => {
+                return Err(too_big(bits.div_ceil(8)))
+            }
+            Some(bits) => bits.div_ceil(8) as usize,
             None => size.saturating_sub(out.len()),
         };
         if piece.bit_offset.is_some_and(|o| o % 8 != 0) {
@@ -309,7 +322,11 @@ fn first_in_units<R>(
 fn le_bytes(v: u128, skip: usize, want: usize) -> Vec<u8> {
     let all = v.to_le_bytes();
     (0..want)
-        .map(|i| *all.get(skip + i).unwrap_or(&0))
+        .map(|i| {
+            skip.checked_add(i)
+                .and_then(|j| all.get(j))
+                .map_or(0, |&b| b)
+        })
         .collect()
 }
 
@@ -361,7 +378,7 @@ impl DebugInfo {
             }
             let high = match entry.attr_value(gimli::DW_AT_high_pc) {
                 Some(AttributeValue::Addr(a)) => a,
-                Some(v) => v.udata_value().map_or(low, |len| low + len),
+                Some(v) => v.udata_value().map_or(low, |len| low.saturating_add(len)),
                 None => low,
             };
             let frame_base = match entry.attr_value(gimli::DW_AT_frame_base) {
@@ -798,5 +815,36 @@ mod tests {
         );
         assert!(l.at(0x30).is_none());
         assert!(ParamLocation::None.at(0).is_none());
+    }
+
+    #[test]
+    fn absurd_sizes_and_looping_expressions_are_errors() {
+        let mut m = fake();
+        let p = evaluate_location(
+            &expr(&[gimli::DW_OP_breg2.0, 8]),
+            enc(),
+            None,
+            &mut m,
+            &no_index,
+        )
+        .unwrap();
+        // A value of 1 TiB, or a piece claiming 2^60 bits: refused, nothing allocated.
+        assert!(matches!(
+            read_pieces(&p, 1 << 40, &mut m),
+            Err(EvalError::Malformed(_))
+        ));
+        let mut wide = p.clone();
+        wide[0].size_in_bits = Some(1 << 60);
+        assert!(matches!(
+            read_pieces(&wide, 8, &mut m),
+            Err(EvalError::Malformed(_))
+        ));
+        // DW_OP_skip -3: jumps back onto itself forever.
+        let looping = expr(&[gimli::DW_OP_skip.0, 0xfd, 0xff]);
+        assert!(evaluate_location(&looping, enc(), None, &mut m, &no_index).is_err());
+        assert_eq!(
+            crate::dwarf::eval_static_address(looping, enc(), |_| None),
+            None
+        );
     }
 }

@@ -80,6 +80,14 @@ impl Enumerator {
     }
 }
 
+/// `bytes[offset .. offset + len]`, or `None` if it is out of range or the arithmetic overflows
+/// (offsets and sizes come from DWARF, which may be malformed).
+pub(crate) fn byte_range(bytes: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    bytes.get(start..end)
+}
+
 pub(crate) fn width_mask(byte_size: u64) -> u128 {
     if byte_size >= 16 {
         u128::MAX
@@ -211,7 +219,7 @@ impl StrRef {
                         return Ok(String::from_utf8_lossy(&out).into_owned());
                     }
                     out.extend_from_slice(&buf);
-                    addr += chunk as u64;
+                    addr = addr.wrapping_add(chunk as u64);
                 }
                 Ok(String::from_utf8_lossy(&out).into_owned())
             }
@@ -238,7 +246,7 @@ impl StringKind {
     /// `None` if the bytes are too short.
     pub fn str_ref(self, value: &[u8], endian: Endian) -> Option<StrRef> {
         let uint = |off: u64, size: u64| {
-            let b = value.get(off as usize..(off + size) as usize)?;
+            let b = byte_range(value, off, size)?;
             (1..=8)
                 .contains(&b.len())
                 .then(|| endian.read_uint(b) as u64)
@@ -332,9 +340,10 @@ impl TypeTable {
             Some((kind, t.name.clone()?))
         };
         let mut complete: HashMap<(u8, String), Option<TypeId>> = HashMap::new();
+        let is_decl: std::collections::HashSet<TypeId> = decls.iter().copied().collect();
         for (i, t) in self.types.iter().enumerate() {
             let id = TypeId(i as u32);
-            if t.byte_size.is_none() || decls.contains(&id) {
+            if t.byte_size.is_none() || is_decl.contains(&id) {
                 continue;
             }
             if let Some(k) = key(t) {

@@ -62,8 +62,12 @@ impl Unwinder {
     /// Reads the CFI of the ELF at `path`. `Ok(None)` if it has neither `.debug_frame` nor
     /// `.eh_frame`.
     pub fn load(path: &Path) -> std::io::Result<Option<Unwinder>> {
-        let data = std::fs::read(path)?;
-        let file = object::File::parse(&*data).map_err(std::io::Error::other)?;
+        Self::from_elf_bytes(&std::fs::read(path)?).map_err(std::io::Error::other)
+    }
+
+    /// Like [`load`](Self::load), from the ELF file's bytes.
+    pub fn from_elf_bytes(data: &[u8]) -> Result<Option<Unwinder>, object::Error> {
+        let file = object::File::parse(data)?;
         let endian = if file.is_little_endian() {
             RunTimeEndian::Little
         } else {
@@ -72,7 +76,7 @@ impl Unwinder {
         let address_size = if file.is_64() { 8 } else { 4 };
         let bytes = |name: &str| -> Option<(Arc<[u8]>, u64)> {
             let s = file.section_by_name(name)?;
-            let d = s.uncompressed_data().ok()?;
+            let d = super::loader::section_bytes(&s).ok()?;
             (!d.is_empty()).then(|| (Arc::from(d.into_owned()), s.address()))
         };
         if let Some((d, _)) = bytes(".debug_frame") {
@@ -167,7 +171,8 @@ impl Unwinder {
         // The return address: its rule if there is one, else the (leaf) register itself.
         let ra = match row.register(gimli::Register(ra_reg)) {
             None => frame.regs.get(usize::from(ra_reg)).copied().flatten(),
-            Some(_) => caller.regs[usize::from(ra_reg)],
+            // A CIE may name any register as the return address; one outside x0..x31 is unknown.
+            Some(_) => caller.regs.get(usize::from(ra_reg)).copied().flatten(),
         }?;
         caller.regs[SP] = Some(cfa);
         caller.pc = ra;
@@ -194,5 +199,62 @@ impl Unwinder {
     /// True if the CFI has an entry covering `pc`.
     pub fn covers(&self, pc: u64) -> bool {
         self.return_address_register(pc).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `.debug_frame` with one CIE (version 1, return address register `ra`, CFA = sp, the
+    /// return address saved at CFA - 8) and one FDE covering `0x1000..0x1100`.
+    fn debug_frame(ra: u8) -> Vec<u8> {
+        let mut cie = vec![0xff, 0xff, 0xff, 0xff, 1, 0, 1, 0x78, ra];
+        cie.extend_from_slice(&[0x0c, SP as u8, 0]); // DW_CFA_def_cfa sp, 0
+        cie.extend_from_slice(&[0x05, ra, 1]); // DW_CFA_offset_extended ra, 1 × -8
+        while !(cie.len() + 4).is_multiple_of(8) {
+            cie.push(0); // DW_CFA_nop
+        }
+        let mut out = (cie.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&cie);
+        let mut fde = 0u32.to_le_bytes().to_vec(); // CIE at offset 0
+        fde.extend_from_slice(&0x1000u64.to_le_bytes());
+        fde.extend_from_slice(&0x100u64.to_le_bytes());
+        while !(fde.len() + 4).is_multiple_of(8) {
+            fde.push(0);
+        }
+        out.extend_from_slice(&(fde.len() as u32).to_le_bytes());
+        out.extend_from_slice(&fde);
+        out
+    }
+
+    fn frame() -> FrameRegs {
+        let mut regs = [Some(0); GPRS];
+        regs[SP] = Some(0x8000);
+        FrameRegs { pc: 0x1010, regs }
+    }
+
+    #[test]
+    fn unwinds_through_a_saved_return_address() {
+        let u =
+            Unwinder::from_debug_frame(Arc::from(debug_frame(RA as u8)), RunTimeEndian::Little, 8);
+        let mut read = |addr: u64, buf: &mut [u8]| {
+            assert_eq!(addr, 0x8000 - 8);
+            buf.copy_from_slice(&0x2222u64.to_le_bytes());
+            true
+        };
+        let up = u.unwind(&frame(), 0x1010, &mut read).unwrap();
+        assert_eq!((up.cfa, up.caller.pc), (0x8000, 0x2222));
+    }
+
+    #[test]
+    fn a_return_address_register_outside_the_gprs_ends_the_unwind() {
+        // Register 100 is no riscv64 general register: no caller, and no panic.
+        let u = Unwinder::from_debug_frame(Arc::from(debug_frame(100)), RunTimeEndian::Little, 8);
+        let mut read = |_: u64, buf: &mut [u8]| {
+            buf.fill(0x11);
+            true
+        };
+        assert_eq!(u.unwind(&frame(), 0x1010, &mut read), None);
     }
 }

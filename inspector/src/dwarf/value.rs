@@ -2,12 +2,19 @@
 //! with the sizes DWARF gives. For the hot path (thousands of records) use `layout` instead.
 //!
 //! Contract: decoding never reads target memory. Strings behind `&str`/`char *` come back as
-//! [`Value::Str`] with the pointer and length to read (see [`StrRef::fetch`]).
+//! [`Value::Str`] with the pointer and length to read (see [`StrRef::fetch`]). One decode takes at
+//! most [`MAX_VALUE_BYTES`] and produces at most [`MAX_VALUE_ITEMS`] values nested at most
+//! [`MAX_VALUE_DEPTH`] deep (deeper ones come back as bytes): a type beyond that is an
+//! [`Implausible`](DwarfError::Implausible) error, whatever its DWARF claims.
 
 use super::error::{DwarfError, Result};
+use super::limits::{MAX_VALUE_BYTES, MAX_VALUE_DEPTH, MAX_VALUE_ITEMS};
 use super::loader::Endian;
-use super::types::{width_mask, BaseEncoding, StrRef, StringKind, TypeId, TypeKind, TypeTable};
+use super::types::{
+    byte_range, width_mask, BaseEncoding, StrRef, StringKind, TypeId, TypeKind, TypeTable,
+};
 use super::DebugInfo;
+use std::cell::Cell;
 
 /// A decoded value.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,11 +137,19 @@ impl DebugInfo {
 }
 
 /// Decodes `bytes` as type `ty` of `types`, in byte order `endian`. Errors: `UnsizedType` if the
-/// type's size is unknown, `ShortBuffer` if `bytes` is shorter than it.
+/// type's size is unknown, `ShortBuffer` if `bytes` is shorter than it, `Implausible` if the
+/// type is larger than [`MAX_VALUE_BYTES`] or holds more than [`MAX_VALUE_ITEMS`] values.
 pub fn decode_value(types: &TypeTable, endian: Endian, ty: TypeId, bytes: &[u8]) -> Result<Value> {
     let size = types.size_of(ty).ok_or_else(|| DwarfError::UnsizedType {
         type_name: types.display_name(ty),
     })?;
+    let what = || format!("a value of type `{}`", types.display_name(ty));
+    if size > MAX_VALUE_BYTES {
+        return Err(DwarfError::implausible(
+            what(),
+            format!("{size} bytes, more than the decoder's limit of {MAX_VALUE_BYTES}"),
+        ));
+    }
     if (bytes.len() as u64) < size {
         return Err(DwarfError::ShortBuffer {
             type_name: types.display_name(ty),
@@ -142,35 +157,67 @@ pub fn decode_value(types: &TypeTable, endian: Endian, ty: TypeId, bytes: &[u8])
             got: bytes.len(),
         });
     }
-    Ok(Decoder { types, endian }.decode(ty, &bytes[..size as usize], 0))
+    let decoder = Decoder {
+        types,
+        endian,
+        budget: Cell::new(MAX_VALUE_ITEMS),
+    };
+    decoder
+        .decode(ty, &bytes[..size as usize], 0)
+        .map_err(|TooManyItems| {
+            DwarfError::implausible(
+                what(),
+                format!("more than the decoder's limit of {MAX_VALUE_ITEMS} items"),
+            )
+        })
 }
 
 struct Decoder<'a> {
     types: &'a TypeTable,
     endian: Endian,
+    /// Values this decode may still produce.
+    budget: Cell<usize>,
 }
 
-/// Nesting bound: deeper values come back as bytes (guards against malformed cyclic DWARF).
-const MAX_DEPTH: usize = 32;
+/// The decode ran out of its item budget.
+struct TooManyItems;
 
 impl Decoder<'_> {
+    /// Takes `n` values from the budget, or fails without taking any.
+    fn spend(&self, n: u64) -> std::result::Result<(), TooManyItems> {
+        let left = self.budget.get();
+        match usize::try_from(n) {
+            Ok(n) if n <= left => {
+                self.budget.set(left - n);
+                Ok(())
+            }
+            _ => Err(TooManyItems),
+        }
+    }
+
     /// `bytes` is exactly the value's bytes.
-    fn decode(&self, ty: TypeId, bytes: &[u8], depth: usize) -> Value {
+    fn decode(
+        &self,
+        ty: TypeId,
+        bytes: &[u8],
+        depth: usize,
+    ) -> std::result::Result<Value, TooManyItems> {
+        self.spend(1)?;
         let t = self.types;
         let raw = || Value::Bytes(bytes.to_vec());
-        if depth > MAX_DEPTH {
-            return raw();
+        if depth > MAX_VALUE_DEPTH {
+            return Ok(raw());
         }
         if let Some(kind) = t.string_kind(ty) {
             if let Some(s) = self.string(kind, bytes) {
-                return Value::Str(s);
+                return Ok(Value::Str(s));
             }
         }
         let Some(id) = t.strip_typedefs(ty) else {
-            return raw();
+            return Ok(raw());
         };
         let info = t.get(id);
-        match &info.kind {
+        Ok(match &info.kind {
             TypeKind::Base(enc) => self.base(*enc, bytes),
             TypeKind::Pointer { .. } => match self.uint(bytes) {
                 Some(p) => Value::Pointer(p as u64),
@@ -181,7 +228,7 @@ impl Decoder<'_> {
                 enumerators,
             } => {
                 let Some(bits) = self.uint(bytes) else {
-                    return raw();
+                    return Ok(raw());
                 };
                 let signed = underlying
                     .and_then(|u| t.strip_typedefs(u))
@@ -202,34 +249,32 @@ impl Decoder<'_> {
             }
             TypeKind::Array { element, counts } => {
                 let Some(esize) = t.size_of(*element) else {
-                    return raw();
+                    return Ok(raw());
                 };
-                self.array(*element, esize, counts, bytes, depth)
+                self.array(*element, esize, counts, bytes, depth)?
             }
             TypeKind::Struct {
                 members,
                 has_variants: false,
             } => {
-                let fields = members
-                    .iter()
-                    .map(|m| {
-                        let name = m.name.clone().unwrap_or_default();
-                        let size = t.size_of(m.ty).unwrap_or(0);
-                        let v = match bytes.get(m.offset as usize..(m.offset + size) as usize) {
-                            Some(b) if m.bits.is_none() => self.decode(m.ty, b, depth + 1),
-                            Some(b) => Value::Bytes(b.to_vec()),
-                            None => Value::Bytes(Vec::new()),
-                        };
-                        (name, v)
-                    })
-                    .collect();
+                let mut fields = Vec::with_capacity(members.len());
+                for m in members {
+                    let name = m.name.clone().unwrap_or_default();
+                    let size = t.size_of(m.ty).unwrap_or(0);
+                    let v = match byte_range(bytes, m.offset, size) {
+                        Some(b) if m.bits.is_none() => self.decode(m.ty, b, depth + 1)?,
+                        Some(b) => Value::Bytes(b.to_vec()),
+                        None => Value::Bytes(Vec::new()),
+                    };
+                    fields.push((name, v));
+                }
                 Value::Struct {
                     type_name: t.display_name(id),
                     fields,
                 }
             }
             _ => raw(),
-        }
+        })
     }
 
     fn array(
@@ -239,20 +284,35 @@ impl Decoder<'_> {
         counts: &[Option<u64>],
         bytes: &[u8],
         depth: usize,
-    ) -> Value {
+    ) -> std::result::Result<Value, TooManyItems> {
         let Some((first, rest)) = counts.split_first() else {
             return self.decode(element, bytes, depth + 1);
         };
-        let inner: u64 = rest.iter().map(|c| c.unwrap_or(0)).product::<u64>() * esize;
+        // Bytes of one item of this dimension; dimensions whose size overflows stay raw bytes.
+        let Some(inner) = rest
+            .iter()
+            .try_fold(esize, |acc, c| acc.checked_mul(c.unwrap_or(0)))
+        else {
+            return Ok(Value::Bytes(bytes.to_vec()));
+        };
         // An unbounded dimension takes as many elements as the bytes hold.
         let n = first.unwrap_or((bytes.len() as u64).checked_div(inner).unwrap_or(0));
-        let items = (0..n)
-            .map_while(|i| {
-                let b = bytes.get((i * inner) as usize..((i + 1) * inner) as usize)?;
-                Some(self.array(element, esize, rest, b, depth + 1))
-            })
-            .collect();
-        Value::Array(items)
+        // Zero-sized items cost no bytes, so the count alone must fit the budget; the items
+        // themselves are charged again as they are decoded.
+        if n > self.budget.get() as u64 {
+            return Err(TooManyItems);
+        }
+        let mut items = Vec::new();
+        for i in 0..n {
+            let Some(b) = i
+                .checked_mul(inner)
+                .and_then(|start| byte_range(bytes, start, inner))
+            else {
+                break;
+            };
+            items.push(self.array(element, esize, rest, b, depth + 1)?);
+        }
+        Ok(Value::Array(items))
     }
 
     fn base(&self, enc: BaseEncoding, bytes: &[u8]) -> Value {
@@ -291,6 +351,9 @@ impl Decoder<'_> {
 pub(crate) fn sign_extend(bits: u128, byte_size: u64) -> i128 {
     if byte_size >= 16 {
         return bits as i128;
+    }
+    if byte_size == 0 {
+        return 0;
     }
     let shift = 128 - 8 * byte_size as u32;
     (((bits & width_mask(byte_size)) << shift) as i128) >> shift
@@ -490,5 +553,88 @@ mod tests {
         let v = decode_value(&s.table, Endian::Little, arr, &[1, 2, 3, 0xff, 5, 6]).unwrap();
         assert_eq!(v.index(1).and_then(|r| r.index(0)), Some(&Value::Int(-1)));
         assert_eq!(v.index(0).and_then(|r| r.index(2)), Some(&Value::Int(3)));
+    }
+
+    #[test]
+    fn sign_extension_of_nothing_is_zero() {
+        assert_eq!(sign_extend(0xff, 0), 0);
+        assert_eq!(sign_extend(u128::MAX, 16), -1);
+    }
+
+    #[test]
+    fn zero_sized_elements_do_not_make_a_million_items_from_nothing() {
+        let mut s = synth(8);
+        let empty = s.table.push(TypeInfo {
+            name: Some("Empty".into()),
+            byte_size: Some(0),
+            kind: TypeKind::Struct {
+                members: vec![],
+                has_variants: false,
+            },
+        });
+        let many = s.table.push(TypeInfo {
+            name: None,
+            byte_size: None,
+            kind: TypeKind::Array {
+                element: empty,
+                counts: vec![Some(1 << 21)],
+            },
+        });
+        let err = decode_value(&s.table, Endian::Little, many, &[]).unwrap_err();
+        assert!(matches!(err, DwarfError::Implausible { .. }), "{err}");
+        // A handful of zero-sized items is fine.
+        let few = s.table.push(TypeInfo {
+            name: None,
+            byte_size: None,
+            kind: TypeKind::Array {
+                element: empty,
+                counts: vec![Some(3)],
+            },
+        });
+        let v = decode_value(&s.table, Endian::Little, few, &[]).unwrap();
+        assert!(
+            matches!(&v, Value::Array(items) if items.len() == 3),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn overflowing_inner_dimensions_decode_as_bytes() {
+        let mut s = synth(8);
+        let arr = s.table.push(TypeInfo {
+            name: None,
+            byte_size: None,
+            kind: TypeKind::Array {
+                element: s.u8_,
+                counts: vec![Some(2), Some(1 << 40), Some(1 << 40)],
+            },
+        });
+        // A struct that states its own size, holding that array: the member has no size.
+        let st = s.table.push(TypeInfo {
+            name: Some("Holder".into()),
+            byte_size: Some(8),
+            kind: TypeKind::Struct {
+                members: vec![member("a", arr, 0), member("b", s.u32_, u64::MAX - 2)],
+                has_variants: false,
+            },
+        });
+        let v = decode_value(&s.table, Endian::Little, st, &[7u8; 8]).unwrap();
+        assert_eq!(v.field("a"), Some(&Value::Bytes(vec![])));
+        assert_eq!(v.field("b"), Some(&Value::Bytes(vec![])));
+    }
+
+    #[test]
+    fn oversized_values_are_refused_before_decoding() {
+        let mut s = synth(8);
+        let big = s.table.push(TypeInfo {
+            name: None,
+            byte_size: None,
+            kind: TypeKind::Array {
+                element: s.u8_,
+                counts: vec![Some(crate::dwarf::limits::MAX_VALUE_BYTES + 1)],
+            },
+        });
+        let err = decode_value(&s.table, Endian::Little, big, &[]).unwrap_err();
+        assert!(matches!(err, DwarfError::Implausible { .. }), "{err}");
     }
 }

@@ -28,6 +28,7 @@ impl Sampler {
         &mut self,
         mem: &mut M,
     ) -> Result<Snapshot, SnapshotError> {
+        self.layout.check()?;
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
@@ -108,25 +109,19 @@ impl Sampler {
             .previous
             .as_ref()
             .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
-        // Work on the previous state without losing it: a failed attempt must leave the
-        // sampler as it was.
-        let (previous, next_event) = (self.previous.clone(), self.next_event);
-        if rebooted {
-            self.reset();
-        }
+        // A failed attempt must leave the sampler as it was: a reboot's reset is undone.
+        let kept = rebooted.then(|| (self.previous.take(), self.next_event.take()));
         let result = self.read_rest(mem, header);
         let after = self.read_generation(mem)?;
+        if after != before || result.is_err() {
+            if let Some((previous, next_event)) = kept {
+                (self.previous, self.next_event) = (previous, next_event);
+            }
+        }
         if after != before {
-            (self.previous, self.next_event) = (previous, next_event);
             return Ok(None);
         }
-        let mut snap = match result {
-            Ok(s) => s,
-            Err(e) => {
-                (self.previous, self.next_event) = (previous, next_event);
-                return Err(e);
-            }
-        };
+        let mut snap = result?;
         snap.pause_us = 0;
         snap.mid_change = false;
         snap.rebooted = rebooted;

@@ -6,6 +6,11 @@
 //! read `alloc_table[0 .. high_water]`, else reuse the previous entries → read the events from
 //! the ring since the previous `event_head` → read `proc_table` → resume. The pause (halt to
 //! resume) is measured and reported per snapshot.
+//!
+//! Bounds: the layout is checked ([`TrackerLayout::check`]) before the guest is halted, and no
+//! read is larger than the guest's RAM (`ram_pages` of the header, when it says) or
+//! [`MAX_SPAN_BYTES`]: a layout that does not describe the running kernel gives an error, and
+//! the guest runs again, rather than an attempt to allocate what the guest cannot hold.
 
 mod layout;
 mod live;
@@ -13,11 +18,15 @@ mod live;
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
-pub use layout::{EntryFields, RecordArray, Scalar, TrackerLayout};
+pub use layout::{
+    EntryFields, RecordArray, Scalar, TrackerLayout, MAX_BUILD_ID_BYTES, MAX_HEADER_BYTES,
+    MAX_RECORDS, MAX_SPAN_BYTES,
+};
 pub use live::LIVE_BOUND;
 
-use crate::dwarf::{DebugInfo, FieldLayout, StrRef, StructLayout};
+use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
+use crate::riscv::PAGE_SIZE;
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +57,18 @@ pub enum SnapshotError {
          that QEMU booted, or rebuild and restart (make kernel, then make qemu)"
     )]
     BuildIdMismatch,
+    #[error(transparent)]
+    Layout(#[from] DwarfError),
+    #[error(
+        "reading {what} would take {bytes} bytes, more than the guest's RAM or the inspector's \
+         limit ({limit} bytes): the ELF does not describe the running kernel's tracker; pass \
+         the ELF that QEMU booted"
+    )]
+    TooLarge {
+        what: &'static str,
+        bytes: u64,
+        limit: u64,
+    },
 }
 
 /// Serves bytes of the ELF file's static data at a guest address; false if the ELF has none there.
@@ -123,6 +144,9 @@ impl Sampler {
         &mut self,
         target: &mut T,
     ) -> Result<Snapshot, SnapshotError> {
+        // Before the halt: an unchecked layout (`with_layout`) must not make us read absurd spans
+        // with the guest stopped.
+        self.layout.check()?;
         let mut pause = Duration::ZERO;
         for _ in 0..TORN_RETRIES {
             let mut guard = HaltGuard::new(target)?;
@@ -176,7 +200,7 @@ impl Sampler {
                 ..Header::default()
             });
         };
-        read_into(t, &mut self.buf, *addr, layout.size as usize)?;
+        read_into(t, &mut self.buf, *addr, layout.size as usize)?; // checked: MAX_HEADER_BYTES
         let b = &self.buf;
         let get = |name: &str| layout.field(name).and_then(|f| f.read_u64(b)).unwrap_or(0);
         if let Some(magic) = layout.field("magic").and_then(|f| f.read_u64(b)) {
@@ -221,6 +245,7 @@ impl Sampler {
         t: &mut T,
         mut header: Header,
     ) -> Result<Snapshot, SnapshotError> {
+        let limit = span_limit(&header);
         let count = match &self.layout.count {
             Some(c) => {
                 read_into(t, &mut self.buf, c.address, c.size)?;
@@ -228,7 +253,7 @@ impl Sampler {
             }
             None => None,
         };
-        let (events, missed_events) = self.read_events(t, header.event_head)?;
+        let (events, missed_events) = self.read_events(t, header.event_head, limit)?;
         let previous = self
             .previous
             .as_ref()
@@ -241,13 +266,13 @@ impl Sampler {
         let table_read = derived.is_none();
         let entries = match derived {
             Some(entries) => entries,
-            None => self.read_entries(t, header.high_water)?,
+            None => self.read_entries(t, header.high_water, limit)?,
         };
         header.count = count.unwrap_or(entries.len() as u64);
         if self.layout.header.is_none() {
             header.tracked_pages = entries.iter().map(|e| e.npages).sum();
         }
-        let procs = self.read_procs(t)?;
+        let procs = self.read_procs(t, limit)?;
         Ok(Snapshot {
             header,
             entries,
@@ -266,8 +291,9 @@ impl Sampler {
         &mut self,
         t: &mut T,
         high_water: u64,
+        limit: u64,
     ) -> Result<Vec<Entry>, SnapshotError> {
-        let (addr, len) = self.layout.table.span(0, high_water);
+        let (addr, len) = checked_span(&self.layout.table, 0, high_water, "alloc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
         let f = self.layout.entry.clone();
@@ -298,8 +324,9 @@ impl Sampler {
         &mut self,
         t: &mut T,
         head: u64,
+        limit: u64,
     ) -> Result<(Vec<Event>, u64), SnapshotError> {
-        let Some(ring) = self.layout.events.clone() else {
+        let Some(ring) = self.layout.events.clone().filter(|r| r.array.len > 0) else {
             return Ok((Vec::new(), 0));
         };
         let ring_len = ring.array.len;
@@ -313,7 +340,7 @@ impl Sampler {
         while seq < head {
             let start = seq % ring_len;
             let end = (start + (head - seq)).min(ring_len);
-            let (addr, len) = ring.span(start, end);
+            let (addr, len) = checked_span(&ring, start, end, "alloc_events", limit)?;
             let mut bytes = std::mem::take(&mut self.buf);
             read_into(t, &mut bytes, addr, len)?;
             for i in 0..end - start {
@@ -373,11 +400,12 @@ impl Sampler {
     fn read_procs<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
+        limit: u64,
     ) -> Result<Vec<Process>, SnapshotError> {
         let Some(procs) = self.layout.procs.clone() else {
             return Ok(Vec::new());
         };
-        let (addr, len) = procs.span(0, procs.array.len);
+        let (addr, len) = checked_span(&procs, 0, procs.array.len, "proc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
         let r = &procs.record;
@@ -514,6 +542,30 @@ fn nul_terminated(bytes: &[u8]) -> String {
 /// `TRACKER_MAGIC` ("LEAKSCOP") as the kernel's byte order reads it into a u64.
 fn tracker_magic(endian: crate::dwarf::Endian) -> u64 {
     endian.read_uint(b"LEAKSCOP") as u64
+}
+
+/// The most bytes one read of a tracker array may take: the guest's RAM if the header says how
+/// much there is, and never more than [`MAX_SPAN_BYTES`].
+fn span_limit(header: &Header) -> u64 {
+    match header.ram_pages.checked_mul(PAGE_SIZE) {
+        Some(ram) if ram > 0 => ram.min(MAX_SPAN_BYTES),
+        _ => MAX_SPAN_BYTES,
+    }
+}
+
+/// [`RecordArray::span`] of elements `start..end` of `array`, refused if it is over `limit`.
+fn checked_span(
+    array: &RecordArray,
+    start: u64,
+    end: u64,
+    what: &'static str,
+    limit: u64,
+) -> Result<(u64, usize), SnapshotError> {
+    let bytes = end.saturating_sub(start).saturating_mul(array.array.stride);
+    match array.span(start, end) {
+        Some(span) if bytes <= limit => Ok(span),
+        _ => Err(SnapshotError::TooLarge { what, bytes, limit }),
+    }
 }
 
 /// Reads `len` bytes at `addr` into `buf` (resized).

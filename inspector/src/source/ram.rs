@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -32,7 +33,12 @@ pub struct RamSource {
     segments: Vec<Segment>,
     ram: Option<RamFile>,
     sampler: Sampler,
+    /// When the file was last checked to be still there.
+    checked: Instant,
 }
+
+/// How often a sample checks that the RAM file is still QEMU's.
+const PRESENCE_CHECK: Duration = Duration::from_millis(100);
 
 impl RamSource {
     /// Loads `elf` and prepares to read `ram` (opened on the first sample); `ram_base` is
@@ -65,6 +71,7 @@ impl RamSource {
             segments,
             ram: None,
             sampler,
+            checked: Instant::now(),
         })
     }
 
@@ -85,7 +92,14 @@ impl RamSource {
             self.reconnect()?;
         }
         let ram = self.ram.as_mut().expect("opened above");
-        if !ram.still_there() {
+        // Two stat calls: not on every read at 60 Hz, but often enough to notice QEMU ending
+        // (its unlinked file would still read, frozen).
+        if self.checked.elapsed() >= PRESENCE_CHECK
+            && !{
+                self.checked = Instant::now();
+                ram.still_there()
+            }
+        {
             bail!(
                 "the RAM file {} is gone or was replaced (QEMU ended or restarted)",
                 self.path.display()
