@@ -64,22 +64,18 @@ fn row(name: &str, (host, pause): (Vec<u64>, Vec<u64>)) {
     );
 }
 
-/// `allocbench n` three times; the kernel's timings in µs.
-fn allocbench(q: &mut Qemu, n: u64) -> Vec<u64> {
-    (0..3)
-        .map(|_| {
-            let out = q.run(&format!("allocbench {n}"), Duration::from_secs(120));
-            let line = out
-                .lines()
-                .find(|l| l.starts_with("allocbench: "))
-                .unwrap_or_else(|| panic!("no allocbench line in {out}"));
-            line.split(" in ")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_else(|| panic!("unparsable: {line}"))
-        })
-        .collect()
+/// One `allocbench n`; the kernel's timing in µs.
+fn allocbench(q: &mut Qemu, n: u64) -> u64 {
+    let out = q.run(&format!("allocbench {n}"), Duration::from_secs(120));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("allocbench: "))
+        .unwrap_or_else(|| panic!("no allocbench line in {out}"));
+    line.split(" in ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("unparsable: {line}"))
 }
 
 /// Runs `source` every `every` on a thread until the returned flag is raised.
@@ -142,30 +138,38 @@ fn main() {
     q.run("mem", Duration::from_secs(30));
 
     let n = 20_000;
-    println!("\nallocbench {n} (alloc+free pairs), kernel-timed, median of 3");
-    let quiet = median(allocbench(&mut q, n)).0;
-    println!("{:<34} {:>10} us", "not observed", quiet);
+    println!("\nallocbench {n} (alloc+free pairs), kernel-timed; conditions interleaved, 3 rounds");
+    allocbench(&mut q, n); // warm-up, not counted
+    let (mut quiet, mut via_stub, mut via_ram) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stub_n, mut ram_n) = (0, 0);
+    for _ in 0..3 {
+        quiet.push(allocbench(&mut q, n));
+        let (stop, h) = observe(
+            Box::new(LiveSource::connect(&elf, &gdb).expect("attach")),
+            Duration::from_millis(100),
+        );
+        via_stub.push(allocbench(&mut q, n));
+        stop.store(true, Ordering::Relaxed);
+        stub_n += h.join().unwrap();
+        let (stop, h) = observe(
+            Box::new(RamSource::open(&elf, &ram_path, None).expect("RAM file")),
+            Duration::from_micros(16_667),
+        );
+        via_ram.push(allocbench(&mut q, n));
+        stop.store(true, Ordering::Relaxed);
+        ram_n += h.join().unwrap();
+    }
+    let quiet = median(quiet).0;
     let slow = |t: u64| 100.0 * (t as f64 / quiet as f64 - 1.0);
-    let (stop, h) = observe(
-        Box::new(LiveSource::connect(&elf, &gdb).expect("attach")),
-        Duration::from_millis(100),
-    );
-    let stub_t = median(allocbench(&mut q, n)).0;
-    stop.store(true, Ordering::Relaxed);
-    let stub_n = h.join().unwrap();
+    println!("{:<34} {:>10} us", "not observed", quiet);
+    let stub_t = median(via_stub).0;
     println!(
         "{:<34} {:>10} us  {:+.2} %  ({stub_n} snapshots)",
         "observed through the stub, 10 Hz",
         stub_t,
         slow(stub_t)
     );
-    let (stop, h) = observe(
-        Box::new(RamSource::open(&elf, &ram_path, None).expect("RAM file")),
-        Duration::from_micros(16_667),
-    );
-    let ram_t = median(allocbench(&mut q, n)).0;
-    stop.store(true, Ordering::Relaxed);
-    let ram_n = h.join().unwrap();
+    let ram_t = median(via_ram).0;
     println!(
         "{:<34} {:>10} us  {:+.2} %  ({ram_n} snapshots)",
         "observed through RAM, 60 Hz",

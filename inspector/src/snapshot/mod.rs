@@ -76,7 +76,8 @@ pub type StaticReader = Box<dyn Fn(u64, &mut [u8]) -> bool + Send>;
 
 /// Reads snapshots through a [`TrackerLayout`]; keeps what it needs to read only what changed.
 pub struct Sampler {
-    layout: TrackerLayout,
+    /// Shared so a read can hold it while it borrows the sampler mutably (no per-read clone).
+    layout: std::sync::Arc<TrackerLayout>,
     /// Tag and name strings by (pointer, length), read once.
     strings: HashMap<(u64, u64), String>,
     /// Static string bytes from the ELF file, so `&'static str` tags cost no guest read.
@@ -100,7 +101,7 @@ impl Sampler {
     /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
     pub fn with_layout(layout: TrackerLayout, elf_strings: StaticReader) -> Sampler {
         Sampler {
-            layout,
+            layout: std::sync::Arc::new(layout),
             strings: HashMap::new(),
             elf_strings,
             previous: None,
@@ -296,7 +297,8 @@ impl Sampler {
         let (addr, len) = checked_span(&self.layout.table, 0, high_water, "alloc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
-        let f = self.layout.entry.clone();
+        let layout = std::sync::Arc::clone(&self.layout);
+        let f = &layout.entry;
         let mut entries = Vec::new();
         for slot in 0..high_water {
             let Some(rec) = self.layout.table.array.element_bytes(&bytes, slot) else {
@@ -326,7 +328,8 @@ impl Sampler {
         head: u64,
         limit: u64,
     ) -> Result<(Vec<Event>, u64), SnapshotError> {
-        let Some(ring) = self.layout.events.clone().filter(|r| r.array.len > 0) else {
+        let layout = std::sync::Arc::clone(&self.layout);
+        let Some(ring) = layout.events.as_ref().filter(|r| r.array.len > 0) else {
             return Ok((Vec::new(), 0));
         };
         let ring_len = ring.array.len;
@@ -402,7 +405,8 @@ impl Sampler {
         t: &mut T,
         limit: u64,
     ) -> Result<Vec<Process>, SnapshotError> {
-        let Some(procs) = self.layout.procs.clone() else {
+        let layout = std::sync::Arc::clone(&self.layout);
+        let Some(procs) = &layout.procs else {
             return Ok(Vec::new());
         };
         let (addr, len) = checked_span(&procs, 0, procs.array.len, "proc_table", limit)?;
