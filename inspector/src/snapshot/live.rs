@@ -46,12 +46,13 @@ impl Sampler {
                 stale.read_path = ReadPath::Ram;
                 return Ok(stale);
             }
-            // A change takes the kernel microseconds: spin a little, then give it the CPU.
+            // A change takes the kernel microseconds, and QEMU needs the host's CPUs to finish
+            // it: yield at once, then sleep, rather than spin.
             spins += 1;
-            if spins > 64 {
+            if spins > 4 {
                 std::thread::sleep(Duration::from_micros(50));
             } else {
-                std::hint::spin_loop();
+                std::thread::yield_now();
             }
         }
     }

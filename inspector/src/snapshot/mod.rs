@@ -343,7 +343,7 @@ impl Sampler {
         while seq < head {
             let start = seq % ring_len;
             let end = (start + (head - seq)).min(ring_len);
-            let (addr, len) = checked_span(&ring, start, end, "alloc_events", limit)?;
+            let (addr, len) = checked_span(ring, start, end, "alloc_events", limit)?;
             let mut bytes = std::mem::take(&mut self.buf);
             read_into(t, &mut bytes, addr, len)?;
             for i in 0..end - start {
@@ -409,7 +409,7 @@ impl Sampler {
         let Some(procs) = &layout.procs else {
             return Ok(Vec::new());
         };
-        let (addr, len) = checked_span(&procs, 0, procs.array.len, "proc_table", limit)?;
+        let (addr, len) = checked_span(procs, 0, procs.array.len, "proc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
         let r = &procs.record;
