@@ -24,20 +24,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let elf = common::fixtures::rust_tracker_object(dir.path());
     let info = DebugInfo::load(&elf).unwrap();
-    let regions = info
-        .elf()
-        .sections()
-        .iter()
-        .filter(|s| s.size > 0)
-        .map(|s| {
-            (
-                s.address,
-                s.data
-                    .as_ref()
-                    .map_or_else(|| vec![0; s.size as usize], |d| d.to_vec()),
-            )
-        })
-        .collect();
+    let regions = common::fixtures::memory_regions(&info);
     let stub = FakeStub::spawn(FakeStubConfig {
         regions,
         ..FakeStubConfig::default()

@@ -163,20 +163,7 @@ fn a_stub_that_closes_at_once_is_a_clear_error() {
 
 fn fake_stub(elf: &Path, fault: Fault) -> FakeStub {
     let info = DebugInfo::load(elf).unwrap();
-    let regions = info
-        .elf()
-        .sections()
-        .iter()
-        .filter(|s| s.size > 0)
-        .map(|s| {
-            (
-                s.address,
-                s.data
-                    .as_ref()
-                    .map_or_else(|| vec![0; s.size as usize], |d| d.to_vec()),
-            )
-        })
-        .collect();
+    let regions = common::fixtures::memory_regions(&info);
     FakeStub::spawn(FakeStubConfig {
         regions,
         fault,

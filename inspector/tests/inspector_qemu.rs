@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::cli::{entry_rows, snapshot, Row, BIN};
+use common::cli::{allocs_rows, entry_rows, snapshot, BIN};
 use common::qemu::{kernel_elf, Qemu};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,10 +18,6 @@ fn field(line: &str, key: &str) -> String {
         .find_map(|w| w.strip_prefix(&format!("{key}=")))
         .unwrap_or_default()
         .to_string()
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
 }
 
 /// The PID of the `leak` that printed `allocated {pages} pages` (the line may follow a prompt).
@@ -86,27 +81,7 @@ fn snapshot_matches_allocs_dump_and_watch_sees_exit_reclaims() {
     // process itself, which exist only while it prints.
     let snap = snapshot(&q);
     let dump = q.run("allocs", T);
-    let allocs_pid: u64 = field(
-        dump.lines()
-            .find(|l| l.starts_with("allocs: pid="))
-            .unwrap(),
-        "pid",
-    )
-    .parse()
-    .unwrap();
-    let dumped: BTreeSet<Row> = dump
-        .lines()
-        .filter(|l| l.starts_with("PA=0x"))
-        .map(|l| {
-            (
-                hex(&field(l, "PA")),
-                field(l, "npages").parse().unwrap(),
-                field(l, "owner").parse().unwrap(),
-                field(l, "tag"),
-            )
-        })
-        .filter(|r: &Row| r.2 != allocs_pid)
-        .collect();
+    let dumped = allocs_rows(&dump);
     let snapped = entry_rows(&snap);
     assert_eq!(
         snapped, dumped,

@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::cli::{entry_rows, Row, BIN};
+use common::cli::{allocs_rows, entry_rows, BIN};
 use common::qemu::{kernel_elf, test_ram_file, Qemu};
 use inspector::dwarf::load_segments;
 use inspector::snapshot::Sampler;
 use inspector::source::{load_elf, RamSource, Session, Source, DEFAULT_RAM_BASE};
 use inspector::target::{HaltGuard, RamFile};
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -71,13 +70,6 @@ fn ram_and_stub_agree_under_one_halt_while_churn_runs() {
     session.detach().unwrap();
 }
 
-fn field(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[test]
 #[ignore = "boots QEMU: run with make test"]
 fn snapshot_from_ram_equals_the_kernels_allocs_dump_and_a_reset_is_a_reboot() {
@@ -103,27 +95,7 @@ fn snapshot_from_ram_equals_the_kernels_allocs_dump_and_a_reset_is_a_reboot() {
         (Some("ram"), Some(0))
     );
     let dump = q.run("allocs", T);
-    let allocs_pid: u64 = field(
-        dump.lines()
-            .find(|l| l.starts_with("allocs: pid="))
-            .unwrap(),
-        "pid",
-    )
-    .parse()
-    .unwrap();
-    let dumped: BTreeSet<Row> = dump
-        .lines()
-        .filter(|l| l.starts_with("PA=0x"))
-        .map(|l| {
-            (
-                u64::from_str_radix(field(l, "PA").trim_start_matches("0x"), 16).unwrap(),
-                field(l, "npages").parse().unwrap(),
-                field(l, "owner").parse().unwrap(),
-                field(l, "tag"),
-            )
-        })
-        .filter(|r: &Row| r.2 != allocs_pid)
-        .collect();
+    let dumped = allocs_rows(&dump);
     assert_eq!(
         entry_rows(&snap),
         dumped,

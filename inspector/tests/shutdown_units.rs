@@ -246,20 +246,7 @@ fn a_running_booting_guest_runs_between_attempts_and_the_wait_ends() {
 fn an_armed_debug_source_waits_for_a_booting_kernel_with_the_guest_running() {
     let dir = tempfile::tempdir().unwrap();
     let (elf, info) = rust_fixture(dir.path());
-    let regions = info
-        .elf()
-        .sections()
-        .iter()
-        .filter(|s| s.size > 0)
-        .map(|s| {
-            (
-                s.address,
-                s.data
-                    .as_ref()
-                    .map_or_else(|| vec![0; s.size as usize], |d| d.to_vec()),
-            )
-        })
-        .collect();
+    let regions = common::fixtures::memory_regions(&info);
     let stub = FakeStub::spawn(FakeStubConfig {
         regions,
         ..FakeStubConfig::default()

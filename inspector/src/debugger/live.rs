@@ -403,20 +403,30 @@ impl DebugSource {
                 .wait_for_stop(STOP_POLL)?
                 .is_some_and(|r| r != StopReason::AlreadyHalted)
             {
-                if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
-                    self.hold(hit.breakpoint)?;
-                    let mut msg = hit
-                        .breakpoint
-                        .map(|id| format!("breakpoint {id} hit"))
-                        .unwrap_or_else(|| "stopped".into());
-                    if let Some(e) = hit.condition_error {
-                        msg.push_str(&format!(" ({e})"));
-                    }
-                    self.pending = Some(self.report(Some(msg)));
-                }
+                self.judge_stop()?;
             }
         }
         self.ram.as_mut().expect("reading from RAM").sample()
+    }
+
+    /// The guest stopped (halted by us, or at a breakpoint): a stop the user should see is
+    /// held and reported once (`take_stop_report`); true then. A breakpoint whose condition
+    /// is false was resumed by the debugger: false.
+    fn judge_stop(&mut self) -> Result<bool> {
+        let session = self.session.as_mut().context("not connected")?;
+        let Some(hit) = self.dbg.evaluate_stop(session.target())? else {
+            return Ok(false);
+        };
+        self.hold(hit.breakpoint)?;
+        let mut msg = hit
+            .breakpoint
+            .map(|id| format!("breakpoint {id} hit"))
+            .unwrap_or_else(|| "stopped".into());
+        if let Some(e) = hit.condition_error {
+            msg.push_str(&format!(" ({e})"));
+        }
+        self.pending = Some(self.report(Some(msg)));
+        Ok(true)
     }
 
     fn sample_connected(&mut self) -> Result<Snapshot> {
@@ -436,19 +446,10 @@ impl DebugSource {
             let session = self.session.as_mut().expect("connected");
             let reason = session.target().halt()?;
             let pc = session.target().read_registers()?.pc();
-            if reason == StopReason::Trap || self.dbg.breakpoints.at(pc).is_some() {
-                if let Some(hit) = self.dbg.evaluate_stop(session.target())? {
-                    self.hold(hit.breakpoint)?;
-                    let mut msg = hit
-                        .breakpoint
-                        .map(|id| format!("breakpoint {id} hit"))
-                        .unwrap_or_else(|| "stopped".into());
-                    if let Some(e) = hit.condition_error {
-                        msg.push_str(&format!(" ({e})"));
-                    }
-                    self.pending = Some(self.report(Some(msg)));
-                    return self.session.as_mut().expect("connected").sample();
-                }
+            if (reason == StopReason::Trap || self.dbg.breakpoints.at(pc).is_some())
+                && self.judge_stop()?
+            {
+                return self.session.as_mut().expect("connected").sample();
             }
             let session = self.session.as_mut().expect("connected");
             // Halted by us: one attempt, no waiting inside (NotReady::Held while booting).

@@ -43,3 +43,31 @@ pub fn entry_rows(v: &Value) -> BTreeSet<Row> {
         })
         .collect()
 }
+
+/// The `allocs` program's output as rows, without the entries of the `allocs` process itself
+/// (which exist only while it prints).
+pub fn allocs_rows(dump: &str) -> BTreeSet<Row> {
+    let field = |line: &str, key: &str| -> String {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let allocs_pid: u64 = dump
+        .lines()
+        .find(|l| l.starts_with("allocs: pid="))
+        .map(|l| field(l, "pid").parse().unwrap())
+        .unwrap_or_else(|| panic!("no `allocs: pid=` line in {dump}"));
+    dump.lines()
+        .filter(|l| l.starts_with("PA=0x"))
+        .map(|l| {
+            (
+                u64::from_str_radix(field(l, "PA").trim_start_matches("0x"), 16).unwrap(),
+                field(l, "npages").parse().unwrap(),
+                field(l, "owner").parse().unwrap(),
+                field(l, "tag"),
+            )
+        })
+        .filter(|r: &Row| r.2 != allocs_pid)
+        .collect()
+}

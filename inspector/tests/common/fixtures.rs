@@ -33,3 +33,21 @@ pub fn rust_tracker_object(dir: &Path) -> PathBuf {
     );
     obj
 }
+
+/// The fixture's memory as (address, bytes) regions, one per section with a size (zeros for
+/// sections without data): what a fake stub or an in-memory target serves.
+pub fn memory_regions(info: &inspector::dwarf::DebugInfo) -> Vec<(u64, Vec<u8>)> {
+    info.elf()
+        .sections()
+        .iter()
+        .filter(|s| s.size > 0)
+        .map(|s| {
+            (
+                s.address,
+                s.data
+                    .as_ref()
+                    .map_or_else(|| vec![0; s.size as usize], |d| d.to_vec()),
+            )
+        })
+        .collect()
+}
