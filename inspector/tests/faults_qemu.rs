@@ -303,7 +303,8 @@ fn watch_says_it_lost_a_killed_qemu_and_exits_1() {
         .unwrap();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("lost the kernel at {gdb}")) && err.contains("watch exits"),
+        err.contains(&format!("lost the kernel at the GDB stub at {gdb}"))
+            && err.contains("watch exits"),
         "{err}"
     );
     eprintln!("watch ended {:?} after QEMU died: {err}", start.elapsed());

@@ -13,8 +13,9 @@
 //! (`# the guest rebooted…`, JSON `{"rebooted": true}`) before the new boot's events.
 //!
 //! If the kernel goes away (QEMU exits or is killed, the stub closes the connection or stops
-//! answering), `watch` does not reconnect: it says so on stderr (`inspector: lost the kernel at
-//! ADDR after N s …: the cause`) and exits with status 1, without the final line. Events of a
+//! answering, the RAM file vanishes), `watch` does not reconnect: it says so on stderr
+//! (`inspector: lost the kernel at the GDB stub at ADDR after N s …: the cause`, or `at the RAM
+//! file FILE`) and exits with status 1, without the final line. Events of a
 //! restarted kernel would start over at sequence 0; run `watch` again for them (e.g. `until
 //! inspector watch; do sleep 1; done` to follow restarts).
 
