@@ -259,6 +259,8 @@ fn with_the_ram_file_views_stay_live_while_a_breakpoint_holds_the_guest() {
     src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
         .unwrap();
     src.command(DebugCommand::Continue).unwrap();
+    // The leak finishes allocating and says so; only then type (its line would cut the echo).
+    q.expect("allocated 3 pages", T);
     q.run("mem", T);
     src.detach();
 }
