@@ -5,7 +5,8 @@
 //!
 //! read `generation` alone → odd: the kernel is inside a change, try again → copy the header and
 //! what changed → read `generation` alone again → different: something changed while copying,
-//! try again → else the copy is one consistent state.
+//! try again → else the copy is one consistent state. The process table, which the tracker's
+//! lock does not cover, is read after that, so the window stays a few reads long.
 //!
 //! Contract: a snapshot returned is never torn. When the kernel stays inside a change past
 //! [`LIVE_BOUND`] (a debugger holding it mid-change, a hang), [`Sampler::sample_live`] returns
@@ -17,9 +18,10 @@ use crate::model::{ReadPath, Snapshot};
 use crate::target::GuestMemory;
 use std::time::{Duration, Instant};
 
-/// How long a live read keeps retrying a tracker that is mid-change before it reports the
-/// last consistent state instead.
-pub const LIVE_BOUND: Duration = Duration::from_millis(20);
+/// How long a live read keeps retrying a tracker that is mid-change (or changing under every
+/// copy) before it reports the last consistent state instead. A change takes the kernel
+/// microseconds; the bound also caps what one read can cost the host.
+pub const LIVE_BOUND: Duration = Duration::from_millis(2);
 
 impl Sampler {
     /// Takes one snapshot from memory the guest keeps changing, never halting it (see the
@@ -50,7 +52,7 @@ impl Sampler {
             // it: yield at once, then sleep, rather than spin.
             spins += 1;
             if spins > 4 {
-                std::thread::sleep(Duration::from_micros(50));
+                std::thread::sleep(Duration::from_micros(20));
             } else {
                 std::thread::yield_now();
             }
@@ -112,7 +114,7 @@ impl Sampler {
             .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
         // A failed attempt must leave the sampler as it was: a reboot's reset is undone.
         let kept = rebooted.then(|| (self.previous.take(), self.next_event.take()));
-        let result = self.read_rest(mem, header);
+        let result = self.read_rest(mem, header, false);
         let after = self.read_generation(mem)?;
         if after != before || result.is_err() {
             if let Some((previous, next_event)) = kept {
@@ -123,6 +125,8 @@ impl Sampler {
             return Ok(None);
         }
         let mut snap = result?;
+        // Outside the window: the process table is not under the tracker's lock.
+        snap.procs = self.read_procs(mem, super::span_limit(&snap.header))?;
         snap.pause_us = 0;
         snap.mid_change = false;
         snap.rebooted = rebooted;

@@ -178,7 +178,7 @@ impl Sampler {
             if rebooted {
                 self.reset();
             }
-            let snap = self.read_rest(&mut *guard, header);
+            let snap = self.read_rest(&mut *guard, header, true);
             pause += guard.resume()?;
             let mut snap = snap?;
             snap.pause_us = pause.as_micros() as u64;
@@ -241,10 +241,13 @@ impl Sampler {
     /// not moved; the previous snapshot with the ring's events applied, when every event
     /// since is still in the ring and they account exactly for the new count and pages;
     /// else from reading `alloc_table[0 .. high_water]`.
+    /// `with_procs`: read the process table too (a live read takes it after its generation
+    /// check: the table is not the tracker's, and the lock's window must stay short).
     fn read_rest<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         mut header: Header,
+        with_procs: bool,
     ) -> Result<Snapshot, SnapshotError> {
         let limit = span_limit(&header);
         let count = match &self.layout.count {
@@ -273,7 +276,11 @@ impl Sampler {
         if self.layout.header.is_none() {
             header.tracked_pages = entries.iter().map(|e| e.npages).sum();
         }
-        let procs = self.read_procs(t, limit)?;
+        let procs = if with_procs {
+            self.read_procs(t, limit)?
+        } else {
+            Vec::new()
+        };
         Ok(Snapshot {
             header,
             entries,
@@ -550,7 +557,7 @@ fn tracker_magic(endian: crate::dwarf::Endian) -> u64 {
 
 /// The most bytes one read of a tracker array may take: the guest's RAM if the header says how
 /// much there is, and never more than [`MAX_SPAN_BYTES`].
-fn span_limit(header: &Header) -> u64 {
+pub(crate) fn span_limit(header: &Header) -> u64 {
     match header.ram_pages.checked_mul(PAGE_SIZE) {
         Some(ram) if ram > 0 => ram.min(MAX_SPAN_BYTES),
         _ => MAX_SPAN_BYTES,
