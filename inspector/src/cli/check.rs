@@ -16,7 +16,7 @@
 
 use super::{render, Conn};
 use crate::model::check::{CheckRun, Limits};
-use crate::snapshot::SnapshotError;
+use crate::source::stayed_mid_change;
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
@@ -69,7 +69,7 @@ pub fn run(args: CheckArgs) -> Result<i32> {
                 mid_change_since = None;
                 run.observe(snap);
             }
-            Err(e) if is_mid_change(&e) => {
+            Err(e) if stayed_mid_change(&e) => {
                 let since = *mid_change_since.get_or_insert_with(Instant::now);
                 run.observe_mid_change(since.elapsed());
                 if since.elapsed() > limits.stuck_after {
@@ -102,9 +102,4 @@ pub fn run(args: CheckArgs) -> Result<i32> {
     } else {
         EXIT_FINDINGS
     })
-}
-
-/// True when a sample failed only because the tracker stayed mid-change.
-fn is_mid_change(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<SnapshotError>(), Some(SnapshotError::Torn))
 }

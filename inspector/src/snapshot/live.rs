@@ -38,13 +38,7 @@ impl Sampler {
                 return Ok(snap);
             }
             if start.elapsed() > LIVE_BOUND {
-                let mut stale = self.previous.clone().ok_or(SnapshotError::Torn)?;
-                stale.events.clear();
-                stale.missed_events = 0;
-                stale.table_read = false;
-                stale.pause_us = 0;
-                stale.mid_change = true;
-                stale.rebooted = false;
+                let mut stale = self.stale()?;
                 stale.read_path = ReadPath::Ram;
                 return Ok(stale);
             }
@@ -88,9 +82,11 @@ impl Sampler {
         let Some(f) = layout.field("generation") else {
             return Ok(None);
         };
-        let mut b = vec![0; f.size as usize];
-        mem.read_guest(addr + f.offset, &mut b)?;
-        Ok(Some(self.layout.endian.read_uint(&b) as u64))
+        // On the hot path: no allocation. The layout check bounds integer fields to 8 bytes.
+        let mut b = [0u8; 8];
+        let b = &mut b[..(f.size as usize).min(8)];
+        mem.read_guest(addr + f.offset, b)?;
+        Ok(Some(self.layout.endian.read_uint(b) as u64))
     }
 
     /// One attempt: Some(snapshot) when the copy is consistent, None when the kernel was (or
@@ -108,10 +104,7 @@ impl Sampler {
         if before.is_some_and(|g| g != header.generation) {
             return Ok(None);
         }
-        let rebooted = self
-            .previous
-            .as_ref()
-            .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
+        let rebooted = self.is_new_boot(&header);
         // A failed attempt must leave the sampler as it was: a reboot's reset is undone.
         let kept = rebooted.then(|| (self.previous.take(), self.next_event.take()));
         let result = self.read_rest(mem, header, false);
@@ -131,8 +124,7 @@ impl Sampler {
         snap.mid_change = false;
         snap.rebooted = rebooted;
         snap.read_path = ReadPath::Ram;
-        self.next_event = Some(snap.header.event_head);
-        self.previous = Some(snap.clone());
+        self.keep(&snap);
         Ok(Some(snap))
     }
 }

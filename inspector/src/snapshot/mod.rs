@@ -160,21 +160,9 @@ impl Sampler {
                 }
                 // Held mid-change by someone else (a debugger stop inside the tracker): the
                 // guest may not run, so report the last consistent state, marked as such.
-                // The events since stay unread until the change is complete.
-                let mut snap = self.previous.clone().ok_or(SnapshotError::Torn)?;
-                snap.events.clear();
-                snap.missed_events = 0;
-                snap.table_read = false;
-                snap.pause_us = 0;
-                snap.mid_change = true;
-                return Ok(snap);
+                return self.stale();
             }
-            // Another boot: nothing of the previous one (entries, event sequence) applies,
-            // even when its generation happens to equal the last one seen.
-            let rebooted = self
-                .previous
-                .as_ref()
-                .is_some_and(|p| p.header.boot_nonce != header.boot_nonce);
+            let rebooted = self.is_new_boot(&header);
             if rebooted {
                 self.reset();
             }
@@ -184,11 +172,38 @@ impl Sampler {
             snap.pause_us = pause.as_micros() as u64;
             snap.mid_change = false;
             snap.rebooted = rebooted;
-            self.next_event = Some(snap.header.event_head);
-            self.previous = Some(snap.clone());
+            self.keep(&snap);
             return Ok(snap);
         }
         Err(SnapshotError::Torn)
+    }
+
+    /// The last consistent snapshot, marked `mid_change` (the guest is inside a tracker change
+    /// that cannot be waited out); the events since stay unread until the change is complete.
+    /// [`SnapshotError::Torn`] before the first snapshot.
+    fn stale(&self) -> Result<Snapshot, SnapshotError> {
+        let mut snap = self.previous.clone().ok_or(SnapshotError::Torn)?;
+        snap.events.clear();
+        snap.missed_events = 0;
+        snap.table_read = false;
+        snap.pause_us = 0;
+        snap.mid_change = true;
+        snap.rebooted = false;
+        Ok(snap)
+    }
+
+    /// True when `header` is of another boot than the previous snapshot: nothing of that one
+    /// (entries, event sequence) applies, even when the generation happens to be equal.
+    fn is_new_boot(&self, header: &Header) -> bool {
+        self.previous
+            .as_ref()
+            .is_some_and(|p| p.header.boot_nonce != header.boot_nonce)
+    }
+
+    /// Makes `snap` the state the next snapshot reads changes against.
+    fn keep(&mut self, snap: &Snapshot) {
+        self.next_event = Some(snap.header.event_head);
+        self.previous = Some(snap.clone());
     }
 
     fn read_header<T: GuestMemory + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {

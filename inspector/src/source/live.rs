@@ -12,7 +12,6 @@ use super::session::{load_elf, NotReady, Session};
 use super::{Capabilities, Origin, Source};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
-use crate::snapshot::SnapshotError;
 use crate::target::ShutdownFlag;
 
 /// See the module doc.
@@ -74,8 +73,7 @@ impl Source for LiveSource {
         if let Err(e) = &result {
             // The guest's state (still booting, mid-change) is no reason to drop a working
             // connection; anything else may be, and the next call reconnects.
-            let mid_change = matches!(e.downcast_ref::<SnapshotError>(), Some(SnapshotError::Torn));
-            if NotReady::find(e).is_none() && !mid_change {
+            if NotReady::find(e).is_none() && !super::stayed_mid_change(e) {
                 self.session = None;
             }
         }

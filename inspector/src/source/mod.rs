@@ -23,6 +23,15 @@ pub use session::{load_elf, sample_when_ready, NotReady, Session};
 
 use crate::model::Snapshot;
 
+/// True when a sample failed only because the tracker stayed mid-change (the guest's state,
+/// not the connection's: keep the connection and try again later).
+pub fn stayed_mid_change(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::snapshot::SnapshotError>(),
+        Some(crate::snapshot::SnapshotError::Torn)
+    )
+}
+
 /// What kind of thing a source reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
