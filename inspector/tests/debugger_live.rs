@@ -232,7 +232,8 @@ fn with_the_ram_file_views_stay_live_while_a_breakpoint_holds_the_guest() {
     let gdb = format!("127.0.0.1:{}", q.gdb_port());
     let mut src = DebugSource::new(kernel_elf(), gdb)
         .unwrap()
-        .with_ram(inspector::source::RamSource::new(&kernel_elf(), &ram, None).unwrap());
+        .with_ram(&ram, None)
+        .unwrap();
     assert!(
         !src.capabilities().halts_guest,
         "views from RAM halt nothing"

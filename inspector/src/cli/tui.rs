@@ -51,7 +51,7 @@ pub fn run(args: TuiArgs) -> Result<()> {
         (Some(ram), Some(gdb)) => Box::new(
             DebugSource::new(conn.elf.clone(), gdb.clone())?
                 .with_shutdown(stop.clone())
-                .with_ram(RamSource::new(&conn.elf, ram, conn.ram_base)?),
+                .with_ram(ram, conn.ram_base)?,
         ),
         // Samples, and carries out the debugger view's commands, on one connection.
         (None, _) => Box::new(

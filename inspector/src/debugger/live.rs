@@ -384,12 +384,13 @@ impl DebugSource {
         }
     }
 
-    /// One sample (see [`Source::sample`]), connecting first if needed.
     /// Reads the views from `ram` instead of through the stub: snapshots never halt the guest,
-    /// and the stub (connected on the first debugger command) serves only the debugger.
-    pub fn with_ram(mut self, ram: RamSource) -> DebugSource {
-        self.ram = Some(ram);
-        self
+    /// and the stub (connected on the first debugger command) serves only the debugger. The
+    /// RAM source reuses the ELF this source already loaded (`ram_base` as in
+    /// [`RamSource::new`]).
+    pub fn with_ram(mut self, ram: &std::path::Path, ram_base: Option<u64>) -> Result<DebugSource> {
+        self.ram = Some(RamSource::with_debug(self.debug.clone(), ram, ram_base)?);
+        Ok(self)
     }
 
     /// A snapshot from the RAM file; first, without sending anything to the stub, judges a
@@ -429,6 +430,7 @@ impl DebugSource {
         Ok(true)
     }
 
+    /// One sample (see [`Source::sample`]), connecting first if needed.
     fn sample_connected(&mut self) -> Result<Snapshot> {
         if self.ram.is_some() {
             return self.sample_ram();
