@@ -165,24 +165,15 @@ fn check_c_object_as(obj: &Path, address_size: u8, endian: Endian, with_code: bo
     );
     assert_eq!(e[0].tag, "kernel_heap");
     assert_eq!(
-        (
-            e[1].used,
-            e[1].pa,
-            e[1].npages,
-            e[1].owner,
-            e[1].tag.as_str()
-        ),
+        (e[1].used, e[1].pa, e[1].npages, e[1].owner, &*e[1].tag),
         (1, 0x8053_7000, 1, 3, "alloc_pages")
     );
     assert_eq!(
-        (e[2].used, e[2].pa, e[2].tag.as_str()),
+        (e[2].used, e[2].pa, &*e[2].tag),
         (0, 0, ""),
         "a null char * reads as empty"
     );
-    assert_eq!(
-        (e[3].owner, e[3].npages, e[3].tag.as_str()),
-        (7, 16, "user_stack")
-    );
+    assert_eq!((e[3].owner, e[3].npages, &*e[3].tag), (7, 16, "user_stack"));
 
     // The generic decoder agrees with the layout path.
     let table = info.global("alloc_table").unwrap();

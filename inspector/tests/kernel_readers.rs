@@ -157,7 +157,7 @@ fn invalid_free_events_name_the_process_that_asked() {
         .filter(|e| e.kind == EventKind::InvalidFree)
         .collect();
     assert!(invalid.len() >= 6, "{invalid:?}");
-    let tables: Vec<_> = invalid.iter().filter(|e| e.tag == "not_owner").collect();
+    let tables: Vec<_> = invalid.iter().filter(|e| &*e.tag == "not_owner").collect();
     assert!(
         tables.iter().any(|e| e.owner == pid),
         "no not_owner event names pid {pid}: {invalid:?}"

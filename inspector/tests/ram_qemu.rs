@@ -135,7 +135,7 @@ fn snapshot_from_ram_equals_the_kernels_allocs_dump_and_a_reset_is_a_reboot() {
         !after
             .entries
             .iter()
-            .any(|e| e.owner >= 2 && e.tag == "alloc_pages"),
+            .any(|e| e.owner >= 2 && &*e.tag == "alloc_pages"),
         "the old boot's leaker is gone: {:?}",
         after.entries
     );

@@ -123,7 +123,7 @@ fn first_snapshot_decodes_entries_by_field_name() {
     let got: Vec<_> = snap
         .entries
         .iter()
-        .map(|e| (e.slot, e.pa, e.npages, e.owner, e.tag.as_str()))
+        .map(|e| (e.slot, e.pa, e.npages, e.owner, &*e.tag))
         .collect();
     assert_eq!(
         got,
@@ -213,7 +213,7 @@ fn events_are_read_incrementally_and_overruns_counted() {
     let snap = fx.sampler.sample(&mut fx.target).unwrap();
     let kinds: Vec<_> = snap.events.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(kinds, [EventKind::Alloc, EventKind::InvalidFree]);
-    assert_eq!(snap.events[1].tag, "double_free");
+    assert_eq!(&*snap.events[1].tag, "double_free");
     assert_eq!(snap.missed_events, 0);
 
     // Three more: only those are returned.
@@ -275,7 +275,7 @@ fn changes_are_followed_from_the_events_without_reading_the_table() {
         .find(|e| e.slot == 5)
         .expect("slot 5 from its event");
     assert_eq!(
-        (e.pa, e.npages, e.owner, e.tag.as_str()),
+        (e.pa, e.npages, e.owner, &*e.tag),
         (0x8070_0000, 2, 9, "alloc_pages")
     );
     let stride = fx.sampler.layout().table.array.stride;

@@ -115,7 +115,7 @@ pub fn snapshot_text(s: &Snapshot) -> String {
         "\n{:>5}  {:<12} {:>6} {:>5}  TAG",
         "SLOT", "PA", "PAGES", "OWNER"
     );
-    for e in &s.entries {
+    for e in s.entries.iter() {
         let _ = writeln!(
             out,
             "{:>5}  {:#012x} {:>6} {:>5}  {}",

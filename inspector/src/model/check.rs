@@ -91,7 +91,7 @@ impl Tally {
     fn add(&mut self, ev: &Event) {
         self.allocs += 1;
         self.pages += ev.npages;
-        *self.tags.entry(ev.tag.clone()).or_default() += ev.npages;
+        *self.tags.entry(ev.tag.to_string()).or_default() += ev.npages;
     }
 }
 
@@ -322,7 +322,7 @@ mod tests {
     fn clean() -> Snapshot {
         let mut s = sample();
         let live: Vec<u32> = s.procs.iter().map(|p| p.pid).collect();
-        s.entries
+        std::sync::Arc::make_mut(&mut s.entries)
             .retain(|e| e.owner == KERNEL_PID || live.contains(&e.owner));
         s.header.count = s.entries.len() as u64;
         s.events.clear();
@@ -395,8 +395,8 @@ mod tests {
         let mut run = CheckRun::new();
         run.observe(clean());
         let mut last = clean();
-        last.entries.push(entry(40, 0x8090_0000, 5, 9, "heap"));
-        last.entries.push(entry(41, 0x8095_0000, 1, 9, "heap"));
+        std::sync::Arc::make_mut(&mut last.entries).push(entry(40, 0x8090_0000, 5, 9, "heap"));
+        std::sync::Arc::make_mut(&mut last.entries).push(entry(41, 0x8095_0000, 1, 9, "heap"));
         run.observe(last);
         let f = run.findings(&Limits::default());
         assert_eq!(kinds(&f), ["dead-owner"]);
@@ -404,7 +404,7 @@ mod tests {
         // A live process's pages are not.
         let mut run = CheckRun::new();
         let mut s = clean();
-        s.entries.push(entry(40, 0x8090_0000, 5, 9, "heap"));
+        std::sync::Arc::make_mut(&mut s.entries).push(entry(40, 0x8090_0000, 5, 9, "heap"));
         s.procs.push(process(9, "worker", "sleeping"));
         run.observe(s);
         assert!(run.findings(&Limits::default()).is_empty());

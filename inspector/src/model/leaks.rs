@@ -114,13 +114,13 @@ impl LeakTracker {
         let r = &mut self.reports[idx];
         r.allocs += 1;
         r.pages += ev.npages;
-        match r.tags.iter_mut().find(|t| t.tag == ev.tag) {
+        match r.tags.iter_mut().find(|t| *t.tag == *ev.tag) {
             Some(t) => {
                 t.allocs += 1;
                 t.pages += ev.npages;
             }
             None => r.tags.push(TagLeak {
-                tag: ev.tag.clone(),
+                tag: ev.tag.to_string(),
                 allocs: 1,
                 pages: ev.npages,
             }),

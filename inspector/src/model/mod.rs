@@ -13,6 +13,7 @@ pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// PID of the kernel in `owner` fields.
 pub const KERNEL_PID: u32 = 0;
@@ -24,7 +25,8 @@ pub struct Entry {
     pub pa: u64,
     pub npages: u64,
     pub owner: u32,
-    pub tag: String,
+    /// Shared: one string per distinct tag, so copying entries allocates nothing.
+    pub tag: Arc<str>,
     /// Timer ticks at allocation; 0 when the kernel does not export it.
     pub time: u64,
 }
@@ -67,7 +69,7 @@ pub struct Event {
     pub slot: Option<usize>,
     pub pa: u64,
     pub npages: u64,
-    pub tag: String,
+    pub tag: Arc<str>,
     pub time: u64,
 }
 
@@ -186,8 +188,10 @@ pub enum ReadPath {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub header: Header,
-    /// Live entries in slot order.
-    pub entries: Vec<Entry>,
+    /// Live entries in slot order. Shared: a snapshot of an unchanged table shares its
+    /// entries with the previous one, so taking and keeping it copies nothing
+    /// (`Arc::make_mut` to change them).
+    pub entries: Arc<Vec<Entry>>,
     pub procs: Vec<Process>,
     /// Events new since the previous snapshot (all events still in the ring for the first one).
     pub events: Vec<Event>,
@@ -225,11 +229,11 @@ impl Snapshot {
     /// is included when it owns anything.
     pub fn pids(&self) -> Vec<PidSummary> {
         let mut by_pid: BTreeMap<u32, (u64, u64, BTreeMap<&str, u64>)> = BTreeMap::new();
-        for e in &self.entries {
+        for e in self.entries.iter() {
             let s = by_pid.entry(e.owner).or_default();
             s.0 += 1;
             s.1 += e.npages;
-            *s.2.entry(e.tag.as_str()).or_default() += e.npages;
+            *s.2.entry(&*e.tag).or_default() += e.npages;
         }
         for p in &self.procs {
             by_pid.entry(p.pid).or_default();

@@ -50,13 +50,13 @@ pub(crate) fn sample() -> Snapshot {
             tracked_pages: 12,
             ..Header::default()
         },
-        entries: vec![
+        entries: std::sync::Arc::new(vec![
             entry(0, 0x8030_0000, 4, 0, "kstack"),
             entry(1, 0x8030_4000, 1, 1, "page_table"),
             entry(2, 0x8030_5000, 2, 7, "heap"),
             entry(4, 0x8030_7000, 3, 7, "heap"),
             entry(5, 0x8030_a000, 2, 7, "user_stack"),
-        ],
+        ]),
         procs: vec![
             process(1, "shell", "waiting"),
             process(7, "leak", "sleeping"),
@@ -94,9 +94,9 @@ fn pid_without_process_record_is_gone() {
 fn diff_finds_added_removed_and_pid_changes() {
     let old = sample();
     let mut new = sample();
-    new.entries.retain(|e| e.owner != 7);
+    std::sync::Arc::make_mut(&mut new.entries).retain(|e| e.owner != 7);
     new.procs.retain(|p| p.pid != 7);
-    new.entries.push(entry(2, 0x8040_0000, 1, 9, "heap")); // slot 2 reused by pid 9
+    std::sync::Arc::make_mut(&mut new.entries).push(entry(2, 0x8040_0000, 1, 9, "heap")); // slot 2 reused by pid 9
     new.procs.push(process(9, "hello", "running"));
     let d = diff(&old, &new);
     assert_eq!(

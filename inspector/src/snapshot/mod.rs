@@ -29,6 +29,7 @@ use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath
 use crate::riscv::PAGE_SIZE;
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attempts to find the generation even before giving up on a snapshot.
@@ -79,7 +80,7 @@ pub struct Sampler {
     /// Shared so a read can hold it while it borrows the sampler mutably (no per-read clone).
     layout: std::sync::Arc<TrackerLayout>,
     /// Tag and name strings by (pointer, length), read once.
-    strings: HashMap<(u64, u64), String>,
+    strings: HashMap<(u64, u64), Arc<str>>,
     /// Static string bytes from the ELF file, so `&'static str` tags cost no guest read.
     elf_strings: StaticReader,
     previous: Option<Snapshot>,
@@ -279,13 +280,15 @@ impl Sampler {
             .filter(|_| self.layout.has_generation());
         let derived = match previous {
             Some(p) if p.header.generation == header.generation => Some(p.entries.clone()),
-            Some(p) if missed_events == 0 => follow_events(p, &events, count, &header),
+            Some(p) if missed_events == 0 => {
+                follow_events(p, &events, count, &header).map(Arc::new)
+            }
             _ => None,
         };
         let table_read = derived.is_none();
         let entries = match derived {
             Some(entries) => entries,
-            None => self.read_entries(t, header.high_water, limit)?,
+            None => Arc::new(self.read_entries(t, header.high_water, limit)?),
         };
         header.count = count.unwrap_or(entries.len() as u64);
         if self.layout.header.is_none() {
@@ -399,7 +402,7 @@ impl Sampler {
         };
         let tag = match r.field("tag") {
             Some(f) => self.string(t, &f.clone(), rec)?,
-            None => String::new(),
+            None => Arc::from(""),
         };
         let seq = r
             .field("seq")
@@ -456,7 +459,9 @@ impl Sampler {
                 continue;
             }
             let name = match r.field("name") {
-                Some(f) if f.read_str(rec).is_some() => self.string(t, &f.clone(), rec)?,
+                Some(f) if f.read_str(rec).is_some() => {
+                    self.string(t, &f.clone(), rec)?.to_string()
+                }
                 Some(f) => f.bytes(rec).map(nul_terminated).unwrap_or_default(),
                 None => String::new(),
             };
@@ -479,9 +484,9 @@ impl Sampler {
         t: &mut T,
         f: &FieldLayout,
         rec: &[u8],
-    ) -> Result<String, SnapshotError> {
+    ) -> Result<Arc<str>, SnapshotError> {
         let Some(sref) = f.read_str(rec) else {
-            return Ok(String::new());
+            return Ok(Arc::from(""));
         };
         let key = (sref.ptr, str_len_key(&sref));
         if let Some(s) = self.strings.get(&key) {
@@ -492,9 +497,11 @@ impl Sampler {
             MAX_STRING,
             |addr, buf| if elf(addr, buf) { Ok(()) } else { Err(()) },
         );
-        let s = match from_elf {
-            Ok(s) => s,
-            Err(()) => sref.fetch(MAX_STRING, |addr, buf| t.read_guest(addr, buf))?,
+        let s: Arc<str> = match from_elf {
+            Ok(s) => s.into(),
+            Err(()) => sref
+                .fetch(MAX_STRING, |addr, buf| t.read_guest(addr, buf))?
+                .into(),
         };
         self.strings.insert(key, s.clone());
         Ok(s)
@@ -510,11 +517,8 @@ fn follow_events(
     count: Option<u64>,
     header: &Header,
 ) -> Option<Vec<Entry>> {
-    let mut by_slot: std::collections::BTreeMap<usize, Entry> = previous
-        .entries
-        .iter()
-        .map(|e| (e.slot, e.clone()))
-        .collect();
+    // In slot order, as the table holds them; a clone shares the tag strings.
+    let mut entries: Vec<Entry> = previous.entries.to_vec();
     let mut seq = previous.header.event_head;
     for ev in events {
         if ev.seq != seq {
@@ -524,6 +528,9 @@ fn follow_events(
         match ev.kind {
             EventKind::Alloc => {
                 let slot = ev.slot?;
+                let Err(at) = entries.binary_search_by_key(&slot, |e| e.slot) else {
+                    return None; // the slot was not free: we lost track
+                };
                 let entry = Entry {
                     slot,
                     pa: ev.pa,
@@ -532,13 +539,11 @@ fn follow_events(
                     tag: ev.tag.clone(),
                     time: ev.time,
                 };
-                if by_slot.insert(slot, entry).is_some() {
-                    return None; // the slot was not free: we lost track
-                }
+                entries.insert(at, entry);
             }
             EventKind::Free | EventKind::ExitReclaim => {
-                let gone = by_slot.remove(&ev.slot?)?;
-                if gone.pa != ev.pa {
+                let at = entries.binary_search_by_key(&ev.slot?, |e| e.slot).ok()?;
+                if entries.remove(at).pa != ev.pa {
                     return None;
                 }
             }
@@ -546,11 +551,11 @@ fn follow_events(
             EventKind::Other(_) => return None,
         }
     }
-    let pages: u64 = by_slot.values().map(|e| e.npages).sum();
+    let pages: u64 = entries.iter().map(|e| e.npages).sum();
     let consistent = seq == header.event_head
-        && count.is_none_or(|c| c == by_slot.len() as u64)
+        && count.is_none_or(|c| c == entries.len() as u64)
         && pages == header.tracked_pages;
-    consistent.then(|| by_slot.into_values().collect())
+    consistent.then_some(entries)
 }
 
 fn str_len_key(s: &StrRef) -> u64 {
@@ -646,7 +651,10 @@ mod follow_tests {
                 tracked_pages: 3,
                 ..Header::default()
             },
-            entries: vec![entry(0, 0x8040_0000, 1, 7), entry(1, 0x8041_0000, 2, 7)],
+            entries: std::sync::Arc::new(vec![
+                entry(0, 0x8040_0000, 1, 7),
+                entry(1, 0x8041_0000, 2, 7),
+            ]),
             ..Snapshot::default()
         }
     }

@@ -140,7 +140,7 @@ impl DemoSource {
             slot: None,
             pa,
             npages,
-            tag: tag.to_string(),
+            tag: tag.into(),
             time: self.time,
         });
         self.header.event_head += 1;
@@ -178,7 +178,7 @@ impl DemoSource {
             pa,
             npages: n as u64,
             owner,
-            tag: tag.to_string(),
+            tag: tag.into(),
             time: self.time,
         });
         self.header.total_allocs += 1;
@@ -293,7 +293,7 @@ impl DemoSource {
         // The kernel stack of some exited process.
         if let Some(s) = self.slots.iter().position(|e| {
             e.as_ref()
-                .is_some_and(|e| e.owner == 0 && e.tag == "kstack" && e.npages == 1)
+                .is_some_and(|e| e.owner == 0 && &*e.tag == "kstack" && e.npages == 1)
         }) {
             self.free_slot(s, false);
         }
@@ -321,7 +321,7 @@ impl DemoSource {
             .collect();
         Snapshot {
             header,
-            entries,
+            entries: entries.into(),
             procs,
             events: std::mem::take(&mut self.pending),
             missed_events: std::mem::take(&mut self.missed),

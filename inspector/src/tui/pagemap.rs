@@ -115,7 +115,7 @@ pub fn page_cells(s: &Snapshot, grid: &PageGrid) -> Vec<CellInfo> {
     let reserved_pages = s.header.alloc_base.saturating_sub(base) / PAGE_SIZE;
     let ppc = grid.pages_per_cell;
     let mut per_cell: Vec<Vec<(u32, u64)>> = vec![Vec::new(); grid.cells as usize];
-    for e in &s.entries {
+    for e in s.entries.iter() {
         if e.pa < base {
             continue;
         }

@@ -27,15 +27,15 @@ fn slots(app: &App) -> Vec<usize> {
 fn sortable() -> Snapshot {
     let mut s = sample();
     // slot: pa, pages, owner, tag; time = slot except where set
-    s.entries = vec![
+    s.entries = std::sync::Arc::new(vec![
         entry(0, 0x8030_0000, 4, 0, "kstack"),
         entry(1, 0x8030_9000, 1, 1, "page_table"),
         entry(2, 0x8030_5000, 2, 7, "heap"),
         entry(4, 0x8030_7000, 3, 7, "alloc_pages"),
         entry(5, 0x8030_4000, 6, 3, "user_stack"),
-    ];
-    s.entries[0].time = 50;
-    s.entries[3].time = 1;
+    ]);
+    std::sync::Arc::make_mut(&mut s.entries)[0].time = 50;
+    std::sync::Arc::make_mut(&mut s.entries)[3].time = 1;
     s
 }
 
@@ -143,7 +143,7 @@ fn history_series_are_bounded_and_follow_pids() {
     let t0 = Instant::now();
     for i in 0..(HISTORY_LEN as u64 + 25) {
         let mut s = sample();
-        s.entries[2].npages = i; // pid 7's heap grows
+        std::sync::Arc::make_mut(&mut s.entries)[2].npages = i; // pid 7's heap grows
         s.header.free_pages = 1000 + i;
         app.apply_snapshot(s, t0 + Duration::from_millis(500 * i));
     }
@@ -156,7 +156,7 @@ fn history_series_are_bounded_and_follow_pids() {
     assert_eq!(app.history_of(0), vec![4; HISTORY_LEN]);
     // A PID that disappears loses its series.
     let mut s = sample();
-    s.entries.retain(|e| e.owner != 7);
+    std::sync::Arc::make_mut(&mut s.entries).retain(|e| e.owner != 7);
     s.procs.retain(|p| p.pid != 7);
     app.apply_snapshot(s, t0 + Duration::from_secs(100));
     assert!(app.history_of(7).is_empty());
@@ -170,7 +170,7 @@ fn history_series_are_bounded_and_follow_pids() {
 #[test]
 fn overview_always_has_a_kernel_row() {
     let mut s = sample();
-    s.entries.retain(|e| e.owner != 0);
+    std::sync::Arc::make_mut(&mut s.entries).retain(|e| e.owner != 0);
     let app = app_with(s);
     let rows = app.overview_rows();
     assert_eq!(rows[0].summary.pid, 0);
@@ -352,10 +352,7 @@ fn page_cursor_moves_by_cells_and_shows_the_allocation() {
     app.handle_key(Key::Right);
     assert_eq!(app.page_cursor, 5);
     let here = app.entries_in_pages(app.page_cursor, 1);
-    assert_eq!(
-        (here[0].owner, here[0].tag.as_str(), here[0].slot),
-        (7, "heap", 2)
-    );
+    assert_eq!((here[0].owner, &*here[0].tag, here[0].slot), (7, "heap", 2));
     app.handle_key(Key::Down);
     app.handle_key(Key::Down);
     assert_eq!(app.page_cursor, 13); // last row, same column

@@ -43,7 +43,7 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(kib(e.npages).to_string()),
                 Cell::from(e.owner.to_string()).style(Style::new().fg(owner_color(e.owner))),
                 Cell::from(truncate(app.name_of(e.owner).unwrap_or("?"), 10)),
-                Cell::from(e.tag.clone()),
+                Cell::from(e.tag.to_string()),
                 Cell::from(secs(e.time, app.timebase_hz())),
             ])
         })

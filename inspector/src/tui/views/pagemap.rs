@@ -79,7 +79,7 @@ pub fn draw_pagemap(f: &mut Frame, area: Rect, app: &App) {
 
     // Legend: symbols, then the owners present (most pages first, as many as fit).
     let mut owners: Vec<(u32, u64)> = Vec::new();
-    for e in &s.entries {
+    for e in s.entries.iter() {
         match owners.iter_mut().find(|(o, _)| *o == e.owner) {
             Some((_, n)) => *n += e.npages,
             None => owners.push((e.owner, e.npages)),
