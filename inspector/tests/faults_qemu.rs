@@ -15,7 +15,7 @@
 mod common;
 
 use common::cli::{snapshot, BIN};
-use common::qemu::{free_port, kernel_elf, Qemu};
+use common::qemu::{free_port, kernel_elf, test_ram_file, Qemu};
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -34,13 +34,18 @@ struct Tui {
 
 impl Tui {
     fn start(tag: &str, gdb_port: u16) -> Tui {
+        Tui::start_with(tag, &format!("--interval 100ms --gdb 127.0.0.1:{gdb_port}"))
+    }
+
+    /// The TUI with `conn` (its source and interval options) after `--elf`.
+    fn start_with(tag: &str, conn: &str) -> Tui {
         let dir = tempfile::Builder::new()
             .prefix("leakscope-tmux")
             .tempdir()
             .unwrap();
         let name = format!("leakscope-{tag}-{}", std::process::id());
         let cmd = format!(
-            "{} tui --interval 100ms --elf {} --gdb 127.0.0.1:{gdb_port}; echo $? > {}",
+            "{} tui --elf {} {conn}; echo $? > {}",
             BIN,
             kernel_elf().display(),
             dir.path().join("status").display()
@@ -253,6 +258,41 @@ fn tui_reconnects_to_a_restarted_qemu_and_shows_the_new_boot() {
 
     let mut q = Qemu::boot_on_port(port);
     tui.wait_for("connected to the new boot, without the old leak", T, |s| {
+        s.contains("● connected") && s.contains("shell") && !s.contains(" leak ")
+    });
+    q.send_line("leak 7 600 &");
+    q.expect("leak: pid=", T);
+    tui.wait_for("the new boot's leak process", T, |s| s.contains(" leak "));
+
+    tui.key("q");
+    assert_eq!(tui.wait_exit(Duration::from_secs(10)), "0");
+    assert_guest_runs(&mut q, "after q");
+}
+
+/// The TUI reading guest RAM alone (no stub, the default 60 Hz): QEMU ends (its RAM file goes
+/// with it) and a new one starts on the same file name; the TUI says it lost the file, reopens
+/// the new one and shows the new boot, never the old boot's state.
+#[test]
+#[ignore = "boots QEMU, runs tmux: run with make test"]
+fn tui_from_ram_alone_follows_a_restarted_qemu() {
+    let ram = test_ram_file("tui-restart");
+    let mut q = Qemu::boot_with_ram(&ram);
+    let tui = Tui::start_with("ram-restart", &format!("--ram {}", ram.display()));
+    tui.wait_for("views from RAM", T, |s| {
+        s.contains("● connected") && s.contains("read from RAM: costs the guest nothing")
+    });
+    q.send_line("leak 20 600 &");
+    q.expect("leak: pid=", T);
+    tui.wait_for("the leak process", T, |s| s.contains(" leak "));
+
+    q.kill();
+    assert!(!ram.exists(), "the harness removes the RAM file with QEMU");
+    tui.wait_for("the lost RAM file", T, |s| {
+        s.contains("disconnected") || s.contains("reconnecting")
+    });
+
+    let mut q = Qemu::boot_with_ram(&ram);
+    tui.wait_for("the new boot, without the old leak", T, |s| {
         s.contains("● connected") && s.contains("shell") && !s.contains(" leak ")
     });
     q.send_line("leak 7 600 &");

@@ -112,6 +112,15 @@ impl FieldLayout {
     /// The field as `u64`: integers (zero-extended; signed ones sign-extended then reinterpreted),
     /// bools, chars, enums, pointers. `None` for other kinds, wider values or short records.
     pub fn read_u64(&self, record: &[u8]) -> Option<u64> {
+        // Fast path for the common case (a whole unsigned field of at most 8 bytes): a table
+        // read decodes tens of thousands of them.
+        if self.bits.is_none()
+            && self.size <= 8
+            && matches!(self.kind, FieldKind::UInt | FieldKind::Pointer)
+        {
+            let b = self.bytes(record)?;
+            return (!b.is_empty()).then(|| self.endian.read_uint(b) as u64);
+        }
         self.read_i128(record)
             .map(|v| v as u64)
             .filter(|_| self.size <= 8)

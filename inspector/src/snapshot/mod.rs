@@ -81,6 +81,9 @@ pub struct Sampler {
     layout: std::sync::Arc<TrackerLayout>,
     /// Tag and name strings by (pointer, length), read once.
     strings: HashMap<(u64, u64), Arc<str>>,
+    /// The last string looked up: a table's entries mostly repeat a few tags, so most lookups
+    /// end here without hashing.
+    last_string: Option<((u64, u64), Arc<str>)>,
     /// Static string bytes from the ELF file, so `&'static str` tags cost no guest read.
     elf_strings: StaticReader,
     previous: Option<Snapshot>,
@@ -104,6 +107,7 @@ impl Sampler {
         Sampler {
             layout: std::sync::Arc::new(layout),
             strings: HashMap::new(),
+            last_string: None,
             elf_strings,
             previous: None,
             next_event: None,
@@ -489,7 +493,13 @@ impl Sampler {
             return Ok(Arc::from(""));
         };
         let key = (sref.ptr, str_len_key(&sref));
+        if let Some((k, s)) = &self.last_string {
+            if *k == key {
+                return Ok(s.clone());
+            }
+        }
         if let Some(s) = self.strings.get(&key) {
+            self.last_string = Some((key, s.clone()));
             return Ok(s.clone());
         }
         let elf = &self.elf_strings;
@@ -504,6 +514,7 @@ impl Sampler {
                 .into(),
         };
         self.strings.insert(key, s.clone());
+        self.last_string = Some((key, s.clone()));
         Ok(s)
     }
 }
