@@ -135,7 +135,7 @@ fn a_million_live_reads_of_a_changing_table_are_never_torn() {
                 // Bursts of back-to-back changes, then a quiet moment, as a kernel has: how
                 // many reads land in a quiet moment depends on the machine's load, so the
                 // reader below counts consistent reads rather than timing anything.
-                if i % 256 == 0 {
+                if i.is_multiple_of(256) {
                     std::thread::sleep(std::time::Duration::from_micros(50));
                 }
             }

@@ -113,13 +113,21 @@ mod tests {
     #[test]
     fn frees_of_a_live_owner_reclaims_of_a_gone_one_then_allocs() {
         let old = snap(
-            vec![entry(0, 0x1000, 3), entry(1, 0x2000, 3), entry(2, 0x3000, 4)],
+            vec![
+                entry(0, 0x1000, 3),
+                entry(1, 0x2000, 3),
+                entry(2, 0x3000, 4),
+            ],
             vec![(3, ProcState::Running), (4, ProcState::Running)],
         );
         // 3 freed one page and lives on; 4 exited (zombie) leaving 0x3000; 5 allocated.
         let new = snap(
             vec![entry(1, 0x2000, 3), entry(2, 0x9000, 5)],
-            vec![(3, ProcState::Running), (4, ProcState::Zombie), (5, ProcState::Running)],
+            vec![
+                (3, ProcState::Running),
+                (4, ProcState::Zombie),
+                (5, ProcState::Running),
+            ],
         );
         let mut seq = 10;
         let got = derive(&old, &new, &mut seq);
@@ -132,7 +140,11 @@ mod tests {
             ]
         );
         assert_eq!(seq, 13);
-        assert_eq!(got[2].slot, Some(2), "a reused slot: one removal, one addition");
+        assert_eq!(
+            got[2].slot,
+            Some(2),
+            "a reused slot: one removal, one addition"
+        );
     }
 
     #[test]

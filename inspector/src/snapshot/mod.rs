@@ -24,11 +24,11 @@ mod quiescent;
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
+pub use derived::derive as derive_events;
 pub use layout::{
     EntryFields, RecordArray, Scalar, TrackerLayout, MAX_BUILD_ID_BYTES, MAX_HEADER_BYTES,
     MAX_RECORDS, MAX_SPAN_BYTES,
 };
-pub use derived::derive as derive_events;
 pub use live::LIVE_BOUND;
 pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 

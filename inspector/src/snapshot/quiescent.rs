@@ -49,7 +49,12 @@ impl TrackerCode {
                         .symbols()
                         .iter()
                         .filter(|s| s.name == name && s.kind == SymbolType::Function && s.size > 0)
-                        .map(|s| (name.to_string(), s.address..s.address.saturating_add(s.size))),
+                        .map(|s| {
+                            (
+                                name.to_string(),
+                                s.address..s.address.saturating_add(s.size),
+                            )
+                        }),
                 );
             }
         }
