@@ -3,15 +3,16 @@
 //! leak reports work the same on such a kernel.
 //!
 //! Contract: an entry that appeared is an `Alloc`; an entry that disappeared is an
-//! `ExitReclaim` when its owner (not the kernel) is gone, that is, owns nothing any more and has
-//! no live process record (none, or one that is a zombie or unused; a kernel without a process
-//! table has no records, so owning nothing is enough), else a `Free`. Removals come first, then
+//! `ExitReclaim` when its owner (not the kernel) has exited, else a `Free`. Exited means: with a
+//! process table (`proc_table`), the owner has no record any more or its record is a zombie or
+//! unused, so a snapshot taken half-way through an exit sweep counts the part already swept as
+//! reclaimed too; without one, the owner owns nothing any more. Removals come first, then
 //! additions, each in slot order. Sequence numbers count up across the sampler's life (a
 //! reconnect does not restart them) and the snapshot's `event_head` is the next one, as for a
 //! kernel's ring. What a comparison cannot see is not reported: an allocation made and freed
-//! between two snapshots, or an explicit free followed by the owner's exit before the next
-//! snapshot (reported as a reclaim). The first snapshot has no events: there is nothing to
-//! compare it with.
+//! between two snapshots; and a free the exiting process itself made just before it exited,
+//! when no snapshot fell in between, counts as reclaimed. The first snapshot has no events:
+//! there is nothing to compare it with.
 
 use super::Sampler;
 use crate::model::{diff, Entry, Event, EventKind, ProcState, Snapshot, KERNEL_PID};
@@ -24,15 +25,22 @@ impl Sampler {
             return;
         }
         if let Some(previous) = &self.previous {
-            snap.events = derive(previous, snap, &mut self.derived_head);
+            let has_procs = self.layout.procs.is_some();
+            snap.events = derive(previous, snap, has_procs, &mut self.derived_head);
         }
         snap.missed_events = 0;
         snap.header.event_head = self.derived_head;
     }
 }
 
-/// The events that take `previous` to `new`, numbered from `*next_seq` (advanced past them).
-pub fn derive(previous: &Snapshot, new: &Snapshot, next_seq: &mut u64) -> Vec<Event> {
+/// The events that take `previous` to `new`, numbered from `*next_seq` (advanced past them);
+/// `has_procs`: the kernel exports a process table (see the module doc).
+pub fn derive(
+    previous: &Snapshot,
+    new: &Snapshot,
+    has_procs: bool,
+    next_seq: &mut u64,
+) -> Vec<Event> {
     let d = diff(previous, new);
     let mut events = Vec::with_capacity(d.removed.len() + d.added.len());
     let mut push = |kind: EventKind, e: &Entry| {
@@ -49,7 +57,7 @@ pub fn derive(previous: &Snapshot, new: &Snapshot, next_seq: &mut u64) -> Vec<Ev
         *next_seq += 1;
     };
     for e in &d.removed {
-        let kind = if owner_gone(e.owner, new) {
+        let kind = if exited(e.owner, new, has_procs) {
             EventKind::ExitReclaim
         } else {
             EventKind::Free
@@ -63,12 +71,16 @@ pub fn derive(previous: &Snapshot, new: &Snapshot, next_seq: &mut u64) -> Vec<Ev
 }
 
 /// True when `owner` is a process that exited by the time of `snap` (see the module doc).
-fn owner_gone(owner: u32, snap: &Snapshot) -> bool {
-    owner != KERNEL_PID
-        && !snap.entries.iter().any(|e| e.owner == owner)
-        && snap
-            .process(owner)
+fn exited(owner: u32, snap: &Snapshot, has_procs: bool) -> bool {
+    if owner == KERNEL_PID {
+        return false;
+    }
+    if has_procs {
+        snap.process(owner)
             .is_none_or(|p| matches!(p.state, ProcState::Zombie | ProcState::Unused))
+    } else {
+        !snap.entries.iter().any(|e| e.owner == owner)
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +142,7 @@ mod tests {
             ],
         );
         let mut seq = 10;
-        let got = derive(&old, &new, &mut seq);
+        let got = derive(&old, &new, true, &mut seq);
         assert_eq!(
             kinds(&got),
             vec![
@@ -152,7 +164,7 @@ mod tests {
         let old = snap(vec![entry(0, 0x1000, 3), entry(1, 0x2000, 0)], vec![]);
         let new = snap(vec![], vec![]);
         let mut seq = 0;
-        let got = derive(&old, &new, &mut seq);
+        let got = derive(&old, &new, false, &mut seq);
         assert_eq!(
             kinds(&got),
             vec![
@@ -166,20 +178,31 @@ mod tests {
     fn an_owner_that_still_owns_pages_or_still_runs_only_freed() {
         let old = snap(vec![entry(0, 0x1000, 3), entry(1, 0x2000, 3)], vec![]);
         let new = snap(vec![entry(1, 0x2000, 3)], vec![]);
-        let got = derive(&old, &new, &mut 0);
+        let got = derive(&old, &new, false, &mut 0);
         assert_eq!(got[0].kind, EventKind::Free);
 
         let old = snap(vec![entry(0, 0x1000, 3)], vec![(3, ProcState::Sleeping)]);
         let new = snap(vec![], vec![(3, ProcState::Sleeping)]);
-        let got = derive(&old, &new, &mut 0);
+        let got = derive(&old, &new, true, &mut 0);
         assert_eq!(got[0].kind, EventKind::Free);
+    }
+
+    #[test]
+    fn half_way_through_a_zombie_s_sweep_what_is_gone_is_reclaimed() {
+        let old = snap(
+            vec![entry(0, 0x1000, 3), entry(1, 0x2000, 3)],
+            vec![(3, ProcState::Zombie)],
+        );
+        let new = snap(vec![entry(1, 0x2000, 3)], vec![(3, ProcState::Zombie)]);
+        let got = derive(&old, &new, true, &mut 0);
+        assert_eq!(got[0].kind, EventKind::ExitReclaim);
     }
 
     #[test]
     fn equal_snapshots_give_no_events() {
         let s = snap(vec![entry(0, 0x1000, 3)], vec![]);
         let mut seq = 7;
-        assert!(derive(&s, &s, &mut seq).is_empty());
+        assert!(derive(&s, &s, true, &mut seq).is_empty());
         assert_eq!(seq, 7);
     }
 }
