@@ -9,7 +9,8 @@
 //! halts again, within a bound, as it does for an odd generation. A guest held there by a
 //! debugger gives the last consistent snapshot, marked `mid_change`.
 //!
-//! Only the halted hart's pc is looked at: the chapter's kernels run the tracker on one hart.
+//! Only the pc of the hart the stub reports registers for is looked at (QEMU: the first hart):
+//! the chapter's kernels run the tracker on one hart, the C example on hart 0.
 
 use super::{Sampler, SnapshotError};
 use crate::dwarf::{DebugInfo, SymbolType};
