@@ -3,7 +3,14 @@
 CARGO       ?= cargo
 TARGET      := riscv64gc-unknown-none-elf
 PROFILE_DIR := target/$(TARGET)/release
+# Where `make kernel` (the Rust kernel) and `make c-kernel` (examples/chapter-c) leave their ELF.
 KERNEL_ELF  := build/kernel.elf
+C_KERNEL_ELF := build/chapter-c.elf
+# The kernel `make qemu`, `make qemu-gdb`, `make run` and `make inspect` boot and read, e.g.
+# `make run KERNEL=build/chapter-c.elf`; any ELF that exports the chapter's `alloc_table` will do.
+KERNEL      ?= $(KERNEL_ELF)
+# What builds $(KERNEL) for `make run`: nothing for a kernel of your own.
+KERNEL_BUILD := $(if $(filter $(KERNEL_ELF),$(KERNEL)),kernel,$(if $(filter $(C_KERNEL_ELF),$(KERNEL)),c-kernel,))
 QEMU        ?= qemu-system-riscv64
 GDB         ?= gdb-multiarch
 GDB_PORT    ?= 1234
@@ -11,11 +18,11 @@ RAM_SIZE    := 128M
 # Guest RAM in a shared file the inspector reads while the guest runs (`--ram`); one per QEMU,
 # like the port. scripts/qemu.sh adds the memory backend and removes the file when QEMU ends.
 RAM_FILE    ?= /dev/shm/leakscope-$(GDB_PORT).ram
-QEMU_FLAGS  := -machine virt -m $(RAM_SIZE) -bios default -nographic -kernel $(KERNEL_ELF) \
+QEMU_FLAGS  := -machine virt -m $(RAM_SIZE) -bios default -nographic -kernel $(KERNEL) \
                -gdb tcp:127.0.0.1:$(GDB_PORT)
 RUN_QEMU    := RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/qemu.sh $(QEMU)
 
-.PHONY: setup kernel user qemu qemu-gdb gdb
+.PHONY: setup kernel user c-kernel qemu qemu-gdb gdb
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +35,10 @@ kernel: user
 	LEAKSCOPE_USER_DIR=$(CURDIR)/$(PROFILE_DIR) $(CARGO) build --release --target $(TARGET) -p kernel
 	mkdir -p build
 	cp $(PROFILE_DIR)/kernel $(KERNEL_ELF)
+
+# The C example kernel that follows the chapter (examples/chapter-c): clang and lld.
+c-kernel: setup
+	$(MAKE) -C examples/chapter-c OUT=$(CURDIR)/$(C_KERNEL_ELF) OBJDIR=$(CURDIR)/build/chapter-c
 
 qemu: setup
 	$(RUN_QEMU) $(QEMU_FLAGS)
@@ -52,17 +63,17 @@ inspector: setup
 	$(CARGO) build --release -p inspector
 
 # The main job: QEMU's console (left) and the live TUI (right) side by side in tmux.
-run: kernel inspector
-	GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
+run: $(KERNEL_BUILD) inspector
+	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
 
 # The TUI, attached to a QEMU started with `make qemu` in another terminal: through its RAM
 # file when there is one (and the inspector takes `--ram`), and its gdbstub.
 inspect: inspector
-	GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
+	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
 
 # Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
-# plain `cargo test` because they need build/kernel.elf and QEMU).
-test: kernel inspector
+# plain `cargo test` because they need build/kernel.elf, build/chapter-c.elf and QEMU).
+test: kernel c-kernel inspector
 	$(CARGO) test --workspace --exclude kernel --exclude user -- --include-ignored --test-threads=$(TEST_THREADS)
 
 bench: kernel inspector

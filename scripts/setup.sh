@@ -25,6 +25,9 @@ declare -A PKGS=(
   [gcc]=gcc
   # Tests: the DWARF fixtures assemble big-endian objects with llvm-mc (gcc builds the C source).
   [llvm-mc]=llvm
+  # The C example kernel (examples/chapter-c, `make c-kernel`): clang for riscv64, linked by lld.
+  [clang]=clang
+  [ld.lld]=lld
 )
 missing=()
 for cmd in "${!PKGS[@]}"; do

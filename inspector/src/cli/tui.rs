@@ -58,10 +58,12 @@ pub fn run(args: TuiArgs) -> Result<()> {
             DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?.with_shutdown(stop.clone()),
         ),
     };
-    let interval = match (args.interval, &conn.ram) {
-        (Some(i), _) => i,
-        (None, Some(_)) => RAM_INTERVAL,
-        (None, None) => STUB_INTERVAL,
+    // From what the source does, not from the options: a kernel without a generation counter
+    // is read through the stub even when --ram is given.
+    let interval = match args.interval {
+        Some(i) => i,
+        None if conn.ram.is_none() || source.capabilities().halts_guest => STUB_INTERVAL,
+        None => RAM_INTERVAL,
     };
     crate::tui::run_tui(source, interval, stop)
 }

@@ -388,8 +388,11 @@ impl DebugSource {
     /// and the stub (connected on the first debugger command) serves only the debugger. The
     /// RAM source reuses the ELF this source already loaded (`ram_base` as in
     /// [`RamSource::new`]).
+    /// A kernel without a generation counter cannot be read while it runs: the file is then
+    /// not used and the views read through the stub (the capabilities say it halts).
     pub fn with_ram(mut self, ram: &std::path::Path, ram_base: Option<u64>) -> Result<DebugSource> {
-        self.ram = Some(RamSource::with_debug(self.debug.clone(), ram, ram_base)?);
+        let ram = RamSource::with_debug(self.debug.clone(), ram, ram_base)?;
+        self.ram = ram.reads_while_running().then_some(ram);
         Ok(self)
     }
 

@@ -31,6 +31,10 @@ impl Sampler {
         mem: &mut M,
     ) -> Result<Snapshot, SnapshotError> {
         self.layout.check()?;
+        if !self.layout.has_generation() {
+            // Without the sequence lock a copy could be torn: refuse rather than guess.
+            return Err(SnapshotError::NoGeneration);
+        }
         let start = Instant::now();
         let mut spins = 0u32;
         loop {

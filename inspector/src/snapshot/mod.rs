@@ -11,18 +11,26 @@
 //! read is larger than the guest's RAM (`ram_pages` of the header, when it says) or
 //! [`MAX_SPAN_BYTES`]: a layout that does not describe the running kernel gives an error, and
 //! the guest runs again, rather than an attempt to allocate what the guest cannot hold.
+//!
+//! A kernel with only the chapter's table (no header, no ring): every snapshot reads the whole
+//! table, is taken only with the guest outside the functions that write it (`quiescent`), and
+//! its events are derived by comparing snapshots (`derived`).
 
+mod derived;
 mod layout;
 mod live;
+mod quiescent;
 
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
+pub use derived::derive as derive_events;
 pub use layout::{
     EntryFields, RecordArray, Scalar, TrackerLayout, MAX_BUILD_ID_BYTES, MAX_HEADER_BYTES,
     MAX_RECORDS, MAX_SPAN_BYTES,
 };
 pub use live::LIVE_BOUND;
+pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
@@ -49,10 +57,16 @@ pub enum SnapshotError {
     )]
     NotInitialised { found: u64 },
     #[error(
-        "the tracker stayed mid-change (odd generation) over {TORN_RETRIES} attempts: is the \
-         guest stopped inside a tracker function by a breakpoint? continue it and retry"
+        "the tracker stayed mid-change (odd generation, or the guest inside a function that \
+         writes alloc_table) over {TORN_RETRIES} attempts: is the guest stopped inside a \
+         tracker function by a breakpoint? continue it and retry"
     )]
     Torn,
+    #[error(
+        "this kernel exports no generation counter (alloc_tracker.generation), so its table \
+         cannot be read while it runs: read it through the GDB stub (--gdb instead of --ram)"
+    )]
+    NoGeneration,
     #[error(
         "the ELF does not match the running kernel (leakscope_build_id differs): pass the ELF \
          that QEMU booted, or rebuild and restart (make kernel, then make qemu)"
@@ -91,15 +105,22 @@ pub struct Sampler {
     next_event: Option<u64>,
     /// Reusable read buffer.
     buf: Vec<u8>,
+    /// Without a generation counter: the code that writes the table, where no read is taken.
+    tracker_code: Option<TrackerCode>,
+    /// Without an event ring: the sequence number of the next derived event.
+    derived_head: u64,
 }
 
 impl Sampler {
     /// A sampler for the kernel described by `debug`.
     pub fn new(debug: std::sync::Arc<DebugInfo>) -> Result<Sampler, crate::dwarf::DwarfError> {
         let layout = TrackerLayout::resolve(&debug)?;
+        let code = (!layout.has_generation()).then(|| TrackerCode::resolve(&debug));
         let elf_strings =
             Box::new(move |addr: u64, buf: &mut [u8]| debug.elf().read_static(addr, buf));
-        Ok(Sampler::with_layout(layout, elf_strings))
+        let mut sampler = Sampler::with_layout(layout, elf_strings);
+        sampler.set_tracker_code(code);
+        Ok(sampler)
     }
 
     /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
@@ -112,7 +133,15 @@ impl Sampler {
             previous: None,
             next_event: None,
             buf: Vec::new(),
+            tracker_code: None,
+            derived_head: 0,
         }
+    }
+
+    /// The code no read may be taken in (see `quiescent`); [`new`](Self::new) sets it for a
+    /// kernel without a generation counter.
+    pub fn set_tracker_code(&mut self, code: Option<TrackerCode>) {
+        self.tracker_code = code;
     }
 
     pub fn layout(&self) -> &TrackerLayout {
@@ -157,7 +186,7 @@ impl Sampler {
         for _ in 0..TORN_RETRIES {
             let mut guard = HaltGuard::new(target)?;
             let header = self.read_header(&mut *guard)?;
-            if header.generation % 2 == 1 {
+            if header.generation % 2 == 1 || self.inside_tracker_code(&mut *guard)? {
                 if guard.will_resume() {
                     pause += guard.resume()?;
                     std::thread::sleep(TORN_BACKOFF);
@@ -177,6 +206,7 @@ impl Sampler {
             snap.pause_us = pause.as_micros() as u64;
             snap.mid_change = false;
             snap.rebooted = rebooted;
+            self.derive_events(&mut snap);
             self.keep(&snap);
             return Ok(snap);
         }

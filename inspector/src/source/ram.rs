@@ -82,6 +82,12 @@ impl RamSource {
         Ok(source)
     }
 
+    /// False for a kernel without a generation counter (the chapter's bare table): its
+    /// samples fail with [`SnapshotError::NoGeneration`]; read it through the stub instead.
+    pub fn reads_while_running(&self) -> bool {
+        self.sampler.layout().has_generation()
+    }
+
     /// The RAM file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -1,5 +1,7 @@
 //! Builds the Rust tracker fixture (`tests/fixtures/rust_tracker.rs`: the kernel's ABI types in
-//! statics, compiled by rustc for riscv64) for tests that need real rustc DWARF without QEMU.
+//! statics, compiled by rustc for riscv64) and the chapter's C tracker fixture
+//! (`tests/fixtures/chapter_tracker.c`, gcc for the host) for tests that need real DWARF
+//! without QEMU.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +30,28 @@ pub fn rust_tracker_object(dir: &Path) -> PathBuf {
     assert!(
         out.status.success(),
         "rustc could not build {} (rustup target add riscv64gc-unknown-none-elf):\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    obj
+}
+
+/// Compiles `tests/fixtures/chapter_tracker.c` (the chapter's table, `alloc_table_count`, a
+/// `proc_table` and a `track_alloc`; no header, no ring) with `gcc -g -O0 -c` into `dir`.
+/// Panics with gcc's message if it fails (scripts/setup.sh installs gcc).
+pub fn chapter_tracker_object(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chapter_tracker.c");
+    let obj = dir.join("chapter_tracker.o");
+    let out = Command::new("gcc")
+        .args(["-g", "-O0", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .expect("running gcc (make setup installs it)");
+    assert!(
+        out.status.success(),
+        "gcc could not build {}:\n{}",
         src.display(),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -4,7 +4,8 @@
 //! Optionally guest RAM lives in a shared file ([`Qemu::boot_with_ram`]), as `make qemu` keeps
 //! it; the harness removes that file once QEMU is dead (QEMU never does).
 //!
-//! The kernel comes from `LEAKSCOPE_KERNEL_ELF`, else `<workspace>/build/kernel.elf` (`make kernel`).
+//! The kernel comes from `LEAKSCOPE_KERNEL_ELF`, else `<workspace>/build/kernel.elf` (`make kernel`);
+//! [`Qemu::start_elf`] boots another one, such as the C example ([`c_kernel_elf`]).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -46,6 +47,11 @@ pub fn kernel_elf() -> PathBuf {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../build/kernel.elf"),
     }
+}
+
+/// The C example kernel (`make c-kernel`): `<workspace>/build/chapter-c.elf`.
+pub fn c_kernel_elf() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../build/chapter-c.elf")
 }
 
 /// A loopback port nobody listens on right now.
@@ -100,18 +106,26 @@ impl Qemu {
         Self::spawn(gdb_port, extra, None)
     }
 
+    /// Starts QEMU with the kernel `elf` (running, gdbstub on a free port) and returns at once.
+    pub fn start_elf(elf: &Path, extra: &[&str]) -> Qemu {
+        Self::spawn_elf(elf, free_port(), extra, None)
+    }
+
     fn spawn(gdb_port: u16, extra: &[&str], ram_file: Option<&Path>) -> Qemu {
-        let elf = kernel_elf();
+        Self::spawn_elf(&kernel_elf(), gdb_port, extra, ram_file)
+    }
+
+    fn spawn_elf(elf: &Path, gdb_port: u16, extra: &[&str], ram_file: Option<&Path>) -> Qemu {
         assert!(
             elf.exists(),
-            "no kernel at {}: run `make kernel` first",
+            "no kernel at {}: run `make kernel` (or `make c-kernel` for build/chapter-c.elf) first",
             elf.display()
         );
         let mut cmd = Command::new("qemu-system-riscv64");
         cmd.args(["-machine", "virt", "-m", RAM_SIZE, "-bios", "default"])
             .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
             .arg("-kernel")
-            .arg(&elf)
+            .arg(elf)
             .args(["-gdb", &format!("tcp:127.0.0.1:{gdb_port}")]);
         if let Some(path) = ram_file {
             // As scripts/qemu.sh does; QEMU merges the two -machine options.
@@ -176,6 +190,14 @@ impl Qemu {
         if let Some(path) = self.ram_file.take() {
             let _ = std::fs::remove_file(path);
         }
+    }
+
+    /// Types `text` on the console, without Enter.
+    pub fn send(&mut self, text: &str) {
+        self.stdin
+            .write_all(text.as_bytes())
+            .expect("write to qemu stdin");
+        self.stdin.flush().unwrap();
     }
 
     /// Types `line` and Enter on the console.
