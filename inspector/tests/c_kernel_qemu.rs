@@ -145,13 +145,13 @@ fn a_snapshot_equals_dump_allocs_printed_at_the_same_halt() {
     let read: BTreeSet<Row> = snap
         .entries
         .iter()
-        .map(|e| (e.pa, e.npages, e.owner as u64, e.tag.clone()))
+        .map(|e| (e.pa, e.npages, e.owner as u64, e.tag.to_string()))
         .collect();
     assert!(!read.is_empty(), "the demo's processes own pages");
     assert_eq!(read, printed, "snapshot vs dump_allocs:\n{dump}");
     assert_eq!(snap.header.count, printed.len() as u64, "alloc_table_count");
     // Names and states from the kernel's proc_table.
-    for e in &snap.entries {
+    for e in snap.entries.iter() {
         let p = snap.process(e.owner).expect("each owner is a live process");
         assert_eq!(p.name, "demo");
     }

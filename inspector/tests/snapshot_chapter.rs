@@ -215,7 +215,7 @@ fn events_are_derived_by_comparing_snapshots() {
     let got: Vec<_> = second
         .events
         .iter()
-        .map(|e| (e.seq, e.kind.clone(), e.owner, e.slot, e.tag.as_str()))
+        .map(|e| (e.seq, e.kind.clone(), e.owner, e.slot, &*e.tag))
         .collect();
     assert_eq!(
         got,

@@ -101,7 +101,7 @@ mod tests {
 
     fn snap(entries: Vec<Entry>, procs: Vec<(u32, ProcState)>) -> Snapshot {
         Snapshot {
-            entries,
+            entries: entries.into(),
             procs: procs
                 .into_iter()
                 .map(|(pid, state)| Process {
