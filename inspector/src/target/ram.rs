@@ -3,9 +3,9 @@
 //! halt, no cost to the guest. The file holds RAM from the guest-physical RAM base at offset 0.
 //!
 //! The file is mapped (shared, read-only), so a read is a copy out of the mapping: no system
-//! call, which matters because the first system call after the reader slept costs the host
-//! around 10 µs on a virtual machine (measured: a cold snapshot of 20 reads took 27 µs through
-//! `pread`, under 2 µs through the mapping).
+//! call, which matters because a sampler wakes up for every snapshot, and the first system
+//! calls after a sleep are the slowest (on this project's virtual machine, a cold snapshot's
+//! reads went from about 27 µs through `pread` to under 2 µs through the mapping).
 //!
 //! Contracts:
 //! - reads see the guest's stores as QEMU performs them, in no promised order: a reader that
