@@ -77,16 +77,26 @@ pub fn event_json(e: &Event) -> Value {
 pub fn snapshot_text(s: &Snapshot) -> String {
     let h = &s.header;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "tracker: {}/{} slots used, generation {}, high-water {}, pause {} us",
-        h.count, h.capacity, h.generation, h.high_water, s.pause_us
-    );
-    let _ = writeln!(
-        out,
-        "pages: ram {} free {} tracked {}; failed allocs {}, invalid frees {}",
-        h.ram_pages, h.free_pages, h.tracked_pages, h.failed_allocs, h.invalid_frees
-    );
+    if h.bare {
+        // The chapter's table alone: no generation, counters or RAM figures to show.
+        let _ = writeln!(
+            out,
+            "tracker: {}/{} slots used (the chapter's table alone: no tracker header), pause {} us",
+            h.count, h.capacity, s.pause_us
+        );
+        let _ = writeln!(out, "pages: tracked {}", h.tracked_pages);
+    } else {
+        let _ = writeln!(
+            out,
+            "tracker: {}/{} slots used, generation {}, high-water {}, pause {} us",
+            h.count, h.capacity, h.generation, h.high_water, s.pause_us
+        );
+        let _ = writeln!(
+            out,
+            "pages: ram {} free {} tracked {}; failed allocs {}, invalid frees {}",
+            h.ram_pages, h.free_pages, h.tracked_pages, h.failed_allocs, h.invalid_frees
+        );
+    }
     let _ = writeln!(
         out,
         "\n{:>5}  {:<16} {:<9} {:>7} {:>7}  top tags",
@@ -493,6 +503,19 @@ mod tests {
                 .any(|l| l.contains("0x0080305000") && l.ends_with("heap")),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_bare_table_shows_no_counters_it_does_not_have() {
+        let mut s = sample();
+        s.header.bare = true;
+        let t = snapshot_text(&s);
+        assert!(
+            t.contains("slots used (the chapter's table alone: no tracker header)"),
+            "{t}"
+        );
+        assert!(!t.contains("generation") && !t.contains("free "), "{t}");
+        assert!(!snapshot_text(&sample()).contains("table alone"));
     }
 
     #[test]

@@ -170,6 +170,9 @@ pub struct Header {
     /// A value the kernel draws once per boot (0: the kernel does not say): when it changes,
     /// the guest rebooted, whatever the generation says.
     pub boot_nonce: u64,
+    /// The kernel exports the chapter's table alone (no tracker header): the counters above
+    /// but `capacity`, `count` and `tracked_pages` are unknown (0), not zero.
+    pub bare: bool,
 }
 
 /// How a snapshot was read.

@@ -248,6 +248,7 @@ impl Sampler {
             return Ok(Header {
                 capacity,
                 high_water: capacity,
+                bare: true,
                 ..Header::default()
             });
         };
@@ -282,6 +283,7 @@ impl Sampler {
             tracked_pages: get("tracked_pages"),
             timebase_hz: get("timebase_hz"),
             boot_nonce: get("boot_nonce"),
+            bare: false,
         })
     }
 
