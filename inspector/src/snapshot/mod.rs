@@ -399,6 +399,7 @@ impl Sampler {
         let missed = oldest_kept.saturating_sub(from);
         from = from.max(oldest_kept);
         let mut events = Vec::with_capacity((head - from) as usize);
+        let fields = EventFields::of(&ring.record);
         // At most two contiguous runs of the ring: up to its end, then from its start.
         let mut seq = from;
         while seq < head {
@@ -412,8 +413,7 @@ impl Sampler {
                 let Some(rec) = ring.array.element_bytes(&bytes, i) else {
                     break;
                 };
-                let rec = rec.to_vec();
-                events.push(self.decode_event(t, &ring.record, &rec, seq + i)?);
+                events.push(self.decode_event(t, &fields, rec, seq + i)?);
             }
             self.buf = bytes;
             seq += end - start;
@@ -424,40 +424,37 @@ impl Sampler {
     fn decode_event<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
-        r: &StructLayout,
+        f: &EventFields,
         rec: &[u8],
         expected_seq: u64,
     ) -> Result<Event, SnapshotError> {
-        let get = |name: &str| r.field(name).and_then(|f| f.read_u64(rec)).unwrap_or(0);
-        let kind = match r.field("kind") {
+        let get = |f: Option<&FieldLayout>| f.and_then(|f| f.read_u64(rec)).unwrap_or(0);
+        let kind = match f.kind {
             Some(f) => match f.enum_name(rec) {
                 Some(name) => EventKind::from_name(name),
                 None => EventKind::Other(f.read_u64(rec).unwrap_or(0).to_string()),
             },
             None => EventKind::Other("?".into()),
         };
-        let tag = match r.field("tag") {
-            Some(f) => self.string(t, &f.clone(), rec)?,
+        let tag = match f.tag {
+            Some(f) => self.string(t, f, rec)?,
             None => Arc::from(""),
         };
-        let seq = r
-            .field("seq")
-            .and_then(|f| f.read_u64(rec))
-            .unwrap_or(expected_seq);
-        let slot = r
-            .field("slot")
+        let seq = f.seq.and_then(|f| f.read_u64(rec)).unwrap_or(expected_seq);
+        let slot = f
+            .slot
             .and_then(|f| f.read_u64(rec))
             .filter(|&s| s != NO_SLOT && s < self.layout.table.array.len)
             .map(|s| s as usize);
         Ok(Event {
             seq,
             kind,
-            owner: get("owner") as u32,
+            owner: get(f.owner) as u32,
             slot,
-            pa: get("pa"),
-            npages: get("npages"),
+            pa: get(f.pa),
+            npages: get(f.npages),
             tag,
-            time: get("time"),
+            time: get(f.time),
         })
     }
 
@@ -548,6 +545,33 @@ impl Sampler {
         self.strings.insert(key, s.clone());
         self.last_string = Some((key, s.clone()));
         Ok(s)
+    }
+}
+
+/// The event record's fields, looked up by name once per read rather than once per event.
+struct EventFields<'l> {
+    kind: Option<&'l FieldLayout>,
+    tag: Option<&'l FieldLayout>,
+    seq: Option<&'l FieldLayout>,
+    slot: Option<&'l FieldLayout>,
+    owner: Option<&'l FieldLayout>,
+    pa: Option<&'l FieldLayout>,
+    npages: Option<&'l FieldLayout>,
+    time: Option<&'l FieldLayout>,
+}
+
+impl<'l> EventFields<'l> {
+    fn of(r: &'l StructLayout) -> EventFields<'l> {
+        EventFields {
+            kind: r.field("kind"),
+            tag: r.field("tag"),
+            seq: r.field("seq"),
+            slot: r.field("slot"),
+            owner: r.field("owner"),
+            pa: r.field("pa"),
+            npages: r.field("npages"),
+            time: r.field("time"),
+        }
     }
 }
 
