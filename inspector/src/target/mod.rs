@@ -73,6 +73,11 @@ pub enum TargetError {
     #[error("no breakpoint at {addr:#x}")]
     NoBreakpoint { addr: u64 },
 
+    #[error(
+        "cannot {op}: the guest is held by {by}; continue or detach there first"
+    )]
+    HeldElsewhere { op: &'static str, by: &'static str },
+
     #[error("the target is detached; reconnect to inspect it again")]
     Detached,
 

@@ -78,6 +78,11 @@ impl RspTarget {
         &mut self.client
     }
 
+    /// The underlying connection, read-only (its last stop reply, say).
+    pub fn client_ref(&self) -> &RspClient {
+        &self.client
+    }
+
     /// True if memory addresses are physical (`Qqemu.PhyMemMode:1` in force).
     pub fn physical_memory(&self) -> bool {
         self.client.phy_mem_mode()
