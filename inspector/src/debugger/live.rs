@@ -25,8 +25,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
-use crate::source::session::{BOOT_RETRY, BOOT_WAIT};
 use crate::source::session::Connector;
+use crate::source::session::{BOOT_RETRY, BOOT_WAIT};
 use crate::source::{load_elf, Capabilities, NotReady, Origin, RamSource, Session, Source};
 use crate::target::{Cancelled, HaltGuard, ShutdownFlag, StopReason};
 

@@ -20,11 +20,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::guest::{Guest, WatchKind};
+use super::sampler::SamplerTarget;
 use crate::riscv::Registers;
-use crate::target::{BreakpointKind, StopReason, Target, TargetError};
+use crate::target::{StopReason, TargetError};
 
 /// How the arbiter (re)connects to the guest.
 pub type Connect<G> = Box<dyn FnMut() -> Result<G, TargetError> + Send>;
@@ -33,7 +34,7 @@ pub type Connect<G> = Box<dyn FnMut() -> Result<G, TargetError> + Send>;
 pub const STOP_POLL: Duration = Duration::from_millis(1);
 
 /// Who the gdb client is, in error messages.
-const CLIENT: &str = "the gdb attached through the inspector";
+pub(super) const CLIENT: &str = "the gdb attached through the inspector";
 
 /// Why the client's guest stopped, as gdb is told.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +57,7 @@ pub enum ClientStop {
 pub struct Busy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Run {
+pub(super) enum Run {
     /// Stopped in gdb (the client holds the guest).
     Held,
     /// Continued; waits for a stop.
@@ -66,7 +67,7 @@ enum Run {
 }
 
 #[derive(Debug)]
-struct Client {
+pub(super) struct Client {
     run: Run,
     /// A stop of the client's not yet told to gdb (the client holds the guest meanwhile).
     pending: Option<ClientStop>,
@@ -81,24 +82,24 @@ impl Client {
     }
 }
 
-struct State<G: Guest> {
-    guest: Option<G>,
-    connect: Connect<G>,
+pub(super) struct State<G: Guest> {
+    pub(super) guest: Option<G>,
+    pub(super) connect: Connect<G>,
     /// The sampler halted the guest and has not resumed it.
-    sampler_hold: bool,
+    pub(super) sampler_hold: bool,
     /// A stop at a sampler breakpoint, found by someone else, that the sampler has not seen.
-    sampler_pending: Option<StopReason>,
-    sampler_breakpoints: BTreeSet<u64>,
+    pub(super) sampler_pending: Option<StopReason>,
+    pub(super) sampler_breakpoints: BTreeSet<u64>,
     /// Whether the sampler's memory addresses are physical (the stub's mode at connect).
-    sampler_physical: bool,
+    pub(super) sampler_physical: bool,
     /// Live sampler handles.
-    samplers: usize,
-    client: Option<Client>,
+    pub(super) samplers: usize,
+    pub(super) client: Option<Client>,
     /// Breakpoints in the guest: the union of the sampler's and the client's.
-    installed: BTreeSet<u64>,
+    pub(super) installed: BTreeSet<u64>,
     /// The pc of the last trap at an installed breakpoint, until the guest moves: resuming
     /// from there steps over that breakpoint first.
-    trapped_at: Option<u64>,
+    pub(super) trapped_at: Option<u64>,
 }
 
 /// See the module doc.
@@ -126,7 +127,7 @@ impl<G: Guest> Arbiter<G> {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<G>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<G>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -135,10 +136,7 @@ impl<G: Guest> Arbiter<G> {
         let mut s = self.lock();
         s.guest()?;
         s.samplers += 1;
-        Ok(SamplerTarget {
-            arbiter: self.clone(),
-            detached: false,
-        })
+        Ok(SamplerTarget::new(self.clone()))
     }
 
     /// The gdb client attaches: the guest halts and the client holds it. [`Busy`] if a client
@@ -368,7 +366,7 @@ impl<G: Guest> Arbiter<G> {
 
 impl<G: Guest> State<G> {
     /// The connection, made now if there is none or it was lost.
-    fn guest(&mut self) -> Result<&mut G, TargetError> {
+    pub(super) fn guest(&mut self) -> Result<&mut G, TargetError> {
         if self.guest.as_mut().is_some_and(|g| g.is_gone()) {
             self.guest = None;
             self.forget_guest();
@@ -382,7 +380,7 @@ impl<G: Guest> State<G> {
     }
 
     /// The connection's state is gone with it (breakpoints, holds).
-    fn forget_guest(&mut self) {
+    pub(super) fn forget_guest(&mut self) {
         self.sampler_hold = false;
         self.sampler_pending = None;
         self.sampler_breakpoints.clear();
@@ -398,12 +396,12 @@ impl<G: Guest> State<G> {
         self.client.as_mut().ok_or(TargetError::Detached)
     }
 
-    fn client_holds(&self) -> bool {
+    pub(super) fn client_holds(&self) -> bool {
         self.client.as_ref().is_some_and(|c| c.run == Run::Held)
     }
 
     /// Halts the guest if it runs, and judges the stop ([`State::classify`]).
-    fn halt_guest(&mut self) -> Result<(), TargetError> {
+    pub(super) fn halt_guest(&mut self) -> Result<(), TargetError> {
         let g = self.guest()?;
         if g.is_halted() {
             return Ok(());
@@ -415,7 +413,7 @@ impl<G: Guest> State<G> {
     /// The guest just stopped with `reason`: a trap at someone's breakpoint is theirs (the
     /// client's only while it waits for a stop); another signal goes to a waiting client.
     /// Interrupts are the interrupter's: the caller's business.
-    fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
+    pub(super) fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
         let g = self.guest.as_mut().ok_or(TargetError::Detached)?;
         let pc = g.read_registers()?.pc();
         let watch = g.last_watch();
@@ -456,7 +454,7 @@ impl<G: Guest> State<G> {
 
     /// Installs or removes the breakpoint at `addr` so that it is in the guest exactly when the
     /// sampler or the client wants it. Must be halted.
-    fn sync_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
+    pub(super) fn sync_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
         let wanted = self.sampler_breakpoints.contains(&addr)
             || self
                 .client
@@ -475,7 +473,7 @@ impl<G: Guest> State<G> {
     }
 
     /// Switches the memory address mode if needed (physical only if the stub has it).
-    fn memory_mode(&mut self, physical: bool) -> Result<(), TargetError> {
+    pub(super) fn memory_mode(&mut self, physical: bool) -> Result<(), TargetError> {
         let physical = physical && self.sampler_physical;
         let g = self.guest()?;
         if g.physical() != physical {
@@ -485,7 +483,7 @@ impl<G: Guest> State<G> {
     }
 
     /// One instruction; a breakpoint installed at pc is taken out for it.
-    fn step_guest(&mut self) -> Result<StopReason, TargetError> {
+    pub(super) fn step_guest(&mut self) -> Result<StopReason, TargetError> {
         self.trapped_at = None;
         let pc = self.guest()?.read_registers()?.pc();
         let at_breakpoint = self.installed.contains(&pc);
@@ -503,7 +501,7 @@ impl<G: Guest> State<G> {
 
     /// Lets the guest go on when nobody holds it: carries out a client's step, or resumes
     /// (stepping over the breakpoint it stopped at first).
-    fn settle(&mut self) -> Result<(), TargetError> {
+    pub(super) fn settle(&mut self) -> Result<(), TargetError> {
         if self.guest.is_none() || self.sampler_hold || self.sampler_pending.is_some() {
             return Ok(());
         }
@@ -526,198 +524,5 @@ impl<G: Guest> State<G> {
         }
         self.trapped_at = None;
         self.guest()?.resume()
-    }
-}
-
-/// The sampler's [`Target`]: the shared connection, under the arbiter's rules (module doc).
-/// Dropping it detaches it.
-pub struct SamplerTarget<G: Guest> {
-    arbiter: Arc<Arbiter<G>>,
-    detached: bool,
-}
-
-impl<G: Guest> SamplerTarget<G> {
-    fn state(&self) -> Result<MutexGuard<'_, State<G>>, TargetError> {
-        if self.detached {
-            return Err(TargetError::Detached);
-        }
-        Ok(self.arbiter.lock())
-    }
-}
-
-impl<G: Guest> State<G> {
-    /// The sampler may touch the halted guest: it holds it, or the client does.
-    fn sampler_check(&mut self, op: &'static str) -> Result<&mut G, TargetError> {
-        if !self.sampler_hold && !self.client_holds() {
-            return Err(TargetError::NotHalted { op });
-        }
-        self.guest()
-    }
-}
-
-impl<G: Guest> Target for SamplerTarget<G> {
-    /// A stop at a sampler breakpoint found meanwhile is returned first; while the client
-    /// holds the guest, `AlreadyHalted` (so a `HaltGuard` leaves it to the client).
-    fn halt(&mut self) -> Result<StopReason, TargetError> {
-        let mut s = self.state()?;
-        if let Some(reason) = s.sampler_pending.take() {
-            s.sampler_hold = true;
-            return Ok(reason);
-        }
-        if s.sampler_hold || s.client_holds() {
-            return Ok(StopReason::AlreadyHalted);
-        }
-        s.halt_guest()?;
-        if let Some(reason) = s.sampler_pending.take() {
-            s.sampler_hold = true;
-            return Ok(reason);
-        }
-        if s.client_holds() {
-            return Ok(StopReason::AlreadyHalted);
-        }
-        s.sampler_hold = true;
-        Ok(StopReason::Interrupted)
-    }
-
-    fn resume(&mut self) -> Result<(), TargetError> {
-        let mut s = self.state()?;
-        s.sampler_hold = false;
-        s.sampler_pending = None;
-        s.settle()
-    }
-
-    fn is_halted(&self) -> bool {
-        match self.state() {
-            Ok(s) => s.sampler_hold || s.client_holds(),
-            Err(_) => false,
-        }
-    }
-
-    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
-        let mut s = self.state()?;
-        s.sampler_check("read memory")?;
-        let physical = s.sampler_physical;
-        s.memory_mode(physical)?;
-        s.guest()?.read_memory(addr, buf)
-    }
-
-    fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
-        let mut s = self.state()?;
-        s.sampler_check("write memory")?;
-        let physical = s.sampler_physical;
-        s.memory_mode(physical)?;
-        s.guest()?.write_memory(addr, data)
-    }
-
-    fn read_registers(&mut self) -> Result<Registers, TargetError> {
-        self.state()?.sampler_check("read registers")?.read_registers()
-    }
-
-    fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError> {
-        let mut s = self.state()?;
-        s.sampler_check("set a breakpoint")?;
-        if s.sampler_breakpoints.insert(addr) {
-            if let Err(e) = s.sync_breakpoint(addr) {
-                s.sampler_breakpoints.remove(&addr);
-                return Err(e);
-            }
-        }
-        Ok(BreakpointKind::Software)
-    }
-
-    fn remove_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
-        let mut s = self.state()?;
-        s.sampler_check("remove a breakpoint")?;
-        if !s.sampler_breakpoints.remove(&addr) {
-            return Err(TargetError::NoBreakpoint { addr });
-        }
-        s.sync_breakpoint(addr)
-    }
-
-    fn step(&mut self) -> Result<StopReason, TargetError> {
-        let mut s = self.state()?;
-        if !s.sampler_hold && s.client_holds() {
-            return Err(TargetError::HeldElsewhere {
-                op: "single-step",
-                by: CLIENT,
-            });
-        }
-        s.sampler_check("single-step")?;
-        s.step_guest()
-    }
-
-    /// Stops that are not the sampler's are dealt with meanwhile (see the module doc); a
-    /// guest the client holds reads as `AlreadyHalted`.
-    fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReason>, TargetError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            {
-                let mut s = self.state()?;
-                if let Some(reason) = s.sampler_pending.take() {
-                    s.sampler_hold = true;
-                    return Ok(Some(reason));
-                }
-                if s.sampler_hold || s.client_holds() {
-                    return Ok(Some(StopReason::AlreadyHalted));
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                let g = s.guest()?;
-                if !g.is_halted() {
-                    if let Some(reason) = g.wait_for_stop(left.min(STOP_POLL))? {
-                        s.classify(reason)?;
-                        if let Some(reason) = s.sampler_pending.take() {
-                            s.sampler_hold = true;
-                            return Ok(Some(reason));
-                        }
-                        s.settle()?;
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            // Let the client's thread have the connection between two looks.
-            std::thread::sleep(STOP_POLL);
-        }
-    }
-
-    /// Removes the sampler's breakpoints and lets go of the guest; the connection is detached
-    /// too once no sampler and no client use it.
-    fn detach(&mut self) -> Result<(), TargetError> {
-        if self.detached {
-            return Ok(());
-        }
-        let mut s = self.arbiter.lock();
-        self.detached = true;
-        s.samplers = s.samplers.saturating_sub(1);
-        let mut result = Ok(());
-        if s.guest.is_some() {
-            if !s.sampler_breakpoints.is_empty() {
-                result = s.halt_guest();
-                let addrs = std::mem::take(&mut s.sampler_breakpoints);
-                for addr in addrs {
-                    if let Err(e) = s.sync_breakpoint(addr) {
-                        result = result.and(Err(e));
-                    }
-                }
-            }
-            s.sampler_hold = false;
-            s.sampler_pending = None;
-            if s.samplers == 0 && s.client.is_none() {
-                if let Some(mut g) = s.guest.take() {
-                    result = result.and(g.detach());
-                }
-                s.forget_guest();
-            } else {
-                result = result.and(s.settle());
-            }
-        }
-        result
-    }
-}
-
-impl<G: Guest> Drop for SamplerTarget<G> {
-    fn drop(&mut self) {
-        let _ = self.detach();
     }
 }

@@ -39,7 +39,7 @@ pub struct ClientTarget<G: Guest> {
     pub arbiter: Arc<Arbiter<G>>,
 }
 
-fn gdb_err<G: Guest>(e: TargetError) -> GdbError<String> {
+fn gdb_err(e: TargetError) -> GdbError<String> {
     match e {
         TargetError::Unreadable { .. } => GdbError::Errno(14),
         TargetError::NotHalted { .. } | TargetError::HeldElsewhere { .. } => GdbError::NonFatal,
@@ -105,10 +105,7 @@ impl<G: Guest> Target for ClientTarget<G> {
 
 impl<G: Guest> SingleThreadBase for ClientTarget<G> {
     fn read_registers(&mut self, regs: &mut RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
-        let r = self
-            .arbiter
-            .client_read_registers()
-            .map_err(gdb_err::<G>)?;
+        let r = self.arbiter.client_read_registers().map_err(gdb_err)?;
         regs.x.copy_from_slice(r.gprs());
         regs.pc = r.pc();
         Ok(())
@@ -116,16 +113,13 @@ impl<G: Guest> SingleThreadBase for ClientTarget<G> {
 
     /// `G`: writes the registers that differ from the guest's.
     fn write_registers(&mut self, regs: &RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
-        let now = self
-            .arbiter
-            .client_read_registers()
-            .map_err(gdb_err::<G>)?;
+        let now = self.arbiter.client_read_registers().map_err(gdb_err)?;
         let wanted = regs.x.iter().copied().chain([regs.pc]);
         for (n, value) in wanted.enumerate() {
             if n != 0 && now.get(n) != Some(value) {
                 self.arbiter
                     .client_write_register(n, value)
-                    .map_err(gdb_err::<G>)?;
+                    .map_err(gdb_err)?;
             }
         }
         Ok(())
@@ -134,14 +128,14 @@ impl<G: Guest> SingleThreadBase for ClientTarget<G> {
     fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
         self.arbiter
             .client_read_memory(start, data)
-            .map_err(gdb_err::<G>)?;
+            .map_err(gdb_err)?;
         Ok(data.len())
     }
 
     fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
         self.arbiter
             .client_write_memory(start, data)
-            .map_err(gdb_err::<G>)
+            .map_err(gdb_err)
     }
 
     fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
@@ -169,10 +163,7 @@ impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
         let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
-        let regs = self
-            .arbiter
-            .client_read_registers()
-            .map_err(gdb_err::<G>)?;
+        let regs = self.arbiter.client_read_registers().map_err(gdb_err)?;
         let v = regs.get(n).ok_or(GdbError::NonFatal)?;
         let bytes = v.to_le_bytes();
         let k = bytes.len().min(buf.len());
@@ -192,7 +183,7 @@ impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
         le[..k].copy_from_slice(&val[..k]);
         self.arbiter
             .client_write_register(n, u64::from_le_bytes(le))
-            .map_err(gdb_err::<G>)
+            .map_err(gdb_err)
     }
 }
 
@@ -227,16 +218,12 @@ impl<G: Guest> Breakpoints for ClientTarget<G> {
 
 impl<G: Guest> SwBreakpoint for ClientTarget<G> {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        self.arbiter
-            .client_add_breakpoint(addr)
-            .map_err(gdb_err::<G>)?;
+        self.arbiter.client_add_breakpoint(addr).map_err(gdb_err)?;
         Ok(true)
     }
 
     fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        self.arbiter
-            .client_remove_breakpoint(addr)
-            .map_err(gdb_err::<G>)
+        self.arbiter.client_remove_breakpoint(addr).map_err(gdb_err)
     }
 }
 
@@ -268,7 +255,7 @@ impl<G: Guest> HwWatchpoint for ClientTarget<G> {
             Err(TargetError::Rsp(
                 crate::rsp::RspError::Unsupported { .. } | crate::rsp::RspError::ErrorReply { .. },
             )) => Ok(false),
-            Err(e) => Err(gdb_err::<G>(e)),
+            Err(e) => Err(gdb_err(e)),
         }
     }
 
@@ -280,7 +267,7 @@ impl<G: Guest> HwWatchpoint for ClientTarget<G> {
     ) -> TargetResult<bool, Self> {
         self.arbiter
             .client_remove_watchpoint(watch_kind(kind), addr, len)
-            .map_err(gdb_err::<G>)
+            .map_err(gdb_err)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The connection to the guest as the gdb server needs it: [`Guest`] is the [`Target`] trait plus
-//! what only a debugger client asks for (register writes, watchpoints, `monitor` commands, the
-//! memory address mode), implemented for [`RspTarget`] (QEMU) and [`MemTarget`] (tests).
+//! what only a debugger client asks for (register writes, watchpoints, the memory address
+//! mode), implemented for [`RspTarget`] (QEMU) and [`MemTarget`] (tests).
 
 use crate::riscv::{GPRS, PC, REGISTER_BYTES};
 use crate::rsp::{BreakpointType, RspError, StopKind, StopReply};
@@ -31,18 +31,23 @@ pub trait Guest: Target + Send + 'static {
     fn write_register(&mut self, regnum: usize, value: u64) -> Result<(), TargetError>;
 
     /// Sets a watchpoint over `addr..addr+len`; an error if the stub has none.
-    fn insert_watchpoint(&mut self, kind: WatchKind, addr: u64, len: u64)
-        -> Result<(), TargetError>;
+    fn insert_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError>;
 
     /// Removes a watchpoint set with the same arguments.
-    fn remove_watchpoint(&mut self, kind: WatchKind, addr: u64, len: u64)
-        -> Result<(), TargetError>;
+    fn remove_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError>;
 
     /// The data address of the watchpoint that caused the last stop, if it was one.
     fn last_watch(&self) -> Option<u64>;
-
-    /// Runs a monitor command (QEMU's human monitor) and returns its output.
-    fn monitor(&mut self, command: &str) -> Result<String, TargetError>;
 
     /// Switches memory addresses to physical (`true`) or virtual; Ok(false) if the stub has no
     /// physical mode (addresses stay virtual).
@@ -115,10 +120,6 @@ impl Guest for RspTarget {
         }
     }
 
-    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
-        RspTarget::monitor(self, command)
-    }
-
     fn set_physical(&mut self, on: bool) -> Result<bool, TargetError> {
         self.set_physical_memory(on)
     }
@@ -132,8 +133,7 @@ impl Guest for RspTarget {
     }
 }
 
-/// For tests: watchpoints are accepted and ignored, `monitor` echoes, addresses are always
-/// "virtual".
+/// For tests: watchpoints are accepted and ignored, addresses are always "virtual".
 impl Guest for MemTarget {
     fn write_register(&mut self, regnum: usize, value: u64) -> Result<(), TargetError> {
         if !self.is_halted() {
@@ -155,10 +155,6 @@ impl Guest for MemTarget {
 
     fn last_watch(&self) -> Option<u64> {
         None
-    }
-
-    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
-        Ok(format!("monitor: {command}\n"))
     }
 
     fn set_physical(&mut self, _on: bool) -> Result<bool, TargetError> {

@@ -4,7 +4,8 @@
 //! gdb-dashboard or an IDE attach with `target remote ADDR`.
 //!
 //! Files: `arbiter` (the shared connection: whose breakpoint, whose stop, who holds the guest;
-//! the sampler's [`SamplerTarget`]), `gdb_target` (the client's gdbstub `Target`, the event
+//! `sampler` (the sampler's
+//! [`SamplerTarget`] under those rules), `gdb_target` (the client's gdbstub `Target`, the event
 //! loop, the buffered connection), `listener` (accepting clients, one at a time), `guest` (what
 //! the server needs of the connection beyond the `Target` trait).
 //!
@@ -15,15 +16,17 @@ mod arbiter;
 mod gdb_target;
 mod guest;
 mod listener;
+mod sampler;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use arbiter::{Arbiter, Busy, ClientStop, Connect, SamplerTarget, STOP_POLL};
+pub use arbiter::{Arbiter, Busy, ClientStop, Connect, STOP_POLL};
 pub use gdb_target::{stop_reason, BufConn, ClientTarget, EventLoop};
 pub use guest::{Guest, WatchKind};
 pub use listener::{ClientLog, Listener, PACKET_SIZE};
+pub use sampler::SamplerTarget;
 
 use crate::dwarf::DebugInfo;
 use crate::source::session::Connector;

@@ -75,7 +75,10 @@ fn each_debugger_sees_only_its_own_breakpoint_stops() {
     // The client's breakpoint: found by the sampler's halt, given to the client.
     a.with_guest(|g| g.hit(A));
     assert_eq!(t.halt().unwrap(), StopReason::AlreadyHalted);
-    assert!(t.is_halted(), "the client holds it: the sampler reads in place");
+    assert!(
+        t.is_halted(),
+        "the client holds it: the sampler reads in place"
+    );
     assert_eq!(t.read_registers().unwrap().pc(), A);
     t.resume().unwrap();
     assert!(!running(&a), "the sampler never resumes the client's stop");
@@ -128,7 +131,11 @@ fn a_client_step_waits_for_the_samplers_hold() {
     assert_eq!(t.halt().unwrap(), StopReason::Interrupted);
     a.client_interrupt().unwrap();
     a.client_step().unwrap();
-    assert_eq!(a.client_poll().unwrap(), None, "the sampler holds the guest");
+    assert_eq!(
+        a.client_poll().unwrap(),
+        None,
+        "the sampler holds the guest"
+    );
     assert_eq!(a.with_guest(|g| g.stats().steps), Some(0));
     t.resume().unwrap();
     assert_eq!(a.client_poll().unwrap(), Some(ClientStop::Step));
@@ -141,10 +148,7 @@ fn the_sampler_cannot_step_a_guest_the_client_holds() {
     let a = arbiter();
     let mut t = a.sampler_target().unwrap();
     a.attach_client().unwrap().unwrap();
-    assert!(matches!(
-        t.step(),
-        Err(TargetError::HeldElsewhere { .. })
-    ));
+    assert!(matches!(t.step(), Err(TargetError::HeldElsewhere { .. })));
     assert!(t.is_halted());
     // Reads are fine, and a HaltGuard leaves the guest to the client.
     let g = HaltGuard::new(&mut t).unwrap();
@@ -226,9 +230,13 @@ fn a_client_over_tcp_reads_breaks_and_detaches_a_second_is_refused() {
     let mut buf = [0u8; 4];
     gdb.read_memory(RAM + 4, &mut buf).unwrap();
     assert_eq!(buf, [4, 5, 6, 7]);
-    gdb.insert_breakpoint(BreakpointType::Software, A, 4).unwrap();
+    gdb.insert_breakpoint(BreakpointType::Software, A, 4)
+        .unwrap();
     assert_eq!(installed(&a), vec![A]);
-    assert_eq!(gdb.monitor("info status").unwrap(), "monitor: info status\n");
+    assert_eq!(
+        gdb.monitor("info status").unwrap(),
+        "monitor: info status\n"
+    );
     gdb.cont().unwrap();
     std::thread::sleep(Duration::from_millis(20));
     assert!(running(&a));
@@ -247,7 +255,11 @@ fn a_client_over_tcp_reads_breaks_and_detaches_a_second_is_refused() {
         .unwrap();
     let reply = raw_packet(&mut second, "qSupported:multiprocess+");
     assert!(reply.starts_with("E.another gdb is attached"), "{reply}");
-    assert_eq!(a.held_by_client(), Some(A), "the first client is undisturbed");
+    assert_eq!(
+        a.held_by_client(),
+        Some(A),
+        "the first client is undisturbed"
+    );
 
     // The client detaches (`D`): its breakpoint goes, the guest runs.
     drop(gdb);
@@ -272,7 +284,8 @@ fn wait_until(mut f: impl FnMut() -> bool) {
 fn raw_packet(s: &mut std::net::TcpStream, payload: &str) -> String {
     use std::io::Write;
     let sum = payload.bytes().fold(0u8, |a, b| a.wrapping_add(b));
-    s.write_all(format!("${payload}#{sum:02x}").as_bytes()).unwrap();
+    s.write_all(format!("${payload}#{sum:02x}").as_bytes())
+        .unwrap();
     raw_reply(s)
 }
 
@@ -314,6 +327,10 @@ fn a_client_that_dies_at_its_breakpoint_leaves_the_guest_running_without_it() {
     wait_until(|| !a.client_attached());
     assert!(running(&a), "the guest resumes");
     assert_eq!(installed(&a), Vec::<u64>::new(), "its breakpoint is gone");
-    assert!(listener.log().last_end.unwrap().contains("connection closed"));
+    assert!(listener
+        .log()
+        .last_end
+        .unwrap()
+        .contains("connection closed"));
     listener.stop();
 }

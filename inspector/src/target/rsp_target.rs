@@ -95,12 +95,6 @@ impl RspTarget {
         Ok(self.client.set_phy_mem_mode(on)?)
     }
 
-    /// Runs a monitor command (`qRcmd`) and returns its output. Must be halted.
-    pub fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
-        self.check("run a monitor command")?;
-        Ok(self.client.monitor(command)?)
-    }
-
     fn check(&self, op: &'static str) -> Result<(), TargetError> {
         if self.detached || self.client.is_closed() {
             Err(TargetError::Detached)
@@ -261,6 +255,12 @@ impl Target for RspTarget {
             .wait_for_stop(timeout)?
             .as_ref()
             .map(stop_reason))
+    }
+
+    /// Runs a monitor command (`qRcmd`) and returns its output. Must be halted.
+    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        self.check("run a monitor command")?;
+        Ok(self.client.monitor(command)?)
     }
 
     /// Removes our breakpoints (QEMU would on `D`, other stubs may not), then detaches.

@@ -21,8 +21,8 @@ use super::input::from_crossterm;
 use super::views;
 use crate::debugger::live::{DebugCommand, DebugReport, Debuggable};
 use crate::model::Snapshot;
-use crate::source::NotReady;
 use crate::serve::ServeStatus;
+use crate::source::NotReady;
 use crate::target::{Cancelled, ShutdownFlag, SHUTDOWN_POLL};
 use anyhow::{bail, Context};
 use crossterm::event::{self, Event as TermEvent};
@@ -217,11 +217,7 @@ pub(crate) fn run_with_gdb(
     let capabilities = source.capabilities();
     let mut sample_loop = SampleLoop::new(source, interval);
     sample_loop.gdb = gdb;
-    let (mut sampler, msgs) = SamplerHandle::spawn(
-        sample_loop,
-        shutdown,
-        screen.tty_watch(),
-    )?;
+    let (mut sampler, msgs) = SamplerHandle::spawn(sample_loop, shutdown, screen.tty_watch())?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
     let result = (|| {
