@@ -355,3 +355,82 @@ fn a_second_gdb_is_refused_in_gdbs_terms() {
     mi.command("-target-detach", "^done");
     w.stop();
 }
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn a_tui_breakpoint_and_a_gdb_breakpoint_each_stop_only_their_own_debugger() {
+    use inspector::debugger::live::{DebugCommand, DebugSource, DebugState, Debuggable};
+    use inspector::serve::Serve;
+    use inspector::source::Source;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut q = Qemu::boot();
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = Serve::start("127.0.0.1:0", &stub).unwrap();
+    // The TUI's side, as its sampling thread drives it: a breakpoint at free_proc (every exit),
+    // continued at each of its stops.
+    let mut tui = DebugSource::new(kernel_elf(), stub.clone())
+        .unwrap()
+        .with_connector(serve.connector());
+    tui.sample().unwrap();
+    tui.command(DebugCommand::ToggleBreakpoint("free_proc".into()))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut tui_stops = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let _ = tui.sample();
+            if let Some(r) = tui.take_stop_report() {
+                if let DebugState::Stopped(view) = &r.state {
+                    // The function the stop is in (not a call inlined at its address).
+                    let f = view.backtrace.iter().find(|f| !f.inlined);
+                    tui_stops.push(f.and_then(|f| f.function.clone()));
+                }
+                tui.command(DebugCommand::Continue).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tui.detach();
+        tui_stops
+    });
+    keep_allocating(&mut q);
+    let out = gdb_batch(
+        serve.addr(),
+        &[
+            "break track_alloc",
+            "continue",
+            "continue",
+            "continue",
+            "delete",
+            "detach",
+        ],
+    );
+    assert_eq!(out.matches("Breakpoint 1, ").count(), 3, "{out}");
+    assert!(
+        !out.contains("free_proc ("),
+        "gdb stopped at the TUI's breakpoint:\n{out}"
+    );
+    assert_no_foreign_stop(&out);
+    // Exits go on: the TUI's breakpoint is hit.
+    q.send_line("leak 1");
+    q.expect("allocated 1 pages", T);
+    std::thread::sleep(Duration::from_secs(1));
+    done.store(true, Ordering::SeqCst);
+    let tui_stops = sampler.join().unwrap();
+    assert!(
+        !tui_stops.is_empty(),
+        "the TUI's breakpoint never stopped it"
+    );
+    for f in &tui_stops {
+        let f = f.as_deref().unwrap_or("?");
+        assert!(
+            f.contains("free_proc"),
+            "the TUI stopped in {f}: {tui_stops:?}"
+        );
+    }
+    drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
+}
