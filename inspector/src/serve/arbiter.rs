@@ -100,6 +100,9 @@ pub(super) struct State<G: Guest> {
     /// The pc of the last trap at an installed breakpoint, until the guest moves: resuming
     /// from there steps over that breakpoint first.
     pub(super) trapped_at: Option<u64>,
+    /// The halted guest's registers, read once per stop (gdb asks after every step; so do
+    /// the arbiter's own decisions). Cleared whenever the guest may have moved.
+    pub(super) regs: Option<Registers>,
 }
 
 /// See the module doc.
@@ -123,6 +126,7 @@ impl<G: Guest> Arbiter<G> {
                 client: None,
                 installed: BTreeSet::new(),
                 trapped_at: None,
+                regs: None,
             }),
         })
     }
@@ -191,8 +195,8 @@ impl<G: Guest> Arbiter<G> {
         if !s.client.as_ref().is_some_and(|c| c.run == Run::Held) {
             return None;
         }
-        let g = s.guest.as_mut()?;
-        g.read_registers().ok().map(|r| r.pc())
+        s.guest.as_ref()?;
+        s.registers().ok().map(|r| r.pc())
     }
 
     /// The client continues: the guest runs once nobody else holds it.
@@ -259,12 +263,13 @@ impl<G: Guest> Arbiter<G> {
     }
 
     pub fn client_read_registers(&self) -> Result<Registers, TargetError> {
-        self.client_op("read registers", |s| s.guest()?.read_registers())
+        self.client_op("read registers", |s| s.registers())
     }
 
     pub fn client_write_register(&self, regnum: usize, value: u64) -> Result<(), TargetError> {
         self.client_op("write a register", |s| {
             s.trapped_at = None;
+            s.regs = None;
             s.guest()?.write_register(regnum, value)
         })
     }
@@ -381,6 +386,7 @@ impl<G: Guest> State<G> {
 
     /// The connection's state is gone with it (breakpoints, holds).
     pub(super) fn forget_guest(&mut self) {
+        self.regs = None;
         self.sampler_hold = false;
         self.sampler_pending = None;
         self.sampler_breakpoints.clear();
@@ -407,6 +413,7 @@ impl<G: Guest> State<G> {
             return Ok(());
         }
         let reason = g.halt()?;
+        self.regs = None;
         self.classify(reason)
     }
 
@@ -414,9 +421,9 @@ impl<G: Guest> State<G> {
     /// client's only while it waits for a stop); another signal goes to a waiting client.
     /// Interrupts are the interrupter's: the caller's business.
     pub(super) fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
-        let g = self.guest.as_mut().ok_or(TargetError::Detached)?;
-        let pc = g.read_registers()?.pc();
-        let watch = g.last_watch();
+        self.regs = None;
+        let pc = self.registers()?.pc();
+        let watch = self.guest()?.last_watch();
         let at_breakpoint = self.installed.contains(&pc);
         let client = self.client.as_mut().filter(|c| c.run != Run::Held);
         match reason {
@@ -485,8 +492,9 @@ impl<G: Guest> State<G> {
     /// One instruction; a breakpoint installed at pc is taken out for it.
     pub(super) fn step_guest(&mut self) -> Result<StopReason, TargetError> {
         self.trapped_at = None;
-        let pc = self.guest()?.read_registers()?.pc();
+        let pc = self.registers()?.pc();
         let at_breakpoint = self.installed.contains(&pc);
+        self.regs = None;
         let g = self.guest()?;
         if !at_breakpoint {
             return g.step();
@@ -518,11 +526,22 @@ impl<G: Guest> State<G> {
             self.client_mut()?.stop(stop);
             return Ok(());
         }
-        let pc = self.guest()?.read_registers()?.pc();
+        let pc = self.registers()?.pc();
         if self.trapped_at == Some(pc) && self.installed.contains(&pc) {
             self.step_guest()?;
         }
         self.trapped_at = None;
+        self.regs = None;
         self.guest()?.resume()
+    }
+
+    /// The halted guest's registers (cached until it moves).
+    pub(super) fn registers(&mut self) -> Result<Registers, TargetError> {
+        if let Some(r) = &self.regs {
+            return Ok(r.clone());
+        }
+        let r = self.guest()?.read_registers()?;
+        self.regs = Some(r.clone());
+        Ok(r)
     }
 }

@@ -99,9 +99,9 @@ impl<G: Guest> Target for SamplerTarget<G> {
     }
 
     fn read_registers(&mut self) -> Result<Registers, TargetError> {
-        self.state()?
-            .sampler_check("read registers")?
-            .read_registers()
+        let mut s = self.state()?;
+        s.sampler_check("read registers")?;
+        s.registers()
     }
 
     fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError> {
