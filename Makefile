@@ -48,9 +48,17 @@ qemu-gdb: setup
 
 # gdb with the project's .gdbinit (alloc-dump, alloc-pid N), loaded with -x: auto-load of
 # ./.gdbinit is switched off so it is neither refused with a warning nor loaded twice.
+# Through the inspector when it serves gdb on SERVE_PORT (make run's TUI does), else straight
+# to QEMU. Whether the port listens is read from /proc/net/tcp: a probing connection would
+# attach (and halt the guest).
+SERVE_PORT  ?= $(shell echo $$(($(GDB_PORT) + 1)))
 gdb: setup
-	$(GDB) -iex 'set auto-load local-gdbinit off' -x .gdbinit $(KERNEL_ELF) \
-		-ex 'target remote 127.0.0.1:$(GDB_PORT)'
+	@port=$(GDB_PORT); \
+	if awk -v p="$$(printf ':%04X' $(SERVE_PORT))" '$$4 == "0A" && substr($$2, length($$2) - 4) == p { f = 1 } END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then \
+		port=$(SERVE_PORT); echo "make gdb: through the inspector on port $$port"; \
+	else echo "make gdb: straight to QEMU on port $$port (no inspector serving on $(SERVE_PORT))"; fi; \
+	$(GDB) -iex 'set auto-load local-gdbinit off' -x .gdbinit $(KERNEL) \
+		-ex "target remote 127.0.0.1:$$port"
 
 # ---- inspector, tests, the main job ----
 INSPECTOR := target/release/inspector
@@ -64,12 +72,12 @@ inspector: setup
 
 # The main job: QEMU's console (left) and the live TUI (right) side by side in tmux.
 run: $(KERNEL_BUILD) inspector
-	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
+	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) SERVE_PORT='$(SERVE_PORT)' RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
 
 # The TUI, attached to a QEMU started with `make qemu` in another terminal: through its RAM
 # file when there is one (and the inspector takes `--ram`), and its gdbstub.
 inspect: inspector
-	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
+	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) SERVE_PORT='$(SERVE_PORT)' RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
 
 # Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
 # plain `cargo test` because they need build/kernel.elf, build/chapter-c.elf and QEMU).

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make inspect`, and the TUI pane of `make run`: the inspector's TUI on a running QEMU, through
 # its gdbstub and, when QEMU keeps guest RAM in a file (scripts/qemu.sh) and the inspector takes
-# `--ram`, through that file too.
+# `--ram`, through that file too. It also serves gdb on SERVE_PORT (`--serve`), so your gdb
+# attaches through the TUI (`make gdb`) while the TUI holds QEMU's one gdbstub connection.
 #
 # Environment: GDB_PORT (default 1234); RAM_FILE (default /dev/shm/leakscope-$GDB_PORT.ram,
-# empty for none); LEAKSCOPE_KERNEL_ELF (default build/kernel.elf); LEAKSCOPE_INSPECTOR
+# empty for none); SERVE_PORT (default GDB_PORT+1, empty for none); LEAKSCOPE_KERNEL_ELF (default build/kernel.elf); LEAKSCOPE_INSPECTOR
 # (default target/release/inspector). The inspector replaces this script (its exit status is
 # the inspector's).
 set -euo pipefail
@@ -25,4 +26,8 @@ if [ -n "$RAM_FILE" ] && "$INSPECTOR" tui --help 2>/dev/null | grep -qE -- '--ra
   fi
 fi
 args+=(--gdb "127.0.0.1:$GDB_PORT")
+SERVE_PORT=${SERVE_PORT-$((GDB_PORT + 1))}
+if [ -n "$SERVE_PORT" ] && "$INSPECTOR" tui --help 2>/dev/null | grep -qE -- '--serve([^-[:alnum:]]|$)'; then
+  args+=(--serve "127.0.0.1:$SERVE_PORT")
+fi
 exec "$INSPECTOR" "${args[@]}"

@@ -19,7 +19,10 @@
 #   an ELF): its pane shows the error until Enter. (Not tmux's remain-on-exit failed: tmux
 #   3.3 sometimes keeps a pane that exited with status 0.)
 #
-# Environment: GDB_PORT (default 1234); RAM_FILE (default /dev/shm/leakscope-$GDB_PORT.ram,
+# - The TUI serves gdb on SERVE_PORT (default GDB_PORT+1, 1235): `make gdb` attaches your gdb
+#   through it (QEMU's gdbstub takes one client, the TUI).
+#
+# Environment: GDB_PORT (default 1234); SERVE_PORT (default GDB_PORT+1, empty for none); RAM_FILE (default /dev/shm/leakscope-$GDB_PORT.ram,
 # empty for none); RAM_SIZE (default 128M); LEAKSCOPE_SESSION (tmux session name, default
 # leakscope); LEAKSCOPE_KERNEL_ELF (default build/kernel.elf); LEAKSCOPE_INSPECTOR (default
 # target/release/inspector); LEAKSCOPE_DETACHED=1 starts the session without attaching and
@@ -30,6 +33,7 @@ cd "$(dirname "$0")/.."
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 GDB_PORT=${GDB_PORT:-1234}
+SERVE_PORT=${SERVE_PORT-$((GDB_PORT + 1))}
 RAM_FILE=${RAM_FILE-/dev/shm/leakscope-$GDB_PORT.ram}
 RAM_SIZE=${RAM_SIZE:-128M}
 SESSION=${LEAKSCOPE_SESSION:-leakscope}
@@ -61,7 +65,7 @@ port_busy_msg="port $GDB_PORT is in use (another QEMU?): stop it or run \`make r
 QEMU_CMD=$(printf '%q ' env RAM_FILE="$RAM_FILE" RAM_SIZE="$RAM_SIZE" bash "$PWD/scripts/qemu.sh" \
   qemu-system-riscv64 -machine virt -m "$RAM_SIZE" -bios default -nographic \
   -kernel "$ELF" -gdb "tcp:127.0.0.1:$GDB_PORT")
-TUI_CMD=$(printf '%q ' env GDB_PORT="$GDB_PORT" RAM_FILE="$RAM_FILE" LEAKSCOPE_KERNEL_ELF="$ELF" \
+TUI_CMD=$(printf '%q ' env GDB_PORT="$GDB_PORT" SERVE_PORT="$SERVE_PORT" RAM_FILE="$RAM_FILE" LEAKSCOPE_KERNEL_ELF="$ELF" \
   LEAKSCOPE_INSPECTOR="$INSPECTOR" bash "$PWD/scripts/inspect.sh")
 
 if ! command -v tmux >/dev/null; then
@@ -77,6 +81,12 @@ if tmux has-session -t "=$SESSION" 2>/dev/null; then
   die "tmux session '$SESSION' exists already: \`tmux attach -t $SESSION\`, or \`tmux kill-session -t $SESSION\` and run again"
 fi
 port_in_use "$GDB_PORT" && die "$port_busy_msg"
+if [ -n "$SERVE_PORT" ] && port_in_use "$SERVE_PORT"; then
+  die "port $SERVE_PORT (for your gdb, through the TUI) is in use: run \`make run SERVE_PORT=4322\` (or SERVE_PORT= for none)"
+fi
+if [ -n "$SERVE_PORT" ]; then
+  echo "run.sh: your gdb attaches through the TUI: \`make gdb\` (target remote 127.0.0.1:$SERVE_PORT)"
+fi
 
 # Pane ids (%N) rather than SESSION:0.0, which a user's base-index/pane-base-index would move.
 # Commands as separate arguments: tmux runs them without the user's default-shell (fish, ...).

@@ -10,6 +10,7 @@
 //! | `model`, `snapshot` | plain tracker data; the reading protocol that fills it |
 //! | `source` | where snapshots come from (a live stub, a demo), and what each can do |
 //! | `debugger` | breakpoints, stepping, stops; a live source that can also debug |
+//! | `serve` | a GDB server in front of the guest: your gdb beside the views, one connection |
 //! | `cli`, `tui` | the commands and the terminal UI |
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod dwarf;
 pub mod model;
 pub mod riscv;
 pub mod rsp;
+pub mod serve;
 pub mod snapshot;
 pub mod source;
 pub mod target;

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["snapshot"],
     &["source"],
     &["debugger"],
+    &["serve"],
     &["tui"],
     &["cli"],
 ];

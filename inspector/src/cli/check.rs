@@ -54,7 +54,7 @@ pub struct CheckArgs {
 /// exits with [`EXIT_CANNOT_CHECK`]).
 pub fn run(args: CheckArgs) -> Result<i32> {
     let stop = install_ctrlc_handler()?;
-    let mut source = args.conn.view_source(&stop)?;
+    let mut source = args.conn.view_source(&stop, None)?;
     source.reconnect()?;
     let limits = Limits {
         max_leaked_pages: args.max_leaked_pages,

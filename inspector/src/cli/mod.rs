@@ -12,6 +12,7 @@ pub mod step;
 pub mod tui;
 pub mod watch;
 
+use crate::serve::Serve;
 use crate::source::{LiveSource, RamSource, Source};
 use crate::target::ShutdownFlag;
 use anyhow::Result;
@@ -50,10 +51,22 @@ impl Conn {
 
     /// Where the views read the tracker: the RAM file with `--ram` (no halt), else the stub.
     /// Not connected yet; `stop` ends its waits.
-    pub fn view_source(&self, stop: &ShutdownFlag) -> Result<Box<dyn Source>> {
-        Ok(match &self.ram {
-            Some(ram) => Box::new(RamSource::new(&self.elf, ram, self.ram_base)?),
-            None => Box::new(LiveSource::new(&self.elf, self.gdb())?.with_shutdown(stop.clone())),
+    /// With `serve`, reads through the stub go through its shared connection.
+    pub fn view_source(
+        &self,
+        stop: &ShutdownFlag,
+        serve: Option<&Serve>,
+    ) -> Result<Box<dyn Source>> {
+        Ok(match (&self.ram, serve) {
+            (Some(ram), _) => Box::new(RamSource::new(&self.elf, ram, self.ram_base)?),
+            (None, Some(serve)) => Box::new(
+                LiveSource::new(&self.elf, self.gdb())?
+                    .with_shutdown(stop.clone())
+                    .with_connector(serve.connector()),
+            ),
+            (None, None) => {
+                Box::new(LiveSource::new(&self.elf, self.gdb())?.with_shutdown(stop.clone()))
+            }
         })
     }
 
@@ -63,6 +76,34 @@ impl Conn {
             Some(ram) => format!("the RAM file {}", ram.display()),
             None => format!("the GDB stub at {}", self.gdb()),
         }
+    }
+}
+
+/// Where `--serve` listens: gdb attaches there (`target remote ADDR`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct ServeArg {
+    /// Serve the GDB remote protocol on HOST:PORT for your own gdb (or IDE), sharing the
+    /// inspector's connection to QEMU: `target remote HOST:PORT` in gdb. One client at a time;
+    /// its stops and breakpoints stay its own. `make run` serves on GDB_PORT+1 (1235).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub serve: Option<String>,
+}
+
+impl ServeArg {
+    /// Starts the server (None without `--serve`) and says on stderr how to attach.
+    pub fn start(&self, conn: &Conn, quiet: bool) -> Result<Option<Serve>> {
+        let Some(addr) = &self.serve else {
+            return Ok(None);
+        };
+        let serve = Serve::start(addr, conn.gdb())?;
+        if !quiet {
+            eprintln!(
+                "inspector: serving gdb on {0}: gdb-multiarch {1} -ex 'target remote {0}'                  (or make gdb)",
+                serve.addr(),
+                conn.elf.display()
+            );
+        }
+        Ok(Some(serve))
     }
 }
 

@@ -27,7 +27,7 @@ pub struct SnapshotArgs {
 
 pub fn run(args: SnapshotArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let mut source = args.conn.view_source(&stop)?;
+    let mut source = args.conn.view_source(&stop, None)?;
     source.reconnect()?;
     let snap = source.sample();
     // Detach before anything else can fail (printing to a closed pipe, say).

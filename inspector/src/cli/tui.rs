@@ -7,14 +7,19 @@
 //! inspector tui --ram /dev/shm/leakscope-1234.ram                 # views from RAM, 60 Hz, no halt
 //! inspector tui --ram /dev/shm/leakscope-1234.ram --gdb 127.0.0.1:1234   # … and the debugger
 //! inspector tui --demo          # a simulated kernel, to try the UI without QEMU
+//! inspector tui --serve 127.0.0.1:1235   # and your gdb beside it: target remote :1235
 //! ```
+//!
+//! With `--serve`, gdb attaches through the inspector (`inspector::serve`); the header says
+//! `held by gdb at FUNCTION FILE:LINE` while gdb holds the guest stopped, and the views keep
+//! showing the tracker. Each debugger sees only the stops of its own breakpoints.
 //!
 //! Keys are listed in docs/user-guide.md and on the screen (`?`). `q`, SIGINT, SIGTERM and
 //! SIGHUP (a closed terminal or tmux pane) all quit the same way: the terminal is restored, a
 //! debugger command in progress is stopped, and the kernel is left running without the
 //! inspector's breakpoints.
 
-use super::Conn;
+use super::{Conn, ServeArg};
 use crate::debugger::live::{DebugSource, Debuggable, NoDebugger};
 use crate::source::{DemoSource, RamSource};
 use crate::target::install_ctrlc_handler;
@@ -31,6 +36,8 @@ pub const RAM_INTERVAL: Duration = Duration::from_micros(16_667);
 pub struct TuiArgs {
     #[command(flatten)]
     pub conn: Conn,
+    #[command(flatten)]
+    pub serve: ServeArg,
     /// Time between snapshots, e.g. 200ms or 1s [default: 250ms through the stub, 16ms (60 Hz)
     /// from the RAM file, where a read costs the guest nothing].
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -43,19 +50,29 @@ pub struct TuiArgs {
 pub fn run(args: TuiArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
     let conn = &args.conn;
+    if args.demo && args.serve.serve.is_some() {
+        anyhow::bail!("--serve needs a running kernel, not --demo");
+    }
+    // Declared before the source: dropped after it (the sampler detaches first).
+    let serve = args.serve.start(conn, true)?;
+    let connect = |s: DebugSource| match &serve {
+        Some(serve) => s.with_connector(serve.connector()),
+        None => s,
+    };
     let source: Box<dyn Debuggable> = match (&conn.ram, &conn.gdb) {
         _ if args.demo => Box::new(NoDebugger(DemoSource::new())),
         // The RAM file alone: views at no cost to the guest, no debugger.
         (Some(ram), None) => Box::new(NoDebugger(RamSource::new(&conn.elf, ram, conn.ram_base)?)),
         // Both: the views from RAM, the debugger through the stub.
         (Some(ram), Some(gdb)) => Box::new(
-            DebugSource::new(conn.elf.clone(), gdb.clone())?
+            connect(DebugSource::new(conn.elf.clone(), gdb.clone())?)
                 .with_shutdown(stop.clone())
                 .with_ram(ram, conn.ram_base)?,
         ),
         // Samples, and carries out the debugger view's commands, on one connection.
         (None, _) => Box::new(
-            DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?.with_shutdown(stop.clone()),
+            connect(DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?)
+                .with_shutdown(stop.clone()),
         ),
     };
     // From what the source does, not from the options: a kernel without a generation counter
@@ -65,5 +82,9 @@ pub fn run(args: TuiArgs) -> Result<()> {
         None if conn.ram.is_none() || source.capabilities().halts_guest => STUB_INTERVAL,
         None => RAM_INTERVAL,
     };
-    crate::tui::run_tui(source, interval, stop)
+    let status = match &serve {
+        Some(s) => Some(s.status(Some(crate::source::load_elf(&conn.elf)?))),
+        None => None,
+    };
+    crate::tui::run_tui(source, interval, stop, status)
 }

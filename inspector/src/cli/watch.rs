@@ -6,7 +6,12 @@
 //! inspector watch --summary                       # events, and a per-PID line after each batch
 //! inspector watch --json-lines --duration 10s     # one JSON object per event
 //! inspector watch --interval 1s
+//! inspector watch --serve 127.0.0.1:1235          # and your gdb: target remote :1235
 //! ```
+//!
+//! With `--serve`, your gdb attaches through the inspector (see `inspector::serve`); while it
+//! holds the guest stopped, snapshots read the held state (no new events) and never resume it;
+//! when it detaches or dies, its breakpoints go and the events go on.
 //!
 //! The first snapshot prints what the event ring still remembers from before `watch` started.
 //! A reboot seen on the same connection (the tracker's boot nonce changed) is said in a line
@@ -19,7 +24,7 @@
 //! restarted kernel would start over at sequence 0; run `watch` again for them (e.g. `until
 //! inspector watch; do sleep 1; done` to follow restarts).
 
-use super::{render, Conn};
+use super::{render, Conn, ServeArg};
 use crate::source::NotReady;
 use crate::target::{install_ctrlc_handler, Cancelled};
 use anyhow::{Context, Result};
@@ -31,6 +36,8 @@ use std::time::{Duration, Instant};
 pub struct WatchArgs {
     #[command(flatten)]
     pub conn: Conn,
+    #[command(flatten)]
+    pub serve: ServeArg,
     /// Time between snapshots, e.g. 200ms or 1s.
     #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
     pub interval: Duration,
@@ -47,7 +54,9 @@ pub struct WatchArgs {
 
 pub fn run(args: WatchArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
-    let mut source = args.conn.view_source(&stop)?;
+    // Declared first: dropped last, after the source has detached its breakpoints.
+    let serve = args.serve.start(&args.conn, false)?;
+    let mut source = args.conn.view_source(&stop, serve.as_ref())?;
     source.reconnect()?;
     let json = args.json_lines;
     let start = Instant::now();

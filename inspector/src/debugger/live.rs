@@ -25,9 +25,10 @@ use anyhow::{bail, Context, Result};
 
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
+use crate::source::session::Connector;
 use crate::source::session::{BOOT_RETRY, BOOT_WAIT};
 use crate::source::{load_elf, Capabilities, NotReady, Origin, RamSource, Session, Source};
-use crate::target::{Cancelled, HaltGuard, ShutdownFlag, StopReason, Target};
+use crate::target::{Cancelled, HaltGuard, ShutdownFlag, StopReason};
 
 use super::stepping::{step_instruction, step_out, CallPolicy, LineOutcome, Stepper};
 use super::{Condition, Debugger, Location, StopView};
@@ -167,6 +168,8 @@ pub struct DebugSource {
     /// Where the views read the tracker when it is not the stub: the RAM file (no halt; the
     /// views stay live while the user holds the guest).
     ram: Option<RamSource>,
+    /// Where sessions get their target; None: a connection of their own to `gdb`.
+    connector: Option<Connector>,
 }
 
 impl DebugSource {
@@ -184,6 +187,7 @@ impl DebugSource {
             pending: None,
             shutdown: ShutdownFlag::new(),
             ram: None,
+            connector: None,
         })
     }
 
@@ -197,6 +201,14 @@ impl DebugSource {
         self
     }
 
+    /// Sessions take their target from `connector` (a connection shared with a gdb client)
+    /// instead of connecting to the stub themselves.
+    pub fn with_connector(mut self, connector: Connector) -> DebugSource {
+        self.session = None;
+        self.connector = Some(connector);
+        self
+    }
+
     fn session(&mut self) -> Result<&mut Session> {
         if self.session.is_none() {
             self.connect()?;
@@ -207,7 +219,10 @@ impl DebugSource {
     fn connect(&mut self) -> Result<()> {
         self.session = None;
         self.held = None;
-        let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        let mut session = match &self.connector {
+            Some(c) => Session::connect_through(self.debug.clone(), c)?,
+            None => Session::connect_with(self.debug.clone(), &self.gdb)?,
+        };
         session.set_shutdown(self.shutdown.clone());
         self.dbg = Debugger::new(self.debug.clone());
         if !self.specs.is_empty() {

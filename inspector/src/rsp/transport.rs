@@ -80,6 +80,9 @@ pub struct RspClient {
     /// Console output (`O` packets) collected aside from replies.
     console: Console,
     initial_stop: Option<StopReply>,
+    /// The last stop reply received (after `c`, `s` or an interrupt), for what the `Target`
+    /// trait's stop reason leaves out (a watchpoint's data address).
+    last_stop: Option<StopReply>,
     /// The server's `qSupported` reply (defaults if it sent none).
     pub(super) supported: Supported,
     /// The target description's register numbering, once fetched.
@@ -140,6 +143,7 @@ impl RspClient {
             state: State::Halted,
             console: Console::default(),
             initial_stop: None,
+            last_stop: None,
             registers: None,
             phy_mem_mode: None,
         };
@@ -203,6 +207,11 @@ impl RspClient {
     /// The stop reply received at connect (`?`), if any.
     pub fn initial_stop(&self) -> Option<&StopReply> {
         self.initial_stop.as_ref()
+    }
+
+    /// The last stop reply received after `c`, `s` or an interrupt, if any.
+    pub fn last_stop(&self) -> Option<&StopReply> {
+        self.last_stop.as_ref()
     }
 
     /// Takes the console output (`O` packets) collected so far: at most the last
@@ -562,6 +571,7 @@ impl RspClient {
         let stop = self.parse_stop()?;
         self.state = State::Halted;
         self.check_alive(&stop)?;
+        self.last_stop = Some(stop.clone());
         Ok(Some(stop))
     }
 

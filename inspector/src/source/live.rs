@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::session::{load_elf, NotReady, Session};
+use super::session::{load_elf, Connector, NotReady, Session};
 use super::{Capabilities, Origin, Source};
 use crate::dwarf::DebugInfo;
 use crate::model::Snapshot;
@@ -20,6 +20,8 @@ pub struct LiveSource {
     gdb: String,
     session: Option<Session>,
     shutdown: ShutdownFlag,
+    /// Where sessions get their target; None: a connection of their own to `gdb`.
+    connector: Option<Connector>,
 }
 
 impl LiveSource {
@@ -30,6 +32,7 @@ impl LiveSource {
             gdb: gdb.to_string(),
             session: None,
             shutdown: ShutdownFlag::new(),
+            connector: None,
         })
     }
 
@@ -40,6 +43,14 @@ impl LiveSource {
             s.set_shutdown(flag.clone());
         }
         self.shutdown = flag;
+        self
+    }
+
+    /// Sessions take their target from `connector` (a shared connection) instead of
+    /// connecting to the stub themselves.
+    pub fn with_connector(mut self, connector: Connector) -> LiveSource {
+        self.session = None;
+        self.connector = Some(connector);
         self
     }
 
@@ -82,7 +93,10 @@ impl Source for LiveSource {
 
     fn reconnect(&mut self) -> Result<()> {
         self.session = None;
-        let mut session = Session::connect_with(self.debug.clone(), &self.gdb)?;
+        let mut session = match &self.connector {
+            Some(c) => Session::connect_through(self.debug.clone(), c)?,
+            None => Session::connect_with(self.debug.clone(), &self.gdb)?,
+        };
         session.set_shutdown(self.shutdown.clone());
         self.session = Some(session);
         Ok(())

@@ -78,9 +78,14 @@ pub fn sample_when_ready<T: Target + ?Sized>(
     }
 }
 
+/// How a session reaches the guest: a target handed out by whoever owns the connection to the
+/// stub (e.g. the gdb server's arbiter, which shares one connection between the sampler and a
+/// gdb client). Called at every (re)connect.
+pub type Connector = Arc<dyn Fn() -> Result<Box<dyn Target + Send>> + Send + Sync>;
+
 pub struct Session {
     debug: Arc<DebugInfo>,
-    target: RspTarget,
+    target: Box<dyn Target + Send>,
     sampler: Sampler,
     shutdown: ShutdownFlag,
 }
@@ -100,16 +105,37 @@ impl Session {
 
     /// Like [`connect`](Self::connect) with an ELF already loaded (reconnects reuse it).
     pub fn connect_with(debug: Arc<DebugInfo>, gdb: &str) -> Result<Session> {
-        let mut sampler = Sampler::new(debug.clone()).with_context(|| {
+        let sampler = Sampler::new(debug.clone()).with_context(|| {
             format!(
                 "{} does not describe the tracker",
                 debug.elf().path().display()
             )
         })?;
-        let mut target = RspTarget::connect(gdb, RspTargetOptions::default()).with_context(|| {
+        let target = RspTarget::connect(gdb, RspTargetOptions::default()).with_context(|| {
             format!("cannot attach to the GDB stub at {gdb}: is QEMU running with `-gdb tcp:{gdb}`? (start it with make qemu)")
         })?;
-        sampler.check_build_id(&mut target)?;
+        Self::with_target(debug, sampler, Box::new(target))
+    }
+
+    /// Like [`connect_with`](Self::connect_with), with the target from `connector` instead of
+    /// a connection of its own.
+    pub fn connect_through(debug: Arc<DebugInfo>, connector: &Connector) -> Result<Session> {
+        let sampler = Sampler::new(debug.clone()).with_context(|| {
+            format!(
+                "{} does not describe the tracker",
+                debug.elf().path().display()
+            )
+        })?;
+        let target = connector()?;
+        Self::with_target(debug, sampler, target)
+    }
+
+    fn with_target(
+        debug: Arc<DebugInfo>,
+        mut sampler: Sampler,
+        mut target: Box<dyn Target + Send>,
+    ) -> Result<Session> {
+        sampler.check_build_id(&mut *target)?;
         Ok(Session {
             debug,
             target,
@@ -129,7 +155,7 @@ impl Session {
     pub fn sample(&mut self) -> Result<Snapshot> {
         sample_when_ready(
             &mut self.sampler,
-            &mut self.target,
+            &mut *self.target,
             BOOT_WAIT,
             &self.shutdown,
         )
@@ -139,8 +165,8 @@ impl Session {
         &self.debug
     }
 
-    pub fn target(&mut self) -> &mut RspTarget {
-        &mut self.target
+    pub fn target(&mut self) -> &mut dyn Target {
+        &mut *self.target
     }
 
     pub fn sampler(&mut self) -> &mut Sampler {

@@ -228,6 +228,12 @@ impl Target for MemTarget {
         Ok(self.take_stop())
     }
 
+    /// Echoes the command (for tests).
+    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        self.check("run a monitor command")?;
+        Ok(format!("monitor: {command}\n"))
+    }
+
     fn detach(&mut self) -> Result<(), TargetError> {
         if !self.detached {
             self.breakpoints.clear();

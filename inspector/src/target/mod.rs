@@ -73,6 +73,9 @@ pub enum TargetError {
     #[error("no breakpoint at {addr:#x}")]
     NoBreakpoint { addr: u64 },
 
+    #[error("cannot {op}: the guest is held by {by}; continue or detach there first")]
+    HeldElsewhere { op: &'static str, by: &'static str },
+
     #[error("the target is detached; reconnect to inspect it again")]
     Detached,
 
@@ -120,4 +123,12 @@ pub trait Target {
 
     /// Removes our breakpoints, leaves the guest running and ends the session. Idempotent.
     fn detach(&mut self) -> Result<(), TargetError>;
+
+    /// Runs a monitor command (QEMU's human monitor, `qRcmd`) and returns its output. Must be
+    /// halted. Targets without a monitor refuse.
+    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        Err(TargetError::Rsp(RspError::Unsupported {
+            request: format!("monitor {command}"),
+        }))
+    }
 }

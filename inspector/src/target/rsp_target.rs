@@ -78,6 +78,11 @@ impl RspTarget {
         &mut self.client
     }
 
+    /// The underlying connection, read-only (its last stop reply, say).
+    pub fn client_ref(&self) -> &RspClient {
+        &self.client
+    }
+
     /// True if memory addresses are physical (`Qqemu.PhyMemMode:1` in force).
     pub fn physical_memory(&self) -> bool {
         self.client.phy_mem_mode()
@@ -88,12 +93,6 @@ impl RspTarget {
     pub fn set_physical_memory(&mut self, on: bool) -> Result<bool, TargetError> {
         self.check("switch the memory mode")?;
         Ok(self.client.set_phy_mem_mode(on)?)
-    }
-
-    /// Runs a monitor command (`qRcmd`) and returns its output. Must be halted.
-    pub fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
-        self.check("run a monitor command")?;
-        Ok(self.client.monitor(command)?)
     }
 
     fn check(&self, op: &'static str) -> Result<(), TargetError> {
@@ -256,6 +255,12 @@ impl Target for RspTarget {
             .wait_for_stop(timeout)?
             .as_ref()
             .map(stop_reason))
+    }
+
+    /// Runs a monitor command (`qRcmd`) and returns its output. Must be halted.
+    fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
+        self.check("run a monitor command")?;
+        Ok(self.client.monitor(command)?)
     }
 
     /// Removes our breakpoints (QEMU would on `D`, other stubs may not), then detaches.

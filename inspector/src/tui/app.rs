@@ -142,6 +142,9 @@ pub struct App {
     pub show_help: bool,
     /// One-line message for the footer (filter errors, reboot notices).
     pub status: Option<String>,
+    /// The served gdb client's state (`held by gdb at FUNCTION FILE:LINE`, `gdb attached on
+    /// ADDR`, `serving gdb on ADDR`); None when no gdb is served.
+    pub gdb: Option<String>,
     /// Selected row in the overview (index into `overview_rows()`).
     pub overview_sel: usize,
     /// Selected row in the allocations view (index into `visible_entries()`).
@@ -180,6 +183,7 @@ impl App {
             prompt: None,
             show_help: false,
             status: None,
+            gdb: None,
             overview_sel: 0,
             alloc_sel: 0,
             events_scroll: 0,

@@ -21,6 +21,7 @@ use super::input::from_crossterm;
 use super::views;
 use crate::debugger::live::{DebugCommand, DebugReport, Debuggable};
 use crate::model::Snapshot;
+use crate::serve::ServeStatus;
 use crate::source::NotReady;
 use crate::target::{Cancelled, ShutdownFlag, SHUTDOWN_POLL};
 use anyhow::{bail, Context};
@@ -61,6 +62,7 @@ pub fn run_tui(
     source: Box<dyn Debuggable>,
     interval: Duration,
     shutdown: ShutdownFlag,
+    gdb: Option<ServeStatus>,
 ) -> anyhow::Result<()> {
     let hook = PanicHookGuard::install();
     let guard = TerminalGuard::enter().context("cannot set up the terminal (is stdout a tty?)")?;
@@ -71,7 +73,7 @@ pub fn run_tui(
         guard: Some(guard),
         tty: TtyWatch::open(),
     };
-    let result = run_with(&mut screen, source, interval, shutdown);
+    let result = run_with_gdb(&mut screen, source, interval, shutdown, gdb);
     drop(screen);
     drop(hook);
     result
@@ -194,18 +196,28 @@ impl Screen for CrosstermScreen {
 /// The TUI on `screen`: starts the sampler thread, runs the event loop, and on every way out of
 /// it (including a panic, through [`SamplerHandle`]'s drop) stops the thread and waits for the
 /// detach.
+#[cfg(test)]
 pub(crate) fn run_with(
     screen: &mut dyn Screen,
     source: Box<dyn Debuggable>,
     interval: Duration,
     shutdown: ShutdownFlag,
 ) -> anyhow::Result<()> {
+    run_with_gdb(screen, source, interval, shutdown, None)
+}
+
+/// [`run_with`], with the state of a gdb client served beside the TUI in the header.
+pub(crate) fn run_with_gdb(
+    screen: &mut dyn Screen,
+    source: Box<dyn Debuggable>,
+    interval: Duration,
+    shutdown: ShutdownFlag,
+    gdb: Option<ServeStatus>,
+) -> anyhow::Result<()> {
     let capabilities = source.capabilities();
-    let (mut sampler, msgs) = SamplerHandle::spawn(
-        SampleLoop::new(source, interval),
-        shutdown,
-        screen.tty_watch(),
-    )?;
+    let mut sample_loop = SampleLoop::new(source, interval);
+    sample_loop.gdb = gdb;
+    let (mut sampler, msgs) = SamplerHandle::spawn(sample_loop, shutdown, screen.tty_watch())?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
     let result = (|| {
@@ -263,6 +275,7 @@ fn event_loop(
                 Ok(Msg::Snapshot(s, at)) => app.apply_snapshot(s, at),
                 Ok(Msg::Connection(c)) => app.set_connection(c),
                 Ok(Msg::Debug(r)) => app.apply_debug_report(r),
+                Ok(Msg::Gdb(line)) => app.gdb = Some(line),
                 Err(TryRecvError::Empty) => break,
                 // On shutdown the thread may end first (it watches the flag too).
                 Err(TryRecvError::Disconnected) if sampler.shutdown.is_set() => return Ok(()),
@@ -372,6 +385,8 @@ pub(crate) enum Msg {
     Connection(Connection),
     /// The debugger's report after a command or a breakpoint stop, or the command's error.
     Debug(Result<DebugReport, String>),
+    /// The served gdb client's state in words (`held by gdb at FUNCTION FILE:LINE`).
+    Gdb(String),
 }
 
 /// Runs `sampler` until `Quit`, the shutdown flag, a hang-up of `tty`, or until the event loop
@@ -419,6 +434,9 @@ fn sampler_thread(
             Err(RecvTimeoutError::Timeout) => {
                 let mut gone = false;
                 let mut wait = sampler.tick(&mut |m| gone |= msgs.send(m).is_err());
+                if let Some(gdb) = &sampler.gdb {
+                    gone |= msgs.send(Msg::Gdb(gdb.line())).is_err();
+                }
                 if let Some(r) = sampler.source.take_stop_report() {
                     gone |= msgs.send(Msg::Debug(Ok(r))).is_err();
                     wait = wait.max(sampler.interval);
@@ -460,6 +478,8 @@ pub(crate) struct SampleLoop {
     pub(crate) paused: bool,
     /// `Some(reason, attempts so far)` while the connection is down.
     down: Option<(String, u32)>,
+    /// The gdb server beside the TUI, if any: its state is reported after every tick.
+    pub(crate) gdb: Option<ServeStatus>,
 }
 
 impl SampleLoop {
@@ -469,6 +489,7 @@ impl SampleLoop {
             interval,
             paused: false,
             down: None,
+            gdb: None,
         }
     }
 

@@ -404,6 +404,7 @@ fn tick(s: &mut SampleLoop) -> (Vec<String>, Duration) {
         out.push(match m {
             Msg::Snapshot(..) => "snapshot".to_string(),
             Msg::Connection(c) => format!("{c:?}"),
+            Msg::Gdb(line) => line,
             Msg::Debug(_) => "debug".to_string(),
         })
     });

@@ -47,7 +47,14 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     // Between snapshots the guest runs: the sampler halts it only for the reads. At a
     // debugger stop it stays halted until the user continues.
     let held = app.debugger.stop().is_some();
-    spans.push(if held {
+    let gdb_holds = app.gdb.as_deref().filter(|l| l.starts_with("held by gdb"));
+    spans.push(if let Some(line) = gdb_holds {
+        // The views keep showing the tracker as it is at gdb's stop.
+        Span::styled(
+            format!("guest {line}"),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        )
+    } else if held {
         Span::styled(
             "guest HELD by the debugger (5, c continues)",
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
@@ -63,6 +70,10 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             (_, false) => Span::raw("guest ?"),
         }
     });
+    if let Some(line) = app.gdb.as_deref().filter(|_| gdb_holds.is_none()) {
+        spans.push(sep());
+        spans.push(Span::styled(line.to_string(), Style::new().fg(Color::Cyan)));
+    }
     spans.push(sep());
     spans.push(Span::raw(format!("every {}", fmt_interval(app.interval))));
     if let Some(s) = &app.latest {

@@ -1,0 +1,547 @@
+//! [`Arbiter`]: one connection to the guest shared by the inspector's sampler (the views, the
+//! TUI's debugger) and one gdb client. It owns the connection, knows whose breakpoint is whose
+//! and who holds the guest stopped, and decides whose every stop is.
+//!
+//! Contract (checked by the tests below):
+//! - the guest runs exactly when nobody holds it: not the sampler (a read in progress, or the
+//!   TUI's debugger at a stop), not the client (stopped in gdb), and no stop waits to be seen;
+//! - a stop is the client's when it was the client's interrupt or single step, or a trap at a
+//!   breakpoint the client set (or, at no breakpoint, a watchpoint of the client's) while the
+//!   client waited for a stop; it is the sampler's when the sampler interrupted, or a trap at one
+//!   of the sampler's breakpoints. A breakpoint both set is seen by both. A stop nobody owns is
+//!   resumed. So the client never receives a stop it did not cause, and the reverse;
+//! - while the client holds the guest, the sampler reads the held state and never resumes it;
+//!   the sampler cannot step it ([`TargetError::HeldElsewhere`]);
+//! - when the client goes (detach, disconnect, death), its breakpoints and watchpoints are
+//!   removed and the guest resumes unless the sampler holds it;
+//! - one client at a time: [`Arbiter::attach_client`] refuses a second;
+//! - memory addresses are physical for the sampler (when the stub can) and virtual for the
+//!   client, as the client would see them talking to QEMU directly.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::guest::{Guest, WatchKind};
+use super::sampler::SamplerTarget;
+use crate::riscv::Registers;
+use crate::target::{StopReason, TargetError};
+
+/// How the arbiter (re)connects to the guest.
+pub type Connect<G> = Box<dyn FnMut() -> Result<G, TargetError> + Send>;
+
+/// How long one look for a stop of the running guest holds the connection.
+pub const STOP_POLL: Duration = Duration::from_millis(1);
+
+/// Who the gdb client is, in error messages.
+pub(super) const CLIENT: &str = "the gdb attached through the inspector";
+
+/// Why the client's guest stopped, as gdb is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientStop {
+    /// At one of the client's breakpoints.
+    Breakpoint,
+    /// The client's single step is done.
+    Step,
+    /// The client's interrupt (Ctrl-C in gdb).
+    Interrupted,
+    /// One of the client's watchpoints fired at data address `addr`.
+    Watch { kind: WatchKind, addr: u64 },
+    /// Another signal.
+    Signal(u8),
+}
+
+/// A second client was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("another gdb is attached through the inspector; detach it first (one client at a time)")]
+pub struct Busy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Run {
+    /// Stopped in gdb (the client holds the guest).
+    Held,
+    /// Continued; waits for a stop.
+    Continue,
+    /// Asked for one instruction; waits for it.
+    Step,
+}
+
+#[derive(Debug)]
+pub(super) struct Client {
+    run: Run,
+    /// A stop of the client's not yet told to gdb (the client holds the guest meanwhile).
+    pending: Option<ClientStop>,
+    breakpoints: BTreeSet<u64>,
+    watchpoints: BTreeSet<(WatchKind, u64, u64)>,
+}
+
+impl Client {
+    fn stop(&mut self, why: ClientStop) {
+        self.run = Run::Held;
+        self.pending = Some(why);
+    }
+}
+
+pub(super) struct State<G: Guest> {
+    pub(super) guest: Option<G>,
+    pub(super) connect: Connect<G>,
+    /// The sampler halted the guest and has not resumed it.
+    pub(super) sampler_hold: bool,
+    /// A stop at a sampler breakpoint, found by someone else, that the sampler has not seen.
+    pub(super) sampler_pending: Option<StopReason>,
+    pub(super) sampler_breakpoints: BTreeSet<u64>,
+    /// Whether the sampler's memory addresses are physical (the stub's mode at connect).
+    pub(super) sampler_physical: bool,
+    /// Live sampler handles.
+    pub(super) samplers: usize,
+    pub(super) client: Option<Client>,
+    /// Breakpoints in the guest: the union of the sampler's and the client's.
+    pub(super) installed: BTreeSet<u64>,
+    /// The pc of the last trap at an installed breakpoint, until the guest moves: resuming
+    /// from there steps over that breakpoint first.
+    pub(super) trapped_at: Option<u64>,
+    /// The halted guest's registers, read once per stop (gdb asks after every step; so do
+    /// the arbiter's own decisions). Cleared whenever the guest may have moved.
+    pub(super) regs: Option<Registers>,
+}
+
+/// See the module doc.
+pub struct Arbiter<G: Guest> {
+    state: Mutex<State<G>>,
+}
+
+impl<G: Guest> Arbiter<G> {
+    /// An arbiter that connects with `connect` when first needed (and again after the
+    /// connection is lost).
+    pub fn new(connect: Connect<G>) -> Arc<Arbiter<G>> {
+        Arc::new(Arbiter {
+            state: Mutex::new(State {
+                guest: None,
+                connect,
+                sampler_hold: false,
+                sampler_pending: None,
+                sampler_breakpoints: BTreeSet::new(),
+                sampler_physical: false,
+                samplers: 0,
+                client: None,
+                installed: BTreeSet::new(),
+                trapped_at: None,
+                regs: None,
+            }),
+        })
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<G>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A [`Target`] for the sampler over the shared connection (connecting now if needed).
+    pub fn sampler_target(self: &Arc<Self>) -> Result<SamplerTarget<G>, TargetError> {
+        let mut s = self.lock();
+        s.guest()?;
+        s.samplers += 1;
+        Ok(SamplerTarget::new(self.clone()))
+    }
+
+    /// The gdb client attaches: the guest halts and the client holds it. [`Busy`] if a client
+    /// is attached already.
+    pub fn attach_client(&self) -> Result<Result<(), Busy>, TargetError> {
+        let mut s = self.lock();
+        if s.client.is_some() {
+            return Ok(Err(Busy));
+        }
+        s.guest()?;
+        s.client = Some(Client {
+            run: Run::Held,
+            pending: None,
+            breakpoints: BTreeSet::new(),
+            watchpoints: BTreeSet::new(),
+        });
+        s.halt_guest()?;
+        Ok(Ok(()))
+    }
+
+    /// The client is gone (detached, disconnected or dead): its breakpoints and watchpoints are
+    /// removed and the guest resumes unless the sampler holds it. Best effort; idempotent.
+    pub fn detach_client(&self) {
+        let mut s = self.lock();
+        let Some(client) = s.client.take() else {
+            return;
+        };
+        if s.guest.is_none() {
+            return;
+        }
+        if s.halt_guest().is_err() {
+            return;
+        }
+        let g = s.guest.as_mut().expect("present");
+        for (kind, addr, len) in client.watchpoints {
+            let _ = g.remove_watchpoint(kind, addr, len);
+        }
+        for addr in client.breakpoints {
+            let _ = s.sync_breakpoint(addr);
+        }
+        let _ = s.settle();
+    }
+
+    /// True while a gdb client is attached.
+    pub fn client_attached(&self) -> bool {
+        self.lock().client.is_some()
+    }
+
+    /// The pc where the client holds the guest stopped, if it does.
+    pub fn held_by_client(&self) -> Option<u64> {
+        let mut s = self.lock();
+        if !s.client.as_ref().is_some_and(|c| c.run == Run::Held) {
+            return None;
+        }
+        s.guest.as_ref()?;
+        s.registers().ok().map(|r| r.pc())
+    }
+
+    /// The client continues: the guest runs once nobody else holds it.
+    pub fn client_resume(&self) -> Result<(), TargetError> {
+        let mut s = self.lock();
+        s.client_mut()?.run = Run::Continue;
+        s.settle()
+    }
+
+    /// The client single-steps: one instruction, once nobody else holds the guest.
+    pub fn client_step(&self) -> Result<(), TargetError> {
+        let mut s = self.lock();
+        s.client_mut()?.run = Run::Step;
+        s.settle()
+    }
+
+    /// The client's stop, if one happened; looks at the running guest for up to
+    /// [`STOP_POLL`]. Stops that are not the client's are dealt with, never returned.
+    pub fn client_poll(&self) -> Result<Option<ClientStop>, TargetError> {
+        let mut s = self.lock();
+        if let Some(stop) = s.client_mut()?.pending.take() {
+            return Ok(Some(stop));
+        }
+        let waits = s.client_mut()?.run == Run::Continue;
+        let g = s.guest()?;
+        if waits && !g.is_halted() {
+            if let Some(reason) = g.wait_for_stop(STOP_POLL)? {
+                s.classify(reason)?;
+                s.settle()?;
+            }
+        }
+        Ok(s.client_mut()?.pending.take())
+    }
+
+    /// The client interrupts (Ctrl-C): it holds the guest from now on. Returns the stop to
+    /// report (its own breakpoint if one was hit meanwhile, else an interrupt).
+    pub fn client_interrupt(&self) -> Result<ClientStop, TargetError> {
+        let mut s = self.lock();
+        if let Some(stop) = s.client_mut()?.pending.take() {
+            return Ok(stop);
+        }
+        if s.client_mut()?.run == Run::Held {
+            return Ok(ClientStop::Interrupted);
+        }
+        s.halt_guest()?;
+        let client = s.client_mut()?;
+        if let Some(stop) = client.pending.take() {
+            return Ok(stop);
+        }
+        client.run = Run::Held;
+        Ok(ClientStop::Interrupted)
+    }
+
+    fn client_op<R>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut State<G>) -> Result<R, TargetError>,
+    ) -> Result<R, TargetError> {
+        let mut s = self.lock();
+        if s.client_mut()?.run != Run::Held {
+            return Err(TargetError::NotHalted { op });
+        }
+        f(&mut s)
+    }
+
+    pub fn client_read_registers(&self) -> Result<Registers, TargetError> {
+        self.client_op("read registers", |s| s.registers())
+    }
+
+    pub fn client_write_register(&self, regnum: usize, value: u64) -> Result<(), TargetError> {
+        self.client_op("write a register", |s| {
+            s.trapped_at = None;
+            s.regs = None;
+            s.guest()?.write_register(regnum, value)
+        })
+    }
+
+    pub fn client_read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+        self.client_op("read memory", |s| {
+            s.memory_mode(false)?;
+            s.guest()?.read_memory(addr, buf)
+        })
+    }
+
+    pub fn client_write_memory(&self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
+        self.client_op("write memory", |s| {
+            s.memory_mode(false)?;
+            s.guest()?.write_memory(addr, data)
+        })
+    }
+
+    /// Adds a client breakpoint (a no-op if it has one there); shared with the sampler's at
+    /// the same address.
+    pub fn client_add_breakpoint(&self, addr: u64) -> Result<(), TargetError> {
+        self.client_op("set a breakpoint", |s| {
+            if !s.client_mut()?.breakpoints.insert(addr) {
+                return Ok(());
+            }
+            s.sync_breakpoint(addr).inspect_err(|_| {
+                if let Some(c) = s.client.as_mut() {
+                    c.breakpoints.remove(&addr);
+                }
+            })
+        })
+    }
+
+    /// Removes a client breakpoint; false if it had none there. The sampler's at the same
+    /// address stays.
+    pub fn client_remove_breakpoint(&self, addr: u64) -> Result<bool, TargetError> {
+        self.client_op("remove a breakpoint", |s| {
+            if !s.client_mut()?.breakpoints.remove(&addr) {
+                return Ok(false);
+            }
+            s.sync_breakpoint(addr)?;
+            Ok(true)
+        })
+    }
+
+    pub fn client_add_watchpoint(
+        &self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError> {
+        self.client_op("set a watchpoint", |s| {
+            s.memory_mode(false)?;
+            s.guest()?.insert_watchpoint(kind, addr, len)?;
+            s.client_mut()?.watchpoints.insert((kind, addr, len));
+            Ok(())
+        })
+    }
+
+    pub fn client_remove_watchpoint(
+        &self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<bool, TargetError> {
+        self.client_op("remove a watchpoint", |s| {
+            if !s.client_mut()?.watchpoints.remove(&(kind, addr, len)) {
+                return Ok(false);
+            }
+            s.guest()?.remove_watchpoint(kind, addr, len)?;
+            Ok(true)
+        })
+    }
+
+    /// Passes a `monitor` command to the stub (QEMU's human monitor).
+    pub fn client_monitor(&self, command: &str) -> Result<String, TargetError> {
+        self.client_op("run a monitor command", |s| {
+            s.memory_mode(false)?;
+            s.guest()?.monitor(command)
+        })
+    }
+
+    /// Ends everything: the client's breakpoints removed, then the connection detached (the
+    /// sampler's breakpoints removed, the guest running). Idempotent.
+    pub fn shutdown(&self) {
+        self.detach_client();
+        let mut s = self.lock();
+        if let Some(mut g) = s.guest.take() {
+            let _ = g.detach();
+        }
+        s.forget_guest();
+    }
+
+    /// Runs `f` on the connection (tests: make the guest hit a breakpoint, look at it).
+    pub fn with_guest<R>(&self, f: impl FnOnce(&mut G) -> R) -> Option<R> {
+        self.lock().guest.as_mut().map(f)
+    }
+}
+
+impl<G: Guest> State<G> {
+    /// The connection, made now if there is none or it was lost.
+    pub(super) fn guest(&mut self) -> Result<&mut G, TargetError> {
+        if self.guest.as_mut().is_some_and(|g| g.is_gone()) {
+            self.guest = None;
+            self.forget_guest();
+        }
+        if self.guest.is_none() {
+            let g = (self.connect)()?;
+            self.sampler_physical = g.physical();
+            self.guest = Some(g);
+        }
+        Ok(self.guest.as_mut().expect("connected above"))
+    }
+
+    /// The connection's state is gone with it (breakpoints, holds).
+    pub(super) fn forget_guest(&mut self) {
+        self.regs = None;
+        self.sampler_hold = false;
+        self.sampler_pending = None;
+        self.sampler_breakpoints.clear();
+        self.installed.clear();
+        self.trapped_at = None;
+        if let Some(c) = self.client.as_mut() {
+            c.breakpoints.clear();
+            c.watchpoints.clear();
+        }
+    }
+
+    fn client_mut(&mut self) -> Result<&mut Client, TargetError> {
+        self.client.as_mut().ok_or(TargetError::Detached)
+    }
+
+    pub(super) fn client_holds(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.run == Run::Held)
+    }
+
+    /// Halts the guest if it runs, and judges the stop ([`State::classify`]).
+    pub(super) fn halt_guest(&mut self) -> Result<(), TargetError> {
+        let g = self.guest()?;
+        if g.is_halted() {
+            return Ok(());
+        }
+        let reason = g.halt()?;
+        self.regs = None;
+        self.classify(reason)
+    }
+
+    /// The guest just stopped with `reason`: a trap at someone's breakpoint is theirs (the
+    /// client's only while it waits for a stop); another signal goes to a waiting client.
+    /// Interrupts are the interrupter's: the caller's business.
+    pub(super) fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
+        self.regs = None;
+        let pc = self.registers()?.pc();
+        let watch = self.guest()?.last_watch();
+        let at_breakpoint = self.installed.contains(&pc);
+        let client = self.client.as_mut().filter(|c| c.run != Run::Held);
+        match reason {
+            StopReason::Trap => {
+                if at_breakpoint {
+                    self.trapped_at = Some(pc);
+                }
+                if let Some(c) = client {
+                    if c.breakpoints.contains(&pc) {
+                        c.stop(ClientStop::Breakpoint);
+                    } else if let (false, Some(addr)) = (at_breakpoint, watch) {
+                        let kind = c
+                            .watchpoints
+                            .iter()
+                            .find(|(_, a, len)| (*a..a.saturating_add(*len)).contains(&addr))
+                            .map(|w| w.0);
+                        if let Some(kind) = kind {
+                            c.stop(ClientStop::Watch { kind, addr });
+                        }
+                    }
+                }
+                if self.sampler_breakpoints.contains(&pc) {
+                    self.sampler_pending = Some(StopReason::Trap);
+                }
+            }
+            StopReason::Signal(n) => {
+                if let Some(c) = client {
+                    c.stop(ClientStop::Signal(n));
+                }
+            }
+            StopReason::Interrupted | StopReason::AlreadyHalted => {}
+        }
+        Ok(())
+    }
+
+    /// Installs or removes the breakpoint at `addr` so that it is in the guest exactly when the
+    /// sampler or the client wants it. Must be halted.
+    pub(super) fn sync_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
+        let wanted = self.sampler_breakpoints.contains(&addr)
+            || self
+                .client
+                .as_ref()
+                .is_some_and(|c| c.breakpoints.contains(&addr));
+        let installed = self.installed.contains(&addr);
+        if wanted && !installed {
+            self.memory_mode(self.sampler_physical)?;
+            self.guest()?.set_breakpoint(addr)?;
+            self.installed.insert(addr);
+        } else if !wanted && installed {
+            self.installed.remove(&addr);
+            self.guest()?.remove_breakpoint(addr)?;
+        }
+        Ok(())
+    }
+
+    /// Switches the memory address mode if needed (physical only if the stub has it).
+    pub(super) fn memory_mode(&mut self, physical: bool) -> Result<(), TargetError> {
+        let physical = physical && self.sampler_physical;
+        let g = self.guest()?;
+        if g.physical() != physical {
+            g.set_physical(physical)?;
+        }
+        Ok(())
+    }
+
+    /// One instruction; a breakpoint installed at pc is taken out for it.
+    pub(super) fn step_guest(&mut self) -> Result<StopReason, TargetError> {
+        self.trapped_at = None;
+        let pc = self.registers()?.pc();
+        let at_breakpoint = self.installed.contains(&pc);
+        self.regs = None;
+        let g = self.guest()?;
+        if !at_breakpoint {
+            return g.step();
+        }
+        g.remove_breakpoint(pc)?;
+        let stepped = g.step();
+        let back = g.set_breakpoint(pc);
+        let reason = stepped?;
+        back?;
+        Ok(reason)
+    }
+
+    /// Lets the guest go on when nobody holds it: carries out a client's step, or resumes
+    /// (stepping over the breakpoint it stopped at first).
+    pub(super) fn settle(&mut self) -> Result<(), TargetError> {
+        if self.guest.is_none() || self.sampler_hold || self.sampler_pending.is_some() {
+            return Ok(());
+        }
+        let run = self.client.as_ref().map(|c| c.run);
+        if run == Some(Run::Held) || !self.guest()?.is_halted() {
+            return Ok(());
+        }
+        if run == Some(Run::Step) {
+            let reason = self.step_guest()?;
+            let stop = match reason {
+                StopReason::Signal(n) if n != 5 => ClientStop::Signal(n),
+                _ => ClientStop::Step,
+            };
+            self.client_mut()?.stop(stop);
+            return Ok(());
+        }
+        let pc = self.registers()?.pc();
+        if self.trapped_at == Some(pc) && self.installed.contains(&pc) {
+            self.step_guest()?;
+        }
+        self.trapped_at = None;
+        self.regs = None;
+        self.guest()?.resume()
+    }
+
+    /// The halted guest's registers (cached until it moves).
+    pub(super) fn registers(&mut self) -> Result<Registers, TargetError> {
+        if let Some(r) = &self.regs {
+            return Ok(r.clone());
+        }
+        let r = self.guest()?.read_registers()?;
+        self.regs = Some(r.clone());
+        Ok(r)
+    }
+}

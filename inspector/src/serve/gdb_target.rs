@@ -1,0 +1,428 @@
+//! The gdb client's side of the [`Arbiter`]: a `gdbstub` [`Target`] (RISC-V 64 core registers
+//! and target description from `gdbstub_arch`) whose every request goes through the arbiter,
+//! the blocking event loop that waits for the client's stops and its Ctrl-C, and [`BufConn`],
+//! a buffered TCP connection (gdbstub writes a byte at a time).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+
+use gdbstub::common::Signal;
+use gdbstub::conn::{Connection, ConnectionExt};
+use gdbstub::stub::{run_blocking, SingleThreadStopReason};
+use gdbstub::target::ext::base::single_register_access::{
+    SingleRegisterAccess, SingleRegisterAccessOps,
+};
+use gdbstub::target::ext::base::singlethread::{
+    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
+    SingleThreadSingleStepOps,
+};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::breakpoints::{
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
+    SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatchKind,
+};
+use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::{Target, TargetError as GdbError, TargetResult};
+use gdbstub_arch::riscv::reg::id::RiscvRegId;
+use gdbstub_arch::riscv::reg::RiscvCoreRegs;
+use gdbstub_arch::riscv::Riscv64;
+
+use super::arbiter::{Arbiter, ClientStop};
+use super::guest::{Guest, WatchKind};
+use crate::riscv::{GPRS, PC};
+use crate::target::TargetError;
+
+/// The client's view of the guest. Errors that mean the connection to QEMU is gone end the
+/// session (fatal); others are `E` replies.
+pub struct ClientTarget<G: Guest> {
+    pub arbiter: Arc<Arbiter<G>>,
+}
+
+fn gdb_err(e: TargetError) -> GdbError<String> {
+    match e {
+        TargetError::Unreadable { .. } => GdbError::Errno(14),
+        TargetError::NotHalted { .. } | TargetError::HeldElsewhere { .. } => GdbError::NonFatal,
+        TargetError::NoBreakpoint { .. } => GdbError::NonFatal,
+        TargetError::Rsp(crate::rsp::RspError::ErrorReply { code, .. }) => GdbError::Errno(code),
+        TargetError::Rsp(crate::rsp::RspError::Unsupported { .. }) => GdbError::NonFatal,
+        e => GdbError::Fatal(format!("the connection to the guest failed: {e}")),
+    }
+}
+
+fn watch_kind(kind: GdbWatchKind) -> WatchKind {
+    match kind {
+        GdbWatchKind::Write => WatchKind::Write,
+        GdbWatchKind::Read => WatchKind::Read,
+        GdbWatchKind::ReadWrite => WatchKind::Access,
+    }
+}
+
+fn gdb_watch_kind(kind: WatchKind) -> GdbWatchKind {
+    match kind {
+        WatchKind::Write => GdbWatchKind::Write,
+        WatchKind::Read => GdbWatchKind::Read,
+        WatchKind::Access => GdbWatchKind::ReadWrite,
+    }
+}
+
+/// What gdb is told for a stop of the client's.
+pub fn stop_reason(stop: ClientStop) -> SingleThreadStopReason<u64> {
+    match stop {
+        ClientStop::Breakpoint => SingleThreadStopReason::SwBreak(()),
+        ClientStop::Step => SingleThreadStopReason::DoneStep,
+        ClientStop::Interrupted => SingleThreadStopReason::Signal(Signal::SIGINT),
+        ClientStop::Watch { kind, addr } => SingleThreadStopReason::Watch {
+            tid: (),
+            kind: gdb_watch_kind(kind),
+            addr,
+        },
+        ClientStop::Signal(n) => SingleThreadStopReason::Signal(Signal(n)),
+    }
+}
+
+impl<G: Guest> Target for ClientTarget<G> {
+    type Arch = Riscv64;
+    type Error = String;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::SingleThread(self)
+    }
+
+    fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+
+    // The guest's own breakpoints (ebreak) are not ours to emulate: QEMU reports them.
+    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
+        true
+    }
+}
+
+impl<G: Guest> SingleThreadBase for ClientTarget<G> {
+    fn read_registers(&mut self, regs: &mut RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
+        let r = self.arbiter.client_read_registers().map_err(gdb_err)?;
+        regs.x.copy_from_slice(r.gprs());
+        regs.pc = r.pc();
+        Ok(())
+    }
+
+    /// `G`: writes the registers that differ from the guest's.
+    fn write_registers(&mut self, regs: &RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
+        let now = self.arbiter.client_read_registers().map_err(gdb_err)?;
+        let wanted = regs.x.iter().copied().chain([regs.pc]);
+        for (n, value) in wanted.enumerate() {
+            if n != 0 && now.get(n) != Some(value) {
+                self.arbiter
+                    .client_write_register(n, value)
+                    .map_err(gdb_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
+        self.arbiter
+            .client_read_memory(start, data)
+            .map_err(gdb_err)?;
+        Ok(data.len())
+    }
+
+    fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
+        self.arbiter
+            .client_write_memory(start, data)
+            .map_err(gdb_err)
+    }
+
+    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, (), Self>> {
+        Some(self)
+    }
+}
+
+fn regnum(id: RiscvRegId<u64>) -> Option<usize> {
+    match id {
+        RiscvRegId::Gpr(i) if usize::from(i) < GPRS => Some(usize::from(i)),
+        RiscvRegId::Pc => Some(PC),
+        _ => None,
+    }
+}
+
+impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
+    fn read_register(
+        &mut self,
+        _tid: (),
+        reg_id: RiscvRegId<u64>,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
+        let regs = self.arbiter.client_read_registers().map_err(gdb_err)?;
+        let v = regs.get(n).ok_or(GdbError::NonFatal)?;
+        let bytes = v.to_le_bytes();
+        let k = bytes.len().min(buf.len());
+        buf[..k].copy_from_slice(&bytes[..k]);
+        Ok(k)
+    }
+
+    fn write_register(
+        &mut self,
+        _tid: (),
+        reg_id: RiscvRegId<u64>,
+        val: &[u8],
+    ) -> TargetResult<(), Self> {
+        let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
+        let mut le = [0u8; 8];
+        let k = val.len().min(8);
+        le[..k].copy_from_slice(&val[..k]);
+        self.arbiter
+            .client_write_register(n, u64::from_le_bytes(le))
+            .map_err(gdb_err)
+    }
+}
+
+impl<G: Guest> SingleThreadResume for ClientTarget<G> {
+    /// Signals are not delivered (a bare-metal guest has none): continuing with one continues.
+    fn resume(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
+        self.arbiter.client_resume().map_err(|e| e.to_string())
+    }
+
+    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<G: Guest> SingleThreadSingleStep for ClientTarget<G> {
+    fn step(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
+        self.arbiter.client_step().map_err(|e| e.to_string())
+    }
+}
+
+impl<G: Guest> Breakpoints for ClientTarget<G> {
+    fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<G: Guest> SwBreakpoint for ClientTarget<G> {
+    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.arbiter.client_add_breakpoint(addr).map_err(gdb_err)?;
+        Ok(true)
+    }
+
+    fn remove_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        self.arbiter.client_remove_breakpoint(addr).map_err(gdb_err)
+    }
+}
+
+/// On QEMU (TCG) software and hardware breakpoints are the same thing; both go through the
+/// arbiter's one set, installed software first, hardware if the stub refuses.
+impl<G: Guest> HwBreakpoint for ClientTarget<G> {
+    fn add_hw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        self.add_sw_breakpoint(addr, kind)
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        self.remove_sw_breakpoint(addr, kind)
+    }
+}
+
+impl<G: Guest> HwWatchpoint for ClientTarget<G> {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: GdbWatchKind,
+    ) -> TargetResult<bool, Self> {
+        match self
+            .arbiter
+            .client_add_watchpoint(watch_kind(kind), addr, len)
+        {
+            Ok(()) => Ok(true),
+            // The stub has none: gdb falls back to software watchpoints.
+            Err(TargetError::Rsp(
+                crate::rsp::RspError::Unsupported { .. } | crate::rsp::RspError::ErrorReply { .. },
+            )) => Ok(false),
+            Err(e) => Err(gdb_err(e)),
+        }
+    }
+
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: GdbWatchKind,
+    ) -> TargetResult<bool, Self> {
+        self.arbiter
+            .client_remove_watchpoint(watch_kind(kind), addr, len)
+            .map_err(gdb_err)
+    }
+}
+
+impl<G: Guest> MonitorCmd for ClientTarget<G> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        mut out: ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(cmd);
+        match self.arbiter.client_monitor(&command) {
+            Ok(text) => out.write_raw(text.as_bytes()),
+            Err(e) => out.write_raw(format!("inspector: monitor {command}: {e}\n").as_bytes()),
+        }
+        Ok(())
+    }
+}
+
+/// The blocking event loop: looks for the client's stop (through the arbiter) and for bytes
+/// from gdb (Ctrl-C) in turn.
+pub enum EventLoop<G: Guest> {
+    #[allow(dead_code)]
+    Never(std::convert::Infallible, std::marker::PhantomData<G>),
+}
+
+impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
+    type Target = ClientTarget<G>;
+    type Connection = BufConn;
+    type StopReason = SingleThreadStopReason<u64>;
+
+    fn wait_for_stop_reason(
+        target: &mut ClientTarget<G>,
+        conn: &mut BufConn,
+    ) -> Result<
+        run_blocking::Event<SingleThreadStopReason<u64>>,
+        run_blocking::WaitForStopReasonError<String, std::io::Error>,
+    > {
+        loop {
+            if let Some(stop) = target
+                .arbiter
+                .client_poll()
+                .map_err(|e| run_blocking::WaitForStopReasonError::Target(e.to_string()))?
+            {
+                return Ok(run_blocking::Event::TargetStopped(stop_reason(stop)));
+            }
+            if conn
+                .peek()
+                .map_err(run_blocking::WaitForStopReasonError::Connection)?
+                .is_some()
+            {
+                let byte = ConnectionExt::read(conn)
+                    .map_err(run_blocking::WaitForStopReasonError::Connection)?;
+                return Ok(run_blocking::Event::IncomingData(byte));
+            }
+            // Let the sampler have the connection to the guest between two looks.
+            std::thread::sleep(super::arbiter::STOP_POLL);
+        }
+    }
+
+    fn on_interrupt(
+        target: &mut ClientTarget<G>,
+    ) -> Result<Option<SingleThreadStopReason<u64>>, String> {
+        let stop = target
+            .arbiter
+            .client_interrupt()
+            .map_err(|e| e.to_string())?;
+        Ok(Some(stop_reason(stop)))
+    }
+}
+
+/// A TCP connection with buffers both ways: gdbstub reads and writes a byte at a time, which on
+/// a bare socket is a system call (and, with TCP_NODELAY, a segment) per byte.
+pub struct BufConn {
+    stream: TcpStream,
+    out: Vec<u8>,
+    inbuf: Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl BufConn {
+    pub fn new(stream: TcpStream) -> BufConn {
+        BufConn {
+            stream,
+            out: Vec::with_capacity(8192),
+            inbuf: vec![0; 8192].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads what the socket has into the buffer; `block` waits for at least one byte.
+    /// Returns false on end of stream.
+    fn fill(&mut self, block: bool) -> std::io::Result<bool> {
+        self.stream.set_nonblocking(!block)?;
+        let r = Read::read(&mut self.stream, &mut self.inbuf);
+        match r {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.start = 0;
+                self.end = n;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Connection for BufConn {
+    type Error = std::io::Error;
+
+    fn write(&mut self, byte: u8) -> Result<(), Self::Error> {
+        self.out.push(byte);
+        Ok(())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.out.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        if !self.out.is_empty() {
+            self.stream.set_nonblocking(false)?;
+            Write::write_all(&mut self.stream, &self.out)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    fn on_session_start(&mut self) -> Result<(), Self::Error> {
+        self.stream.set_nodelay(true)
+    }
+}
+
+impl ConnectionExt for BufConn {
+    fn read(&mut self) -> Result<u8, Self::Error> {
+        // gdbstub reads only after it has written its reply: send what is pending first.
+        self.flush()?;
+        while self.start == self.end {
+            if !self.fill(true)? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        let b = self.inbuf[self.start];
+        self.start += 1;
+        Ok(b)
+    }
+
+    fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
+        self.flush()?;
+        if self.start == self.end && !self.fill(false)? {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok((self.start < self.end).then(|| self.inbuf[self.start]))
+    }
+}

@@ -1,0 +1,171 @@
+//! The connection to the guest as the gdb server needs it: [`Guest`] is the [`Target`] trait plus
+//! what only a debugger client asks for (register writes, watchpoints, the memory address
+//! mode), implemented for [`RspTarget`] (QEMU) and [`MemTarget`] (tests).
+
+use crate::riscv::{GPRS, PC, REGISTER_BYTES};
+use crate::rsp::{BreakpointType, RspError, StopKind, StopReply};
+use crate::target::{MemTarget, RspTarget, Target, TargetError};
+
+/// What a watchpoint fires on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WatchKind {
+    Write,
+    Read,
+    Access,
+}
+
+impl WatchKind {
+    fn packet_type(self) -> BreakpointType {
+        match self {
+            WatchKind::Write => BreakpointType::WriteWatch,
+            WatchKind::Read => BreakpointType::ReadWatch,
+            WatchKind::Access => BreakpointType::AccessWatch,
+        }
+    }
+}
+
+/// See the module doc. All methods except [`Guest::last_watch`] and [`Guest::is_gone`] need the
+/// guest halted.
+pub trait Guest: Target + Send + 'static {
+    /// Writes GDB register `regnum` (`x0..x31`, [`PC`]).
+    fn write_register(&mut self, regnum: usize, value: u64) -> Result<(), TargetError>;
+
+    /// Sets a watchpoint over `addr..addr+len`; an error if the stub has none.
+    fn insert_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError>;
+
+    /// Removes a watchpoint set with the same arguments.
+    fn remove_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError>;
+
+    /// The data address of the watchpoint that caused the last stop, if it was one.
+    fn last_watch(&self) -> Option<u64>;
+
+    /// Switches memory addresses to physical (`true`) or virtual; Ok(false) if the stub has no
+    /// physical mode (addresses stay virtual).
+    fn set_physical(&mut self, on: bool) -> Result<bool, TargetError>;
+
+    /// True while memory addresses are physical.
+    fn physical(&self) -> bool;
+
+    /// True once the connection is gone: a new one is needed.
+    fn is_gone(&mut self) -> bool;
+}
+
+fn unreadable(e: RspError) -> TargetError {
+    TargetError::Rsp(e)
+}
+
+impl Guest for RspTarget {
+    fn write_register(&mut self, regnum: usize, value: u64) -> Result<(), TargetError> {
+        if regnum > PC {
+            return Err(TargetError::Rsp(RspError::Unsupported {
+                request: format!("writing register {regnum}"),
+            }));
+        }
+        let client = self.client();
+        // x0..x31 are 0..31 on every RISC-V stub; pc's number comes from the description.
+        let number = if regnum < GPRS {
+            regnum as u32
+        } else {
+            match client.target_description() {
+                Ok(map) => map.by_name("pc").map_or(PC as u32, |r| r.regnum),
+                Err(RspError::Unsupported { .. }) => PC as u32,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let bytes: [u8; REGISTER_BYTES] = value.to_le_bytes();
+        client.write_register(number, &bytes).map_err(unreadable)
+    }
+
+    fn insert_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        Ok(self
+            .client()
+            .insert_breakpoint(kind.packet_type(), addr, len)?)
+    }
+
+    fn remove_watchpoint(
+        &mut self,
+        kind: WatchKind,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), TargetError> {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        Ok(self
+            .client()
+            .remove_breakpoint(kind.packet_type(), addr, len)?)
+    }
+
+    fn last_watch(&self) -> Option<u64> {
+        match self.client_ref().last_stop() {
+            Some(StopReply::Stopped {
+                kind: Some(StopKind::Watch(addr)),
+                ..
+            }) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    fn set_physical(&mut self, on: bool) -> Result<bool, TargetError> {
+        self.set_physical_memory(on)
+    }
+
+    fn physical(&self) -> bool {
+        self.physical_memory()
+    }
+
+    fn is_gone(&mut self) -> bool {
+        self.client().is_closed()
+    }
+}
+
+/// For tests: watchpoints are accepted and ignored, addresses are always "virtual".
+impl Guest for MemTarget {
+    fn write_register(&mut self, regnum: usize, value: u64) -> Result<(), TargetError> {
+        if !self.is_halted() {
+            return Err(TargetError::NotHalted {
+                op: "write a register",
+            });
+        }
+        self.set_register(regnum, value);
+        Ok(())
+    }
+
+    fn insert_watchpoint(&mut self, _: WatchKind, _: u64, _: u64) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    fn remove_watchpoint(&mut self, _: WatchKind, _: u64, _: u64) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    fn last_watch(&self) -> Option<u64> {
+        None
+    }
+
+    fn set_physical(&mut self, _on: bool) -> Result<bool, TargetError> {
+        Ok(false)
+    }
+
+    fn physical(&self) -> bool {
+        false
+    }
+
+    fn is_gone(&mut self) -> bool {
+        self.is_detached()
+    }
+}

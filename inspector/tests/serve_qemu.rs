@@ -1,0 +1,436 @@
+//! Your gdb through the inspector (`--serve`), against the kernel in QEMU with a real
+//! `gdb-multiarch`: batch mode and gdb/MI (as IDEs drive it) while `watch` samples; gdb killed
+//! at its own breakpoint; a TUI-side breakpoint and a gdb breakpoint at the same time. Every
+//! test boots its own QEMU (killed by pid on drop) and bounds every wait.
+//!
+//! Run: `make test`, or after `make kernel`:
+//! `cargo test -p inspector --test serve_qemu -- --include-ignored --test-threads=2`.
+
+mod common;
+
+use common::cli::BIN;
+use common::qemu::{free_port, kernel_elf, Qemu};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `inspector watch --json-lines --serve ADDR` on `q`; its stdout lines are collected.
+struct Watch {
+    child: Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    serve: String,
+}
+
+impl Watch {
+    fn start(q: &Qemu) -> Watch {
+        let serve = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new(BIN)
+            .args(["watch", "--json-lines", "--interval", "100ms"])
+            .args(["--duration", "170s", "--elf"])
+            .arg(kernel_elf())
+            .args(["--gdb", &format!("127.0.0.1:{}", q.gdb_port())])
+            .args(["--serve", &serve])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        let w = Watch {
+            child,
+            lines,
+            serve,
+        };
+        // Serving once the port accepts (a connection that only opens and closes is harmless:
+        // the client is detached at once).
+        let start = Instant::now();
+        while std::net::TcpStream::connect(&w.serve).is_err() {
+            assert!(start.elapsed() < T, "watch --serve never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        w
+    }
+
+    /// Events (lines with a `seq`) seen so far.
+    fn events(&self) -> usize {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.get("seq").is_some())
+            .count()
+    }
+
+    /// Waits until more than `n` events were seen.
+    fn wait_events_beyond(&self, n: usize) {
+        let start = Instant::now();
+        while self.events() <= n {
+            assert!(
+                start.elapsed() < T,
+                "watch saw no new event (still {n}); is it stuck?"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Ctrl-C, as a user would; watch must exit 0.
+    fn stop(self) {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "watch failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// gdb-multiarch in batch mode through `addr`, with the project's .gdbinit, as `make gdb`.
+fn gdb_batch(addr: &str, commands: &[&str]) -> String {
+    let mut cmd = Command::new("gdb-multiarch");
+    cmd.current_dir(root())
+        .args(["-batch", "-nx", "-iex", "set auto-load local-gdbinit off"])
+        .args(["-x", ".gdbinit"])
+        .arg(kernel_elf())
+        .args(["-ex", &format!("target remote {addr}")]);
+    for c in commands {
+        cmd.args(["-ex", c]);
+    }
+    let out = cmd.output().expect("run gdb-multiarch (make setup)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "gdb failed:\n{text}");
+    text
+}
+
+/// Keeps the kernel allocating: `churn` in the background, many rounds.
+fn keep_allocating(q: &mut Qemu) {
+    q.send_line("churn 1000000 &");
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn assert_no_foreign_stop(gdb_output: &str) {
+    for bad in ["SIGINT", "received signal", "SIGTRAP"] {
+        assert!(
+            !gdb_output.contains(bad),
+            "gdb was told of a stop it did not cause ({bad}):\n{gdb_output}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_batch_through_the_inspector_while_watch_samples() {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    w.wait_events_beyond(0);
+    let out = gdb_batch(
+        &w.serve,
+        &[
+            "break track_alloc",
+            "continue",
+            "bt",
+            "info args",
+            "finish",
+            "stepi",
+            "x/4gx $sp",
+            "info registers pc",
+            "alloc-pid 0",
+            "delete",
+            "detach",
+        ],
+    );
+    assert!(out.contains("Breakpoint 1, "), "{out}");
+    assert!(out.contains("track_alloc"), "{out}");
+    assert!(out.contains("#1 "), "a backtrace with a caller:\n{out}");
+    assert!(out.contains("owner = "), "info args:\n{out}");
+    assert!(out.contains("Value returned"), "finish:\n{out}");
+    assert!(out.contains("pc "), "info registers:\n{out}");
+    assert!(out.contains("slot="), "alloc-pid through the proxy:\n{out}");
+    assert!(out.contains("detached"), "{out}");
+    assert_no_foreign_stop(&out);
+    // Events go on after the session.
+    let seen = w.events();
+    w.wait_events_beyond(seen);
+    // A second session works as the first.
+    let out = gdb_batch(&w.serve, &["info registers pc", "detach"]);
+    assert!(out.contains("pc "), "{out}");
+    w.stop();
+}
+
+/// gdb/MI over pipes: commands in, records out.
+struct Mi {
+    child: Child,
+    out: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Mi {
+    fn start() -> Mi {
+        let mut child = Command::new("gdb-multiarch")
+            .current_dir(root())
+            .args(["--interpreter=mi2", "-nx", "-q"])
+            .arg(kernel_elf())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run gdb-multiarch (make setup)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Mi {
+            child,
+            out: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, cmd: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for a line starting with `prefix`; fails on `^error` first.
+    fn expect(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.out.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "no `{prefix}` from gdb/MI within {T:?}; saw:\n{}",
+                    self.seen.join("\n")
+                )
+            });
+            self.seen.push(line.clone());
+            assert!(
+                !line.starts_with("^error"),
+                "gdb/MI error waiting for `{prefix}`: {line}"
+            );
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// Sends `cmd` and waits for its result record starting with `prefix`.
+    fn command(&mut self, cmd: &str, prefix: &str) -> String {
+        self.send(cmd);
+        self.expect(prefix)
+    }
+}
+
+impl Drop for Mi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_mi_through_the_inspector_as_an_ide_drives_it() {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    // As IDEs do: commands are taken while the target runs (for -exec-interrupt).
+    mi.command("-gdb-set mi-async on", "^done");
+    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    mi.command("-break-insert track_alloc", "^done,bkpt=");
+    mi.command("-exec-continue", "^running");
+    let stopped = mi.expect("*stopped");
+    assert!(stopped.contains("breakpoint-hit"), "{stopped}");
+    assert!(stopped.contains("track_alloc"), "{stopped}");
+    let args = mi.command("-stack-list-arguments 1 0 0", "^done,stack-args=");
+    assert!(args.contains("name=\"owner\""), "{args}");
+    mi.command("-break-delete 1", "^done");
+    mi.command("-exec-continue", "^running");
+    // Running with no breakpoint: the inspector's samples must not show up as stops.
+    std::thread::sleep(Duration::from_millis(700));
+    mi.command("-exec-interrupt", "^done");
+    let stopped = mi.expect("*stopped");
+    assert!(
+        stopped.contains("signal-received") || stopped.contains("SIGINT"),
+        "{stopped}"
+    );
+    let stray: Vec<_> = mi
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("*stopped"))
+        .collect();
+    // The connect's stop, the breakpoint's and the interrupt's: nothing else.
+    assert_eq!(stray.len(), 3, "only the stops gdb caused: {stray:?}");
+    mi.command("-target-detach", "^done");
+    mi.command("-gdb-exit", "^exit");
+    let seen = w.events();
+    w.wait_events_beyond(seen);
+    w.stop();
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    mi.command("-break-insert track_alloc", "^done,bkpt=");
+    mi.command("-exec-continue", "^running");
+    mi.expect("*stopped");
+    // SIGKILL: no detach, the socket just closes.
+    Command::new("kill")
+        .args(["-KILL", &mi.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = mi.child.wait();
+    // The guest runs on: the console answers and allocates (track_alloc runs), watch sees
+    // events, and a fresh session attaches (the dead one's slot is free). That the dead
+    // client's breakpoint left QEMU is checked on the arbiter in the unit tests (serve::tests).
+    q.send_line("leak 2");
+    q.expect("allocated 2 pages", T);
+    let seen = w.events();
+    w.wait_events_beyond(seen);
+    let out = gdb_batch(&w.serve, &["info breakpoints", "detach"]);
+    assert!(out.contains("No breakpoints"), "{out}");
+    w.stop();
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn a_second_gdb_is_refused_in_gdbs_terms() {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    let out = Command::new("gdb-multiarch")
+        .args(["-batch", "-nx"])
+        .arg(kernel_elf())
+        .args(["-ex", &format!("target remote {}", w.serve)])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("another gdb is attached"), "{text}");
+    mi.command("-target-detach", "^done");
+    w.stop();
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn a_tui_breakpoint_and_a_gdb_breakpoint_each_stop_only_their_own_debugger() {
+    use inspector::debugger::live::{DebugCommand, DebugSource, DebugState, Debuggable};
+    use inspector::serve::Serve;
+    use inspector::source::Source;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut q = Qemu::boot();
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = Serve::start("127.0.0.1:0", &stub).unwrap();
+    // The TUI's side, as its sampling thread drives it: a breakpoint at free_proc (every exit),
+    // continued at each of its stops.
+    let mut tui = DebugSource::new(kernel_elf(), stub.clone())
+        .unwrap()
+        .with_connector(serve.connector());
+    tui.sample().unwrap();
+    tui.command(DebugCommand::ToggleBreakpoint("free_proc".into()))
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut tui_stops = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let _ = tui.sample();
+            if let Some(r) = tui.take_stop_report() {
+                if let DebugState::Stopped(view) = &r.state {
+                    // The function the stop is in (not a call inlined at its address).
+                    let f = view.backtrace.iter().find(|f| !f.inlined);
+                    tui_stops.push(f.and_then(|f| f.function.clone()));
+                }
+                tui.command(DebugCommand::Continue).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tui.detach();
+        tui_stops
+    });
+    keep_allocating(&mut q);
+    let out = gdb_batch(
+        serve.addr(),
+        &[
+            "break track_alloc",
+            "continue",
+            "continue",
+            "continue",
+            "delete",
+            "detach",
+        ],
+    );
+    assert_eq!(out.matches("Breakpoint 1, ").count(), 3, "{out}");
+    assert!(
+        !out.contains("free_proc ("),
+        "gdb stopped at the TUI's breakpoint:\n{out}"
+    );
+    assert_no_foreign_stop(&out);
+    // Exits go on: the TUI's breakpoint is hit.
+    q.send_line("leak 1");
+    q.expect("allocated 1 pages", T);
+    std::thread::sleep(Duration::from_secs(1));
+    done.store(true, Ordering::SeqCst);
+    let tui_stops = sampler.join().unwrap();
+    assert!(
+        !tui_stops.is_empty(),
+        "the TUI's breakpoint never stopped it"
+    );
+    for f in &tui_stops {
+        let f = f.as_deref().unwrap_or("?");
+        assert!(
+            f.contains("free_proc"),
+            "the TUI stopped in {f}: {tui_stops:?}"
+        );
+    }
+    drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
+}
