@@ -14,8 +14,8 @@
 //! there is none yet.
 
 use super::{Sampler, SnapshotError};
-use crate::model::{ReadPath, Snapshot};
-use crate::target::GuestMemory;
+use crate::model::{Header, ReadPath, Snapshot};
+use crate::target::{GuestMemory, TargetError};
 use std::time::{Duration, Instant};
 
 /// How long a live read keeps retrying a tracker that is mid-change (or changing under every
@@ -96,6 +96,12 @@ impl Sampler {
     /// One attempt: Some(snapshot) when the copy is consistent, None when the kernel was (or
     /// came) inside a change. Read errors while the state moved are retried too: a torn
     /// pointer may point anywhere.
+    ///
+    /// When the generation moved since the previous snapshot, the bytes the read needs (the
+    /// count, the new events, `alloc_table[0 .. high_water]`) are first copied raw and the
+    /// generation checked again; they are decoded after, from the copies ([`Copied`]). So the
+    /// window the kernel must leave alone is a few memory copies long, not a decode of a
+    /// thousand events: a kernel changing the tracker every few microseconds still gets read.
     fn try_live<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
@@ -109,19 +115,18 @@ impl Sampler {
             return Ok(None);
         }
         let rebooted = self.is_new_boot(&header);
-        // A failed attempt must leave the sampler as it was: a reboot's reset is undone.
+        // A reboot reads everything afresh; a failed attempt must leave the sampler as it
+        // was, so the reset is undone unless a snapshot comes of it.
         let kept = rebooted.then(|| (self.previous.take(), self.next_event.take()));
-        let result = self.read_rest(mem, header, false);
-        let after = self.read_generation(mem)?;
-        if after != before || result.is_err() {
+        let read = self.read_window(mem, header, before);
+        if !matches!(read, Ok(Some(_))) {
             if let Some((previous, next_event)) = kept {
                 (self.previous, self.next_event) = (previous, next_event);
             }
         }
-        if after != before {
+        let Some(mut snap) = read? else {
             return Ok(None);
-        }
-        let mut snap = result?;
+        };
         // Outside the window: the process table is not under the tracker's lock.
         snap.procs = self.read_procs(mem, super::span_limit(&snap.header))?;
         snap.pause_us = 0;
@@ -130,5 +135,106 @@ impl Sampler {
         snap.read_path = ReadPath::Ram;
         self.keep(&snap);
         Ok(Some(snap))
+    }
+
+    /// The rest of one attempt, after a header of generation `before` (even): None when the
+    /// generation moved meanwhile.
+    fn read_window<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        header: Header,
+        before: Option<u64>,
+    ) -> Result<Option<Snapshot>, SnapshotError> {
+        let unchanged = self
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.header.generation == header.generation);
+        if unchanged || before.is_none() {
+            // Nothing new to copy (or no generation to check a copy against: such kernels
+            // are refused above, this only keeps the direct path for them).
+            let result = self.read_rest(mem, header, false);
+            if self.read_generation(mem)? != before {
+                return Ok(None);
+            }
+            return result.map(Some);
+        }
+        let copied = self.copy_changed(mem, &header);
+        // Torn sizes or pointers fail the copy: the state moved, or the error is real.
+        if self.read_generation(mem)? != before {
+            return Ok(None);
+        }
+        let spans = copied?;
+        self.read_rest(&mut Copied { spans, live: mem }, header, false)
+            .map(Some)
+    }
+
+    /// Raw copies of what a read after `header` needs from the tracker: the count, the events
+    /// not yet read, and the table up to the high-water mark.
+    fn copy_changed<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+        header: &Header,
+    ) -> Result<Vec<(u64, Vec<u8>)>, SnapshotError> {
+        let limit = super::span_limit(header);
+        let layout = std::sync::Arc::clone(&self.layout);
+        let mut wanted = Vec::new();
+        if let Some(c) = &layout.count {
+            wanted.push((c.address, c.size));
+        }
+        if let Some(ring) = layout.events.as_ref().filter(|r| r.array.len > 0) {
+            let range = self.event_range(ring.array.len, header.event_head);
+            for (_, start, end) in super::ring_runs(ring.array.len, range.from, header.event_head) {
+                wanted.push(super::checked_span(
+                    ring,
+                    start,
+                    end,
+                    "alloc_events",
+                    limit,
+                )?);
+            }
+        }
+        wanted.push(super::checked_span(
+            &layout.table,
+            0,
+            header.high_water,
+            "alloc_table",
+            limit,
+        )?);
+        let mut spans = Vec::with_capacity(wanted.len());
+        for (addr, len) in wanted {
+            let mut bytes = vec![0; len];
+            mem.read_guest(addr, &mut bytes)?;
+            spans.push((addr, bytes));
+        }
+        Ok(spans)
+    }
+}
+
+/// Guest memory served from raw copies taken inside the sequence-lock window (`spans`: address
+/// and bytes); a read outside them (a tag string the ELF does not hold) goes to the live
+/// memory. Strings the tracker points to never change once written, so reading them after
+/// the window is sound.
+struct Copied<'m, M: ?Sized> {
+    spans: Vec<(u64, Vec<u8>)>,
+    live: &'m mut M,
+}
+
+impl<M: GuestMemory + ?Sized> GuestMemory for Copied<'_, M> {
+    fn read_guest(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
+        let len = buf.len() as u64;
+        let span = self.spans.iter().find(|(base, bytes)| {
+            addr >= *base
+                && addr
+                    .checked_add(len)
+                    .is_some_and(|end| end <= base + bytes.len() as u64)
+        });
+        match span {
+            Some((base, bytes)) => {
+                let at = (addr - base) as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                Ok(())
+            }
+            None => self.live.read_guest(addr, buf),
+        }
     }
 }

@@ -393,18 +393,10 @@ impl Sampler {
         let Some(ring) = layout.events.as_ref().filter(|r| r.array.len > 0) else {
             return Ok((Vec::new(), 0));
         };
-        let ring_len = ring.array.len;
-        let oldest_kept = head.saturating_sub(ring_len);
-        let mut from = self.next_event.unwrap_or(oldest_kept).min(head);
-        let missed = oldest_kept.saturating_sub(from);
-        from = from.max(oldest_kept);
+        let EventRange { from, missed } = self.event_range(ring.array.len, head);
         let mut events = Vec::with_capacity((head - from) as usize);
         let fields = EventFields::of(&ring.record);
-        // At most two contiguous runs of the ring: up to its end, then from its start.
-        let mut seq = from;
-        while seq < head {
-            let start = seq % ring_len;
-            let end = (start + (head - seq)).min(ring_len);
+        for (seq, start, end) in ring_runs(ring.array.len, from, head) {
             let (addr, len) = checked_span(ring, start, end, "alloc_events", limit)?;
             let mut bytes = std::mem::take(&mut self.buf);
             read_into(t, &mut bytes, addr, len)?;
@@ -416,9 +408,19 @@ impl Sampler {
                 events.push(self.decode_event(t, &fields, rec, seq + i)?);
             }
             self.buf = bytes;
-            seq += end - start;
         }
         Ok((events, missed))
+    }
+
+    /// The events a read up to `head` takes: from the next one not yet read (all still in
+    /// the ring for a first read), and how many were overwritten before they could be read.
+    fn event_range(&self, ring_len: u64, head: u64) -> EventRange {
+        let oldest_kept = head.saturating_sub(ring_len);
+        let from = self.next_event.unwrap_or(oldest_kept).min(head);
+        EventRange {
+            from: from.max(oldest_kept),
+            missed: oldest_kept.saturating_sub(from),
+        }
     }
 
     fn decode_event<T: GuestMemory + ?Sized>(
@@ -546,6 +548,27 @@ impl Sampler {
         self.last_string = Some((key, s.clone()));
         Ok(s)
     }
+}
+
+/// See [`Sampler::event_range`].
+struct EventRange {
+    from: u64,
+    missed: u64,
+}
+
+/// The ring's elements holding sequence numbers `from..head` (at most `ring_len` of them), as
+/// at most two contiguous runs `(first seq, start element, end element)`: up to the ring's
+/// end, then from its start.
+fn ring_runs(ring_len: u64, from: u64, head: u64) -> Vec<(u64, u64, u64)> {
+    let mut runs = Vec::new();
+    let mut seq = from;
+    while seq < head && ring_len > 0 {
+        let start = seq % ring_len;
+        let end = (start + (head - seq)).min(ring_len);
+        runs.push((seq, start, end));
+        seq += end - start;
+    }
+    runs
 }
 
 /// The event record's fields, looked up by name once per read rather than once per event.
