@@ -7,6 +7,9 @@
 //! inspector tui --ram /dev/shm/leakscope-1234.ram                 # views from RAM, 60 Hz, no halt
 //! inspector tui --ram /dev/shm/leakscope-1234.ram --gdb 127.0.0.1:1234   # … and the debugger
 //! inspector tui --demo          # a simulated kernel, to try the UI without QEMU
+//! inspector tui --record session.lsrec                  # … and keep what it shows
+//! inspector tui --replay session.lsrec    # a recording, on a timeline (space, , . [ ] g r)
+//! inspector tui --core build/guest.core   # a memory dump of a stopped or crashed kernel
 //! ```
 //!
 //! Keys are listed in docs/user-guide.md and on the screen (`?`). `q`, SIGINT, SIGTERM and
@@ -14,12 +17,15 @@
 //! debugger command in progress is stopped, and the kernel is left running without the
 //! inspector's breakpoints.
 
+use super::record::{create_recorder, Tee};
 use super::Conn;
 use crate::debugger::live::{DebugSource, Debuggable, NoDebugger};
-use crate::source::{DemoSource, RamSource};
+use crate::record::DEFAULT_KEYFRAME_EVERY;
+use crate::source::{CoreSource, DemoSource, RamSource, ReplaySource};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Time between snapshots through the stub (each halts the guest briefly).
@@ -38,13 +44,46 @@ pub struct TuiArgs {
     /// Show generated data instead of connecting (to try the UI without QEMU).
     #[arg(long)]
     pub demo: bool,
+    /// Also record what is sampled to this file (see `inspector record`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["replay", "core", "demo"])]
+    pub record: Option<PathBuf>,
+    /// Show a recording instead of a live kernel, with a timeline to play, pause, step and seek.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["gdb", "ram", "core", "demo"])]
+    pub replay: Option<PathBuf>,
+    /// Show a memory dump (QEMU's dump-guest-memory ELF, or a copy of its RAM file) instead of
+    /// a live kernel.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["gdb", "ram", "demo"])]
+    pub core: Option<PathBuf>,
 }
+
+/// Time between snapshots of a replay (the timeline's resolution while it plays).
+pub const REPLAY_INTERVAL: Duration = Duration::from_millis(100);
+/// Time between reads of a memory dump (it never changes).
+pub const CORE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn run(args: TuiArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
     let conn = &args.conn;
     let source: Box<dyn Debuggable> = match (&conn.ram, &conn.gdb) {
         _ if args.demo => Box::new(NoDebugger(DemoSource::new())),
+        _ if args.replay.is_some() || args.core.is_some() => {
+            let (source, interval): (Box<dyn Debuggable>, _) = match (&args.replay, &args.core) {
+                (Some(rec), _) => (
+                    Box::new(NoDebugger(ReplaySource::open(rec)?)),
+                    REPLAY_INTERVAL,
+                ),
+                (None, Some(core)) => (
+                    Box::new(NoDebugger(CoreSource::open(
+                        &conn.elf,
+                        core,
+                        conn.ram_base,
+                    )?)),
+                    CORE_INTERVAL,
+                ),
+                (None, None) => unreachable!("guarded above"),
+            };
+            return crate::tui::run_tui(source, args.interval.unwrap_or(interval), stop);
+        }
         // The RAM file alone: views at no cost to the guest, no debugger.
         (Some(ram), None) => Box::new(NoDebugger(RamSource::new(&conn.elf, ram, conn.ram_base)?)),
         // Both: the views from RAM, the debugger through the stub.
@@ -57,6 +96,14 @@ pub fn run(args: TuiArgs) -> Result<()> {
         (None, _) => Box::new(
             DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?.with_shutdown(stop.clone()),
         ),
+    };
+    let source: Box<dyn Debuggable> = match &args.record {
+        Some(path) => Box::new(Tee::new(
+            source,
+            create_recorder(path, conn, DEFAULT_KEYFRAME_EVERY)?,
+            path,
+        )),
+        None => source,
     };
     // From what the source does, not from the options: a kernel without a generation counter
     // is read through the stub even when --ram is given.

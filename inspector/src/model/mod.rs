@@ -8,7 +8,7 @@
 pub mod check;
 mod diff;
 mod leaks;
-pub use diff::{diff, Diff};
+pub use diff::{diff, Diff, PidChange, TagChange};
 pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
 
 use serde::{Deserialize, Serialize};

@@ -201,6 +201,7 @@ pub(crate) fn run_with(
     shutdown: ShutdownFlag,
 ) -> anyhow::Result<()> {
     let capabilities = source.capabilities();
+    let replay = source.replay_control();
     let (mut sampler, msgs) = SamplerHandle::spawn(
         SampleLoop::new(source, interval),
         shutdown,
@@ -208,6 +209,7 @@ pub(crate) fn run_with(
     )?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
+    app.replay = replay;
     let result = (|| {
         let (w, h) = screen.size()?;
         app.set_terminal_size(w, h);
