@@ -1,8 +1,9 @@
 //! [`Recorder`]: successive snapshots in, frames out, each written to the file at once (one
 //! `write` per frame), so a crash of the inspector loses at most the sample being taken.
 //!
-//! Contracts: the first frame after `Start` is a keyframe, as is the first after a reboot, and
-//! the first change once `keyframe_every` passed since the last keyframe is one too; an unchanged sample writes nothing unless
+//! Contracts: the first frame after `Start` is a keyframe, as is the first after a reboot; once
+//! `keyframe_every` passed since the last keyframe, the next sample is one if anything changed
+//! since that keyframe (an idle tracker adds no keyframes); an unchanged sample writes nothing unless
 //! [`HEARTBEAT`] passed since the last frame (an empty delta, so the recording's end time stays
 //! within a second of the truth); a stale sample (`mid_change`) adds nothing but time.
 
@@ -35,6 +36,8 @@ pub struct Recorder<W: Write> {
     last_frame_us: u64,
     frames: u64,
     bytes: u64,
+    /// A delta was written since the last keyframe (so the next due keyframe is news).
+    delta_since_key: bool,
 }
 
 impl<W: Write> Recorder<W> {
@@ -56,6 +59,7 @@ impl<W: Write> Recorder<W> {
             last_frame_us: 0,
             frames: 0,
             bytes: first.len() as u64,
+            delta_since_key: false,
         })
     }
 
@@ -70,10 +74,10 @@ impl<W: Write> Recorder<W> {
             Some(_) if snap.mid_change => self.heartbeat(t_us),
             Some(last) => {
                 let delta = delta(last, snap);
-                if delta == DeltaRec::default() {
-                    self.heartbeat(t_us)
-                } else if key_due {
+                if key_due && (self.delta_since_key || delta != DeltaRec::default()) {
                     self.keyframe(snap, t_us)
+                } else if delta == DeltaRec::default() {
+                    self.heartbeat(t_us)
                 } else {
                     self.write_delta(&delta, snap, t_us)
                 }
@@ -114,6 +118,7 @@ impl<W: Write> Recorder<W> {
         self.write(FrameKind::Keyframe, t_us, &serde_json::to_vec(&rec)?)?;
         self.frames += 1;
         self.last_key_us = t_us;
+        self.delta_since_key = false;
         self.remember(snap);
         Ok(())
     }
@@ -121,6 +126,7 @@ impl<W: Write> Recorder<W> {
     fn write_delta(&mut self, delta: &DeltaRec, snap: &Snapshot, t_us: u64) -> io::Result<()> {
         self.write(FrameKind::Delta, t_us, &serde_json::to_vec(delta)?)?;
         self.frames += 1;
+        self.delta_since_key = true;
         self.remember(snap);
         Ok(())
     }
