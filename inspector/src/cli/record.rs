@@ -21,7 +21,9 @@ use super::Conn;
 use crate::debugger::live::{DebugCommand, DebugReport, Debuggable};
 use crate::model::{ReadPath, Snapshot};
 use crate::record::{Recorder, StartInfo};
-use crate::source::{Capabilities, NotReady, ReplayControl, ReplaySource, Seek, Source};
+use crate::source::{
+    stayed_mid_change, Capabilities, NotReady, ReplayControl, ReplaySource, Seek, Source,
+};
 use crate::target::{install_ctrlc_handler, Cancelled};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -103,7 +105,8 @@ pub fn run(args: RecordArgs) -> Result<()> {
                     .with_context(|| format!("writing the recording {}", args.output.display()))?;
             }
             Err(e) if Cancelled::is(&e) => break,
-            Err(e) if NotReady::find(&e).is_some() => {}
+            // Still booting, or mid-change past the read's bound: nothing to record yet.
+            Err(e) if NotReady::find(&e).is_some() || stayed_mid_change(&e) => {}
             Err(e) => {
                 lost = Some(e);
                 break;

@@ -254,15 +254,26 @@ pub struct State {
     pub procs: Vec<Process>,
 }
 
-/// Rebuilds states of a [`Recording`]; keeps the last frame state it built. See the module doc.
+/// Partial states kept per frame: one every this many events, so a step (either way) applies
+/// at most this many events.
+const CHECKPOINT_EVERY: usize = 32;
+
+/// Rebuilds states of a [`Recording`]; keeps the last frame state it built, and checkpoints
+/// of the partial states of the last frame stepped through. See the module doc.
 pub struct Player {
     rec: Arc<Recording>,
     cache: Option<(usize, State)>,
+    /// (frame, states after 0, 32, 64, … of its events applied to the frame before).
+    checkpoints: Option<(usize, Vec<State>)>,
 }
 
 impl Player {
     pub fn new(rec: Arc<Recording>) -> Player {
-        Player { rec, cache: None }
+        Player {
+            rec,
+            cache: None,
+            checkpoints: None,
+        }
     }
 
     pub fn recording(&self) -> &Arc<Recording> {
@@ -326,22 +337,61 @@ impl Player {
     pub fn state(&mut self, pos: Pos) -> State {
         let f = pos.frame.min(self.rec.len() - 1);
         match pos.partial {
-            Some(j) if f > 0 && j < self.rec.frames[f].events.len() => {
-                let mut st = self.frame_state(f - 1);
-                let rec = Arc::clone(&self.rec);
+            Some(j) if f > 0 && j < self.rec.frames[f].events.len() => self.partial_state(f, j),
+            _ => self.frame_state(f),
+        }
+    }
+
+    /// Frame `f - 1`'s state with the first `j` events of frame `f` applied, from the nearest
+    /// checkpoint at or before `j`.
+    fn partial_state(&mut self, f: usize, j: usize) -> State {
+        let rec = Arc::clone(&self.rec);
+        let mut points = match self.checkpoints.take() {
+            Some((cf, points)) if cf == f => points,
+            _ => {
+                let mut base = self.frame_state(f - 1);
                 if let Body::Delta(DeltaRec {
                     procs: Some(next), ..
                 }) = &rec.frames[f].body
                 {
-                    add_new_procs(&mut st.procs, next);
+                    add_new_procs(&mut base.procs, next);
                 }
-                for ev in &rec.frames[f].events[..j] {
-                    apply_event(&mut st, ev);
-                }
-                st
+                vec![base]
             }
-            _ => self.frame_state(f),
+        };
+        let from = (j / CHECKPOINT_EVERY).min(points.len() - 1);
+        let mut st = points[from].clone();
+        for (i, ev) in rec.frames[f].events[from * CHECKPOINT_EVERY..j]
+            .iter()
+            .enumerate()
+        {
+            apply_event(&mut st, ev);
+            let done = from * CHECKPOINT_EVERY + i + 1;
+            if done % CHECKPOINT_EVERY == 0 && done / CHECKPOINT_EVERY == points.len() {
+                points.push(st.clone());
+            }
         }
+        self.checkpoints = Some((f, points));
+        st
+    }
+
+    /// Frame `f`'s state derived from the frame before by its events alone (what stepping
+    /// event by event reaches), without what the recorder saw beyond them. Equal to the
+    /// recorded state whenever the events explain the change (no event missed); for checks.
+    pub fn derive_from_events(&mut self, f: usize) -> State {
+        let f = f.clamp(1, self.rec.len() - 1);
+        let mut st = self.frame_state(f - 1);
+        let rec = Arc::clone(&self.rec);
+        for ev in &rec.frames[f].events {
+            apply_event(&mut st, ev);
+        }
+        st
+    }
+
+    /// True when frame `f` is a delta whose events were all read (none missed).
+    pub fn is_complete_delta(&self, f: usize) -> bool {
+        let frame = &self.rec.frames[f.min(self.rec.len() - 1)];
+        matches!(frame.body, Body::Delta(_)) && frame.missed_events == 0
     }
 
     /// The snapshot at `pos`, as a reader that started there would see it: its `events` are
