@@ -367,7 +367,7 @@ impl Player {
         {
             apply_event(&mut st, ev);
             let done = from * CHECKPOINT_EVERY + i + 1;
-            if done % CHECKPOINT_EVERY == 0 && done / CHECKPOINT_EVERY == points.len() {
+            if done.is_multiple_of(CHECKPOINT_EVERY) && done / CHECKPOINT_EVERY == points.len() {
                 points.push(st.clone());
             }
         }
