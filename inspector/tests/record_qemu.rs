@@ -433,3 +433,48 @@ fn a_qemu_dump_and_a_ram_copy_read_offline_equal_the_live_snapshot_of_that_momen
     }
     q.kill();
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn make_dump_writes_a_core_that_reads_as_the_idle_kernel() {
+    let mut q = Qemu::boot();
+    q.send_line("leak 6 120 &");
+    q.expect("leak: pid=", T);
+    std::thread::sleep(Duration::from_millis(300)); // the leak sleeps, the shell waits: idle
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("guest.core");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&root)
+        .arg("dump")
+        .arg(format!("GDB_PORT={}", q.gdb_port()))
+        .arg(format!("DUMP={}", core.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && core.exists(),
+        "make dump: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = common::cli::snapshot(&q);
+    let got = run(&[
+        "snapshot",
+        "--core",
+        core.to_str().unwrap(),
+        "--elf",
+        kernel_elf().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let got: Value = serde_json::from_slice(&got.stdout).unwrap();
+    same_state(&got, &live, "make dump");
+    // The guest runs on after the dump.
+    assert!(q.run("echo after", T).contains("after"));
+}
