@@ -65,7 +65,7 @@ INSPECTOR := target/release/inspector
 # QEMU end-to-end tests run in parallel, each QEMU on its own port; keep it to the 2 cores.
 TEST_THREADS ?= 2
 
-.PHONY: inspector run inspect test bench lint stress fuzz
+.PHONY: inspector run inspect test bench lint stress fuzz dump
 
 inspector: setup
 	$(CARGO) build --release -p inspector
@@ -78,6 +78,12 @@ run: $(KERNEL_BUILD) inspector
 # file when there is one (and the inspector takes `--ram`), and its gdbstub.
 inspect: inspector
 	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) SERVE_PORT='$(SERVE_PORT)' RAM_FILE='$(RAM_FILE)' bash scripts/inspect.sh
+
+# The running guest's memory (make qemu or make run) as a QEMU ELF dump, for
+# `inspector snapshot --core` / `tui --core`: DUMP=FILE to choose where (default build/guest.core).
+DUMP ?= build/guest.core
+dump:
+	GDB_PORT=$(GDB_PORT) DUMP='$(DUMP)' GDB=$(GDB) bash scripts/dump.sh
 
 # Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
 # plain `cargo test` because they need build/kernel.elf, build/chapter-c.elf and QEMU).

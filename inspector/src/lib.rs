@@ -8,6 +8,7 @@
 //! | `target` | halt, read, resume, breakpoints, steps behind a trait |
 //! | `dwarf` | the ELF's symbols, type layouts, lines, parameters, call frames |
 //! | `model`, `snapshot` | plain tracker data; the reading protocol that fills it |
+//! | `record` | recordings: the file format, the recorder, seeking and stepping in a replay |
 //! | `source` | where snapshots come from (a live stub, a demo), and what each can do |
 //! | `debugger` | breakpoints, stepping, stops; a live source that can also debug |
 //! | `serve` | a GDB server in front of the guest: your gdb beside the views, one connection |
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod debugger;
 pub mod dwarf;
 pub mod model;
+pub mod record;
 pub mod riscv;
 pub mod rsp;
 pub mod serve;

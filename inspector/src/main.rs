@@ -34,6 +34,12 @@ enum Command {
     /// findings (leaks, dead owners, invalid frees, failed allocs, a full table, a stuck
     /// tracker), 2 if it could not check.
     Check(cli::check::CheckArgs),
+    /// Keep a session of the tracker in one file (keyframes, every event, the process table
+    /// over time) for `snapshot --replay`, `tui --replay` and `diff`.
+    Record(cli::record::RecordArgs),
+    /// Pages gained and lost per PID and per tag between two snapshots (JSON files or
+    /// FILE@TIME of a recording); exit 1 when B holds more tracked pages than A.
+    Diff(cli::diff::DiffArgs),
 }
 
 fn main() {
@@ -43,6 +49,14 @@ fn main() {
         Command::Tui(a) => cli::tui::run(a),
         Command::Break(a) => cli::breakpoint::run(a),
         Command::Step(a) => cli::step::run(a),
+        Command::Record(a) => cli::record::run(a),
+        Command::Diff(a) => match cli::diff::run(a) {
+            Ok(status) => std::process::exit(status),
+            Err(e) => {
+                eprintln!("inspector: {e:#}");
+                std::process::exit(cli::diff::EXIT_CANNOT_COMPARE);
+            }
+        },
         Command::Check(a) => match cli::check::run(a) {
             Ok(status) => std::process::exit(status),
             Err(e) => {

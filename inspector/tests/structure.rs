@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["dwarf"],
     &["model"],
     &["snapshot"],
+    &["record"],
     &["source"],
     &["debugger"],
     &["serve"],

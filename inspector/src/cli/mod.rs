@@ -6,6 +6,8 @@
 
 pub mod breakpoint;
 pub mod check;
+pub mod diff;
+pub mod record;
 pub mod render;
 pub mod snapshot;
 pub mod step;

@@ -6,11 +6,14 @@
 //! `pause_us`, `entries` (each `slot`, `pa`, `npages`, `owner`, `tag`), `pids` (each `pid`,
 //! `name`, `state`, `allocs`, `pages`) and `events`; `watch --json-lines` prints one event
 //! object per line; `break --json` one hit object per line; `step --json` one line object per
-//! visited line.
+//! visited line; `diff --json` an object with `added` and `removed` entry lists, `by_pid`
+//! and `by_tag` page changes.
 
 use crate::debugger::Args;
 use crate::model::check::{CheckRun, Finding};
-use crate::model::{Entry, Event, EventKind, PidSummary, ReadPath, Snapshot};
+use crate::model::{
+    Diff, Entry, Event, EventKind, PidChange, PidSummary, ReadPath, Snapshot, TagChange,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
@@ -438,6 +441,95 @@ pub fn check_report(findings: &[Finding], run: &CheckRun, took: Duration, json: 
         if run.snapshots() == 1 { "" } else { "s" },
         took.as_secs_f64()
     );
+    out
+}
+
+/// What `diff` reports: the two moments (as given), their tracked pages, and what changed.
+pub struct DiffReport<'a> {
+    pub a: &'a str,
+    pub b: &'a str,
+    pub pages_a: u64,
+    pub pages_b: u64,
+    pub diff: &'a Diff,
+    pub by_pid: Vec<PidChange>,
+    pub by_tag: Vec<TagChange>,
+}
+
+/// The object of `diff --json`.
+pub fn diff_json(r: &DiffReport) -> Value {
+    #[derive(Serialize)]
+    struct DiffRecord<'a> {
+        a: &'a str,
+        b: &'a str,
+        pages_a: u64,
+        pages_b: u64,
+        grew: bool,
+        added: &'a [Entry],
+        removed: &'a [Entry],
+        by_pid: &'a [PidChange],
+        by_tag: &'a [TagChange],
+    }
+    to_value(&DiffRecord {
+        a: r.a,
+        b: r.b,
+        pages_a: r.pages_a,
+        pages_b: r.pages_b,
+        grew: r.pages_b > r.pages_a,
+        added: &r.diff.added,
+        removed: &r.diff.removed,
+        by_pid: &r.by_pid,
+        by_tag: &r.by_tag,
+    })
+}
+
+/// The text of `diff`: the totals, per-PID and per-tag tables, then the entries added and
+/// removed.
+pub fn diff_text(r: &DiffReport) -> String {
+    let mut out = String::new();
+    let net = r.pages_b as i64 - r.pages_a as i64;
+    let _ = writeln!(
+        out,
+        "tracked pages: {} ({}) → {} ({}): {net:+}",
+        r.pages_a, r.a, r.pages_b, r.b
+    );
+    if r.diff.added.is_empty() && r.diff.removed.is_empty() {
+        let _ = writeln!(out, "no allocation added or removed");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\n{:>5}  {:<16} {:>7} {:>7} {:>7}",
+        "PID", "NAME", "GAINED", "LOST", "NET"
+    );
+    for p in &r.by_pid {
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<16} {:>7} {:>7} {:>+7}",
+            p.pid, p.name, p.gained_pages, p.lost_pages, p.net_pages
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<24} {:>7} {:>7} {:>7}",
+        "TAG", "GAINED", "LOST", "NET"
+    );
+    for t in &r.by_tag {
+        let _ = writeln!(
+            out,
+            "{:<24} {:>7} {:>7} {:>+7}",
+            t.tag, t.gained_pages, t.lost_pages, t.net_pages
+        );
+    }
+    for (what, list) in [("added", &r.diff.added), ("removed", &r.diff.removed)] {
+        let _ = writeln!(out, "\n{what} ({}):", list.len());
+        for e in list {
+            let _ = writeln!(
+                out,
+                "{:>5}  {:#012x} {:>6} {:>5}  {}",
+                e.slot, e.pa, e.npages, e.owner, e.tag
+            );
+        }
+    }
     out
 }
 

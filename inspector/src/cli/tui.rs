@@ -8,6 +8,9 @@
 //! inspector tui --ram /dev/shm/leakscope-1234.ram --gdb 127.0.0.1:1234   # … and the debugger
 //! inspector tui --demo          # a simulated kernel, to try the UI without QEMU
 //! inspector tui --serve 127.0.0.1:1235   # and your gdb beside it: target remote :1235
+//! inspector tui --record session.lsrec                  # … and keep what it shows
+//! inspector tui --replay session.lsrec    # a recording, on a timeline (space, , . [ ] g r)
+//! inspector tui --core build/guest.core   # a memory dump of a stopped or crashed kernel
 //! ```
 //!
 //! With `--serve`, gdb attaches through the inspector (`inspector::serve`); the header says
@@ -19,12 +22,15 @@
 //! debugger command in progress is stopped, and the kernel is left running without the
 //! inspector's breakpoints.
 
+use super::record::{create_recorder, Tee};
 use super::{Conn, ServeArg};
 use crate::debugger::live::{DebugSource, Debuggable, NoDebugger};
-use crate::source::{DemoSource, RamSource};
+use crate::record::DEFAULT_KEYFRAME_EVERY;
+use crate::source::{CoreSource, DemoSource, RamSource, ReplaySource};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
 use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Time between snapshots through the stub (each halts the guest briefly).
@@ -45,13 +51,28 @@ pub struct TuiArgs {
     /// Show generated data instead of connecting (to try the UI without QEMU).
     #[arg(long)]
     pub demo: bool,
+    /// Also record what is sampled to this file (see `inspector record`).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["replay", "core", "demo"])]
+    pub record: Option<PathBuf>,
+    /// Show a recording instead of a live kernel, with a timeline to play, pause, step and seek.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["gdb", "ram", "core", "demo"])]
+    pub replay: Option<PathBuf>,
+    /// Show a memory dump (QEMU's dump-guest-memory ELF, or a copy of its RAM file) instead of
+    /// a live kernel.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["gdb", "ram", "demo"])]
+    pub core: Option<PathBuf>,
 }
+
+/// Time between snapshots of a replay (the timeline's resolution while it plays).
+pub const REPLAY_INTERVAL: Duration = Duration::from_millis(100);
+/// Time between reads of a memory dump (it never changes).
+pub const CORE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn run(args: TuiArgs) -> Result<()> {
     let stop = install_ctrlc_handler()?;
     let conn = &args.conn;
-    if args.demo && args.serve.serve.is_some() {
-        anyhow::bail!("--serve needs a running kernel, not --demo");
+    if (args.demo || args.replay.is_some() || args.core.is_some()) && args.serve.serve.is_some() {
+        anyhow::bail!("--serve needs a running kernel, not --demo, --replay or --core");
     }
     // Declared before the source: dropped after it (the sampler detaches first).
     let serve = args.serve.start(conn, true)?;
@@ -61,6 +82,24 @@ pub fn run(args: TuiArgs) -> Result<()> {
     };
     let source: Box<dyn Debuggable> = match (&conn.ram, &conn.gdb) {
         _ if args.demo => Box::new(NoDebugger(DemoSource::new())),
+        _ if args.replay.is_some() || args.core.is_some() => {
+            let (source, interval): (Box<dyn Debuggable>, _) = match (&args.replay, &args.core) {
+                (Some(rec), _) => (
+                    Box::new(NoDebugger(ReplaySource::open(rec)?)),
+                    REPLAY_INTERVAL,
+                ),
+                (None, Some(core)) => (
+                    Box::new(NoDebugger(CoreSource::open(
+                        &conn.elf,
+                        core,
+                        conn.ram_base,
+                    )?)),
+                    CORE_INTERVAL,
+                ),
+                (None, None) => unreachable!("guarded above"),
+            };
+            return crate::tui::run_tui(source, args.interval.unwrap_or(interval), stop, None);
+        }
         // The RAM file alone: views at no cost to the guest, no debugger.
         (Some(ram), None) => Box::new(NoDebugger(RamSource::new(&conn.elf, ram, conn.ram_base)?)),
         // Both: the views from RAM, the debugger through the stub.
@@ -74,6 +113,14 @@ pub fn run(args: TuiArgs) -> Result<()> {
             connect(DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?)
                 .with_shutdown(stop.clone()),
         ),
+    };
+    let source: Box<dyn Debuggable> = match &args.record {
+        Some(path) => Box::new(Tee::new(
+            source,
+            create_recorder(path, conn, DEFAULT_KEYFRAME_EVERY)?,
+            path,
+        )),
+        None => source,
     };
     // From what the source does, not from the options: a kernel without a generation counter
     // is read through the stub even when --ram is given.

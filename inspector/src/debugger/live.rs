@@ -130,6 +130,9 @@ impl<S: Source> Source for NoDebugger<S> {
     fn detach(&mut self) {
         self.0.detach()
     }
+    fn replay_control(&self) -> Option<crate::source::ReplayControl> {
+        self.0.replay_control()
+    }
 }
 
 impl<S: Source> Debuggable for NoDebugger<S> {

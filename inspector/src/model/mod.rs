@@ -8,10 +8,10 @@
 pub mod check;
 mod diff;
 mod leaks;
-pub use diff::{diff, Diff};
+pub use diff::{diff, Diff, PidChange, TagChange};
 pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub const KERNEL_PID: u32 = 0;
 
 /// One live allocation (a used slot of `alloc_table`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub slot: usize,
     pub pa: u64,
@@ -32,7 +32,7 @@ pub struct Entry {
 }
 
 /// What a tracker event records.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Alloc,
@@ -59,7 +59,7 @@ impl EventKind {
 }
 
 /// One record of the kernel's event ring.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub seq: u64,
     pub kind: EventKind,
@@ -134,8 +134,20 @@ impl Serialize for ProcState {
     }
 }
 
+/// The inverse of `Serialize`: `gone` and `-` back to the inferred states, the rest by name.
+impl<'de> Deserialize<'de> for ProcState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match name.as_str() {
+            "gone" => ProcState::Gone,
+            "-" => ProcState::Kernel,
+            other => ProcState::from_name(other),
+        })
+    }
+}
+
 /// One process from the kernel's `proc_table`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
     pub parent: u32,
@@ -144,7 +156,8 @@ pub struct Process {
 }
 
 /// The tracker header (`alloc_tracker`) plus `alloc_table_count`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Header {
     pub capacity: u64,
     pub count: u64,
@@ -176,7 +189,7 @@ pub struct Header {
 }
 
 /// How a snapshot was read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadPath {
     /// Through the GDB stub, with the guest halted for the reads.
     #[default]

@@ -5,20 +5,25 @@
 //! Sources today: [`LiveSource`] (a running kernel over its GDB stub: [`Session`] halts the
 //! guest briefly for each snapshot), [`RamSource`] (a running kernel's RAM in QEMU's shared
 //! memory file: no stub, no halt) and [`DemoSource`] (a simulated kernel, for trying the UI
-//! without QEMU and for tests). The debugger layer adds a live source that can also debug
+//! without QEMU and for tests), [`ReplaySource`] (a recording, on a timeline) and
+//! [`CoreSource`] (a memory dump of a stopped kernel). The debugger layer adds a live source that can also debug
 //! (`debugger::live::DebugSource`).
 //!
 //! Contract: a source that can touch a guest leaves it running whenever a call returns (unless
 //! a debugger above holds it on purpose) and after `detach`.
 
+pub mod core;
 pub mod demo;
 pub mod live;
 pub mod ram;
+pub mod replay;
 pub mod session;
 
+pub use self::core::CoreSource;
 pub use demo::DemoSource;
 pub use live::LiveSource;
 pub use ram::{RamSource, DEFAULT_RAM_BASE};
+pub use replay::{ReplayControl, ReplaySource, Seek, Timeline};
 pub use session::{load_elf, sample_when_ready, NotReady, Session};
 
 use crate::model::Snapshot;
@@ -72,5 +77,10 @@ pub trait Source: Send + 'static {
     fn finish(&mut self) -> anyhow::Result<()> {
         self.detach();
         Ok(())
+    }
+
+    /// The timeline of a replayed recording (see [`ReplaySource`]); None for any other source.
+    fn replay_control(&self) -> Option<ReplayControl> {
+        None
     }
 }

@@ -3,6 +3,7 @@
 //! tests ([`MemTarget`]), the [`HaltGuard`] that never leaves the guest halted, and the
 //! shutdown flag raised by SIGINT/SIGTERM/SIGHUP. Registers travel as [`Registers`] (`crate::riscv`).
 
+mod core;
 mod guard;
 mod mem;
 mod ram;
@@ -11,6 +12,7 @@ mod shutdown;
 
 use std::time::Duration;
 
+pub use self::core::{is_elf_core, CoreFile, CoreSegment};
 pub use guard::HaltGuard;
 pub use mem::{MemStats, MemTarget};
 pub use ram::{GuestMemory, RamFile, Segment};

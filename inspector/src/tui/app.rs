@@ -15,7 +15,7 @@ use super::pagemap::{self, CellInfo, PageGrid};
 use super::prompt::{Prompt, PromptEdit, PromptKind};
 use crate::debugger::live::{DebugCommand, DebugReport};
 use crate::model::{Entry, Event, LeakReport, LeakTracker, Snapshot, KERNEL_PID};
-use crate::source::{Capabilities, Origin};
+use crate::source::{Capabilities, Origin, ReplayControl, Seek};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,8 @@ pub struct App {
     pub term_size: (u16, u16),
     /// The debugger pane: the debugger view's state.
     pub debugger: DebugPane,
+    /// The timeline of a replayed recording (`tui --replay`); its keys drive it.
+    pub replay: Option<ReplayControl>,
 }
 
 impl App {
@@ -190,6 +192,7 @@ impl App {
             page_cursor: 0,
             term_size: (80, 24),
             debugger: DebugPane::default(),
+            replay: None,
         }
     }
 
@@ -217,6 +220,14 @@ impl App {
 
         for p in &snap.procs {
             self.names.insert(p.pid, p.name.clone());
+        }
+        if self.is_recorded() {
+            // A recording's snapshot carries its position's recent events itself (it may be
+            // a jump back): show those, not an accumulation.
+            self.events.clear();
+            self.leaks = LeakTracker::default();
+            self.last_event_head = None;
+            self.missed_events = 0;
         }
 
         // Events: a reader that reconnects may resend events still in the ring; skip what we
@@ -261,6 +272,11 @@ impl App {
     /// True when the data is generated (`tui --demo`), not read from a kernel.
     pub fn is_demo(&self) -> bool {
         self.source.is_some_and(|c| c.origin == Origin::Demo)
+    }
+
+    /// True when the data is a recording or a memory dump: no guest is there.
+    pub fn is_recorded(&self) -> bool {
+        self.source.is_some_and(|c| c.origin == Origin::Recorded)
     }
 
     /// Records a connection change reported by the sampler.
@@ -397,6 +413,9 @@ impl App {
             }
             return Action::None;
         }
+        if let Some(action) = self.replay_key(key) {
+            return action;
+        }
         if self.view == View::Debugger {
             if key == Key::Char('B') {
                 self.prompt = Some(Prompt::new(PromptKind::Breakpoint, ""));
@@ -453,6 +472,28 @@ impl App {
         Action::None
     }
 
+    /// A replay's timeline keys: play/pause, one event back/forward, speed, jump to a time,
+    /// rewind, end. None for other keys, and without a replay. The sampler carries out the
+    /// move at its next sample, which `SetPaused(false)` asks for at once.
+    fn replay_key(&mut self, key: Key) -> Option<Action> {
+        let control = self.replay.as_ref()?;
+        match key {
+            Key::Char(' ') | Key::Char('p') => control.toggle_play(),
+            Key::Char('.') => control.seek(Seek::Events(1)),
+            Key::Char(',') => control.seek(Seek::Events(-1)),
+            Key::Char(']') => control.change_speed(true),
+            Key::Char('[') => control.change_speed(false),
+            Key::Char('r') => control.seek(Seek::Start),
+            Key::Char('G') => control.seek(Seek::End),
+            Key::Char('g') => {
+                self.prompt = Some(Prompt::new(PromptKind::Seek, ""));
+                return Some(Action::None);
+            }
+            _ => return None,
+        }
+        Some(Action::SetPaused(false))
+    }
+
     /// Carries out a submitted prompt's `text`: a filter replaces the current one (or, if it
     /// does not parse, leaves it and says why); a breakpoint command goes to the debugger
     /// unless it is empty or a command is in flight.
@@ -467,6 +508,24 @@ impl App {
                 }
                 Err(msg) => self.status = Some(format!("filter: {msg}")),
             },
+            PromptKind::Seek => {
+                let Some(control) = &self.replay else {
+                    return Action::None;
+                };
+                match text.trim() {
+                    "end" => control.seek(Seek::End),
+                    "start" | "0" => control.seek(Seek::Start),
+                    t => match humantime::parse_duration(t) {
+                        Ok(d) => control.seek(Seek::Time(d)),
+                        Err(e) => {
+                            self.status =
+                                Some(format!("jump to `{t}`: {e} (e.g. 12s, 1m20s, end)"));
+                            return Action::None;
+                        }
+                    },
+                }
+                return Action::SetPaused(false);
+            }
             PromptKind::Breakpoint => {
                 let text = text.trim();
                 if !text.is_empty() && !self.debugger.busy {

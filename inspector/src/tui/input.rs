@@ -71,5 +71,9 @@ pub const KEYMAP: &[(&str, &str)] = &[
         "debugger: breakpoint prompt: LOCATION [if COND], enable/disable/delete N",
     ),
     ("c / x", "debugger: continue / interrupt"),
+    ("Space, p", "replay: play / pause"),
+    (", / .", "replay: one event back / forward"),
+    ("[ / ]", "replay: slower / faster"),
+    ("g, r, G", "replay: jump to a time, rewind, to the end"),
     ("s n f i", "debugger: step, next, finish, stepi"),
 ];

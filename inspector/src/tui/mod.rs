@@ -24,6 +24,8 @@ mod tests_app;
 #[cfg(test)]
 mod tests_debugger;
 #[cfg(test)]
+mod tests_replay;
+#[cfg(test)]
 mod tests_views;
 
 pub use app::{Action, App, Connection};

@@ -13,6 +13,8 @@ pub enum PromptKind {
     Filter,
     /// The debugger view's `B`: a breakpoint command (`breakpoint_prompt_command`).
     Breakpoint,
+    /// A replay's `g`: a time to jump to (`12s`, `1m20s`, `end`).
+    Seek,
 }
 
 /// What a key did to the prompt.

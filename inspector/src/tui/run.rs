@@ -215,11 +215,13 @@ pub(crate) fn run_with_gdb(
     gdb: Option<ServeStatus>,
 ) -> anyhow::Result<()> {
     let capabilities = source.capabilities();
+    let replay = source.replay_control();
     let mut sample_loop = SampleLoop::new(source, interval);
     sample_loop.gdb = gdb;
     let (mut sampler, msgs) = SamplerHandle::spawn(sample_loop, shutdown, screen.tty_watch())?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
+    app.replay = replay;
     let result = (|| {
         let (w, h) = screen.size()?;
         app.set_terminal_size(w, h);

@@ -2,6 +2,7 @@
 
 use super::truncate_start;
 use crate::model::ReadPath;
+use crate::source::Timeline;
 use crate::tui::app::{App, Connection};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -20,6 +21,14 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         Connection::Connected if app.is_demo() => (
             "● DEMO: a simulated kernel, not QEMU".to_string(),
             Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        ),
+        Connection::Connected if app.replay.is_some() => (
+            "● REPLAY of a recording".to_string(),
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ),
+        Connection::Connected if app.is_recorded() => (
+            "● memory dump: a stopped kernel".to_string(),
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
         ),
         Connection::Connected => ("● connected".to_string(), Style::new().fg(Color::Green)),
         Connection::Disconnected { reason } => (
@@ -47,6 +56,11 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
     // Between snapshots the guest runs: the sampler halts it only for the reads. At a
     // debugger stop it stays halted until the user continues.
     let held = app.debugger.stop().is_some();
+    if let Some(control) = &app.replay {
+        spans.push(timeline_span(&control.timeline()));
+        f.render_widget(Paragraph::new(Line::from(spans)), area);
+        return;
+    }
     let gdb_holds = app.gdb.as_deref().filter(|l| l.starts_with("held by gdb"));
     spans.push(if let Some(line) = gdb_holds {
         // The views keep showing the tracker as it is at gdb's stop.
@@ -105,6 +119,38 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::raw(format!("ran {:.1}%", share * 100.0)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `▶ 12.3s / 1m20.0s ×2 · event 1234/5678`, and the damage if the recording has some.
+fn timeline_span(t: &Timeline) -> Span<'static> {
+    let state = if t.playing { "▶" } else { "⏸" };
+    let mut text = format!(
+        "{state} {} / {} ×{} · event {}/{} · frame {}/{}",
+        fmt_time(t.time),
+        fmt_time(t.duration),
+        t.speed,
+        t.event,
+        t.events,
+        t.frame + 1,
+        t.frames
+    );
+    if t.pos.partial.is_some() {
+        text.push_str(" (between samples)");
+    }
+    if t.damage.is_some() {
+        text.push_str(" · DAMAGED: ends early");
+    }
+    Span::styled(text, Style::new().fg(Color::Cyan))
+}
+
+/// `12.3s`, `1m20.0s`.
+fn fmt_time(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else {
+        format!("{}m{:04.1}s", (s / 60.0) as u64, s % 60.0)
+    }
 }
 
 fn fmt_interval(d: std::time::Duration) -> String {

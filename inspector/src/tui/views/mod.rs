@@ -99,6 +99,10 @@ fn draw_footer(f: &mut Frame, area: Rect, app: &App) {
                 "  Enter · Esc cancel · LOCATION [if COND] toggles · enable/disable/delete N",
             ),
             PromptKind::Filter => ("/", "  Enter apply · Esc cancel · pid:N tag:T or text"),
+            PromptKind::Seek => (
+                "jump to: ",
+                "  Enter · Esc cancel · 12s, 1m20s, start or end",
+            ),
         };
         Line::from(vec![
             Span::styled(label, Style::new().fg(Color::Yellow)),
