@@ -205,7 +205,11 @@ impl Model {
                     Some(&(_, n)) if n != npages => Err(FreeError::WrongSize { tracked: n }),
                     Some(_) => Ok(()),
                 };
-                assert_eq!(result.as_ref().map(|_| ()), expect.as_ref().map(|_| ()), "{op:?}");
+                assert_eq!(
+                    result.as_ref().map(|_| ()),
+                    expect.as_ref().map(|_| ()),
+                    "{op:?}"
+                );
                 assert_eq!(result.as_ref().err(), expect.err().as_ref(), "{op:?}");
                 if let Ok(e) = result {
                     assert_eq!((e.pa, e.npages, e.owner), (pa, npages, pid), "{op:?}");
@@ -290,7 +294,11 @@ fn several_writers_under_the_lock_agree_with_a_model() {
         model.apply(op);
     }
     let h = &g.header;
-    assert_eq!(h.generation, 2 * (1 + model.changes), "one even pair per change");
+    assert_eq!(
+        h.generation,
+        2 * (1 + model.changes),
+        "one even pair per change"
+    );
     assert_eq!(h.event_head, model.changes, "one event per change");
     assert_eq!(g.count, model.live.len());
     assert_eq!(h.tracked_pages, model.tracked_pages);
