@@ -14,7 +14,7 @@ use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tracker::lock::{self, LockStats};
+use tracker::lock;
 
 /// A single-field cell over `UnsafeCell`, used for the statics the inspector reads
 /// (`alloc_table`, `alloc_tracker`, …). `#[repr(transparent)]`: the debugger sees through it.
@@ -89,14 +89,6 @@ pub struct SpinLockGuard<'a, T> {
     _irq: IrqGuard,
 }
 
-/// What one lock cost so far (`SYS_LOCKSTAT`).
-#[derive(Clone, Copy)]
-pub struct LockCost {
-    pub stats: LockStats,
-    /// `time` CSR ticks spent waiting for it, over all harts.
-    pub wait_ticks: u64,
-}
-
 impl<T> SpinLock<T> {
     pub const fn new(name: &'static str, data: T) -> Self {
         SpinLock {
@@ -107,7 +99,9 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// Turns interrupts off and takes the lock. Panics if this hart already holds it.
+    /// Turns interrupts off and takes the lock. Panics if this hart already holds it. Never
+    /// inlined: a debugger stopped in a caller sees the caller's frame, not the lock's code.
+    #[inline(never)]
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         let irq = IrqGuard::new();
         let me = hart::id();
@@ -148,18 +142,6 @@ impl<T> SpinLock<T> {
             guard: unsafe { self.inner.assume_locked() },
             holder: &self.holder,
             _irq: irq,
-        }
-    }
-
-    /// Whether this hart holds the lock.
-    pub fn held_here(&self) -> bool {
-        self.holder.load(Ordering::Relaxed) == hart::id()
-    }
-
-    pub fn cost(&self) -> LockCost {
-        LockCost {
-            stats: self.inner.stats(),
-            wait_ticks: self.wait_ticks.load(Ordering::Relaxed),
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod tracker;
 pub mod vm;
 
 use crate::devicetree::BootInfo;
-use crate::sync::{IrqGuard, LockCost, SpinLock};
+use crate::sync::{IrqGuard, SpinLock};
 use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
 use ::tracker::FreeBy;
 use kcore::page_alloc::PageAllocator;
@@ -23,11 +23,6 @@ static PAGES: SpinLock<PageAllocator> = SpinLock::new("pages", PageAllocator::EM
 /// Runs `f` on the page allocator, holding its lock. Not reentrant: `f` must not allocate.
 pub(crate) fn with_pages<R>(f: impl FnOnce(&mut PageAllocator) -> R) -> R {
     f(&mut PAGES.lock())
-}
-
-/// What the page allocator's lock and the tracker's lock cost so far.
-pub fn lock_costs() -> (LockCost, LockCost) {
-    (PAGES.cost(), tracker::lock_cost())
 }
 
 /// Why an allocation failed.

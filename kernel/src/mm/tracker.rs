@@ -10,7 +10,7 @@
 //! re-sync.
 
 use super::with_pages;
-use crate::sync::{LockCost, SpinLock, TrackerCell};
+use crate::sync::{SpinLock, TrackerCell};
 use crate::{println, timer};
 use tracker::abi::*;
 use tracker::{FreeBy, SlotIndex, TableFull, Tracker};
@@ -44,11 +44,6 @@ static SLOT_INDEX: TrackerCell<SlotIndex> = TrackerCell::new(SlotIndex::EMPTY);
 /// on different harts never overlap. Readers that halt the guest or read its RAM do not take it:
 /// they rely on the generation, which only the holder changes.
 static TRACKER_LOCK: SpinLock<()> = SpinLock::new("tracker", ());
-
-/// What `TRACKER_LOCK` cost so far.
-pub fn lock_cost() -> LockCost {
-    TRACKER_LOCK.cost()
-}
 
 /// Runs `f` on a tracker view over the statics, holding `TRACKER_LOCK` (interrupts off). Not
 /// reentrant: `f` must not call back into this module; it may take `mm::PAGES` (lock order). Never inlined, so a breakpoint on an exported function
@@ -131,7 +126,7 @@ pub fn track_alloc(
 #[no_mangle]
 #[inline(never)]
 pub fn track_free(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
-    let r = with_tracker(|t| {
+    let r = with_tracker(|t| -> Result<AllocEntry, FreeError> {
         // Asked under the tracker lock: no other hart frees or allocates the page meanwhile.
         let already_free = with_pages(|a| a.is_free(pa));
         t.track_free(pa, npages, by, already_free, timer::now())
