@@ -18,7 +18,9 @@ RAM_SIZE    := 128M
 # Guest RAM in a shared file the inspector reads while the guest runs (`--ram`); one per QEMU,
 # like the port. scripts/qemu.sh adds the memory backend and removes the file when QEMU ends.
 RAM_FILE    ?= /dev/shm/leakscope-$(GDB_PORT).ram
-QEMU_FLAGS  := -machine virt -m $(RAM_SIZE) -bios default -nographic -kernel $(KERNEL) \
+# Harts QEMU starts (the kernel boots them all; the gdbstub shows each as a thread).
+SMP         ?= 2
+QEMU_FLAGS  := -machine virt -m $(RAM_SIZE) -smp $(SMP) -bios default -nographic -kernel $(KERNEL) \
                -gdb tcp:127.0.0.1:$(GDB_PORT)
 RUN_QEMU    := RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/qemu.sh $(QEMU)
 
@@ -72,7 +74,7 @@ inspector: setup
 
 # The main job: QEMU's console (left) and the live TUI (right) side by side in tmux.
 run: $(KERNEL_BUILD) inspector
-	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) SERVE_PORT='$(SERVE_PORT)' RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) bash scripts/run.sh
+	LEAKSCOPE_KERNEL_ELF='$(KERNEL)' GDB_PORT=$(GDB_PORT) SERVE_PORT='$(SERVE_PORT)' RAM_FILE='$(RAM_FILE)' RAM_SIZE=$(RAM_SIZE) SMP=$(SMP) bash scripts/run.sh
 
 # The TUI, attached to a QEMU started with `make qemu` in another terminal: through its RAM
 # file when there is one (and the inspector takes `--ram`), and its gdbstub.
@@ -88,7 +90,7 @@ dump:
 # Every test: host unit tests, fixture tests, and the QEMU end-to-end tests (ignored by a
 # plain `cargo test` because they need build/kernel.elf, build/chapter-c.elf and QEMU).
 test: kernel c-kernel inspector
-	$(CARGO) test --workspace --exclude kernel --exclude user -- --include-ignored --test-threads=$(TEST_THREADS)
+	LEAKSCOPE_SMP=$(SMP) $(CARGO) test --workspace --exclude kernel --exclude user -- --include-ignored --test-threads=$(TEST_THREADS)
 
 bench: kernel inspector
 	$(CARGO) bench -p tracker

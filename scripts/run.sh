@@ -63,7 +63,7 @@ port_in_use() {
 port_busy_msg="port $GDB_PORT is in use (another QEMU?): stop it or run \`make run GDB_PORT=4321\`"
 
 QEMU_CMD=$(printf '%q ' env RAM_FILE="$RAM_FILE" RAM_SIZE="$RAM_SIZE" bash "$PWD/scripts/qemu.sh" \
-  qemu-system-riscv64 -machine virt -m "$RAM_SIZE" -bios default -nographic \
+  qemu-system-riscv64 -machine virt -m "$RAM_SIZE" -smp "${SMP:-2}" -bios default -nographic \
   -kernel "$ELF" -gdb "tcp:127.0.0.1:$GDB_PORT")
 TUI_CMD=$(printf '%q ' env GDB_PORT="$GDB_PORT" SERVE_PORT="$SERVE_PORT" RAM_FILE="$RAM_FILE" LEAKSCOPE_KERNEL_ELF="$ELF" \
   LEAKSCOPE_INSPECTOR="$INSPECTOR" bash "$PWD/scripts/inspect.sh")

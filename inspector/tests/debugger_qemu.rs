@@ -368,9 +368,13 @@ fn break_on_a_source_line_inside_inlined_code() {
             .contains("free_all_tracked_for_pid"),
         "{h}"
     );
-    // The innermost inlined call is the callback; `e` is shown through the reference.
-    let e = h["inlined_args"][0]["args"]["e"]
-        .as_str()
+    // Among the inlined calls (innermost first: the page allocator's `with_pages`, then the
+    // callback) the callback shows `e` through the reference.
+    let e = h["inlined_args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|c| c["args"]["e"].as_str())
         .unwrap_or_default();
     assert!(e.contains(&format!("owner: {pid}")), "{h}");
     assert!(e.contains("tag: \"alloc_pages\""), "{h}");

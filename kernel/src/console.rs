@@ -1,8 +1,12 @@
 //! The console: formatted output (`print!`/`println!`) and the input line discipline over the
 //! UART. Output turns `\n` into `\r\n`. Input is edited (echo, backspace) into one pending line;
 //! a line is complete at `\r` or `\n` and is handed out whole by [`take_line`].
+//!
+//! Invariant: the UART and the line buffer are touched only under `CONSOLE` (the last lock in
+//! the lock order), so output of one `print!` or one write is never interleaved with another
+//! hart's; only a panic writes without it (`panic_print`).
 
-use crate::sync::{IrqGuard, KCell};
+use crate::sync::SpinLock;
 use crate::uart;
 use core::fmt::{self, Write};
 
@@ -10,13 +14,19 @@ struct Console;
 
 impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        write_bytes(s.as_bytes());
+        emit(s.as_bytes());
         Ok(())
     }
 }
 
-/// Writes raw bytes to the console (`\n` becomes `\r\n`).
+/// Writes raw bytes to the console (`\n` becomes `\r\n`), in one piece.
 pub fn write_bytes(bytes: &[u8]) {
+    let _c = CONSOLE.lock();
+    emit(bytes);
+}
+
+/// Writes `bytes` to the UART. Caller holds `CONSOLE` (or is panicking).
+fn emit(bytes: &[u8]) {
     for &b in bytes {
         if b == b'\n' {
             uart::putc(b'\r');
@@ -27,7 +37,13 @@ pub fn write_bytes(bytes: &[u8]) {
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
-    let _irq = IrqGuard::new();
+    let _c = CONSOLE.lock();
+    let _ = Console.write_fmt(args);
+}
+
+/// Prints without the console lock: for the panic handler only (the panicking hart may hold
+/// it; another hart's output may interleave).
+pub fn panic_print(args: fmt::Arguments) {
     let _ = Console.write_fmt(args);
 }
 
@@ -54,26 +70,29 @@ struct LineBuf {
     complete: bool,
 }
 
-static LINE: KCell<LineBuf> = KCell::new(LineBuf {
-    buf: [0; LINE_MAX],
-    len: 0,
-    complete: false,
-});
+/// The UART and the pending input line.
+static CONSOLE: SpinLock<LineBuf> = SpinLock::new(
+    "console",
+    LineBuf {
+        buf: [0; LINE_MAX],
+        len: 0,
+        complete: false,
+    },
+);
 
 /// Drains the UART into the line buffer (echoing) until a line is complete or no byte waits.
-fn poll() {
-    // SAFETY: sync module invariant; no other reference to LINE is alive.
-    let line = unsafe { &mut *LINE.get() };
+/// Caller holds `CONSOLE` (whose data `line` is).
+fn poll(line: &mut LineBuf) {
     while !line.complete {
         let Some(b) = uart::getc() else { break };
         match b {
             b'\r' | b'\n' => {
-                write_bytes(b"\n");
+                emit(b"\n");
                 line.complete = true;
             }
             BACKSPACE | DELETE if line.len > 0 => {
                 line.len -= 1;
-                write_bytes(b"\x08 \x08");
+                emit(b"\x08 \x08");
             }
             b' '..=b'~' if line.len < LINE_MAX - 1 => {
                 line.buf[line.len] = b;
@@ -88,10 +107,9 @@ fn poll() {
 /// If a complete line is pending, copies it (with a trailing `\n`, truncated to `out.len()`)
 /// into `out`, consumes it and returns the byte count.
 pub fn take_line(out: &mut [u8]) -> Option<usize> {
-    let _irq = IrqGuard::new();
-    poll();
-    // SAFETY: sync module invariant; `poll`'s reference is dead.
-    let line = unsafe { &mut *LINE.get() };
+    let mut guard = CONSOLE.lock();
+    let line = &mut *guard;
+    poll(line);
     if !line.complete {
         return None;
     }

@@ -1,8 +1,9 @@
 //! Leakscope kernel entry: boot assembly, `kmain` (the order of initialisation), panic handler.
 //!
-//! OpenSBI enters `_start` in S-mode on one hart with a0 = hart id, a1 = device tree address,
-//! paging off. `_start` sets up the boot stack (which the scheduler keeps), zeroes .bss and
-//! calls `kmain`, which never returns.
+//! OpenSBI enters `_start` in S-mode on one hart (the boot hart) with a0 = hart id, a1 = device
+//! tree address, paging off. `_start` sets `tp` to the hart id and `sp` to that hart's stack
+//! (which its scheduler keeps), zeroes .bss and calls `kmain`, which never returns. The other
+//! harts are started by `kmain` (`hart::start_secondaries`) and enter `secondary_main`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -10,6 +11,7 @@
 mod archive;
 mod console;
 mod devicetree;
+mod hart;
 mod mm;
 mod proc;
 mod sbi;
@@ -37,7 +39,13 @@ global_asm!(
     .section .text.entry
     .globl _start
 _start:
-    la sp, __boot_stack_top
+    li t0, {max_harts}
+    bgeu a0, t0, 3f
+    mv tp, a0
+    la sp, __hart_stacks
+    addi t0, a0, 1
+    slli t0, t0, {stack_shift}
+    add sp, sp, t0
     la t0, __bss_start
     la t1, __bss_end
 1:
@@ -50,7 +58,9 @@ _start:
 3:
     wfi
     j 3b
-"#
+"#,
+    max_harts = const hart::MAX_HARTS,
+    stack_shift = const hart::STACK_SHIFT,
 );
 
 #[no_mangle]
@@ -62,8 +72,21 @@ extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
     trap::init();
     mm::init(&boot, nonce);
     timer::init(boot.timebase_hz);
+    hart::online();
+    hart::start_secondaries();
     proc::inject_shell_start_failures(boot.fail_shell_starts);
     proc::spawn_init();
+    proc::scheduler()
+}
+
+/// Entry of every hart but the boot hart (from `_secondary_start`, on its own stack, `tp` set,
+/// paging off): the kernel's table, its trap vector and timer, then its scheduler.
+#[no_mangle]
+extern "C" fn secondary_main(_hartid: usize) -> ! {
+    trap::init();
+    mm::vm::activate(mm::vm::kernel_root());
+    timer::init_hart();
+    hart::online();
     proc::scheduler()
 }
 
@@ -100,6 +123,9 @@ fn banner(hartid: usize, boot: &devicetree::BootInfo, nonce: u64) {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("\n[kernel panic] {info}");
+    console::panic_print(format_args!(
+        "\n[kernel panic] hart {}: {info}\n",
+        hart::id()
+    ));
     sbi::shutdown()
 }

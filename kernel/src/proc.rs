@@ -10,9 +10,10 @@
 //! kernel) and `NO_PID`, and after a wrap never name a process still in the table. The console
 //! always gets a shell: if starting one fails, the scheduler retries until it succeeds.
 
+use crate::hart::{self, MAX_HARTS};
 use crate::mm::tracker::{dump_allocs_for_pid, free_all_tracked_for_pid};
 use crate::mm::{self, vm, AllocError};
-use crate::sync::{KCell, TrackerCell};
+use crate::sync::{KCell, SpinLock, SpinLockGuard, TrackerCell};
 use crate::sysabi::*;
 use crate::trap::{self, TrapFrame, REG_A0, REG_A1, REG_SP};
 use crate::{archive, println, timer};
@@ -20,7 +21,7 @@ use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kcore::elf::{Elf, PF_R, PF_W, PF_X};
 use kcore::pid::next_pid;
-use tracker::abi::{Pid, ProcInfo, ProcState, PROC_NAME_LEN};
+use tracker::abi::{Pid, ProcInfo, ProcState, NO_HART, PROC_NAME_LEN};
 
 pub const MAX_PROCS: usize = 64;
 const KSTACK_PAGES: u64 = 4;
@@ -59,6 +60,8 @@ struct Proc {
     wake_at: u64,
     exit_code: i32,
     torn_down: bool,
+    /// Hart running it (state Running), else `NO_HART`.
+    hart: u32,
 }
 
 impl Proc {
@@ -77,32 +80,70 @@ impl Proc {
         wake_at: 0,
         exit_code: 0,
         torn_down: false,
+        hart: NO_HART,
     };
 }
 
-static PROCS: KCell<[Proc; MAX_PROCS]> = KCell::new([Proc::EMPTY; MAX_PROCS]);
+/// The process table and the scheduler's shared state, under `PROC_LOCK` (first in the lock
+/// order). The lock is held across every `swtch` between a process and a scheduler: the flow
+/// that switches away leaks its guard and the flow switched to takes it over (`sched`,
+/// `scheduler`, `forkret`), so no other hart sees a process half switched.
+struct ProcTable {
+    procs: [Proc; MAX_PROCS],
+    next_pid: Pid,
+    init_pid: Pid,
+    /// The console has no shell and no hart is starting one: the next scheduler to see the
+    /// retry time come claims the start (clearing this) and retries.
+    shell_wanted: bool,
+    /// `time` CSR value before which no scheduler retries starting the shell.
+    shell_retry_at: u64,
+    /// Fault injection (`fail_shell_starts=N` on the kernel command line): this many more
+    /// attempts to start the shell fail with ENOMEM before trying.
+    shell_start_failures: u32,
+}
 
-/// The inspector reads this: the process table (pid, parent, state, name) as a best-effort view.
+static PROC_LOCK: SpinLock<ProcTable> = SpinLock::new(
+    "proc",
+    ProcTable {
+        procs: [Proc::EMPTY; MAX_PROCS],
+        next_pid: 1,
+        init_pid: 0,
+        shell_wanted: false,
+        shell_retry_at: 0,
+        shell_start_failures: 0,
+    },
+);
+
+type Procs = SpinLockGuard<'static, ProcTable>;
+
+/// The inspector reads this: the process table (pid, parent, state, name, hart) as a
+/// best-effort view. Written under `PROC_LOCK`.
 #[no_mangle]
 #[used]
 pub static proc_table: TrackerCell<[ProcInfo; MAX_PROCS]> =
     TrackerCell::new([ProcInfo::EMPTY; MAX_PROCS]);
 
-/// Slot of the process running on the hart; None while the scheduler runs.
-static CURRENT: KCell<Option<usize>> = KCell::new(None);
-static SCHED_CTX: KCell<Context> = KCell::new(Context::ZERO);
-static NEXT_PID: KCell<Pid> = KCell::new(1);
-static INIT_PID: KCell<Pid> = KCell::new(0);
-/// The console has no shell: `start_shell` failed (or has not run yet) and the scheduler
-/// retries every `SHELL_RETRY_MS` until it succeeds.
-static SHELL_WANTED: KCell<bool> = KCell::new(false);
-/// `time` CSR value before which the scheduler does not retry starting the shell.
-static SHELL_RETRY_AT: KCell<u64> = KCell::new(0);
+/// What a hart's scheduler keeps: its saved context and the slot of the process it runs.
+/// Hart-private: only the hart whose id indexes `HARTS` touches its record.
+struct HartState {
+    ctx: Context,
+    current: Option<usize>,
+}
+
+static HARTS: [KCell<HartState>; MAX_HARTS] = [const {
+    KCell::new(HartState {
+        ctx: Context::ZERO,
+        current: None,
+    })
+}; MAX_HARTS];
+
+/// This hart's record (see `HartState`: hart-private).
+fn this_hart() -> *mut HartState {
+    HARTS[hart::id()].get()
+}
+
 /// How long the scheduler waits between two attempts to start the shell.
 const SHELL_RETRY_MS: u64 = 100;
-/// Fault injection (`fail_shell_starts=N` on the kernel command line): this many more
-/// attempts to start the shell fail with ENOMEM before trying.
-static SHELL_START_FAILURES: KCell<u32> = KCell::new(0);
 /// The exit-report flag (`debug on|off`, `SYS_DEBUG`): whether `free_proc` prints the chapter's
 /// report of what a dead process still owned.
 static REPORT_EXITS: AtomicBool = AtomicBool::new(false);
@@ -132,59 +173,74 @@ swtch:
 
 extern "C" {
     /// Saves the callee-saved registers into `old` and resumes the flow saved in `new`.
+    /// `tp` (the hart id) is not switched: it belongs to the hart, not to the flow.
     fn swtch(old: *mut Context, new: *const Context);
 }
 
-/// The process in slot `i`. The reference must not be held across a context switch.
-fn slot(i: usize) -> &'static mut Proc {
-    // SAFETY: sync invariant (one hart, interrupts off); callers keep the borrow short and
-    // never across `swtch`, so no two live references to one slot overlap in time.
-    unsafe { &mut (*PROCS.get())[i] }
+/// Switches from the flow saving into `old` to the one saved in `new`, handing `PROC_LOCK` over;
+/// returns when some flow switches back here, with the lock held again.
+fn switch(g: Procs, old: *mut Context, new: *const Context) -> Procs {
+    g.leak();
+    // SAFETY: both contexts live in static storage (the process table, `HARTS`); `new` was set
+    // up by `build` or saved by an earlier `switch`; the lock stays held across.
+    unsafe { swtch(old, new) };
+    // SAFETY: the flow that switched here held PROC_LOCK and leaked its guard (above or in
+    // `scheduler`).
+    unsafe { PROC_LOCK.assume_locked() }
 }
 
+/// Slot of the process running on this hart. Panics in the scheduler.
 fn current_slot() -> usize {
-    // SAFETY: sync invariant.
-    unsafe { *CURRENT.get() }.expect("proc: no current process")
+    // SAFETY: hart-private record; its scheduler (the only writer) is not running now.
+    unsafe { (*this_hart()).current }.expect("proc: no current process")
 }
 
 /// Copies slot `i` into the exported `proc_table`.
-fn export(i: usize) {
-    let p = slot(i);
+fn export(t: &ProcTable, i: usize) {
+    let p = &t.procs[i];
     let info = ProcInfo {
         pid: p.pid,
         parent: p.parent,
         state: p.state,
         name: p.name,
+        hart: p.hart,
     };
-    // SAFETY: sync invariant; the inspector only reads this memory while the hart is halted.
+    // SAFETY: PROC_LOCK is held (`t` is its data): the only writer.
     unsafe { (*proc_table.get())[i] = info };
 }
 
-fn set_state(i: usize, state: ProcState) {
-    slot(i).state = state;
-    export(i);
+/// Sets slot `i`'s state; `Running` means on this hart.
+fn set_state(t: &mut ProcTable, i: usize, state: ProcState) {
+    t.procs[i].state = state;
+    t.procs[i].hart = if state == ProcState::Running {
+        hart::id() as u32
+    } else {
+        NO_HART
+    };
+    export(t, i);
 }
 
-fn release_slot(i: usize) {
-    *slot(i) = Proc::EMPTY;
-    export(i);
+fn release_slot(t: &mut ProcTable, i: usize) {
+    t.procs[i] = Proc::EMPTY;
+    export(t, i);
 }
 
-fn find_slot(pid: Pid) -> Option<usize> {
-    (0..MAX_PROCS).find(|&i| pid != 0 && slot(i).pid == pid)
+fn find_slot(t: &ProcTable, pid: Pid) -> Option<usize> {
+    (0..MAX_PROCS).find(|&i| pid != 0 && t.procs[i].pid == pid)
 }
 
 pub fn current_pid() -> Pid {
-    slot(current_slot()).pid
+    PROC_LOCK.lock().procs[current_slot()].pid
 }
 
 pub fn current_root() -> u64 {
-    slot(current_slot()).root
+    PROC_LOCK.lock().procs[current_slot()].root
 }
 
 /// (trapframe, page-table root, kernel stack top) of the current process.
 pub fn current_user_context() -> (*mut TrapFrame, u64, u64) {
-    let p = slot(current_slot());
+    let t = PROC_LOCK.lock();
+    let p = &t.procs[current_slot()];
     (
         p.tf as *mut TrapFrame,
         p.root,
@@ -212,37 +268,64 @@ fn alloc_err(e: AllocError) -> isize {
 /// Starts program `name` with the NUL-separated argument block `args`, as a child of `parent`
 /// (0 = the kernel). On failure nothing stays allocated.
 pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
+    spawn_as(name, args, parent, false)
+}
+
+/// `spawn`; with `init`, the new process becomes the console's shell (`init_pid`) in the same
+/// change that makes it runnable, so no hart can see it exit before it is known as the shell.
+fn spawn_as(name: &str, args: &[u8], parent: Pid, init: bool) -> Result<Pid, isize> {
     let image = archive::find(name).ok_or(ENOENT)?;
     let elf = Elf::parse(image).map_err(|_| EINVAL)?;
     if args.len() > MAX_ARGS_LEN {
         return Err(EINVAL);
     }
-    let i = (0..MAX_PROCS).find(|&i| slot(i).pid == 0).ok_or(EPROCLIM)?;
-    // SAFETY: sync invariant.
-    let counter = unsafe { &mut *NEXT_PID.get() };
-    let pid = next_pid(counter, MAX_PROCS, |p| find_slot(p).is_some()).ok_or(EPROCLIM)?;
-    let p = slot(i);
-    *p = Proc::EMPTY;
-    p.pid = pid;
-    p.parent = parent;
-    let n = name.len().min(PROC_NAME_LEN - 1);
-    p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    if let Err(e) = build(i, &elf, args) {
+    // Reserve a slot and a PID (state Unused: no scheduler runs it), then build without the lock.
+    let (i, pid) = {
+        let mut t = PROC_LOCK.lock();
+        let i = (0..MAX_PROCS)
+            .find(|&i| t.procs[i].pid == 0)
+            .ok_or(EPROCLIM)?;
+        let mut counter = t.next_pid;
+        let pid =
+            next_pid(&mut counter, MAX_PROCS, |p| find_slot(&t, p).is_some()).ok_or(EPROCLIM)?;
+        t.next_pid = counter;
+        let p = &mut t.procs[i];
+        *p = Proc::EMPTY;
+        p.pid = pid;
+        p.parent = parent;
+        let n = name.len().min(PROC_NAME_LEN - 1);
+        p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        export(&t, i);
+        (i, pid)
+    };
+    let mut built = Proc::EMPTY;
+    built.pid = pid;
+    let r = build(&mut built, &elf, args);
+    let mut t = PROC_LOCK.lock();
+    let p = &mut t.procs[i];
+    (p.tf, p.kstack, p.root, p.ctx) = (built.tf, built.kstack, built.root, built.ctx);
+    (p.image_pa, p.image_pages, p.stack_pa) = (built.image_pa, built.image_pages, built.stack_pa);
+    if let Err(e) = r {
+        drop(t);
         free_proc(pid);
-        release_slot(i);
+        release_slot(&mut PROC_LOCK.lock(), i);
         return Err(e);
     }
-    set_state(i, ProcState::Runnable);
+    set_state(&mut t, i, ProcState::Runnable);
+    if init {
+        t.init_pid = pid;
+    }
     Ok(pid)
 }
 
-/// Allocates and fills slot `i`'s kernel stack, trapframe, address space, image and user stack.
-fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
-    let pid = slot(i).pid;
-    slot(i).kstack = mm::alloc_pages(KSTACK_PAGES, pid, "kstack").map_err(alloc_err)?;
-    slot(i).tf = mm::alloc_pages(1, pid, "trapframe").map_err(alloc_err)?;
+/// Allocates and fills `p`'s kernel stack, trapframe, address space, image and user stack
+/// (tracked for `p.pid`); on failure `p` names what was allocated so far.
+fn build(p: &mut Proc, elf: &Elf, args: &[u8]) -> Result<(), isize> {
+    let pid = p.pid;
+    p.kstack = mm::alloc_pages(KSTACK_PAGES, pid, "kstack").map_err(alloc_err)?;
+    p.tf = mm::alloc_pages(1, pid, "trapframe").map_err(alloc_err)?;
     let root = vm::new_user_root(pid).map_err(alloc_err)?;
-    slot(i).root = root;
+    p.root = root;
 
     // Image: one allocation spanning all PT_LOAD segments.
     let stack_base = USER_STACK_TOP - USER_STACK_PAGES * PAGE_SIZE;
@@ -251,8 +334,8 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
         .map_err(|_| EINVAL)?;
     let (lo, npages) = (span.lo, span.npages(PAGE_SIZE));
     let image = mm::alloc_pages(npages, pid, "user_image").map_err(alloc_err)?;
-    slot(i).image_pa = image;
-    slot(i).image_pages = npages;
+    p.image_pa = image;
+    p.image_pages = npages;
     for s in elf.segments() {
         let dst = image + (s.vaddr - lo);
         // SAFETY: `dst..dst + data.len()` lies inside the fresh image allocation: the span
@@ -270,7 +353,7 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
 
     // User stack, with the argument block at its top.
     let stack = mm::alloc_pages(USER_STACK_PAGES, pid, "user_stack").map_err(alloc_err)?;
-    slot(i).stack_pa = stack;
+    p.stack_pa = stack;
     for k in 0..USER_STACK_PAGES {
         vm::map(
             root,
@@ -291,7 +374,6 @@ fn build(i: usize, elf: &Elf, args: &[u8]) -> Result<(), isize> {
         )
     };
 
-    let p = slot(i);
     // SAFETY: `p.tf` is this process's fresh, zeroed trapframe page.
     let tf = unsafe { &mut *(p.tf as *mut TrapFrame) };
     tf.sepc = elf.entry;
@@ -319,21 +401,28 @@ fn pte_flags(seg: u32) -> u64 {
     pte
 }
 
-/// First kernel flow of a new process: straight to user mode.
+/// First kernel flow of a new process, switched to by a scheduler holding `PROC_LOCK`:
+/// releases it, then straight to user mode.
 extern "C" fn forkret() -> ! {
+    // SAFETY: the scheduler that switched here leaked its guard of PROC_LOCK (`switch`).
+    drop(unsafe { PROC_LOCK.assume_locked() });
     trap::return_to_user()
 }
 
 /// Gives back everything process `pid` owned: what the process code knows about (user image,
 /// user stack, page tables, trapframe, kernel stack), then whatever is still tracked for it
 /// (its leaks), with the chapter's report when the exit-report flag is on. Must not run on the
-/// process's own kernel stack or page table.
+/// process's own kernel stack or page table, nor with `PROC_LOCK` held; no hart runs the
+/// process (it is a zombie, or was never runnable), and no hart has a TLB entry of its address
+/// space (every hart flushes when it leaves a process: docs/architecture.md).
 #[no_mangle]
 #[inline(never)]
 pub fn free_proc(pid: Pid) {
     let report = exit_report_on();
-    let i = find_slot(pid).expect("free_proc: no such pid");
-    let p = *slot(i);
+    let p = {
+        let t = PROC_LOCK.lock();
+        t.procs[find_slot(&t, pid).expect("free_proc: no such pid")]
+    };
     if p.image_pa != 0 {
         mm::free_pages(p.image_pa, p.image_pages).expect("free_proc: image not tracked");
     }
@@ -349,8 +438,12 @@ pub fn free_proc(pid: Pid) {
     if p.kstack != 0 {
         mm::free_pages(p.kstack, KSTACK_PAGES).expect("free_proc: kernel stack not tracked");
     }
-    let s = slot(i);
-    (s.image_pa, s.stack_pa, s.root, s.tf, s.kstack) = (0, 0, 0, 0, 0);
+    {
+        let mut t = PROC_LOCK.lock();
+        let i = find_slot(&t, pid).expect("free_proc: slot vanished");
+        let s = &mut t.procs[i];
+        (s.image_pa, s.stack_pa, s.root, s.tf, s.kstack) = (0, 0, 0, 0, 0);
+    }
     if report {
         println!("[free_proc] Allocations still owned by pid {pid}:");
     }
@@ -358,71 +451,72 @@ pub fn free_proc(pid: Pid) {
     dump_allocs_for_pid(pid, report);
 }
 
-/// Switches from the current process to the scheduler; returns when it is picked again.
-fn sched() {
+/// Switches from the current process to this hart's scheduler, with `PROC_LOCK` held (`g`);
+/// returns, with the lock held again, when some hart's scheduler picks the process again.
+fn sched(mut g: Procs) -> Procs {
     let i = current_slot();
-    let ctx = &raw mut slot(i).ctx;
-    // SAFETY: both contexts are valid for the lifetime of the kernel (static storage); the
-    // scheduler resumes this flow only through the same context.
-    unsafe { swtch(ctx, SCHED_CTX.get()) };
+    let ctx: *mut Context = &mut g.procs[i].ctx;
+    // SAFETY: hart-private record (this hart's).
+    let hctx = unsafe { &raw mut (*this_hart()).ctx };
+    switch(g, ctx, hctx)
 }
 
 /// Gives up the CPU, staying runnable.
 pub fn yield_now() {
-    set_state(current_slot(), ProcState::Runnable);
-    sched();
+    let mut g = PROC_LOCK.lock();
+    set_state(&mut g, current_slot(), ProcState::Runnable);
+    drop(sched(g));
 }
 
 /// Sleeps until `time` CSR reaches `until`.
 pub fn sleep_until(until: u64) {
+    let mut g = PROC_LOCK.lock();
     while timer::now() < until {
         let i = current_slot();
-        slot(i).wake_at = until;
-        set_state(i, ProcState::Sleeping);
-        sched();
+        g.procs[i].wake_at = until;
+        set_state(&mut g, i, ProcState::Sleeping);
+        g = sched(g);
     }
 }
 
-/// Ends the current process with `code`. Its resources are freed by the scheduler.
+/// Ends the current process with `code`. Its resources are freed by the scheduler of the hart
+/// it ran on, which then wakes a waiting parent.
 pub fn exit_current(code: i32) -> ! {
+    let mut g = PROC_LOCK.lock();
     let i = current_slot();
-    let pid = slot(i).pid;
-    slot(i).exit_code = code;
+    let pid = g.procs[i].pid;
+    g.procs[i].exit_code = code;
     for j in 0..MAX_PROCS {
-        let c = slot(j);
+        let c = &mut g.procs[j];
         if c.pid != 0 && c.parent == pid {
             c.parent = 0;
-            export(j);
-            if c.state == ProcState::Zombie && c.torn_down {
-                release_slot(j);
+            let reap = c.state == ProcState::Zombie && c.torn_down;
+            export(&g, j);
+            if reap {
+                release_slot(&mut g, j);
             }
         }
     }
-    let parent = slot(i).parent;
-    if let Some(pi) = find_slot(parent) {
-        if slot(pi).state == ProcState::Waiting {
-            set_state(pi, ProcState::Runnable);
-        }
-    }
-    set_state(i, ProcState::Zombie);
-    sched();
+    set_state(&mut g, i, ProcState::Zombie);
+    drop(sched(g));
     unreachable!("proc: zombie {pid} scheduled");
 }
 
 /// Reaps a zombie child (`target`: that one; None: any). Ok((0, 0)) with `nohang` if
 /// children exist but none has exited; Err(ECHILD) if there is no such child.
 pub fn wait(target: Option<Pid>, nohang: bool) -> Result<(Pid, i32), isize> {
+    let mut g = PROC_LOCK.lock();
     loop {
-        let me = current_pid();
+        let me = g.procs[current_slot()].pid;
         let mut found = false;
         for j in 0..MAX_PROCS {
-            let c = *slot(j);
+            let c = g.procs[j];
             if c.pid == 0 || c.parent != me || target.is_some_and(|t| c.pid != t) {
                 continue;
             }
             found = true;
             if c.state == ProcState::Zombie && c.torn_down {
-                release_slot(j);
+                release_slot(&mut g, j);
                 return Ok((c.pid, c.exit_code));
             }
         }
@@ -432,33 +526,30 @@ pub fn wait(target: Option<Pid>, nohang: bool) -> Result<(Pid, i32), isize> {
         if nohang {
             return Ok((0, 0));
         }
-        set_state(current_slot(), ProcState::Waiting);
-        sched();
+        set_state(&mut g, current_slot(), ProcState::Waiting);
+        g = sched(g);
     }
 }
 
-/// Calls `f` with each live process's (pid, parent, state, name).
-pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN])) {
-    for i in 0..MAX_PROCS {
-        let p = *slot(i);
-        if p.pid != 0 {
-            f(p.pid, p.parent, p.state, p.name);
-        }
+/// Calls `f` with each live process's (pid, parent, state, name, hart), under `PROC_LOCK`
+/// (`f` must not call into this module).
+pub fn for_each_proc(mut f: impl FnMut(Pid, Pid, ProcState, [u8; PROC_NAME_LEN], u32)) {
+    let t = PROC_LOCK.lock();
+    for p in t.procs.iter().filter(|p| p.pid != 0) {
+        f(p.pid, p.parent, p.state, p.name, p.hart);
     }
 }
 
 /// Starts the first process (the shell). If that fails (no memory, table full, process table
-/// full), the console says so once and the scheduler retries until it succeeds.
+/// full), the console says so once and the schedulers retry until one succeeds.
 pub fn spawn_init() {
-    // SAFETY: sync invariant.
-    unsafe { *SHELL_WANTED.get() = true };
+    PROC_LOCK.lock().shell_wanted = false;
     start_shell(false);
 }
 
 /// Makes the next `n` attempts to start the shell fail as if out of memory (for tests).
 pub fn inject_shell_start_failures(n: u32) {
-    // SAFETY: sync invariant.
-    unsafe { *SHELL_START_FAILURES.get() = n };
+    PROC_LOCK.lock().shell_start_failures = n;
     if n > 0 {
         println!("[proc] fault injection: the next {n} attempt(s) to start the shell fail");
     }
@@ -466,29 +557,22 @@ pub fn inject_shell_start_failures(n: u32) {
 
 /// Spawns the shell, unless an injected failure is due.
 fn spawn_shell() -> Result<Pid, isize> {
-    // SAFETY: sync invariant.
-    let injected = unsafe { &mut *SHELL_START_FAILURES.get() };
-    if *injected > 0 {
-        *injected -= 1;
-        return Err(ENOMEM);
+    {
+        let mut t = PROC_LOCK.lock();
+        if t.shell_start_failures > 0 {
+            t.shell_start_failures -= 1;
+            return Err(ENOMEM);
+        }
     }
-    spawn("shell", b"shell\0", 0)
+    spawn_as("shell", b"shell\0", 0, true)
 }
 
-/// Tries to start the shell if the console has none; `retry` says whether an earlier attempt
-/// failed (then success is announced, and a failure is not reported again).
+/// Tries to start the shell; the caller has claimed the start (`shell_wanted` false, so no other
+/// hart tries at the same time). `retry` says whether an earlier attempt failed (then success
+/// is announced, and a failure is not reported again).
 fn start_shell(retry: bool) {
-    // SAFETY: sync invariant (this and the statics below).
-    if !unsafe { *SHELL_WANTED.get() } {
-        return;
-    }
     match spawn_shell() {
         Ok(pid) => {
-            // SAFETY: sync invariant.
-            unsafe {
-                *INIT_PID.get() = pid;
-                *SHELL_WANTED.get() = false;
-            }
             if retry {
                 println!("[proc] started the shell (pid {pid})");
             }
@@ -500,40 +584,75 @@ fn start_shell(retry: bool) {
                     err_name(e)
                 );
             }
-            // SAFETY: sync invariant.
-            unsafe { *SHELL_RETRY_AT.get() = timer::now() + timer::ms_to_ticks(SHELL_RETRY_MS) };
+            let mut t = PROC_LOCK.lock();
+            t.shell_retry_at = timer::now() + timer::ms_to_ticks(SHELL_RETRY_MS);
+            t.shell_wanted = true;
         }
     }
 }
 
 /// Retries starting the shell when the console has none and the retry time has come.
 fn retry_shell(now: u64) {
-    // SAFETY: sync invariant.
-    if unsafe { *SHELL_WANTED.get() && now >= *SHELL_RETRY_AT.get() } {
+    let claimed = {
+        let mut t = PROC_LOCK.lock();
+        let due = t.shell_wanted && now >= t.shell_retry_at;
+        if due {
+            t.shell_wanted = false;
+        }
+        due
+    };
+    if claimed {
         start_shell(true);
     }
 }
 
-fn wake_sleepers(now: u64) {
+fn wake_sleepers(t: &mut ProcTable, now: u64) {
     for i in 0..MAX_PROCS {
-        let p = slot(i);
+        let p = &t.procs[i];
         if p.state == ProcState::Sleeping && p.wake_at <= now {
-            set_state(i, ProcState::Runnable);
+            set_state(t, i, ProcState::Runnable);
         }
     }
 }
 
-/// Round robin over the process table, forever. Runs on the boot stack with the kernel's table.
+/// Tears down slot `i`'s process, a zombie that this hart ran last, then marks it torn down,
+/// wakes a waiting parent, releases the slot if nobody will reap it, and starts a new shell
+/// if it was the shell. Runs on the scheduler's stack with the kernel's table.
+fn reap_zombie(i: usize, pid: Pid, code: i32) {
+    free_proc(pid);
+    let mut t = PROC_LOCK.lock();
+    t.procs[i].torn_down = true;
+    let parent = t.procs[i].parent;
+    if let Some(pi) = find_slot(&t, parent) {
+        if t.procs[pi].state == ProcState::Waiting {
+            set_state(&mut t, pi, ProcState::Runnable);
+        }
+    }
+    if parent == 0 {
+        release_slot(&mut t, i);
+    }
+    let was_shell = pid == t.init_pid;
+    drop(t);
+    if was_shell {
+        println!("[proc] the shell (pid {pid}) exited with {code}; starting a new one");
+        spawn_init();
+    }
+}
+
+/// Round robin over the process table, forever, on every hart: each runs whatever process is
+/// runnable, whichever hart ran it before. Runs on the hart's own stack with the kernel's table.
 pub fn scheduler() -> ! {
     let mut last = MAX_PROCS - 1;
     loop {
         let now = timer::now();
         retry_shell(now);
-        wake_sleepers(now);
+        let mut g = PROC_LOCK.lock();
+        wake_sleepers(&mut g, now);
         let next = (1..=MAX_PROCS)
             .map(|k| (last + k) % MAX_PROCS)
-            .find(|&i| slot(i).state == ProcState::Runnable);
+            .find(|&i| g.procs[i].state == ProcState::Runnable);
         let Some(i) = next else {
+            drop(g);
             if !timer::pending() {
                 // SAFETY: wfi only waits; it returns on the (enabled, not globally taken) timer interrupt.
                 unsafe { core::arch::asm!("wfi") };
@@ -544,30 +663,21 @@ pub fn scheduler() -> ! {
             continue;
         };
         last = i;
-        set_state(i, ProcState::Running);
-        // SAFETY: sync invariant.
-        unsafe { *CURRENT.get() = Some(i) };
-        let ctx = &raw const slot(i).ctx;
-        // SAFETY: `ctx` was set up by `build` or saved by `sched`; SCHED_CTX is static.
-        unsafe { swtch(SCHED_CTX.get(), ctx) };
-        // SAFETY: sync invariant.
-        unsafe { *CURRENT.get() = None };
+        set_state(&mut g, i, ProcState::Running);
+        let hs = this_hart();
+        // SAFETY: hart-private record (this hart's).
+        unsafe { (*hs).current = Some(i) };
+        let ctx: *const Context = &g.procs[i].ctx;
+        // SAFETY: as above.
+        let g = switch(g, unsafe { &raw mut (*hs).ctx }, ctx);
+        // SAFETY: as above.
+        unsafe { (*hs).current = None };
+        let p = g.procs[i];
+        drop(g);
+        // Leave the process's address space, flushing this hart's TLB of it.
         vm::activate(vm::kernel_root());
-        let p = *slot(i);
         if p.state == ProcState::Zombie && !p.torn_down {
-            free_proc(p.pid);
-            slot(i).torn_down = true;
-            if p.parent == 0 {
-                release_slot(i);
-            }
-            // SAFETY: sync invariant.
-            if p.pid == unsafe { *INIT_PID.get() } {
-                println!(
-                    "[proc] the shell (pid {}) exited with {}; starting a new one",
-                    p.pid, p.exit_code
-                );
-                spawn_init();
-            }
+            reap_zombie(i, p.pid, p.exit_code);
         }
     }
 }

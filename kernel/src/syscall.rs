@@ -218,12 +218,12 @@ fn sys_procinfo(buf: u64, max: u64) -> isize {
     let root = proc::current_root();
     let mut recs = [ProcStat::default(); proc::MAX_PROCS];
     let mut n = 0;
-    proc::for_each_proc(|pid, parent, state, name| {
+    proc::for_each_proc(|pid, parent, state, name, hart| {
         recs[n] = ProcStat {
             pid,
             parent,
             state: state_num(state),
-            _pad: 0,
+            hart,
             name,
             allocs: 0,
             pages: 0,
@@ -263,7 +263,7 @@ fn sys_meminfo(buf: u64) -> isize {
         allocs: 0,
         pages: 0,
     };
-    proc::for_each_proc(|pid, _, _, name| {
+    proc::for_each_proc(|pid, _, _, name, _| {
         if n < MAX_OWNERS {
             m.owners[n] = OwnerStat {
                 pid,

@@ -24,7 +24,7 @@ pub fn now() -> u64 {
 }
 
 pub fn timebase() -> u64 {
-    // SAFETY: written once in `init`.
+    // SAFETY: written once in `init`, before the other harts start.
     unsafe { *TIMEBASE.get() }
 }
 
@@ -39,9 +39,15 @@ pub fn uptime_ms() -> u64 {
 /// Records the timer frequency, arms the first tick and enables the timer interrupt source
 /// (delivered only in U-mode or while the scheduler idles: the kernel keeps SIE off).
 pub fn init(timebase: u64) {
-    // SAFETY: boot, single flow of control.
+    // SAFETY: boot, before the other harts start: single flow of control.
     unsafe { *TIMEBASE.get() = timebase };
-    sbi::set_timer(now() + timebase / TICK_HZ);
+    init_hart();
+}
+
+/// Arms this hart's first tick and enables its timer interrupt source (each hart has its own
+/// SBI timer). The boot hart calls it through `init`, the others at their start.
+pub fn init_hart() {
+    sbi::set_timer(now() + timebase() / TICK_HZ);
     // SAFETY: enabling the timer interrupt source only; sstatus.SIE stays off.
     unsafe { asm!("csrs sie, {0}", in(reg) SIE_STIE) };
 }

@@ -6,7 +6,7 @@
 //! neither vector switches `satp`. FP state (sstatus.FS on for everyone) is saved per process.
 
 use crate::mm::vm;
-use crate::{println, proc, syscall, timer};
+use crate::{hart, println, proc, syscall, timer};
 use core::arch::{asm, global_asm};
 
 /// A process's registers while it is in the kernel. Lives in its own "trapframe" page.
@@ -20,6 +20,9 @@ pub struct TrapFrame {
     pub sepc: u64,
     /// Top of the process's kernel stack.
     pub kernel_sp: u64,
+    /// The kernel's `tp` (hart id) of the hart the process runs on, set by `return_to_user`
+    /// and loaded by `uservec` (user code may change `tp`; the user's value is in `regs[4]`).
+    pub kernel_tp: u64,
 }
 
 pub const REG_SP: usize = 2;
@@ -51,6 +54,7 @@ uservec:
     csrr t0, sepc
     sd t0, {sepc}(a0)
     ld sp, {kernel_sp}(a0)
+    ld tp, {kernel_tp}(a0)
     la t0, kernelvec
     csrw stvec, t0
     call user_trap
@@ -82,6 +86,7 @@ kernelvec:
     fcsr = const core::mem::offset_of!(TrapFrame, fcsr),
     sepc = const core::mem::offset_of!(TrapFrame, sepc),
     kernel_sp = const core::mem::offset_of!(TrapFrame, kernel_sp),
+    kernel_tp = const core::mem::offset_of!(TrapFrame, kernel_tp),
     saved_a0 = const core::mem::offset_of!(TrapFrame, regs) + REG_A0 * XLEN_BYTES,
 );
 
@@ -150,13 +155,16 @@ extern "C" fn user_trap(tf: *mut TrapFrame) -> ! {
     return_to_user()
 }
 
-/// Returns to U-mode in the current process: its table, its trapframe, `sret`.
+/// Returns to U-mode in the current process: its table, its trapframe, `sret`. Every return
+/// writes `satp` and flushes this hart's TLB (`vm::activate`): the TLB strategy
+/// (docs/architecture.md) relies on no hart entering U-mode with a translation cached before.
 pub fn return_to_user() -> ! {
     let (tf, root, kstack_top) = proc::current_user_context();
     // SAFETY: `tf` is the current process's trapframe page; the CSR writes prepare `sret` to
     // U-mode at the saved pc with the process's own table (which maps the kernel too).
     unsafe {
         (*tf).kernel_sp = kstack_top;
+        (*tf).kernel_tp = hart::id() as u64;
         vm::activate(root);
         asm!("csrw stvec, {0}", in(reg) uservec as *const () as usize);
         asm!("csrw sscratch, {0}", in(reg) tf as usize);

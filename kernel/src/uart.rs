@@ -1,5 +1,5 @@
 //! The ns16550a UART at 0x1000_0000: polled byte I/O. Owns the device registers.
-//! Callers serialise access (single hart, interrupts off).
+//! Callers serialise access: they hold the console lock (`console`), or are panicking.
 
 const BASE: usize = 0x1000_0000;
 const RBR_THR: usize = 0; // receive buffer / transmit holding

@@ -141,6 +141,7 @@ pub fn run(args: BreakArgs) -> Result<()> {
         let line = render::hit_line(
             hits,
             hit.breakpoint,
+            hit.hart,
             &at,
             hit.pc,
             &hit.args,

@@ -252,6 +252,9 @@ struct InlinedRecord<'a> {
 #[derive(Serialize)]
 struct HitRecord<'a> {
     breakpoint: Option<u32>,
+    /// The hart that hit it (when the target says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hart: Option<u32>,
     function: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
@@ -261,12 +264,14 @@ struct HitRecord<'a> {
     inlined_args: Vec<InlinedRecord<'a>>,
 }
 
-/// One hit of `break`: a JSON object, or the text line `hit N: function (file:line) pc=… args`.
+/// One hit of `break`: a JSON object, or the text line `hit N [hart H]: function (file:line)
+/// pc=… args` (`[hart H]` when the target names the hart that stopped).
 /// `inlined` (innermost first) is shown only when the pc is in inlined code whose calls have
 /// arguments.
 pub fn hit_line(
     n: u64,
     breakpoint: Option<u32>,
+    hart: Option<u32>,
     place: &Place,
     pc: u64,
     args: &Args,
@@ -276,6 +281,7 @@ pub fn hit_line(
     if json {
         return to_value(&HitRecord {
             breakpoint,
+            hart,
             function: place.function.as_deref(),
             file: place.file.as_deref(),
             line: place.line,
@@ -295,8 +301,9 @@ pub fn hit_line(
         .iter()
         .map(|(f, a)| format!(" | in {f}: {}", a.text()))
         .collect();
+    let on = hart.map(|h| format!(" [hart {h}]")).unwrap_or_default();
     format!(
-        "hit {n}: {} ({}:{}) pc={:#x} {}{inl}",
+        "hit {n}{on}: {} ({}:{}) pc={:#x} {}{inl}",
         place.function.as_deref().unwrap_or("??"),
         place.file.as_deref().unwrap_or("??"),
         place.line.unwrap_or(0),

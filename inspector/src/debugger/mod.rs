@@ -34,11 +34,17 @@ pub use condition::Condition;
 pub use stepping::{CallPolicy, LineOutcome, Position, Stepper};
 pub use stop::{BacktraceFrame, SourceLine, StopView};
 
+/// The name a condition uses for the hart that stopped (`hart == 1`), unless the function
+/// has an argument of that name.
+pub const HART_NAME: &str = "hart";
+
 /// A stop the user should see.
 #[derive(Clone, Debug)]
 pub struct Hit {
     /// The user breakpoint at the pc, if the stop is one.
     pub breakpoint: Option<u32>,
+    /// The hart that stopped, when the target says (QEMU: the thread of the stop reply).
+    pub hart: Option<u32>,
     pub pc: u64,
     pub regs: Registers,
     /// The arguments of the function the pc is in.
@@ -191,7 +197,7 @@ impl Debugger {
             let mut first_names = None;
             addresses.retain(|&a| {
                 let names = self.condition_names(a);
-                let ok = wanted.iter().all(|n| names.contains(n));
+                let ok = wanted.iter().all(|n| n == HART_NAME || names.contains(n));
                 first_names.get_or_insert(names);
                 ok
             });
@@ -234,6 +240,7 @@ impl Debugger {
     /// breakpoint whose condition holds or cannot be evaluated, or a stop at no breakpoint),
     /// `None` if a condition is false. Counts the hit.
     pub fn evaluate_stop(&mut self, target: &mut dyn Target) -> Result<Option<Hit>> {
+        let hart = target.stopped_hart();
         let regs = target.read_registers()?;
         let pc = regs.pc();
         let bp = self.breakpoints.at(pc).map(|b| (b.id, b.condition.clone()));
@@ -242,6 +249,7 @@ impl Debugger {
         if let Some((_, Some(cond))) = &bp {
             // Inside inlined code the inlined calls' arguments count too (innermost first:
             // they shadow the outer ones of the same name).
+            // `hart` (the hart that stopped) counts too, unless an argument has that name.
             let mut scope = Args::default();
             if cond.names().iter().any(|n| args.get(n).is_none()) {
                 for (_, a) in self.inlined_args(target, &regs) {
@@ -249,6 +257,14 @@ impl Debugger {
                 }
             }
             scope.0.extend(args.0.iter().cloned());
+            if let Some(h) = hart {
+                scope.0.push(Arg {
+                    name: HART_NAME.to_string(),
+                    type_name: "u32".to_string(),
+                    value: ArgValue::UInt(h.into()),
+                    decoded: None,
+                });
+            }
             match cond.eval(&scope) {
                 Ok(true) => {}
                 Ok(false) => return Ok(None),
@@ -260,6 +276,7 @@ impl Debugger {
         }
         Ok(Some(Hit {
             breakpoint: bp.map(|b| b.0),
+            hart,
             pc,
             regs,
             args,

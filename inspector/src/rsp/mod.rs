@@ -24,6 +24,8 @@ mod transport;
 pub use codec::{StopKind, StopReply, MAX_FRAME, MAX_PAYLOAD};
 pub use console::MAX_CONSOLE_BYTES;
 pub use error::RspError;
-pub use packets::{BreakpointType, Supported, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ};
+pub use packets::{
+    hart_of_thread, BreakpointType, Supported, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ,
+};
 pub use target_xml::{RegisterDesc, RegisterMap, MAX_XML_ANNEXES, MAX_XML_BYTES, MAX_XML_DEPTH};
 pub use transport::{RspClient, RspConfig};

@@ -303,6 +303,39 @@ impl RspClient {
         self.expect_ok(&format!("{}{},{addr:x},{kind:x}", op as char, ty as u8))
     }
 
+    /// The server's thread ids (`qfThreadInfo`, `qsThreadInfo`…), as it spells them (QEMU:
+    /// one per hart, `p01.01`, `p01.02`, …). Empty if the server does not answer. Must be halted.
+    pub fn thread_ids(&mut self) -> Result<Vec<String>, RspError> {
+        let mut ids = Vec::new();
+        let mut query: &[u8] = b"qfThreadInfo";
+        loop {
+            let reply = match self.request_data(query) {
+                Ok(r) => r,
+                Err(RspError::Unsupported { .. } | RspError::ErrorReply { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let Some(list) = reply.strip_prefix(b"m") else {
+                break;
+            };
+            ids.extend(
+                String::from_utf8_lossy(list)
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string),
+            );
+            if ids.len() > 4096 {
+                break;
+            }
+            query = b"qsThreadInfo";
+        }
+        Ok(ids)
+    }
+
+    /// Makes thread `thread` the one register reads and writes refer to (`Hg`). Must be halted.
+    pub fn select_thread(&mut self, thread: &str) -> Result<(), RspError> {
+        self.request_ok(format!("Hg{thread}").as_bytes())
+    }
+
     /// Runs a monitor command (`qRcmd`, hex-encoded) and returns its output: the `O` packets it
     /// produced (the last [`super::MAX_CONSOLE_BYTES`] of them, after a line saying how many
     /// bytes were dropped before), or a hex-encoded reply. Target must be halted.
@@ -496,4 +529,12 @@ fn decode_register_hex(hex: &[u8]) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+/// The hart a gdbstub thread id names: QEMU numbers its CPUs' threads from 1 (`p01.02` or `2`
+/// is hart 1). None for ids it cannot read (`-1`, `0`: all or any thread).
+pub fn hart_of_thread(thread: &str) -> Option<u32> {
+    let tid = thread.rsplit('.').next()?;
+    let n = u32::from_str_radix(tid, 16).ok()?;
+    n.checked_sub(1)
 }

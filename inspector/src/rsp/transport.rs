@@ -332,7 +332,17 @@ impl RspClient {
 
     /// Single-steps one instruction (`s`) and waits for the stop reply. Target must be halted.
     pub fn step(&mut self) -> Result<StopReply, RspError> {
-        self.set_request(b"s");
+        self.step_with(b"s")
+    }
+
+    /// Single-steps thread `thread` (as stop replies name it: a hart on QEMU) alone, the others
+    /// staying stopped (`vCont;s:THREAD`), and waits for the stop reply. Target must be halted.
+    pub fn step_thread(&mut self, thread: &str) -> Result<StopReply, RspError> {
+        self.step_with(format!("vCont;s:{thread}").as_bytes())
+    }
+
+    fn step_with(&mut self, packet: &[u8]) -> Result<StopReply, RspError> {
+        self.set_request(packet);
         self.send_request("s")?;
         self.state = State::Running;
         let deadline = Instant::now() + self.config.reply_timeout;

@@ -78,6 +78,9 @@ pub enum TargetError {
     #[error("cannot {op}: the guest is held by {by}; continue or detach there first")]
     HeldElsewhere { op: &'static str, by: &'static str },
 
+    #[error("the guest has no hart {hart}")]
+    NoHart { hart: u32 },
+
     #[error("the target is detached; reconnect to inspect it again")]
     Detached,
 
@@ -125,6 +128,31 @@ pub trait Target {
 
     /// Removes our breakpoints, leaves the guest running and ends the session. Idempotent.
     fn detach(&mut self) -> Result<(), TargetError>;
+
+    /// The hart (0-based) whose event the last stop reports (a breakpoint hit, a step), when
+    /// the target says; stepping steps that hart alone and registers are read from it.
+    fn stopped_hart(&self) -> Option<u32> {
+        None
+    }
+
+    /// The harts the guest has (by id). A target that knows of no harts reports hart 0 alone.
+    fn harts(&mut self) -> Result<Vec<u32>, TargetError> {
+        Ok(vec![0])
+    }
+
+    /// Makes `hart` the one whose registers are read and which `step` steps, until the next
+    /// stop (which selects the hart that stopped). Must be halted.
+    fn select_hart(&mut self, hart: u32) -> Result<(), TargetError> {
+        match hart {
+            0 => Ok(()),
+            _ => Err(TargetError::NoHart { hart }),
+        }
+    }
+
+    /// The hart selected now (`select_hart`, else the one that stopped).
+    fn selected_hart(&self) -> Option<u32> {
+        self.stopped_hart()
+    }
 
     /// Runs a monitor command (QEMU's human monitor, `qRcmd`) and returns its output. Must be
     /// halted. Targets without a monitor refuse.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::{BreakpointKind, StopReason, Target, TargetError};
 use crate::riscv::{self, Registers, GPRS, PC, REGISTER_BYTES};
-use crate::rsp::{BreakpointType, RspClient, RspConfig, RspError, StopReply};
+use crate::rsp::{hart_of_thread, BreakpointType, RspClient, RspConfig, RspError, StopReply};
 
 /// Which addresses `read_memory`/`write_memory` take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,10 @@ pub struct RspTarget {
     client: RspClient,
     breakpoints: HashMap<u64, (BreakpointKind, u32)>,
     detached: bool,
+    /// The server's thread ids (one per hart on QEMU), asked once.
+    threads: Option<Vec<String>>,
+    /// The thread `select_hart` chose since the last stop (None: the one that stopped).
+    selected: Option<String>,
 }
 
 impl RspTarget {
@@ -62,6 +66,8 @@ impl RspTarget {
             client,
             breakpoints: HashMap::new(),
             detached: false,
+            threads: None,
+            selected: None,
         };
         if options.memory == MemoryMode::PreferPhysical {
             target.client.set_phy_mem_mode(true)?;
@@ -105,6 +111,22 @@ impl RspTarget {
         }
     }
 
+    /// The server's thread ids, asked once (a server that does not answer has one thread).
+    fn thread_ids(&mut self) -> Result<&[String], TargetError> {
+        if self.threads.is_none() {
+            self.threads = Some(self.client.thread_ids()?);
+        }
+        Ok(self.threads.as_deref().unwrap_or_default())
+    }
+
+    /// The thread id of the last stop, as the server spelled it.
+    fn stop_thread(&self) -> Option<String> {
+        match self.client.last_stop()? {
+            StopReply::Stopped { thread, .. } => thread.clone(),
+            _ => None,
+        }
+    }
+
     /// Breakpoint length for `Z0`/`Z1` at `addr`: 2 for a compressed instruction, else 4.
     fn instruction_len(&mut self, addr: u64) -> u32 {
         let mut half = [0u8; 2];
@@ -130,6 +152,9 @@ impl Target for RspTarget {
         if self.detached {
             return Err(TargetError::Detached);
         }
+        if self.client.is_running() {
+            self.selected = None;
+        }
         Ok(match self.client.interrupt()? {
             Some(reply) => stop_reason(&reply),
             None => StopReason::AlreadyHalted,
@@ -141,6 +166,7 @@ impl Target for RspTarget {
             return Err(TargetError::Detached);
         }
         if !self.client.is_running() {
+            self.selected = None;
             self.client.cont()?;
         }
         Ok(())
@@ -238,9 +264,56 @@ impl Target for RspTarget {
         Ok(())
     }
 
+    /// With several threads (harts), steps the selected one (else the one that stopped) alone
+    /// (`vCont;s:THREAD`): the other harts stay where they are. With one, a plain `s`.
     fn step(&mut self) -> Result<StopReason, TargetError> {
         self.check("single-step")?;
-        Ok(stop_reason(&self.client.step()?))
+        let thread = self.selected.take().or_else(|| self.stop_thread());
+        let reply = match thread {
+            Some(t) if self.thread_ids()?.len() > 1 => self.client.step_thread(&t)?,
+            _ => self.client.step()?,
+        };
+        Ok(stop_reason(&reply))
+    }
+
+    fn stopped_hart(&self) -> Option<u32> {
+        hart_of_thread(&self.stop_thread()?)
+    }
+
+    fn harts(&mut self) -> Result<Vec<u32>, TargetError> {
+        self.check("list the harts")?;
+        let harts: Vec<u32> = self
+            .thread_ids()?
+            .iter()
+            .filter_map(|t| hart_of_thread(t))
+            .collect();
+        Ok(if harts.is_empty() { vec![0] } else { harts })
+    }
+
+    /// `Hg` to the hart's thread; `step` then steps that hart (kept until the next stop).
+    fn select_hart(&mut self, hart: u32) -> Result<(), TargetError> {
+        self.check("select a hart")?;
+        let thread = self
+            .thread_ids()?
+            .iter()
+            .find(|t| hart_of_thread(t) == Some(hart))
+            .cloned();
+        match thread {
+            Some(t) => {
+                self.client.select_thread(&t)?;
+                self.selected = Some(t);
+                Ok(())
+            }
+            None if hart == 0 => Ok(()),
+            None => Err(TargetError::NoHart { hart }),
+        }
+    }
+
+    fn selected_hart(&self) -> Option<u32> {
+        match &self.selected {
+            Some(t) => hart_of_thread(t),
+            None => self.stopped_hart(),
+        }
     }
 
     fn wait_for_stop(&mut self, timeout: Duration) -> Result<Option<StopReason>, TargetError> {

@@ -29,6 +29,18 @@ pub struct Qemu {
 
 /// Guest RAM size, as `make qemu` gives it (`-m`, and the size of a RAM file).
 pub const RAM_SIZE: &str = "128M";
+/// Harts QEMU starts (`-smp`), as `make qemu`'s `SMP ?= 2`: `LEAKSCOPE_SMP` overrides it.
+pub const DEFAULT_SMP: u32 = 2;
+
+/// The `-smp` the tests give QEMU: `LEAKSCOPE_SMP` if set, else [`DEFAULT_SMP`].
+pub fn smp() -> u32 {
+    std::env::var("LEAKSCOPE_SMP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(DEFAULT_SMP)
+}
+
 /// Guest-physical address of the first byte of RAM: offset 0 of a RAM file.
 pub const RAM_BASE: u64 = 0x8000_0000;
 
@@ -122,7 +134,9 @@ impl Qemu {
             elf.display()
         );
         let mut cmd = Command::new("qemu-system-riscv64");
+        // An `-smp` in `extra` comes later and wins (QEMU takes the last one).
         cmd.args(["-machine", "virt", "-m", RAM_SIZE, "-bios", "default"])
+            .args(["-smp", &smp().to_string()])
             .args(["-display", "none", "-serial", "stdio", "-monitor", "none"])
             .arg("-kernel")
             .arg(elf)

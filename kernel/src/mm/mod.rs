@@ -4,23 +4,25 @@
 //! goes back to the allocator only after its entry is gone (`free_pages`, or the exit sweep in
 //! `tracker::free_all_tracked_for_pid`). A full tracker table fails the allocation: no page is
 //! ever handed out untracked.
+//!
+//! Several harts allocate and free at once: the bitmap is guarded by `PAGES`, the tracker by
+//! `tracker::TRACKER_LOCK` (taken before `PAGES` when both are held: the exit sweep).
 
 pub mod tracker;
 pub mod vm;
 
 use crate::devicetree::BootInfo;
-use crate::sync::{IrqGuard, KCell};
+use crate::sync::{IrqGuard, SpinLock};
 use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
 use ::tracker::FreeBy;
 use kcore::page_alloc::PageAllocator;
 
-static PAGES: KCell<PageAllocator> = KCell::new(PageAllocator::EMPTY);
+/// The page bitmap, shared by all harts.
+static PAGES: SpinLock<PageAllocator> = SpinLock::new("pages", PageAllocator::EMPTY);
 
-/// Runs `f` on the page allocator. Not reentrant.
+/// Runs `f` on the page allocator, holding its lock. Not reentrant: `f` must not allocate.
 pub(crate) fn with_pages<R>(f: impl FnOnce(&mut PageAllocator) -> R) -> R {
-    let _irq = IrqGuard::new();
-    // SAFETY: single hart, interrupts off, no nesting (contract): the only live reference.
-    f(unsafe { &mut *PAGES.get() })
+    f(&mut PAGES.lock())
 }
 
 /// Why an allocation failed.

@@ -2,14 +2,15 @@
 //! debugger breaks on (`track_alloc`, `track_free`, `dump_allocs`, `dump_allocs_for_pid`,
 //! `free_all_tracked_for_pid`). The bookkeeping itself lives in the `tracker` crate.
 //!
-//! Invariants: every change goes through one `tracker::Tracker` view built with interrupts off
-//! (`with_tracker`), so the header's generation protocol holds; every page the allocator hands
+//! Invariants: every change goes through one `tracker::Tracker` view built under
+//! `TRACKER_LOCK` with interrupts off (`with_tracker`): writers on several harts are serialized,
+//! one change at a time, so the header's generation protocol holds as with one writer; every page the allocator hands
 //! out is tracked (`mm`), so `alloc_tracker.free_pages`, which the tracker moves in the same
 //! change as each allocation, free and sweep, stays equal to the allocator's count without any
 //! re-sync.
 
 use super::with_pages;
-use crate::sync::{IrqGuard, TrackerCell};
+use crate::sync::{SpinLock, TrackerCell};
 use crate::{println, timer};
 use tracker::abi::*;
 use tracker::{FreeBy, SlotIndex, TableFull, Tracker};
@@ -39,13 +40,18 @@ pub static alloc_events: TrackerCell<[AllocEvent; EVENT_RING_LEN]> =
 /// Free-slot stack and pa → slot index (kernel-private).
 static SLOT_INDEX: TrackerCell<SlotIndex> = TrackerCell::new(SlotIndex::EMPTY);
 
-/// Runs `f` on a tracker view over the statics, with interrupts off. Not reentrant: `f` must
-/// not call back into this module. Never inlined, so a breakpoint on an exported function
+/// Guards the five statics above: held (interrupts off) for each tracker operation, so writers
+/// on different harts never overlap. Readers that halt the guest or read its RAM do not take it:
+/// they rely on the generation, which only the holder changes.
+static TRACKER_LOCK: SpinLock<()> = SpinLock::new("tracker", ());
+
+/// Runs `f` on a tracker view over the statics, holding `TRACKER_LOCK` (interrupts off). Not
+/// reentrant: `f` must not call back into this module; it may take `mm::PAGES` (lock order). Never inlined, so a breakpoint on an exported function
 /// stops in that function's own frame (its arguments in view), not in inlined tracker code.
 #[inline(never)]
 fn with_tracker<R>(f: impl FnOnce(&mut Tracker) -> R) -> R {
-    let _irq = IrqGuard::new();
-    // SAFETY: single hart with interrupts off (sync invariant) and no nesting (contract above):
+    let _lock = TRACKER_LOCK.lock();
+    // SAFETY: TRACKER_LOCK is held (sync invariant) and `f` does not nest (contract above):
     // these are the only live references to the five statics.
     let mut t = unsafe {
         Tracker::new(
@@ -87,7 +93,8 @@ pub fn header() -> TrackerHeader {
     with_tracker(|t| *t.header())
 }
 
-/// Calls `f` for every live entry (interrupts off for the whole walk; `f` must not allocate).
+/// Calls `f` for every live entry (under the tracker lock for the whole walk; `f` must not
+/// allocate).
 pub fn for_each_live(mut f: impl FnMut(&AllocEntry)) {
     with_tracker(|t| t.live().for_each(|(_, e)| f(e)));
 }
@@ -119,8 +126,11 @@ pub fn track_alloc(
 #[no_mangle]
 #[inline(never)]
 pub fn track_free(pa: u64, npages: u64, by: FreeBy) -> Result<AllocEntry, FreeError> {
-    let already_free = with_pages(|a| a.is_free(pa));
-    let r = with_tracker(|t| t.track_free(pa, npages, by, already_free, timer::now()));
+    let r = with_tracker(|t| -> Result<AllocEntry, FreeError> {
+        // Asked under the tracker lock: no other hart frees or allocates the page meanwhile.
+        let already_free = with_pages(|a| a.is_free(pa));
+        t.track_free(pa, npages, by, already_free, timer::now())
+    });
     if let Err(e) = r {
         let pid_name;
         let who: &dyn core::fmt::Display = match (by, e) {

@@ -185,6 +185,8 @@ pub struct ProcInfo {
     pub state: ProcState,
     /// Program name, NUL-padded.
     pub name: [u8; PROC_NAME_LEN],
+    /// Hart id of the hart running the process while `state` is `Running`, else `NO_HART`.
+    pub hart: u32,
 }
 
 impl ProcInfo {
@@ -193,8 +195,12 @@ impl ProcInfo {
         parent: 0,
         state: ProcState::Unused,
         name: [0; PROC_NAME_LEN],
+        hart: NO_HART,
     };
 }
+
+/// `ProcInfo::hart` of a process that is not running on any hart.
+pub const NO_HART: u32 = u32::MAX;
 
 /// Why a free was refused; also the `tag` of its `InvalidFree` event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,6 +23,7 @@
 
 pub mod abi;
 mod index;
+pub mod lock;
 
 use abi::*;
 use core::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
@@ -49,7 +50,8 @@ pub enum FreeBy {
 }
 
 /// A view over the tracker's storage. The kernel builds one around its statics for the duration
-/// of one operation, with interrupts off; tests build one around heap storage.
+/// of one operation, holding its tracker lock ([`lock::SpinLock`]) with interrupts off: writers
+/// are serialized, so one view at a time exists; tests build one around heap storage.
 pub struct Tracker<'a> {
     table: &'a mut [AllocEntry; MAX_TRACKED_ALLOCS],
     count: &'a mut usize,

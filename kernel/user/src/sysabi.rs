@@ -37,6 +37,8 @@ pub const EPROCLIM: isize = -12; // process table full
 
 pub const WAIT_NOHANG: usize = 1;
 
+/// `ProcStat::hart` of a process no hart runs.
+pub use tracker::abi::NO_HART;
 /// Bytes of a page: `SYS_ALLOC_PAGES`/`SYS_FREE_PAGES` count in these, and the page counts of
 /// `MemStat` and `ProcStat` too.
 pub use tracker::abi::PAGE_SIZE;
@@ -86,7 +88,8 @@ pub struct ProcStat {
     pub parent: u32,
     /// 1 runnable, 2 running, 3 sleeping, 4 waiting, 5 zombie.
     pub state: u32,
-    pub _pad: u32,
+    /// Hart id running it while `state` is 2 (running), else `NO_HART`.
+    pub hart: u32,
     pub name: [u8; PROC_NAME_LEN],
     /// Tracked allocations and pages owned.
     pub allocs: u64,

@@ -1,4 +1,5 @@
-//! Lists the processes: pid, parent, state, name, and the tracked allocations each owns.
+//! Lists the processes: pid, parent, state, the hart running it (`-` when none), name, and the
+//! tracked allocations each owns.
 #![no_std]
 #![no_main]
 
@@ -17,6 +18,21 @@ fn state_name(s: u32) -> &'static str {
     }
 }
 
+/// `v` in decimal, written into `buf` (4 digits at most: hart ids are small).
+fn fmt_u32(v: u32, buf: &mut [u8; 4]) -> &str {
+    let mut n = 0;
+    let mut x = v.min(9999);
+    loop {
+        buf[3 - n] = b'0' + (x % 10) as u8;
+        n += 1;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    core::str::from_utf8(&buf[4 - n..]).unwrap_or("?")
+}
+
 fn main(_args: Args) -> i32 {
     let mut recs = [ProcStat::default(); 64];
     let n = match procinfo(&mut recs) {
@@ -26,13 +42,20 @@ fn main(_args: Args) -> i32 {
             return 1;
         }
     };
-    println!("PID PPID STATE    NAME             ALLOCS PAGES");
+    println!("PID PPID STATE    HART NAME             ALLOCS PAGES");
     for r in &recs[..n] {
+        let mut hart = [b'-'; 4];
+        let hart = if r.hart == NO_HART {
+            "-"
+        } else {
+            fmt_u32(r.hart, &mut hart)
+        };
         println!(
-            "{:<3} {:<4} {:<8} {:<16} {:<6} {}",
+            "{:<3} {:<4} {:<8} {:<4} {:<16} {:<6} {}",
             r.pid,
             r.parent,
             state_name(r.state),
+            hart,
             name_str(&r.name),
             r.allocs,
             r.pages

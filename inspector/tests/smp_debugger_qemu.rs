@@ -1,0 +1,144 @@
+//! The debugger with several harts (QEMU `-smp`, 2 unless `LEAKSCOPE_SMP` says otherwise):
+//! `break track_alloc --json` hits name the hart that stopped, with the arguments; a condition
+//! on `hart` keeps only that hart's hits; and stepping steps the hart that stopped alone: the
+//! other hart, busy in a user program, stays exactly where it was.
+//!
+//! Each test boots its own QEMU (killed by pid on drop); every wait has a timeout.
+
+mod common;
+
+use common::cli::BIN;
+use common::qemu::{kernel_elf, smp, Qemu};
+use inspector::dwarf::DebugInfo;
+use inspector::target::{RspTarget, RspTargetOptions, StopReason, Target};
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+fn gdb(q: &Qemu) -> String {
+    format!("127.0.0.1:{}", q.gdb_port())
+}
+
+/// Runs `inspector break track_alloc --json` with `extra` arguments against `q` while three
+/// `churn`s allocate on every hart; returns the hits.
+fn break_hits(q: &mut Qemu, extra: &[&str]) -> Vec<Value> {
+    for _ in 0..3 {
+        q.send_line("churn 2000 &");
+        q.expect("churn running in the background", T);
+    }
+    let elf = kernel_elf();
+    let mut args = vec!["break", "track_alloc", "--json", "--timeout", "30s"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--elf", elf.to_str().unwrap()]);
+    let addr = gdb(q);
+    args.extend_from_slice(&["--gdb", &addr]);
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("break did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "break failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn break_hits_name_the_hart_that_stopped() {
+    let mut q = Qemu::boot();
+    let hits = break_hits(&mut q, &["--count", "4"]);
+    assert_eq!(hits.len(), 4, "{hits:?}");
+    for h in &hits {
+        let hart = h["hart"].as_u64().unwrap_or_else(|| panic!("no hart: {h}"));
+        assert!(hart < smp() as u64, "{h}");
+        assert_eq!(h["function"], "track_alloc", "{h}");
+        let a = &h["args"];
+        assert!(a["pa"].as_u64().unwrap() >= 0x8000_0000, "{h}");
+        assert!(a["npages"].as_u64().unwrap() >= 1, "{h}");
+        assert!(a["owner"].as_u64().is_some(), "{h}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn a_condition_on_hart_keeps_that_harts_hits() {
+    let last = smp() - 1;
+    let mut q = Qemu::boot();
+    let cond = format!("hart == {last}");
+    let hits = break_hits(&mut q, &["--count", "3", "--if", &cond]);
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    for h in &hits {
+        assert_eq!(h["hart"], last, "{h}");
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn stepping_one_hart_through_the_exit_sweep_leaves_the_other_halted() {
+    if smp() < 2 {
+        eprintln!("one hart: nothing to check");
+        return;
+    }
+    let mut q = Qemu::boot();
+    // Keep the other hart busy in user code, so that it would move if it ran.
+    q.send_line("spin 100000 &");
+    q.expect("spin running in the background", T);
+    let debug = DebugInfo::load(kernel_elf()).unwrap();
+    let sweep = debug
+        .elf()
+        .symbol("free_all_tracked_for_pid")
+        .unwrap()
+        .address;
+    let mut t = RspTarget::connect(&gdb(&q), RspTargetOptions::default()).unwrap();
+    t.halt().unwrap();
+    assert_eq!(t.harts().unwrap().len(), smp() as usize);
+    t.set_breakpoint(sweep).unwrap();
+    t.resume().unwrap();
+    q.send_line("leak 3");
+    let stop = t.wait_for_stop(T).unwrap();
+    assert_eq!(stop, Some(StopReason::Trap), "the sweep's breakpoint");
+    let me = t.stopped_hart().expect("the stop names its hart");
+    assert_eq!(t.read_registers().unwrap().pc(), sweep);
+    t.remove_breakpoint(sweep).unwrap();
+    let other = (0..smp()).find(|&h| h != me).unwrap();
+    t.select_hart(other).unwrap();
+    let other_before = t.read_registers().unwrap();
+    t.select_hart(me).unwrap();
+    let mut pcs = Vec::new();
+    for _ in 0..200 {
+        assert_eq!(t.step().unwrap(), StopReason::Trap);
+        assert_eq!(t.stopped_hart(), Some(me), "the step stopped another hart");
+        pcs.push(t.read_registers().unwrap().pc());
+    }
+    pcs.dedup();
+    assert!(pcs.len() > 50, "the stepped hart moved: {} pcs", pcs.len());
+    t.select_hart(other).unwrap();
+    let other_after = t.read_registers().unwrap();
+    assert_eq!(
+        other_after, other_before,
+        "hart {other} ran while hart {me} was stepped"
+    );
+    t.detach().unwrap();
+    q.expect("allocated 3 pages", T);
+    let mem = q.run("mem", T);
+    assert!(mem.contains("pages total="), "{mem}");
+}
