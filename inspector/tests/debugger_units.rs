@@ -484,7 +484,7 @@ fn kernel_elf_params_lines_and_cfi() {
         assert_eq!(info.user_location(a).unwrap().line, line, "{a:#x}");
     }
     // Inside the exit sweep's callback (inlined into the tracker crate's loop), the inlined
-    // calls' parameters are known: the callback's entry `e` (innermost, a closure); the
+    // calls' parameters are known: the callback's entry `e` (a closure); the
     // concrete function around it is the tracker's free_all_for_pid (with `pid`). The loop
     // calls it between its changes, not from inside one, so no closure of the tracker's own
     // lies between them.
@@ -507,8 +507,14 @@ fn kernel_elf_params_lines_and_cfi() {
             )
         })
         .collect();
-    assert_eq!(names[0].1, ["e"], "{names:?}");
-    assert!(names[0].0.starts_with("{closure"), "{names:?}");
+    // The callback (a closure with `e`) is among the inlined calls; what the page
+    // allocator's lock inlines into it may sit innermost.
+    assert!(
+        names
+            .iter()
+            .any(|(f, p)| f.starts_with("{closure") && p == &["e"]),
+        "{names:?}"
+    );
     let outer = info.function_at(addrs[0]).unwrap();
     assert!(outer.name.contains("free_all_for_pid"), "{outer:?}");
     let outer_params = info.function_params(outer.low).unwrap().unwrap();

@@ -139,13 +139,15 @@ pub fn run(args: BreakArgs) -> Result<()> {
         let inlined = dbg.inlined_args(session.target(), &hit.regs);
         let at = place(&dbg, hit.pc, function.as_deref());
         let line = render::hit_line(
-            hits,
-            hit.breakpoint,
-            hit.hart,
-            &at,
-            hit.pc,
-            &hit.args,
-            &inlined,
+            &render::Hit {
+                n: hits,
+                breakpoint: hit.breakpoint,
+                hart: hit.hart,
+                place: &at,
+                pc: hit.pc,
+                args: &hit.args,
+                inlined: &inlined,
+            },
             opts.json,
         );
         writeln!(out, "{line}")?;

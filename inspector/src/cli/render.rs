@@ -264,20 +264,34 @@ struct HitRecord<'a> {
     inlined_args: Vec<InlinedRecord<'a>>,
 }
 
+/// What `break` shows of one hit.
+pub struct Hit<'a> {
+    /// 1 for the first hit.
+    pub n: u64,
+    pub breakpoint: Option<u32>,
+    /// The hart that stopped, when the target says.
+    pub hart: Option<u32>,
+    pub place: &'a Place,
+    pub pc: u64,
+    pub args: &'a Args,
+    /// Arguments of the inlined calls at the pc, innermost first.
+    pub inlined: &'a [(String, Args)],
+}
+
 /// One hit of `break`: a JSON object, or the text line `hit N [hart H]: function (file:line)
 /// pc=… args` (`[hart H]` when the target names the hart that stopped).
 /// `inlined` (innermost first) is shown only when the pc is in inlined code whose calls have
 /// arguments.
-pub fn hit_line(
-    n: u64,
-    breakpoint: Option<u32>,
-    hart: Option<u32>,
-    place: &Place,
-    pc: u64,
-    args: &Args,
-    inlined: &[(String, Args)],
-    json: bool,
-) -> String {
+pub fn hit_line(hit: &Hit, json: bool) -> String {
+    let &Hit {
+        n,
+        breakpoint,
+        hart,
+        place,
+        pc,
+        args,
+        inlined,
+    } = hit;
     if json {
         return to_value(&HitRecord {
             breakpoint,
