@@ -497,16 +497,26 @@ fn kernel_elf_params_lines_and_cfi() {
         },
     )
     .unwrap();
-    let inlined = info.inlined_params(addrs[0]).unwrap();
-    let names: Vec<(String, Vec<String>)> = inlined
-        .iter()
-        .map(|f| {
-            (
-                f.function.clone(),
-                f.params.params.iter().map(|p| p.name.clone()).collect(),
-            )
-        })
-        .collect();
+    let names_at = |a: u64| -> Vec<(String, Vec<String>)> {
+        info.inlined_params(a)
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f.function.clone(),
+                    f.params.params.iter().map(|p| p.name.clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    // Only code of the image: no address of a sequence the linker discarded (from 0).
+    assert!(
+        addrs
+            .iter()
+            .all(|&a| info.elf().is_code(a) && a >= 0x8000_0000),
+        "{addrs:#x?}"
+    );
+    let names = names_at(addrs[0]);
     // The callback (a closure with `e`) is among the inlined calls; what the page
     // allocator's lock inlines into it may sit innermost.
     assert!(

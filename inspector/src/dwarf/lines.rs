@@ -265,7 +265,7 @@ impl DebugInfo {
                 let here = (row.file_index(), line);
                 let block_start = prev != Some(here);
                 prev = Some(here);
-                if !row.is_stmt() || line == 0 {
+                if !row.is_stmt() || line == 0 || !self.elf.is_code(row.address()) {
                     continue;
                 }
                 let path = paths.entry(row.file_index()).or_insert_with(|| {

@@ -376,6 +376,14 @@ impl ElfFile {
         &self.sections
     }
 
+    /// True when `address` is inside an executable section (or the file has none to say).
+    /// Line-table sequences of functions the linker discarded keep their unrelocated
+    /// addresses (from 0): they are not code of this image.
+    pub fn is_code(&self, address: u64) -> bool {
+        let mut text = self.sections.iter().filter(|s| s.executable).peekable();
+        text.peek().is_none() || text.any(|s| address >= s.address && address - s.address < s.size)
+    }
+
     /// Copies the load-time contents of target memory at `address` into `buf` (zeros for
     /// `.bss`). Returns false if the range is not inside one allocated section. Useful for
     /// constant data (`&'static str` tags live in `.rodata`) and for build-id comparison.
