@@ -48,6 +48,8 @@ struct Proc {
     parent: Pid,
     state: ProcState,
     name: [u8; PROC_NAME_LEN],
+    /// The program's name in the archive (`""` for an empty slot): the user site's program.
+    program: &'static str,
     ctx: Context,
     /// Physical addresses (0 = not allocated) of the pieces `free_proc` tears down.
     tf: u64,
@@ -67,6 +69,7 @@ impl Proc {
         parent: 0,
         state: ProcState::Unused,
         name: [0; PROC_NAME_LEN],
+        program: "",
         ctx: Context::ZERO,
         tf: 0,
         kstack: 0,
@@ -178,6 +181,11 @@ pub fn current_pid() -> Pid {
     slot(current_slot()).pid
 }
 
+/// The current process's program, by its name in the archive.
+pub fn current_program() -> &'static str {
+    slot(current_slot()).program
+}
+
 pub fn current_root() -> u64 {
     slot(current_slot()).root
 }
@@ -212,7 +220,7 @@ fn alloc_err(e: AllocError) -> isize {
 /// Starts program `name` with the NUL-separated argument block `args`, as a child of `parent`
 /// (0 = the kernel). On failure nothing stays allocated.
 pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
-    let image = archive::find(name).ok_or(ENOENT)?;
+    let (program, image) = archive::find(name).ok_or(ENOENT)?;
     let elf = Elf::parse(image).map_err(|_| EINVAL)?;
     if args.len() > MAX_ARGS_LEN {
         return Err(EINVAL);
@@ -225,6 +233,7 @@ pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
     *p = Proc::EMPTY;
     p.pid = pid;
     p.parent = parent;
+    p.program = program;
     let n = name.len().min(PROC_NAME_LEN - 1);
     p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
     if let Err(e) = build(i, &elf, args) {

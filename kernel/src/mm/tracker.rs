@@ -92,8 +92,9 @@ pub fn for_each_live(mut f: impl FnMut(&AllocEntry)) {
     with_tracker(|t| t.live().for_each(|(_, e)| f(e)));
 }
 
-/// Records `npages` pages at `pa` as owned by `owner` for `tag`. Fails when the table is full:
-/// the caller must then give the pages back, never hand them out untracked.
+/// Records `npages` pages at `pa` as owned by `owner` for `tag`, asked for at `site`. Fails
+/// when the table is full: the caller must then give the pages back, never hand them out
+/// untracked.
 #[no_mangle]
 #[inline(never)]
 pub fn track_alloc(
@@ -101,8 +102,9 @@ pub fn track_alloc(
     npages: u64,
     owner: Pid,
     tag: &'static str,
+    site: AllocSite,
 ) -> Result<usize, TableFull> {
-    let r = with_tracker(|t| t.track_alloc(pa, npages, owner, tag, timer::now()));
+    let r = with_tracker(|t| t.track_alloc_at(pa, npages, owner, tag, site, timer::now()));
     if let Err(TableFull { first: true }) = r {
         println!(
             "[tracker] alloc_table full ({MAX_TRACKED_ALLOCS} entries): refusing allocation of {npages} page(s) for pid {owner} tag={tag} (reported once)"

@@ -110,19 +110,33 @@ impl<'a> Tracker<'a> {
         });
     }
 
-    /// Records that `npages` pages at `pa` now belong to `owner`. Returns the slot used.
-    ///
-    /// When the table is full nothing is recorded but the refusal (counter and event): the
-    /// caller must then give the pages back and fail the allocation, never hand them out.
-    ///
-    /// Panics if `npages` is 0 or `pa` is already tracked: either means the allocator broke
-    /// its own invariant.
+    /// [`track_alloc_at`](Self::track_alloc_at) with no call site recorded.
     pub fn track_alloc(
         &mut self,
         pa: u64,
         npages: u64,
         owner: Pid,
         tag: &'static str,
+        now: u64,
+    ) -> Result<usize, TableFull> {
+        self.track_alloc_at(pa, npages, owner, tag, AllocSite::NONE, now)
+    }
+
+    /// Records that `npages` pages at `pa` now belong to `owner`, asked for at `at` (kept in
+    /// the entry and in its `Alloc` event, or in the `AllocFailed` event). Returns the slot used.
+    ///
+    /// When the table is full nothing is recorded but the refusal (counter and event): the
+    /// caller must then give the pages back and fail the allocation, never hand them out.
+    ///
+    /// Panics if `npages` is 0 or `pa` is already tracked: either means the allocator broke
+    /// its own invariant.
+    pub fn track_alloc_at(
+        &mut self,
+        pa: u64,
+        npages: u64,
+        owner: Pid,
+        tag: &'static str,
+        at: AllocSite,
         now: u64,
     ) -> Result<usize, TableFull> {
         assert!(npages > 0, "track_alloc: zero-page allocation at {pa:#x}");
@@ -137,6 +151,9 @@ impl<'a> Tracker<'a> {
                     owner,
                     npages,
                     tag,
+                    site: at.site,
+                    user_site: at.user_site,
+                    user_program: at.user_program,
                     ..AllocEntry::EMPTY
                 };
                 t.push_event(EventKind::AllocFailed, NO_SLOT, &failed, now);
@@ -152,6 +169,9 @@ impl<'a> Tracker<'a> {
                 npages,
                 tag,
                 time: now,
+                site: at.site,
+                user_site: at.user_site,
+                user_program: at.user_program,
             };
             t.index.insert(&t.table[..], slot);
             *t.count += 1;
@@ -297,7 +317,7 @@ impl<'a> Tracker<'a> {
         entry
     }
 
-    /// Appends an event about `e` (owner, pa, npages, tag) at `slot` to the ring.
+    /// Appends an event about `e` (owner, pa, npages, tag, sites) at `slot` to the ring.
     fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
         self.observe("event");
         let seq = self.header.event_head;
@@ -310,6 +330,9 @@ impl<'a> Tracker<'a> {
             npages: e.npages,
             tag: e.tag,
             time,
+            site: e.site,
+            user_site: e.user_site,
+            user_program: e.user_program,
         };
         self.header.event_head = seq + 1;
     }
