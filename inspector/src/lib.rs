@@ -8,6 +8,7 @@
 //! | `target` | halt, read, resume, breakpoints, steps behind a trait |
 //! | `dwarf` | the ELF's symbols, type layouts, lines, parameters, call frames |
 //! | `model`, `snapshot` | plain tracker data; the reading protocol that fills it |
+//! | `sites` (between them) | allocation sites named from the kernel's and the programs' DWARF |
 //! | `source` | where snapshots come from (a live stub, a demo), and what each can do |
 //! | `debugger` | breakpoints, stepping, stops; a live source that can also debug |
 //! | `cli`, `tui` | the commands and the terminal UI |
@@ -18,6 +19,7 @@ pub mod dwarf;
 pub mod model;
 pub mod riscv;
 pub mod rsp;
+pub mod sites;
 pub mod snapshot;
 pub mod source;
 pub mod target;

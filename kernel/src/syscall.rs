@@ -158,7 +158,7 @@ fn sys_alloc_pages(npages: u64, ecall_pc: u64) -> isize {
     let pid = proc::current_pid();
     let root = proc::current_root();
     let program = proc::current_program();
-    let pa = match mm::alloc_user_pages(npages, pid, "alloc_pages", ecall_pc, program) {
+    let pa = match mm::alloc_pages_for_user(npages, pid, "alloc_pages", ecall_pc, program) {
         Ok(pa) => pa,
         Err(AllocError::OutOfMemory) => return ENOMEM,
         Err(AllocError::TableFull) => return ETABLEFULL,

@@ -15,7 +15,9 @@
 //! against the guest's RAM size once the header has told it.)
 
 use crate::dwarf::limits::MAX_OBJECT_BYTES;
-use crate::dwarf::{ArrayLayout, DebugInfo, DwarfError, Endian, FieldLayout, StructLayout};
+use crate::dwarf::{
+    ArrayLayout, DebugInfo, DwarfError, Endian, FieldKind, FieldLayout, StructLayout,
+};
 
 /// Largest span of one tracker array (table, event ring, process table) accepted at load
 /// time, when the guest's RAM size is not known yet: it must fit in RAM, and no guest this
@@ -115,6 +117,37 @@ pub struct EntryFields {
     pub owner: FieldLayout,
     pub tag: FieldLayout,
     pub time: Option<FieldLayout>,
+    /// The allocation's call sites (docs/tracker-abi.md), when the kernel records them.
+    pub sites: Option<SiteFields>,
+}
+
+/// The site fields of an entry or event record: `site`, `user_site` (integers of 1 to 8
+/// bytes) and `user_program` (a string). Optional as a whole: a kernel without them (an older
+/// one, the chapter's C kernel) decodes without sites.
+#[derive(Clone, Debug)]
+pub struct SiteFields {
+    pub site: FieldLayout,
+    pub user_site: Option<FieldLayout>,
+    pub user_program: Option<FieldLayout>,
+}
+
+impl SiteFields {
+    /// The site fields of `record`: `None` without a `site` integer field; `user_site` is used
+    /// only with `user_program`, and only as an integer beside a string.
+    pub fn resolve(record: &StructLayout) -> Option<SiteFields> {
+        let int = |f: &FieldLayout| (1..=8).contains(&f.size);
+        let site = record.field("site").filter(|f| int(f))?.clone();
+        let user = record
+            .field("user_site")
+            .filter(|f| int(f))
+            .zip(record.field("user_program"))
+            .filter(|(_, p)| matches!(p.kind, FieldKind::Str(_)));
+        Some(SiteFields {
+            site,
+            user_site: user.map(|(u, _)| u.clone()),
+            user_program: user.map(|(_, p)| p.clone()),
+        })
+    }
 }
 
 /// A scalar global (`alloc_table_count`).
@@ -153,6 +186,7 @@ impl TrackerLayout {
             owner: r.require("owner")?.clone(),
             tag: r.require("tag")?.clone(),
             time: r.field("time").cloned(),
+            sites: SiteFields::resolve(r),
         };
         let count = optional(debug.global("alloc_table_count"))?
             .map(|g| Scalar {

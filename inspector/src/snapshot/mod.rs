@@ -17,6 +17,7 @@
 //! its events are derived by comparing snapshots (`derived`).
 
 mod derived;
+mod follow;
 mod layout;
 mod live;
 mod quiescent;
@@ -26,8 +27,8 @@ const NO_SLOT: u64 = u32::MAX as u64;
 
 pub use derived::derive as derive_events;
 pub use layout::{
-    EntryFields, RecordArray, Scalar, TrackerLayout, MAX_BUILD_ID_BYTES, MAX_HEADER_BYTES,
-    MAX_RECORDS, MAX_SPAN_BYTES,
+    EntryFields, RecordArray, Scalar, SiteFields, TrackerLayout, MAX_BUILD_ID_BYTES,
+    MAX_HEADER_BYTES, MAX_RECORDS, MAX_SPAN_BYTES,
 };
 pub use live::LIVE_BOUND;
 pub use quiescent::{TrackerCode, TRACKER_WRITERS};
@@ -35,7 +36,9 @@ pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
+use crate::sites::{Named, SiteNames};
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
+use follow::follow_events;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +112,10 @@ pub struct Sampler {
     tracker_code: Option<TrackerCode>,
     /// Without an event ring: the sequence number of the next derived event.
     derived_head: u64,
+    /// Names the site fields (`None`: sites are left out of the snapshots).
+    site_names: Option<SiteNames>,
+    /// The site fields of the event ring's records, if it has them.
+    event_sites: Option<SiteFields>,
 }
 
 impl Sampler {
@@ -116,15 +123,25 @@ impl Sampler {
     pub fn new(debug: std::sync::Arc<DebugInfo>) -> Result<Sampler, crate::dwarf::DwarfError> {
         let layout = TrackerLayout::resolve(&debug)?;
         let code = (!layout.has_generation()).then(|| TrackerCode::resolve(&debug));
+        let site_names = layout
+            .entry
+            .sites
+            .is_some()
+            .then(|| SiteNames::new(debug.clone()));
         let elf_strings =
             Box::new(move |addr: u64, buf: &mut [u8]| debug.elf().read_static(addr, buf));
         let mut sampler = Sampler::with_layout(layout, elf_strings);
         sampler.set_tracker_code(code);
+        sampler.set_site_names(site_names);
         Ok(sampler)
     }
 
     /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
     pub fn with_layout(layout: TrackerLayout, elf_strings: StaticReader) -> Sampler {
+        let event_sites = layout
+            .events
+            .as_ref()
+            .and_then(|e| SiteFields::resolve(&e.record));
         Sampler {
             layout: std::sync::Arc::new(layout),
             strings: HashMap::new(),
@@ -135,7 +152,15 @@ impl Sampler {
             buf: Vec::new(),
             tracker_code: None,
             derived_head: 0,
+            site_names: None,
+            event_sites,
         }
+    }
+
+    /// What names the entries' and events' sites; [`new`](Self::new) sets one when the
+    /// kernel records sites. Without one, snapshots carry no sites.
+    pub fn set_site_names(&mut self, names: Option<SiteNames>) {
+        self.site_names = names;
     }
 
     /// The code no read may be taken in (see `quiescent`); [`new`](Self::new) sets it for a
@@ -366,6 +391,10 @@ impl Sampler {
             if f.used.read_u64(rec).unwrap_or(0) == 0 {
                 continue;
             }
+            let (site, user_site) = match &f.sites {
+                Some(fields) => self.sites(t, fields, rec)?,
+                None => (None, None),
+            };
             entries.push(Entry {
                 slot: slot as usize,
                 pa: f.pa.read_u64(rec).unwrap_or(0),
@@ -373,6 +402,8 @@ impl Sampler {
                 owner: f.owner.read_u64(rec).unwrap_or(0) as u32,
                 tag: self.string(t, &f.tag, rec)?,
                 time: f.time.as_ref().and_then(|f| f.read_u64(rec)).unwrap_or(0),
+                site,
+                user_site,
             });
         }
         self.buf = bytes;
@@ -447,6 +478,10 @@ impl Sampler {
             .and_then(|f| f.read_u64(rec))
             .filter(|&s| s != NO_SLOT && s < self.layout.table.array.len)
             .map(|s| s as usize);
+        let (site, user_site) = match self.event_sites.clone() {
+            Some(fields) => self.sites(t, &fields, rec)?,
+            None => (None, None),
+        };
         Ok(Event {
             seq,
             kind,
@@ -456,6 +491,8 @@ impl Sampler {
             npages: get("npages"),
             tag,
             time: get("time"),
+            site,
+            user_site,
         })
     }
 
@@ -511,6 +548,41 @@ impl Sampler {
         Ok(out)
     }
 
+    /// The named sites of a record whose site fields are `f`: from the cache (one lookup),
+    /// else named now (the program's name read like a tag). None without names or addresses.
+    fn sites<T: GuestMemory + ?Sized>(
+        &mut self,
+        t: &mut T,
+        f: &SiteFields,
+        rec: &[u8],
+    ) -> Result<Named, SnapshotError> {
+        let Some(names) = self.site_names.as_ref() else {
+            return Ok((None, None));
+        };
+        let site = f.site.read_u64(rec).unwrap_or(0);
+        let user_site = f.user_site.as_ref().and_then(|u| u.read_u64(rec));
+        let user_site = user_site.unwrap_or(0);
+        if site == 0 && user_site == 0 {
+            return Ok((None, None));
+        }
+        let program = f.user_program.as_ref().filter(|_| user_site != 0);
+        let (ptr, len) = program
+            .and_then(|p| p.read_str(rec))
+            .map_or((0, 0), |s| (s.ptr, str_len_key(&s)));
+        let raw = (site, user_site, ptr, len);
+        if let Some(named) = names.cached(&raw) {
+            return Ok(named);
+        }
+        let program = match program {
+            Some(p) => self.string(t, p, rec)?,
+            None => Arc::from(""),
+        };
+        Ok(match self.site_names.as_mut() {
+            Some(names) => names.resolve(raw, &program),
+            None => (None, None),
+        })
+    }
+
     /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
     /// static data, else guest memory.
     fn string<T: GuestMemory + ?Sized>(
@@ -547,56 +619,6 @@ impl Sampler {
         self.last_string = Some((key, s.clone()));
         Ok(s)
     }
-}
-
-/// The previous snapshot's entries with `events` (all events since it, in order) applied, or
-/// None if the events do not carry slots or do not account exactly for the new state
-/// (`count` entries holding `tracked_pages` pages): then the caller reads the table.
-fn follow_events(
-    previous: &Snapshot,
-    events: &[Event],
-    count: Option<u64>,
-    header: &Header,
-) -> Option<Vec<Entry>> {
-    // In slot order, as the table holds them; a clone shares the tag strings.
-    let mut entries: Vec<Entry> = previous.entries.to_vec();
-    let mut seq = previous.header.event_head;
-    for ev in events {
-        if ev.seq != seq {
-            return None;
-        }
-        seq += 1;
-        match ev.kind {
-            EventKind::Alloc => {
-                let slot = ev.slot?;
-                let Err(at) = entries.binary_search_by_key(&slot, |e| e.slot) else {
-                    return None; // the slot was not free: we lost track
-                };
-                let entry = Entry {
-                    slot,
-                    pa: ev.pa,
-                    npages: ev.npages,
-                    owner: ev.owner,
-                    tag: ev.tag.clone(),
-                    time: ev.time,
-                };
-                entries.insert(at, entry);
-            }
-            EventKind::Free | EventKind::ExitReclaim => {
-                let at = entries.binary_search_by_key(&ev.slot?, |e| e.slot).ok()?;
-                if entries.remove(at).pa != ev.pa {
-                    return None;
-                }
-            }
-            EventKind::AllocFailed | EventKind::InvalidFree => {}
-            EventKind::Other(_) => return None,
-        }
-    }
-    let pages: u64 = entries.iter().map(|e| e.npages).sum();
-    let consistent = seq == header.event_head
-        && count.is_none_or(|c| c == entries.len() as u64)
-        && pages == header.tracked_pages;
-    consistent.then_some(entries)
 }
 
 fn str_len_key(s: &StrRef) -> u64 {
@@ -650,128 +672,4 @@ fn read_into<T: GuestMemory + ?Sized>(
     buf.clear();
     buf.resize(len, 0);
     t.read_guest(addr, buf)
-}
-
-#[cfg(test)]
-mod follow_tests {
-    //! `follow_events`: the fast path that applies the ring's events to the previous entries
-    //! must refuse (None: read the table) whenever the events do not account exactly for the
-    //! change, and take every kind of event it knows.
-    use super::follow_events;
-    use crate::model::{Entry, Event, EventKind, Header, Snapshot};
-
-    fn entry(slot: usize, pa: u64, npages: u64, owner: u32) -> Entry {
-        Entry {
-            slot,
-            pa,
-            npages,
-            owner,
-            tag: "t".into(),
-            time: 0,
-        }
-    }
-
-    fn event(seq: u64, kind: EventKind, slot: usize, pa: u64, npages: u64) -> Event {
-        Event {
-            seq,
-            kind,
-            owner: 7,
-            slot: Some(slot),
-            pa,
-            npages,
-            tag: "t".into(),
-            time: 0,
-        }
-    }
-
-    /// Slots 0 and 1 live (3 pages), events up to 10.
-    fn previous() -> Snapshot {
-        Snapshot {
-            header: Header {
-                event_head: 10,
-                tracked_pages: 3,
-                ..Header::default()
-            },
-            entries: std::sync::Arc::new(vec![
-                entry(0, 0x8040_0000, 1, 7),
-                entry(1, 0x8041_0000, 2, 7),
-            ]),
-            ..Snapshot::default()
-        }
-    }
-
-    fn header(event_head: u64, tracked_pages: u64) -> Header {
-        Header {
-            event_head,
-            tracked_pages,
-            ..Header::default()
-        }
-    }
-
-    #[test]
-    fn alloc_free_and_exit_reclaim_are_all_followed() {
-        let events = [
-            event(10, EventKind::Alloc, 2, 0x8050_0000, 4),
-            event(11, EventKind::Free, 0, 0x8040_0000, 1),
-            event(12, EventKind::ExitReclaim, 1, 0x8041_0000, 2),
-            event(13, EventKind::InvalidFree, 9, 0x1000, 1),
-        ];
-        let got = follow_events(&previous(), &events, Some(1), &header(14, 4))
-            .expect("every event accounted for: the fast path");
-        assert_eq!(got, vec![entry(2, 0x8050_0000, 4, 7)]);
-    }
-
-    #[test]
-    fn a_record_with_the_wrong_sequence_number_falls_back_to_the_table() {
-        // The record in the ring is not the one expected next (overwritten, or stale): even
-        // when everything else adds up, it is not trusted.
-        let events = [event(11, EventKind::Free, 0, 0x8040_0000, 1)];
-        assert_eq!(
-            follow_events(&previous(), &events, Some(1), &header(11, 2)),
-            None
-        );
-    }
-
-    #[test]
-    fn a_free_of_another_address_in_the_slot_falls_back() {
-        let events = [event(10, EventKind::Free, 0, 0x8099_0000, 1)];
-        assert_eq!(
-            follow_events(&previous(), &events, Some(1), &header(11, 2)),
-            None
-        );
-    }
-
-    #[test]
-    fn an_alloc_into_an_occupied_slot_falls_back() {
-        // Count and pages are made to match, so only the occupied-slot check can refuse.
-        let events = [
-            event(10, EventKind::Alloc, 1, 0x8060_0000, 2),
-            event(11, EventKind::Free, 0, 0x8040_0000, 1),
-        ];
-        assert_eq!(
-            follow_events(&previous(), &events, Some(1), &header(12, 2)),
-            None
-        );
-    }
-
-    #[test]
-    fn counts_that_disagree_with_the_header_fall_back() {
-        let events = [event(10, EventKind::Free, 0, 0x8040_0000, 1)];
-        assert!(follow_events(&previous(), &events, Some(1), &header(11, 2)).is_some());
-        assert_eq!(
-            follow_events(&previous(), &events, Some(2), &header(11, 2)),
-            None,
-            "count"
-        );
-        assert_eq!(
-            follow_events(&previous(), &events, Some(1), &header(11, 3)),
-            None,
-            "pages"
-        );
-        assert_eq!(
-            follow_events(&previous(), &events, Some(1), &header(12, 2)),
-            None,
-            "head"
-        );
-    }
 }

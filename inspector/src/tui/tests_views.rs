@@ -51,6 +51,8 @@ fn ev(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
         npages,
         tag: tag.into(),
         time: 20_000_000 + seq,
+        site: None,
+        user_site: None,
     }
 }
 

@@ -72,7 +72,7 @@ pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, Al
 /// [`alloc_pages`] for a program's request: `user_pc` is the address of its `ecall`, `program`
 /// its name in the program archive (both kept with the entry as its user site).
 #[inline(never)]
-pub fn alloc_user_pages(
+pub fn alloc_pages_for_user(
     npages: u64,
     owner: Pid,
     tag: &'static str,
