@@ -181,6 +181,12 @@ pub fn current_pid() -> Pid {
     slot(current_slot()).pid
 }
 
+/// The program process `pid` runs (zombies included), by its name in the archive; "" for no
+/// such process.
+pub fn program_of(pid: Pid) -> &'static str {
+    find_slot(pid).map_or("", |i| slot(i).program)
+}
+
 /// The current process's program, by its name in the archive.
 pub fn current_program() -> &'static str {
     slot(current_slot()).program

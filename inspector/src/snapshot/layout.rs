@@ -122,30 +122,30 @@ pub struct EntryFields {
 }
 
 /// The site fields of an entry or event record: `site`, `user_site` (integers of 1 to 8
-/// bytes) and `user_program` (a string). Optional as a whole: a kernel without them (an older
-/// one, the chapter's C kernel) decodes without sites.
+/// bytes), `user_program` (a string: events only; an entry's program is its owner's) and
+/// `owner` (whose process names the program when the record does not). Optional as a whole:
+/// a kernel without them (an older one, the chapter's C kernel) decodes without sites.
 #[derive(Clone, Debug)]
 pub struct SiteFields {
     pub site: FieldLayout,
     pub user_site: Option<FieldLayout>,
     pub user_program: Option<FieldLayout>,
+    pub owner: Option<FieldLayout>,
 }
 
 impl SiteFields {
-    /// The site fields of `record`: `None` without a `site` integer field; `user_site` is used
-    /// only with `user_program`, and only as an integer beside a string.
+    /// The site fields of `record`: `None` without a `site` integer field; the others are used
+    /// when of the right kind.
     pub fn resolve(record: &StructLayout) -> Option<SiteFields> {
-        let int = |f: &FieldLayout| (1..=8).contains(&f.size);
-        let site = record.field("site").filter(|f| int(f))?.clone();
-        let user = record
-            .field("user_site")
-            .filter(|f| int(f))
-            .zip(record.field("user_program"))
-            .filter(|(_, p)| matches!(p.kind, FieldKind::Str(_)));
+        let int = |f: &&FieldLayout| (1..=8).contains(&f.size);
         Some(SiteFields {
-            site,
-            user_site: user.map(|(u, _)| u.clone()),
-            user_program: user.map(|(_, p)| p.clone()),
+            site: record.field("site").filter(int)?.clone(),
+            user_site: record.field("user_site").filter(int).cloned(),
+            user_program: record
+                .field("user_program")
+                .filter(|p| matches!(p.kind, FieldKind::Str(_)))
+                .cloned(),
+            owner: record.field("owner").filter(int).cloned(),
         })
     }
 }

@@ -114,6 +114,9 @@ pub struct Sampler {
     derived_head: u64,
     /// Names the site fields (`None`: sites are left out of the snapshots).
     site_names: Option<SiteNames>,
+    /// Process names by PID from the latest read of `proc_table`: the program of an entry's
+    /// user site is its owner's.
+    proc_names: HashMap<u32, Arc<str>>,
     /// The site fields of the event ring's records, if it has them.
     event_sites: Option<SiteFields>,
 }
@@ -153,6 +156,7 @@ impl Sampler {
             tracker_code: None,
             derived_head: 0,
             site_names: None,
+            proc_names: HashMap::new(),
             event_sites,
         }
     }
@@ -325,6 +329,12 @@ impl Sampler {
         with_procs: bool,
     ) -> Result<Snapshot, SnapshotError> {
         let limit = span_limit(&header);
+        // Before the entries: their user sites are named by their owners' programs.
+        let procs = if with_procs {
+            self.read_procs(t, limit)?
+        } else {
+            Vec::new()
+        };
         let count = match &self.layout.count {
             Some(c) => {
                 read_into(t, &mut self.buf, c.address, c.size)?;
@@ -353,11 +363,6 @@ impl Sampler {
         if self.layout.header.is_none() {
             header.tracked_pages = entries.iter().map(|e| e.npages).sum();
         }
-        let procs = if with_procs {
-            self.read_procs(t, limit)?
-        } else {
-            Vec::new()
-        };
         Ok(Snapshot {
             header,
             entries,
@@ -545,6 +550,7 @@ impl Sampler {
             });
         }
         self.buf = bytes;
+        self.proc_names = out.iter().map(|p| (p.pid, Arc::from(&*p.name))).collect();
         Ok(out)
     }
 
@@ -565,18 +571,30 @@ impl Sampler {
         if site == 0 && user_site == 0 {
             return Ok((None, None));
         }
-        let program = f.user_program.as_ref().filter(|_| user_site != 0);
-        let (ptr, len) = program
-            .and_then(|p| p.read_str(rec))
-            .map_or((0, 0), |s| (s.ptr, str_len_key(&s)));
-        let raw = (site, user_site, ptr, len);
-        if let Some(named) = names.cached(&raw) {
-            return Ok(named);
+        if user_site == 0 {
+            let raw = (site, 0, 0, 0);
+            if let Some(named) = names.cached(&raw) {
+                return Ok(named);
+            }
+            return Ok(self
+                .site_names
+                .as_mut()
+                .map_or((None, None), |n| n.resolve(raw, "")));
         }
-        let program = match program {
+        // The program: the record's own `user_program` (events), else its owner's name.
+        let own = match &f.user_program {
             Some(p) => self.string(t, p, rec)?,
             None => Arc::from(""),
         };
+        let owner = f.owner.as_ref().and_then(|o| o.read_u64(rec)).unwrap_or(0) as u32;
+        let program = match (own.is_empty(), self.proc_names.get(&owner)) {
+            (true, Some(name)) => name.clone(),
+            _ => own,
+        };
+        let raw = (site, user_site, name_key(&program), program.len() as u64);
+        if let Some(named) = self.site_names.as_ref().and_then(|n| n.cached(&raw)) {
+            return Ok(named);
+        }
         Ok(match self.site_names.as_mut() {
             Some(names) => names.resolve(raw, &program),
             None => (None, None),
@@ -619,6 +637,18 @@ impl Sampler {
         self.last_string = Some((key, s.clone()));
         Ok(s)
     }
+}
+
+/// A program name as a cache key word (with its length: the rest of the key).
+fn name_key(name: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = crate::sites::AddressHasher::default();
+    for chunk in name.as_bytes().chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        h.write_u64(u64::from_le_bytes(word));
+    }
+    h.finish()
 }
 
 fn str_len_key(s: &StrRef) -> u64 {

@@ -192,8 +192,9 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
     if debug {
         println!("[free_all_tracked] Force freeing leftover allocations for pid={pid}");
     }
+    let program = crate::proc::program_of(pid);
     let r = with_tracker(|t| {
-        t.free_all_for_pid(pid, timer::now(), |e| {
+        t.free_all_for_program(pid, program, timer::now(), |e| {
             if debug {
                 println!(
                     " freeing leak: pa={:#x} npages={} tag={} = destroyed",

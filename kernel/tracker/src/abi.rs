@@ -45,11 +45,10 @@ pub struct AllocEntry {
     /// `alloc_pages`; 0 = not recorded.
     pub site: u64,
     /// The program's pc at its `alloc_pages` syscall ([`AllocSite::user_site`]); 0 = the
-    /// kernel asked for these pages itself.
+    /// kernel asked for these pages itself. The program is the owner's (its `proc_table`
+    /// name): a live entry's owner is a process (running or zombie). Entries have no
+    /// `user_program` of their own so that one is 64 bytes, a cache line.
     pub user_site: u64,
-    /// The program `user_site` is an address of (its name in the program archive); "" when
-    /// `user_site` is 0.
-    pub user_program: &'static str,
 }
 
 impl AllocEntry {
@@ -62,7 +61,6 @@ impl AllocEntry {
         time: 0,
         site: 0,
         user_site: 0,
-        user_program: "",
     };
 }
 
@@ -185,9 +183,12 @@ pub struct AllocEvent {
     /// `time` CSR ticks (`TrackerHeader::timebase_hz` per second).
     pub time: u64,
     /// The allocation's sites (as in [`AllocEntry`]) for `Alloc`, `Free`, `ExitReclaim` and
-    /// `AllocFailed`; 0 and "" for `InvalidFree`.
+    /// `AllocFailed`; 0 for `InvalidFree`.
     pub site: u64,
     pub user_site: u64,
+    /// The program `user_site` belongs to (its archive name), for `Alloc`, `AllocFailed` and
+    /// `ExitReclaim` with a `user_site`: the process may be gone by the time a reader sees the
+    /// event. "" otherwise (a `Free`'s owner is the live process that freed, or the kernel).
     pub user_program: &'static str,
 }
 

@@ -153,10 +153,15 @@ impl<'a> Tracker<'a> {
                     tag,
                     site: at.site,
                     user_site: at.user_site,
-                    user_program: at.user_program,
                     ..AllocEntry::EMPTY
                 };
-                t.push_event(EventKind::AllocFailed, NO_SLOT, &failed, now);
+                t.push_event(
+                    EventKind::AllocFailed,
+                    NO_SLOT,
+                    &failed,
+                    at.user_program,
+                    now,
+                );
                 return Err(TableFull {
                     first: t.header.failed_allocs == 1,
                 });
@@ -171,7 +176,6 @@ impl<'a> Tracker<'a> {
                 time: now,
                 site: at.site,
                 user_site: at.user_site,
-                user_program: at.user_program,
             };
             t.index.insert(&t.table[..], slot);
             *t.count += 1;
@@ -179,7 +183,7 @@ impl<'a> Tracker<'a> {
             t.header.free_pages = t.header.free_pages.saturating_sub(npages);
             t.header.total_allocs += 1;
             let entry = t.table[slot];
-            t.push_event(EventKind::Alloc, slot as u32, &entry, now);
+            t.push_event(EventKind::Alloc, slot as u32, &entry, at.user_program, now);
             Ok(slot)
         })
     }
@@ -220,7 +224,7 @@ impl<'a> Tracker<'a> {
                 let entry = t.remove(slot);
                 t.header.free_pages += entry.npages;
                 t.header.total_frees += 1;
-                t.push_event(EventKind::Free, slot as u32, &entry, now);
+                t.push_event(EventKind::Free, slot as u32, &entry, "", now);
                 Ok(entry)
             }
             Err(err) => {
@@ -236,7 +240,7 @@ impl<'a> Tracker<'a> {
                     tag: err.reason(),
                     ..AllocEntry::EMPTY
                 };
-                t.push_event(EventKind::InvalidFree, NO_SLOT, &refused, now);
+                t.push_event(EventKind::InvalidFree, NO_SLOT, &refused, "", now);
                 Err(err)
             }
         })
@@ -256,6 +260,18 @@ impl<'a> Tracker<'a> {
         &mut self,
         pid: Pid,
         now: u64,
+        on_entry: impl FnMut(&AllocEntry),
+    ) -> (u64, u64) {
+        self.free_all_for_program(pid, "", now, on_entry)
+    }
+
+    /// [`free_all_for_pid`](Self::free_all_for_pid) of a process running `program`: the
+    /// `ExitReclaim` events of entries with a `user_site` name it (`user_program`).
+    pub fn free_all_for_program(
+        &mut self,
+        pid: Pid,
+        program: &'static str,
+        now: u64,
         mut on_entry: impl FnMut(&AllocEntry),
     ) -> (u64, u64) {
         assert!(
@@ -270,7 +286,8 @@ impl<'a> Tracker<'a> {
             }
             self.change(|t| {
                 t.remove(slot);
-                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
+                let program = if e.user_site != 0 { program } else { "" };
+                t.push_event(EventKind::ExitReclaim, slot as u32, &e, program, now);
                 t.header.reclaimed_allocs += 1;
                 t.header.reclaimed_pages += e.npages;
                 t.header.free_pages += e.npages;
@@ -317,8 +334,16 @@ impl<'a> Tracker<'a> {
         entry
     }
 
-    /// Appends an event about `e` (owner, pa, npages, tag, sites) at `slot` to the ring.
-    fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
+    /// Appends an event about `e` (owner, pa, npages, tag, sites) at `slot` to the ring;
+    /// `program` is the `user_program` of its user site.
+    fn push_event(
+        &mut self,
+        kind: EventKind,
+        slot: u32,
+        e: &AllocEntry,
+        program: &'static str,
+        time: u64,
+    ) {
         self.observe("event");
         let seq = self.header.event_head;
         self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
@@ -332,7 +357,7 @@ impl<'a> Tracker<'a> {
             time,
             site: e.site,
             user_site: e.user_site,
-            user_program: e.user_program,
+            user_program: program,
         };
         self.header.event_head = seq + 1;
     }

@@ -187,26 +187,30 @@ fn sites_are_kept_in_the_entry_and_every_event_about_it() {
         .track_alloc_at(pa(0), 2, 3, "alloc_pages", USER_REQUEST, 0)
         .unwrap();
     let e = s.table[slot];
-    assert_eq!(
-        (e.site, e.user_site, e.user_program),
-        (0x8020_1234, 0x4000_0abc, "leak")
-    );
+    assert_eq!((e.site, e.user_site), (0x8020_1234, 0x4000_0abc));
     let alloc = s.last_event();
     assert_eq!(alloc.kind, EventKind::Alloc);
     assert_eq!(
         (alloc.site, alloc.user_site, alloc.user_program),
         (0x8020_1234, 0x4000_0abc, "leak")
     );
-    // The sweep's ExitReclaim names the site too: the leak report groups by it.
+    // The sweep's ExitReclaim names the site and the exiting process's program (it may be gone
+    // when a reader sees the event), but only for an entry with a user site.
+    s.t().track_alloc(pa(4), 1, 3, "kstack", 0).unwrap();
     s.t()
-        .free_all_for_pid(3, 0, |e| assert_eq!(e.site, 0x8020_1234));
-    let reclaim = s.last_event();
-    assert_eq!(reclaim.kind, EventKind::ExitReclaim);
-    assert_eq!((reclaim.site, reclaim.user_program), (0x8020_1234, "leak"));
+        .free_all_for_program(3, "leak", 0, |e| assert_eq!(e.owner, 3));
+    let user = s.event(s.header.event_head - 2);
+    assert_eq!(user.kind, EventKind::ExitReclaim);
+    assert_eq!(
+        (user.site, user.user_site, user.user_program),
+        (0x8020_1234, 0x4000_0abc, "leak")
+    );
+    let kernel_side = s.last_event();
+    assert_eq!((kernel_side.user_site, kernel_side.user_program), (0, ""));
     // A slot reused without a site holds none of the old one.
     let slot = s.t().track_alloc(pa(8), 1, 0, "kstack", 0).unwrap();
     let e = s.table[slot];
-    assert_eq!((e.site, e.user_site, e.user_program), (0, 0, ""));
+    assert_eq!((e.site, e.user_site), (0, 0));
 }
 
 #[test]
@@ -218,6 +222,10 @@ fn a_free_and_a_refusal_carry_the_sites_they_concern() {
     s.t().track_free(pa(0), 1, by(3), false, 0).unwrap();
     let free = s.last_event();
     assert_eq!((free.kind, free.user_site), (EventKind::Free, 0x4000_0abc));
+    assert_eq!(
+        free.user_program, "",
+        "a Free's owner is alive: its process names it"
+    );
     // An invalid free concerns no allocation: no site.
     let _ = s.t().track_free(pa(40), 1, by(3), false, 0);
     let refused = s.last_event();
