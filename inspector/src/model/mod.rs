@@ -11,7 +11,7 @@ mod groups;
 mod leaks;
 pub use diff::{diff, Diff};
 pub use groups::{site_label, Group, GroupBy, NO_SITE};
-pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
+pub use leaks::{LeakReport, LeakTracker, SiteLeak, TagLeak, LEAK_HISTORY_LEN};
 
 use serde::Serialize;
 use std::collections::BTreeMap;
