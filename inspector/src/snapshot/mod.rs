@@ -21,6 +21,7 @@ mod follow;
 mod layout;
 mod live;
 mod quiescent;
+mod site_fields;
 
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
@@ -36,7 +37,7 @@ pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
-use crate::sites::{Named, SiteNames};
+use crate::sites::SiteNames;
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
 use follow::follow_events;
 use std::collections::HashMap;
@@ -554,56 +555,9 @@ impl Sampler {
         Ok(out)
     }
 
-    /// The named sites of a record whose site fields are `f`: from the cache (one lookup),
-    /// else named now (the program's name read like a tag). None without names or addresses.
-    fn sites<T: GuestMemory + ?Sized>(
-        &mut self,
-        t: &mut T,
-        f: &SiteFields,
-        rec: &[u8],
-    ) -> Result<Named, SnapshotError> {
-        let Some(names) = self.site_names.as_ref() else {
-            return Ok((None, None));
-        };
-        let site = f.site.read_u64(rec).unwrap_or(0);
-        let user_site = f.user_site.as_ref().and_then(|u| u.read_u64(rec));
-        let user_site = user_site.unwrap_or(0);
-        if site == 0 && user_site == 0 {
-            return Ok((None, None));
-        }
-        if user_site == 0 {
-            let raw = (site, 0, 0, 0);
-            if let Some(named) = names.cached(&raw) {
-                return Ok(named);
-            }
-            return Ok(self
-                .site_names
-                .as_mut()
-                .map_or((None, None), |n| n.resolve(raw, "")));
-        }
-        // The program: the record's own `user_program` (events), else its owner's name.
-        let own = match &f.user_program {
-            Some(p) => self.string(t, p, rec)?,
-            None => Arc::from(""),
-        };
-        let owner = f.owner.as_ref().and_then(|o| o.read_u64(rec)).unwrap_or(0) as u32;
-        let program = match (own.is_empty(), self.proc_names.get(&owner)) {
-            (true, Some(name)) => name.clone(),
-            _ => own,
-        };
-        let raw = (site, user_site, name_key(&program), program.len() as u64);
-        if let Some(named) = self.site_names.as_ref().and_then(|n| n.cached(&raw)) {
-            return Ok(named);
-        }
-        Ok(match self.site_names.as_mut() {
-            Some(names) => names.resolve(raw, &program),
-            None => (None, None),
-        })
-    }
-
     /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
     /// static data, else guest memory.
-    fn string<T: GuestMemory + ?Sized>(
+    pub(super) fn string<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         f: &FieldLayout,
@@ -637,18 +591,6 @@ impl Sampler {
         self.last_string = Some((key, s.clone()));
         Ok(s)
     }
-}
-
-/// A program name as a cache key word (with its length: the rest of the key).
-fn name_key(name: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = crate::sites::AddressHasher::default();
-    for chunk in name.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h.write_u64(u64::from_le_bytes(word));
-    }
-    h.finish()
 }
 
 fn str_len_key(s: &StrRef) -> u64 {

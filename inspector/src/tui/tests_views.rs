@@ -507,15 +507,15 @@ fn with_sites() -> Snapshot {
 
 #[test]
 fn allocations_show_their_site_and_leaks_group_by_site() {
-    let mut app = App::new(Duration::from_millis(500));
+    let mut sited = App::new(Duration::from_millis(500));
     let t0 = Instant::now();
-    app.apply_snapshot(with_sites(), t0);
-    app.handle_key(Key::Char('2'));
-    let l = render(&mut app, 120, 24);
+    sited.apply_snapshot(with_sites(), t0);
+    sited.handle_key(Key::Char('2'));
+    let l = render(&mut sited, 120, 24);
     assert_has(&l, "SITE");
     assert_has(&l, "kernel/src/proc.rs:251 build");
-    app.handle_key(Key::Char('4'));
-    let l = render(&mut app, 120, 30);
+    sited.handle_key(Key::Char('4'));
+    let l = render(&mut sited, 120, 30);
     assert_has(
         &l,
         "kernel/user/src/bin/leak.rs:21 main: 5 pages in 2 allocations",
