@@ -118,6 +118,8 @@ pub struct Sampler {
     /// Process names by PID from the latest read of `proc_table`: the program of an entry's
     /// user site is its owner's.
     proc_names: HashMap<u32, Arc<str>>,
+    /// The last entry's (site, user_site, owner) and its names: runs of entries repeat it.
+    last_site: Option<((u64, u64, u32), crate::sites::Named)>,
     /// The site fields of the event ring's records, if it has them.
     event_sites: Option<SiteFields>,
 }
@@ -158,6 +160,7 @@ impl Sampler {
             derived_head: 0,
             site_names: None,
             proc_names: HashMap::new(),
+            last_site: None,
             event_sites,
         }
     }
@@ -552,6 +555,7 @@ impl Sampler {
         }
         self.buf = bytes;
         self.proc_names = out.iter().map(|p| (p.pid, Arc::from(&*p.name))).collect();
+        self.last_site = None;
         Ok(out)
     }
 

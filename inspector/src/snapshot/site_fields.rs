@@ -35,24 +35,39 @@ impl Sampler {
                 .as_mut()
                 .map_or((None, None), |n| n.resolve(raw, "")));
         }
+        let owner = f.owner.as_ref().and_then(|o| o.read_u64(rec)).unwrap_or(0) as u32;
+        // An entry (no `user_program`: its owner's) like the one before: a table holds runs of
+        // one process's pages from one line. Valid until the process names change.
+        let last_key = (site, user_site, owner);
+        if f.user_program.is_none() {
+            if let Some((k, named)) = &self.last_site {
+                if *k == last_key {
+                    return Ok(named.clone());
+                }
+            }
+        }
         // The program: the record's own `user_program` (events), else its owner's name.
         let own = match &f.user_program {
-            Some(p) => self.string(t, p, rec)?,
-            None => Arc::from(""),
+            Some(p) => Some(self.string(t, p, rec)?).filter(|s| !s.is_empty()),
+            None => None,
         };
-        let owner = f.owner.as_ref().and_then(|o| o.read_u64(rec)).unwrap_or(0) as u32;
-        let program = match (own.is_empty(), self.proc_names.get(&owner)) {
-            (true, Some(name)) => name.clone(),
-            _ => own,
+        let program: Arc<str> = match (own, self.proc_names.get(&owner)) {
+            (Some(own), _) => own,
+            (None, Some(name)) => name.clone(),
+            (None, None) => Arc::from(""),
         };
         let raw = (site, user_site, name_key(&program), program.len() as u64);
-        if let Some(named) = self.site_names.as_ref().and_then(|n| n.cached(&raw)) {
-            return Ok(named);
+        let named = match self.site_names.as_ref().and_then(|n| n.cached(&raw)) {
+            Some(named) => named,
+            None => match self.site_names.as_mut() {
+                Some(names) => names.resolve(raw, &program),
+                None => (None, None),
+            },
+        };
+        if f.user_program.is_none() {
+            self.last_site = Some((last_key, named.clone()));
         }
-        Ok(match self.site_names.as_mut() {
-            Some(names) => names.resolve(raw, &program),
-            None => (None, None),
-        })
+        Ok(named)
     }
 }
 
