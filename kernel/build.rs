@@ -5,6 +5,10 @@
 //! user crate's release output). Without it the kernel embeds an empty archive and says so.
 //! Archive format (little-endian): b"LSAR", u32 count, then per program: u32 name length, name
 //! bytes, u64 ELF length, ELF bytes.
+//!
+//! The user programs are built with line tables (the inspector symbolises their `alloc_pages`
+//! sites from the files in `LEAKSCOPE_USER_DIR`); the archive keeps only what the kernel loads
+//! of each (`loadable_only`): the headers and the PT_LOAD contents, no sections, no DWARF.
 
 use std::env;
 use std::fs;
@@ -76,7 +80,13 @@ fn write_archive(manifest: &std::path::Path, out: &std::path::Path) {
                 let path = dir.join(name);
                 println!("cargo:rerun-if-changed={}", path.display());
                 match fs::read(&path) {
-                    Ok(elf) if elf.starts_with(b"\x7fELF") => programs.push((name.clone(), elf)),
+                    Ok(elf) if elf.starts_with(b"\x7fELF") => {
+                        let elf = loadable_only(&elf).unwrap_or_else(|| {
+                            println!("cargo:warning=user program {name}: not a 64-bit little-endian ELF this script can trim; embedded whole");
+                            elf
+                        });
+                        programs.push((name.clone(), elf))
+                    }
                     _ => println!("cargo:warning=user program {name} not found in {}", dir.display()),
                 }
             }
@@ -91,4 +101,36 @@ fn write_archive(manifest: &std::path::Path, out: &std::path::Path) {
         ar.extend_from_slice(elf);
     }
     fs::write(out.join("user_programs.lsar"), ar).unwrap();
+}
+
+/// The bytes of a 64-bit little-endian ELF that the kernel's loader reads: up to the end of the
+/// program headers and of the last PT_LOAD contents, with the section header table dropped
+/// (`e_shoff`, `e_shnum`, `e_shstrndx` zeroed). `None` if it is not such an ELF or a header
+/// points outside the file.
+fn loadable_only(elf: &[u8]) -> Option<Vec<u8>> {
+    const PT_LOAD: u32 = 1;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    // ELFCLASS64, ELFDATA2LSB.
+    if elf.get(4..6)? != [2, 1] {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let phentsize = usize::from(u16_at(0x36)?);
+    let phnum = usize::from(u16_at(0x38)?);
+    let mut end = phoff.checked_add(phentsize.checked_mul(phnum)?)?.max(0x40);
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if u32_at(ph)? != PT_LOAD {
+            continue;
+        }
+        let offset = usize::try_from(u64_at(ph + 8)?).ok()?;
+        let filesz = usize::try_from(u64_at(ph + 32)?).ok()?;
+        end = end.max(offset.checked_add(filesz)?);
+    }
+    let mut out = elf.get(..end)?.to_vec();
+    out[0x28..0x30].fill(0); // e_shoff
+    out[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    Some(out)
 }

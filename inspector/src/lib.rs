@@ -8,6 +8,7 @@
 //! | `target` | halt, read, resume, breakpoints, steps behind a trait |
 //! | `dwarf` | the ELF's symbols, type layouts, lines, parameters, call frames |
 //! | `model`, `snapshot` | plain tracker data; the reading protocol that fills it |
+//! | `sites` (between them) | allocation sites named from the kernel's and the programs' DWARF |
 //! | `record` | recordings: the file format, the recorder, seeking and stepping in a replay |
 //! | `source` | where snapshots come from (a live stub, a demo), and what each can do |
 //! | `debugger` | breakpoints, stepping, stops; a live source that can also debug |
@@ -22,6 +23,7 @@ pub mod record;
 pub mod riscv;
 pub mod rsp;
 pub mod serve;
+pub mod sites;
 pub mod snapshot;
 pub mod source;
 pub mod target;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["target"],
     &["dwarf"],
     &["model"],
+    &["sites"],
     &["snapshot"],
     &["record"],
     &["source"],

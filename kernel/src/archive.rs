@@ -16,6 +16,8 @@ pub fn programs() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     archive().programs()
 }
 
-pub fn find(name: &str) -> Option<&'static [u8]> {
-    archive().find(name)
+/// The program called `name`: its name as the archive holds it (a `&'static str` the tracker
+/// may keep, see `proc::current_program`) and its ELF image.
+pub fn find(name: &str) -> Option<(&'static str, &'static [u8])> {
+    programs().find(|(n, _)| *n == name)
 }

@@ -49,6 +49,8 @@ struct Proc {
     parent: Pid,
     state: ProcState,
     name: [u8; PROC_NAME_LEN],
+    /// The program's name in the archive (`""` for an empty slot): the user site's program.
+    program: &'static str,
     ctx: Context,
     /// Physical addresses (0 = not allocated) of the pieces `free_proc` tears down.
     tf: u64,
@@ -70,6 +72,7 @@ impl Proc {
         parent: 0,
         state: ProcState::Unused,
         name: [0; PROC_NAME_LEN],
+        program: "",
         ctx: Context::ZERO,
         tf: 0,
         kstack: 0,
@@ -233,6 +236,18 @@ pub fn current_pid() -> Pid {
     PROC_LOCK.lock().procs[current_slot()].pid
 }
 
+/// The program process `pid` runs (zombies included), by its name in the archive; "" for no
+/// such process.
+pub fn program_of(pid: Pid) -> &'static str {
+    let t = PROC_LOCK.lock();
+    find_slot(&t, pid).map_or("", |i| t.procs[i].program)
+}
+
+/// The current process's program, by its name in the archive.
+pub fn current_program() -> &'static str {
+    PROC_LOCK.lock().procs[current_slot()].program
+}
+
 pub fn current_root() -> u64 {
     PROC_LOCK.lock().procs[current_slot()].root
 }
@@ -274,7 +289,7 @@ pub fn spawn(name: &str, args: &[u8], parent: Pid) -> Result<Pid, isize> {
 /// `spawn`; with `init`, the new process becomes the console's shell (`init_pid`) in the same
 /// change that makes it runnable, so no hart can see it exit before it is known as the shell.
 fn spawn_as(name: &str, args: &[u8], parent: Pid, init: bool) -> Result<Pid, isize> {
-    let image = archive::find(name).ok_or(ENOENT)?;
+    let (program, image) = archive::find(name).ok_or(ENOENT)?;
     let elf = Elf::parse(image).map_err(|_| EINVAL)?;
     if args.len() > MAX_ARGS_LEN {
         return Err(EINVAL);
@@ -293,6 +308,7 @@ fn spawn_as(name: &str, args: &[u8], parent: Pid, init: bool) -> Result<Pid, isi
         *p = Proc::EMPTY;
         p.pid = pid;
         p.parent = parent;
+        p.program = program;
         let n = name.len().min(PROC_NAME_LEN - 1);
         p.name[..n].copy_from_slice(&name.as_bytes()[..n]);
         export(&t, i);

@@ -30,7 +30,8 @@ pub fn dispatch(tf: &mut TrapFrame) {
             proc::sleep_until(timer::now().saturating_add(timer::ms_to_ticks(a0)));
             0
         }
-        SYS_ALLOC_PAGES => sys_alloc_pages(a0),
+        // `sepc` was moved past the `ecall` (4 bytes) already: the call's own pc is 4 back.
+        SYS_ALLOC_PAGES => sys_alloc_pages(a0, tf.sepc.wrapping_sub(4)),
         SYS_FREE_PAGES => sys_free_pages(a0, a1),
         SYS_PROCINFO => sys_procinfo(a0, a1),
         SYS_MEMINFO => sys_meminfo(a0),
@@ -148,14 +149,16 @@ fn heap_va(pa: u64) -> u64 {
     sysargs::heap_va(pa, ram_base())
 }
 
-fn sys_alloc_pages(npages: u64) -> isize {
+/// `ecall_pc`: where the program asked (its user site).
+fn sys_alloc_pages(npages: u64, ecall_pc: u64) -> isize {
     let npages = match sysargs::alloc_npages(npages) {
         Ok(n) => n,
         Err(e) => return e,
     };
     let pid = proc::current_pid();
     let root = proc::current_root();
-    let pa = match mm::alloc_pages(npages, pid, "alloc_pages") {
+    let program = proc::current_program();
+    let pa = match mm::alloc_pages_for_user(npages, pid, "alloc_pages", ecall_pc, program) {
         Ok(pa) => pa,
         Err(AllocError::OutOfMemory) => return ENOMEM,
         Err(AllocError::TableFull) => return ETABLEFULL,

@@ -3,8 +3,11 @@
 //! serde (`Serialize` on the model types and on the records below); nothing builds JSON by hand.
 //!
 //! Contract: `snapshot --json` is an object with `capacity`, `count`, `generation`,
-//! `pause_us`, `entries` (each `slot`, `pa`, `npages`, `owner`, `tag`), `pids` (each `pid`,
-//! `name`, `state`, `allocs`, `pages`) and `events`; `watch --json-lines` prints one event
+//! `pause_us`, `entries` (each `slot`, `pa`, `npages`, `owner`, `tag`, and where the kernel
+//! records them `site` and, for pages a program asked for, `user_site`, each
+//! `{function, file, line}`), `pids` (each `pid`, `name`, `state`, `allocs`, `pages`) and
+//! `events` (entries' fields, sites included); with `--by`, also `by` and `groups` (each `key`,
+//! `allocs`, `pages`); `watch --json-lines` prints one event
 //! object per line; `break --json` one hit object per line; `step --json` one line object per
 //! visited line; `diff --json` an object with `added` and `removed` entry lists, `by_pid`
 //! and `by_tag` page changes.
@@ -12,7 +15,8 @@
 use crate::debugger::Args;
 use crate::model::check::{CheckRun, Finding};
 use crate::model::{
-    Diff, Entry, Event, EventKind, PidChange, PidSummary, ReadPath, Snapshot, TagChange,
+    Diff, Entry, Event, EventKind, Group, GroupBy, PidChange, PidSummary, ReadPath, Snapshot,
+    TagChange,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -64,6 +68,37 @@ pub fn snapshot_json(s: &Snapshot) -> Value {
         pids: s.pids(),
         events: &s.events,
     })
+}
+
+/// The object of `snapshot --by BY --json`: the snapshot's, plus `by` and its `groups`.
+pub fn snapshot_groups_json(s: &Snapshot, by: GroupBy) -> Value {
+    let mut v = snapshot_json(s);
+    v["by"] = to_value(&by);
+    v["groups"] = to_value(&s.groups(by));
+    v
+}
+
+/// The text of `snapshot --by BY`: one line per group, most pages first, like
+/// `/proc/allocinfo`, then the total.
+pub fn groups_text(s: &Snapshot, by: GroupBy) -> String {
+    let groups: Vec<Group> = s.groups(by);
+    let what = match by {
+        GroupBy::Site => "SITE",
+        GroupBy::Tag => "TAG",
+        GroupBy::Pid => "PID NAME",
+    };
+    let mut out = format!("{:>7} {:>7}  {what}\n", "PAGES", "ALLOCS");
+    for g in &groups {
+        let _ = writeln!(out, "{:>7} {:>7}  {}", g.pages, g.allocs, g.key);
+    }
+    let _ = writeln!(
+        out,
+        "{:>7} {:>7}  total ({} groups)",
+        groups.iter().map(|g| g.pages).sum::<u64>(),
+        groups.iter().map(|g| g.allocs).sum::<u64>(),
+        groups.len()
+    );
+    out
 }
 
 /// Serializes a record whose types cannot fail to serialize (no maps with non-string keys).
@@ -123,17 +158,32 @@ pub fn snapshot_text(s: &Snapshot) -> String {
             tags.join(" ")
         );
     }
+    // The site column only for a kernel that records sites.
+    let sites = s.entries.iter().any(|e| e.site.is_some());
     let _ = writeln!(
         out,
-        "\n{:>5}  {:<12} {:>6} {:>5}  TAG",
-        "SLOT", "PA", "PAGES", "OWNER"
+        "\n{:>5}  {:<12} {:>6} {:>5}  {}",
+        "SLOT",
+        "PA",
+        "PAGES",
+        "OWNER",
+        if sites {
+            "TAG              SITE"
+        } else {
+            "TAG"
+        }
     );
     for e in s.entries.iter() {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "{:>5}  {:#012x} {:>6} {:>5}  {}",
-            e.slot, e.pa, e.npages, e.owner, e.tag
+            "{:>5}  {:#012x} {:>6} {:>5}  ",
+            e.slot, e.pa, e.npages, e.owner
         );
+        let _ = if sites {
+            writeln!(out, "{:<16} {}", e.tag, e.site_label())
+        } else {
+            writeln!(out, "{}", e.tag)
+        };
     }
     out
 }
@@ -148,8 +198,12 @@ pub fn event_line(e: &Event) -> String {
         EventKind::InvalidFree => "invalid-free",
         EventKind::Other(name) => name.as_str(),
     };
+    let site = match (&e.site, &e.user_site) {
+        (None, None) => String::new(),
+        _ => format!(" site={}", e.site_label()),
+    };
     format!(
-        "#{:<7} {:<13} pid={:<4} pa={:#x} npages={} tag={}",
+        "#{:<7} {:<13} pid={:<4} pa={:#x} npages={} tag={}{site}",
         e.seq, what, e.owner, e.pa, e.npages, e.tag
     )
 }
@@ -642,6 +696,8 @@ mod tests {
             npages: 2,
             tag: "heap".into(),
             time: 0,
+            site: None,
+            user_site: None,
         };
         let line = event_line(&e);
         assert!(

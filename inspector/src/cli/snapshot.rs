@@ -3,10 +3,15 @@
 //! ```text
 //! inspector snapshot --elf build/kernel.elf --gdb 127.0.0.1:1234          # text
 //! inspector snapshot --json | jq '.pids[] | select(.pages > 100)'         # JSON
+//! inspector snapshot --by site        # pages and allocations per call site (/proc/allocinfo)
+//! inspector snapshot --by tag --json  # the snapshot's JSON plus `by` and `groups`
 //! ```
 //!
-//! Text: a header line, the per-PID summary, then one line per live allocation. JSON: see
-//! [`render`](super::render) for the fields.
+//! Text: a header line, the per-PID summary, then one line per live allocation (with its site,
+//! when the kernel records sites). With `--by site|tag|pid`: one line per group instead, pages
+//! and allocations, most pages first, then the total. A site is the program's line for pages a
+//! program asked for, else the kernel's line (see `sites`). JSON: see [`render`](super::render)
+//! for the fields.
 //!
 //! A kernel still booting is waited for (up to 10 s, the guest running meanwhile). SIGINT,
 //! SIGTERM or SIGHUP end the wait: the kernel is left running and the command fails.
@@ -22,7 +27,7 @@
 //! ```
 
 use super::{render, Conn};
-use crate::model::Snapshot;
+use crate::model::{GroupBy, Snapshot};
 use crate::source::{CoreSource, Source};
 use crate::target::install_ctrlc_handler;
 use anyhow::Result;
@@ -47,6 +52,13 @@ pub struct SnapshotArgs {
     /// or a copy of its RAM file (RAM from --ram-base at offset 0).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["gdb", "ram"])]
     pub core: Option<PathBuf>,
+    /// Pages and allocations per group: `site` (the line that allocated), `tag` or `pid`.
+    #[arg(long, value_name = "site|tag|pid", value_parser = parse_by)]
+    pub by: Option<GroupBy>,
+}
+
+fn parse_by(s: &str) -> Result<GroupBy, String> {
+    GroupBy::from_name(s).ok_or_else(|| format!("`{s}`: group by `site`, `tag` or `pid`"))
 }
 
 pub fn run(args: SnapshotArgs) -> Result<()> {
@@ -58,7 +70,7 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
         (None, None) => None,
     };
     if let Some(snap) = snap {
-        return print(&snap, args.json);
+        return print(&snap, args.json, args.by);
     }
     let stop = install_ctrlc_handler()?;
     let mut source = args.conn.view_source(&stop, None)?;
@@ -66,17 +78,20 @@ pub fn run(args: SnapshotArgs) -> Result<()> {
     let snap = source.sample();
     // Detach before anything else can fail (printing to a closed pipe, say).
     source.finish()?;
-    print(&snap?, args.json)
+    print(&snap?, args.json, args.by)
 }
 
-fn print(snap: &Snapshot, json: bool) -> Result<()> {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&render::snapshot_json(snap))?
-        );
-    } else {
-        print!("{}", render::snapshot_text(snap));
+fn print(snap: &Snapshot, json: bool, by: Option<GroupBy>) -> Result<()> {
+    match (json, by) {
+        (true, by) => {
+            let v = match by {
+                Some(by) => render::snapshot_groups_json(snap, by),
+                None => render::snapshot_json(snap),
+            };
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        (false, Some(by)) => print!("{}", render::groups_text(snap, by)),
+        (false, None) => print!("{}", render::snapshot_text(snap)),
     }
     Ok(())
 }

@@ -111,6 +111,28 @@ impl DebugInfo {
             .or_else(|| self.location(address))
     }
 
+    /// The compilation directory (`DW_AT_comp_dir`) of the unit whose code contains
+    /// `address`: for a crate that cargo built as a workspace member, the workspace root.
+    pub fn comp_dir_at(&self, address: u64) -> Option<PathBuf> {
+        let dwarf = self.elf.dwarf();
+        let mut units = dwarf.units();
+        while let Ok(Some(header)) = units.next() {
+            let Ok(unit) = dwarf.unit(header) else {
+                continue;
+            };
+            let Ok(mut ranges) = dwarf.unit_ranges(&unit) else {
+                continue;
+            };
+            while let Ok(Some(r)) = ranges.next() {
+                if (r.begin..r.end).contains(&address) {
+                    let dir = unit.comp_dir.as_ref()?.to_string_lossy().ok()?;
+                    return Some(PathBuf::from(dir.as_ref()));
+                }
+            }
+        }
+        None
+    }
+
     /// The function called `name`: an ELF function symbol, else a DWARF function by plain,
     /// qualified or linkage name.
     pub fn function(&self, name: &str) -> Result<FunctionInfo> {

@@ -1,5 +1,6 @@
 //! Leak reports: the `ExitReclaim` events of one process exit grouped into one report (pages
-//! and allocations per tag), kept in a bounded history.
+//! and allocations per tag, and per site when the kernel records sites), kept in a bounded
+//! history.
 //!
 //! Contract: reclaims of pid P belong to the same exit until any other event of P is seen
 //! (an `Alloc` means P, or a new process reusing P, is alive again). Events of other PIDs in
@@ -19,6 +20,30 @@ pub struct TagLeak {
     pub pages: u64,
 }
 
+/// Pages of one call site in a leak report: the line that allocated what was left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteLeak {
+    /// `file:line function` ([`site_label`](super::site_label)): the program's line for pages
+    /// a program asked for, else the kernel's.
+    pub site: String,
+    pub allocs: u64,
+    pub pages: u64,
+}
+
+impl SiteLeak {
+    /// E.g. `kernel/user/src/bin/leak.rs:21 main: 20 pages in 7 allocations`.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: {} page{} in {} allocation{}",
+            self.site,
+            self.pages,
+            plural(self.pages),
+            self.allocs,
+            plural(self.allocs)
+        )
+    }
+}
+
 /// The leftovers of one process exit, built from its `ExitReclaim` events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeakReport {
@@ -32,6 +57,8 @@ pub struct LeakReport {
     pub pages: u64,
     /// Per tag, most pages first (ties by name).
     pub tags: Vec<TagLeak>,
+    /// Per site, most pages first (ties by label); empty when the events carry no sites.
+    pub sites: Vec<SiteLeak>,
     /// Still accepting reclaims: no other event of this pid has been seen since.
     open: bool,
 }
@@ -106,6 +133,7 @@ impl LeakTracker {
                     allocs: 0,
                     pages: 0,
                     tags: Vec::new(),
+                    sites: Vec::new(),
                     open: true,
                 });
                 self.reports.len() - 1
@@ -127,6 +155,22 @@ impl LeakTracker {
         }
         r.tags
             .sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.tag.cmp(&b.tag)));
+        if ev.site.is_some() || ev.user_site.is_some() {
+            let site = ev.site_label();
+            match r.sites.iter_mut().find(|s| s.site == site) {
+                Some(s) => {
+                    s.allocs += 1;
+                    s.pages += ev.npages;
+                }
+                None => r.sites.push(SiteLeak {
+                    site,
+                    allocs: 1,
+                    pages: ev.npages,
+                }),
+            }
+            r.sites
+                .sort_by(|a, b| b.pages.cmp(&a.pages).then_with(|| a.site.cmp(&b.site)));
+        }
     }
 
     /// Reports, oldest first.
@@ -138,6 +182,42 @@ impl LeakTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reclaims_are_grouped_by_the_site_that_allocated_them() {
+        use crate::model::tests::event;
+        use crate::model::Site;
+        use std::sync::Arc;
+        let at = |file: &str, line: u32| {
+            Some(Arc::new(Site {
+                function: "main".into(),
+                file: file.into(),
+                line,
+            }))
+        };
+        let mut t = LeakTracker::default();
+        for (seq, npages, user) in [(1, 3, 21), (2, 4, 21), (3, 1, 30)] {
+            let mut ev = event(seq, EventKind::ExitReclaim, 7, npages, "alloc_pages");
+            ev.site = at("kernel/src/syscall.rs", 161);
+            ev.user_site = at("kernel/user/src/bin/leak.rs", user);
+            t.push(&ev, Some("leak"));
+        }
+        // A reclaim without sites (an older kernel) counts in the report, not under a site.
+        t.push(
+            &event(4, EventKind::ExitReclaim, 7, 2, "alloc_pages"),
+            Some("leak"),
+        );
+        let r = t.reports().next().unwrap();
+        assert_eq!((r.allocs, r.pages), (4, 10));
+        let lines: Vec<String> = r.sites.iter().map(SiteLeak::line).collect();
+        assert_eq!(
+            lines,
+            [
+                "kernel/user/src/bin/leak.rs:21 main: 7 pages in 2 allocations",
+                "kernel/user/src/bin/leak.rs:30 main: 1 page in 1 allocation",
+            ]
+        );
+    }
     use crate::model::tests::{event as ev, sample};
 
     /// Pushes `events` in order, naming owners from `sample()`'s process table (shell is

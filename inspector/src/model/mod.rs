@@ -7,9 +7,11 @@
 
 pub mod check;
 mod diff;
+mod groups;
 mod leaks;
 pub use diff::{diff, Diff, PidChange, TagChange};
-pub use leaks::{LeakReport, LeakTracker, TagLeak, LEAK_HISTORY_LEN};
+pub use groups::{site_label, Group, GroupBy, NO_SITE};
+pub use leaks::{LeakReport, LeakTracker, SiteLeak, TagLeak, LEAK_HISTORY_LEN};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,6 +31,31 @@ pub struct Entry {
     pub tag: Arc<str>,
     /// Timer ticks at allocation; 0 when the kernel does not export it.
     pub time: u64,
+    /// The kernel line that allocated (the call of `alloc_pages`), when the kernel records it
+    /// and its DWARF names it. Shared: one per distinct site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Arc<Site>>,
+    /// The program's line that asked for the pages (its `alloc_pages` call), for pages a
+    /// program asked for, when its ELF (with line tables) is at hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_site: Option<Arc<Site>>,
+}
+
+/// A line of code that allocated: function, file and line. `file` is relative to the
+/// workspace root when it lies inside it (`kernel/src/proc.rs`), else as DWARF names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct Site {
+    pub function: String,
+    pub file: String,
+    /// 0 when the line table has no line for the address.
+    pub line: u32,
+}
+
+impl std::fmt::Display for Site {
+    /// `file:line function`, e.g. `kernel/user/src/bin/leak.rs:21 main`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{} {}", self.file, self.line, self.function)
+    }
 }
 
 /// What a tracker event records.
@@ -71,6 +98,11 @@ pub struct Event {
     pub npages: u64,
     pub tag: Arc<str>,
     pub time: u64,
+    /// The allocation's sites, as in [`Entry`] (none for `InvalidFree`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Arc<Site>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_site: Option<Arc<Site>>,
 }
 
 /// A process's state: the kernel's `ProcState` enumerators (by DWARF name), plus the two

@@ -10,6 +10,8 @@ pub(crate) fn entry(slot: usize, pa: u64, npages: u64, owner: u32, tag: &str) ->
         owner,
         tag: tag.into(),
         time: slot as u64,
+        site: None,
+        user_site: None,
     }
 }
 
@@ -33,6 +35,8 @@ pub(crate) fn event(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &st
         npages,
         tag: tag.into(),
         time: seq,
+        site: None,
+        user_site: None,
     }
 }
 

@@ -60,6 +60,8 @@ impl Sim {
             npages: e.npages,
             tag: e.tag.clone(),
             time: seq * 10,
+            site: e.site.clone(),
+            user_site: e.user_site.clone(),
         });
     }
 
@@ -76,6 +78,21 @@ impl Sim {
             owner,
             tag: tag.into(),
             time: self.header.event_head * 10,
+            // Sites come along in recordings: some allocations have them, user ones both.
+            site: (npages > 1).then(|| {
+                Arc::new(crate::model::Site {
+                    function: "kernel::proc::spawn".into(),
+                    file: "kernel/src/proc.rs".into(),
+                    line: 40 + npages as u32,
+                })
+            }),
+            user_site: (tag == "heap" && npages > 1).then(|| {
+                Arc::new(crate::model::Site {
+                    function: "main".into(),
+                    file: "kernel/user/src/bin/leak.rs".into(),
+                    line: 21,
+                })
+            }),
         };
         self.next_pa += npages * 0x1000;
         self.header.count += 1;

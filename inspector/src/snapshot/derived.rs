@@ -53,6 +53,8 @@ pub fn derive(
             npages: e.npages,
             tag: e.tag.clone(),
             time: e.time,
+            site: e.site.clone(),
+            user_site: e.user_site.clone(),
         });
         *next_seq += 1;
     };
@@ -96,6 +98,8 @@ mod tests {
             owner,
             tag: "t".into(),
             time: 0,
+            site: None,
+            user_site: None,
         }
     }
 

@@ -33,6 +33,8 @@ pub(super) fn follow_events(
                     owner: ev.owner,
                     tag: ev.tag.clone(),
                     time: ev.time,
+                    site: ev.site.clone(),
+                    user_site: ev.user_site.clone(),
                 };
                 entries.insert(at, entry);
             }
@@ -69,6 +71,8 @@ mod tests {
             owner,
             tag: "t".into(),
             time: 0,
+            site: None,
+            user_site: None,
         }
     }
 
@@ -82,6 +86,8 @@ mod tests {
             npages,
             tag: "t".into(),
             time: 0,
+            site: None,
+            user_site: None,
         }
     }
 

@@ -15,7 +15,9 @@
 //! against the guest's RAM size once the header has told it.)
 
 use crate::dwarf::limits::MAX_OBJECT_BYTES;
-use crate::dwarf::{ArrayLayout, DebugInfo, DwarfError, Endian, FieldLayout, StructLayout};
+use crate::dwarf::{
+    ArrayLayout, DebugInfo, DwarfError, Endian, FieldKind, FieldLayout, StructLayout,
+};
 
 /// Largest span of one tracker array (table, event ring, process table) accepted at load
 /// time, when the guest's RAM size is not known yet: it must fit in RAM, and no guest this
@@ -115,6 +117,37 @@ pub struct EntryFields {
     pub owner: FieldLayout,
     pub tag: FieldLayout,
     pub time: Option<FieldLayout>,
+    /// The allocation's call sites (docs/tracker-abi.md), when the kernel records them.
+    pub sites: Option<SiteFields>,
+}
+
+/// The site fields of an entry or event record: `site`, `user_site` (integers of 1 to 8
+/// bytes), `user_program` (a string: events only; an entry's program is its owner's) and
+/// `owner` (whose process names the program when the record does not). Optional as a whole:
+/// a kernel without them (an older one, the chapter's C kernel) decodes without sites.
+#[derive(Clone, Debug)]
+pub struct SiteFields {
+    pub site: FieldLayout,
+    pub user_site: Option<FieldLayout>,
+    pub user_program: Option<FieldLayout>,
+    pub owner: Option<FieldLayout>,
+}
+
+impl SiteFields {
+    /// The site fields of `record`: `None` without a `site` integer field; the others are used
+    /// when of the right kind.
+    pub fn resolve(record: &StructLayout) -> Option<SiteFields> {
+        let int = |f: &&FieldLayout| (1..=8).contains(&f.size);
+        Some(SiteFields {
+            site: record.field("site").filter(int)?.clone(),
+            user_site: record.field("user_site").filter(int).cloned(),
+            user_program: record
+                .field("user_program")
+                .filter(|p| matches!(p.kind, FieldKind::Str(_)))
+                .cloned(),
+            owner: record.field("owner").filter(int).cloned(),
+        })
+    }
 }
 
 /// A scalar global (`alloc_table_count`).
@@ -153,6 +186,7 @@ impl TrackerLayout {
             owner: r.require("owner")?.clone(),
             tag: r.require("tag")?.clone(),
             time: r.field("time").cloned(),
+            sites: SiteFields::resolve(r),
         };
         let count = optional(debug.global("alloc_table_count"))?
             .map(|g| Scalar {

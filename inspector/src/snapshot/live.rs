@@ -106,6 +106,9 @@ impl Sampler {
         &mut self,
         mem: &mut M,
     ) -> Result<Option<Snapshot>, SnapshotError> {
+        // Before the window (it is not under the tracker's lock): the entries' user sites are
+        // named by their owners' programs.
+        let procs = self.read_procs(mem, super::MAX_SPAN_BYTES)?;
         let before = self.read_generation(mem)?;
         if before.is_some_and(|g| g % 2 == 1) {
             return Ok(None);
@@ -127,8 +130,7 @@ impl Sampler {
         let Some(mut snap) = read? else {
             return Ok(None);
         };
-        // Outside the window: the process table is not under the tracker's lock.
-        snap.procs = self.read_procs(mem, super::span_limit(&snap.header))?;
+        snap.procs = procs;
         snap.pause_us = 0;
         snap.mid_change = false;
         snap.rebooted = rebooted;

@@ -21,14 +21,15 @@ mod follow;
 mod layout;
 mod live;
 mod quiescent;
+mod site_fields;
 
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
 const NO_SLOT: u64 = u32::MAX as u64;
 
 pub use derived::derive as derive_events;
 pub use layout::{
-    EntryFields, RecordArray, Scalar, TrackerLayout, MAX_BUILD_ID_BYTES, MAX_HEADER_BYTES,
-    MAX_RECORDS, MAX_SPAN_BYTES,
+    EntryFields, RecordArray, Scalar, SiteFields, TrackerLayout, MAX_BUILD_ID_BYTES,
+    MAX_HEADER_BYTES, MAX_RECORDS, MAX_SPAN_BYTES,
 };
 pub use live::LIVE_BOUND;
 pub use quiescent::{TrackerCode, TRACKER_WRITERS};
@@ -36,12 +37,12 @@ pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
 use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
+use crate::sites::SiteNames;
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
+use follow::follow_events;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use follow::follow_events;
 
 /// Attempts to find the generation even before giving up on a snapshot.
 const TORN_RETRIES: u32 = 50;
@@ -112,6 +113,15 @@ pub struct Sampler {
     tracker_code: Option<TrackerCode>,
     /// Without an event ring: the sequence number of the next derived event.
     derived_head: u64,
+    /// Names the site fields (`None`: sites are left out of the snapshots).
+    site_names: Option<SiteNames>,
+    /// Process names by PID from the latest read of `proc_table`: the program of an entry's
+    /// user site is its owner's.
+    proc_names: HashMap<u32, Arc<str>>,
+    /// The last entry's (site, user_site, owner) and its names: runs of entries repeat it.
+    last_site: Option<((u64, u64, u32), crate::sites::Named)>,
+    /// The site fields of the event ring's records, if it has them.
+    event_sites: Option<Arc<SiteFields>>,
 }
 
 impl Sampler {
@@ -119,15 +129,26 @@ impl Sampler {
     pub fn new(debug: std::sync::Arc<DebugInfo>) -> Result<Sampler, crate::dwarf::DwarfError> {
         let layout = TrackerLayout::resolve(&debug)?;
         let code = (!layout.has_generation()).then(|| TrackerCode::resolve(&debug));
+        let site_names = layout
+            .entry
+            .sites
+            .is_some()
+            .then(|| SiteNames::new(debug.clone()));
         let elf_strings =
             Box::new(move |addr: u64, buf: &mut [u8]| debug.elf().read_static(addr, buf));
         let mut sampler = Sampler::with_layout(layout, elf_strings);
         sampler.set_tracker_code(code);
+        sampler.set_site_names(site_names);
         Ok(sampler)
     }
 
     /// A sampler over an explicit layout; `elf_strings` serves static bytes (or returns false).
     pub fn with_layout(layout: TrackerLayout, elf_strings: StaticReader) -> Sampler {
+        let event_sites = layout
+            .events
+            .as_ref()
+            .and_then(|e| SiteFields::resolve(&e.record))
+            .map(Arc::new);
         Sampler {
             layout: std::sync::Arc::new(layout),
             strings: HashMap::new(),
@@ -138,7 +159,17 @@ impl Sampler {
             buf: Vec::new(),
             tracker_code: None,
             derived_head: 0,
+            site_names: None,
+            proc_names: HashMap::new(),
+            last_site: None,
+            event_sites,
         }
+    }
+
+    /// What names the entries' and events' sites; [`new`](Self::new) sets one when the
+    /// kernel records sites. Without one, snapshots carry no sites.
+    pub fn set_site_names(&mut self, names: Option<SiteNames>) {
+        self.site_names = names;
     }
 
     /// The code no read may be taken in (see `quiescent`); [`new`](Self::new) sets it for a
@@ -305,6 +336,12 @@ impl Sampler {
         with_procs: bool,
     ) -> Result<Snapshot, SnapshotError> {
         let limit = span_limit(&header);
+        // Before the entries: their user sites are named by their owners' programs.
+        let procs = if with_procs {
+            self.read_procs(t, limit)?
+        } else {
+            Vec::new()
+        };
         let count = match &self.layout.count {
             Some(c) => {
                 read_into(t, &mut self.buf, c.address, c.size)?;
@@ -333,11 +370,6 @@ impl Sampler {
         if self.layout.header.is_none() {
             header.tracked_pages = entries.iter().map(|e| e.npages).sum();
         }
-        let procs = if with_procs {
-            self.read_procs(t, limit)?
-        } else {
-            Vec::new()
-        };
         Ok(Snapshot {
             header,
             entries,
@@ -371,6 +403,10 @@ impl Sampler {
             if f.used.read_u64(rec).unwrap_or(0) == 0 {
                 continue;
             }
+            let (site, user_site) = match &f.sites {
+                Some(fields) => self.sites(t, fields, rec)?,
+                None => (None, None),
+            };
             entries.push(Entry {
                 slot: slot as usize,
                 pa: f.pa.read_u64(rec).unwrap_or(0),
@@ -378,6 +414,8 @@ impl Sampler {
                 owner: f.owner.read_u64(rec).unwrap_or(0) as u32,
                 tag: self.string(t, &f.tag, rec)?,
                 time: f.time.as_ref().and_then(|f| f.read_u64(rec)).unwrap_or(0),
+                site,
+                user_site,
             });
         }
         self.buf = bytes;
@@ -451,6 +489,10 @@ impl Sampler {
             .and_then(|f| f.read_u64(rec))
             .filter(|&s| s != NO_SLOT && s < self.layout.table.array.len)
             .map(|s| s as usize);
+        let (site, user_site) = match self.event_sites.clone() {
+            Some(fields) => self.sites(t, &fields, rec)?,
+            None => (None, None),
+        };
         Ok(Event {
             seq,
             kind,
@@ -460,6 +502,8 @@ impl Sampler {
             npages: get(f.npages),
             tag,
             time: get(f.time),
+            site,
+            user_site,
         })
     }
 
@@ -512,12 +556,14 @@ impl Sampler {
             });
         }
         self.buf = bytes;
+        self.proc_names = out.iter().map(|p| (p.pid, Arc::from(&*p.name))).collect();
+        self.last_site = None;
         Ok(out)
     }
 
     /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
     /// static data, else guest memory.
-    fn string<T: GuestMemory + ?Sized>(
+    pub(super) fn string<T: GuestMemory + ?Sized>(
         &mut self,
         t: &mut T,
         f: &FieldLayout,

@@ -142,6 +142,8 @@ impl DemoSource {
             npages,
             tag: tag.into(),
             time: self.time,
+            site: None,
+            user_site: None,
         });
         self.header.event_head += 1;
         if self.pending.len() > EVENT_RING_LEN {
@@ -180,6 +182,8 @@ impl DemoSource {
             owner,
             tag: tag.into(),
             time: self.time,
+            site: None,
+            user_site: None,
         });
         self.header.total_allocs += 1;
         self.header.high_water = self.header.high_water.max(slot as u64 + 1);

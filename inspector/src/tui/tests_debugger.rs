@@ -33,6 +33,8 @@ fn entry(slot: usize, owner: u32, pa: u64, npages: u64, tag: &str) -> Entry {
         owner,
         tag: tag.into(),
         time: 0,
+        site: None,
+        user_site: None,
     }
 }
 

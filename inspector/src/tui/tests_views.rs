@@ -51,6 +51,8 @@ fn ev(seq: u64, kind: EventKind, owner: u32, npages: u64, tag: &str) -> Event {
         npages,
         tag: tag.into(),
         time: 20_000_000 + seq,
+        site: None,
+        user_site: None,
     }
 }
 
@@ -476,4 +478,54 @@ fn header_says_ram_reads_cost_the_guest_nothing() {
     let l = render(&mut a, 140, 24);
     assert_has(&l, "read from RAM: costs the guest nothing");
     assert!(!has(&l, "pause 0µs"), "{}", l.join("\n"));
+}
+
+/// `rich()` with call sites: pid 7's heap pages asked for at `leak.rs:21`, the kernel's at
+/// `proc.rs:251`.
+fn with_sites() -> Snapshot {
+    use crate::model::Site;
+    use std::sync::Arc;
+    let site = |file: &str, line: u32, function: &str| {
+        Some(Arc::new(Site {
+            function: function.into(),
+            file: file.into(),
+            line,
+        }))
+    };
+    let mut s = rich();
+    for e in std::sync::Arc::make_mut(&mut s.entries) {
+        e.site = site("kernel/src/proc.rs", 251, "build");
+    }
+    for e in &mut s.events {
+        e.site = site("kernel/src/syscall.rs", 161, "sys_alloc_pages");
+        if &*e.tag == "heap" {
+            e.user_site = site("kernel/user/src/bin/leak.rs", 21, "main");
+        }
+    }
+    s
+}
+
+#[test]
+fn allocations_show_their_site_and_leaks_group_by_site() {
+    let mut sited = App::new(Duration::from_millis(500));
+    let t0 = Instant::now();
+    sited.apply_snapshot(with_sites(), t0);
+    sited.handle_key(Key::Char('2'));
+    let l = render(&mut sited, 120, 24);
+    assert_has(&l, "SITE");
+    assert_has(&l, "kernel/src/proc.rs:251 build");
+    sited.handle_key(Key::Char('4'));
+    let l = render(&mut sited, 120, 30);
+    assert_has(
+        &l,
+        "kernel/user/src/bin/leak.rs:21 main: 5 pages in 2 allocations",
+    );
+    assert_has(
+        &l,
+        "kernel/src/syscall.rs:161 sys_alloc_pages: 1 page in 1 allocation",
+    );
+    // Without sites (the `rich()` kernel) there is no SITE column.
+    let mut plain = app();
+    plain.handle_key(Key::Char('2'));
+    assert!(!has(&render(&mut plain, 120, 24), "SITE"));
 }

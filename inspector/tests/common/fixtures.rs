@@ -9,8 +9,22 @@ use std::process::Command;
 /// Compiles the fixture into `dir` and returns the object's path. Panics with the compiler's
 /// message if rustc fails (the riscv64 target is installed by scripts/setup.sh).
 pub fn rust_tracker_object(dir: &Path) -> PathBuf {
+    rustc_fixture(dir, "rust_tracker.o", &[])
+}
+
+/// The same fixture with the tracker ABI from before call sites (no `site`, `user_site`,
+/// `user_program` fields: `tests/fixtures/abi_without_sites.rs`).
+pub fn rust_tracker_object_without_sites(dir: &Path) -> PathBuf {
+    rustc_fixture(
+        dir,
+        "rust_tracker_without_sites.o",
+        &["--cfg", "without_sites"],
+    )
+}
+
+fn rustc_fixture(dir: &Path, out: &str, extra: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rust_tracker.rs");
-    let obj = dir.join("rust_tracker.o");
+    let obj = dir.join(out);
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let out = Command::new(rustc)
         .args([
@@ -22,6 +36,7 @@ pub fn rust_tracker_object(dir: &Path) -> PathBuf {
             "-O",
         ])
         .args(["--target", "riscv64gc-unknown-none-elf"])
+        .args(extra)
         .arg(&src)
         .arg("-o")
         .arg(&obj)

@@ -13,7 +13,7 @@ pub mod vm;
 
 use crate::devicetree::BootInfo;
 use crate::sync::{IrqGuard, SpinLock};
-use ::tracker::abi::{AllocEntry, FreeError, Pid, PAGE_SIZE};
+use ::tracker::abi::{AllocEntry, AllocSite, FreeError, Pid, PAGE_SIZE};
 use ::tracker::FreeBy;
 use kcore::page_alloc::PageAllocator;
 
@@ -58,11 +58,65 @@ pub fn init(boot: &BootInfo, boot_nonce: u64) {
     vm::init_kernel(boot);
 }
 
-/// Allocates `npages` contiguous zeroed pages for `owner` (0 = kernel), recorded with `tag`.
+/// Allocates `npages` contiguous zeroed pages for `owner` (0 = kernel), recorded with `tag`
+/// and with this call's return address as its site (docs/tracker-abi.md, `site`).
+///
+/// Never inlined, so that its return address is a real call site in the caller.
+#[inline(never)]
 pub fn alloc_pages(npages: u64, owner: Pid, tag: &'static str) -> Result<u64, AllocError> {
+    let site = AllocSite {
+        site: return_address(),
+        ..AllocSite::NONE
+    };
+    alloc_tracked(npages, owner, tag, site)
+}
+
+/// [`alloc_pages`] for a program's request: `user_pc` is the address of its `ecall`, `program`
+/// its name in the program archive (both kept with the entry as its user site).
+#[inline(never)]
+pub fn alloc_pages_for_user(
+    npages: u64,
+    owner: Pid,
+    tag: &'static str,
+    user_pc: u64,
+    program: &'static str,
+) -> Result<u64, AllocError> {
+    let site = AllocSite {
+        site: return_address(),
+        user_site: user_pc,
+        user_program: program,
+    };
+    alloc_tracked(npages, owner, tag, site)
+}
+
+/// The return address of the function this is inlined into: the caller's resume address.
+///
+/// Contract: call it first thing in an `#[inline(never)]` function, before any call (a call
+/// overwrites `ra`). Costs one register move: no stack walk.
+#[inline(always)]
+fn return_address() -> u64 {
+    #[cfg(target_arch = "riscv64")]
+    {
+        let ra: u64;
+        // SAFETY: reads a register into a fresh output; no memory or other register is touched.
+        unsafe {
+            core::arch::asm!("mv {0}, ra", out(reg) ra, options(nomem, nostack, preserves_flags))
+        };
+        ra
+    }
+    #[cfg(not(target_arch = "riscv64"))]
+    0
+}
+
+fn alloc_tracked(
+    npages: u64,
+    owner: Pid,
+    tag: &'static str,
+    site: AllocSite,
+) -> Result<u64, AllocError> {
     let _irq = IrqGuard::new();
     let pa = with_pages(|a| a.alloc(npages as usize)).ok_or(AllocError::OutOfMemory)?;
-    if tracker::track_alloc(pa, npages, owner, tag).is_err() {
+    if tracker::track_alloc(pa, npages, owner, tag, site).is_err() {
         with_pages(|a| a.free(pa, npages));
         return Err(AllocError::TableFull);
     }

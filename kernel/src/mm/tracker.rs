@@ -99,8 +99,9 @@ pub fn for_each_live(mut f: impl FnMut(&AllocEntry)) {
     with_tracker(|t| t.live().for_each(|(_, e)| f(e)));
 }
 
-/// Records `npages` pages at `pa` as owned by `owner` for `tag`. Fails when the table is full:
-/// the caller must then give the pages back, never hand them out untracked.
+/// Records `npages` pages at `pa` as owned by `owner` for `tag`, asked for at `site`. Fails
+/// when the table is full: the caller must then give the pages back, never hand them out
+/// untracked.
 #[no_mangle]
 #[inline(never)]
 pub fn track_alloc(
@@ -108,8 +109,9 @@ pub fn track_alloc(
     npages: u64,
     owner: Pid,
     tag: &'static str,
+    site: AllocSite,
 ) -> Result<usize, TableFull> {
-    let r = with_tracker(|t| t.track_alloc(pa, npages, owner, tag, timer::now()));
+    let r = with_tracker(|t| t.track_alloc_at(pa, npages, owner, tag, site, timer::now()));
     if let Err(TableFull { first: true }) = r {
         println!(
             "[tracker] alloc_table full ({MAX_TRACKED_ALLOCS} entries): refusing allocation of {npages} page(s) for pid {owner} tag={tag} (reported once)"
@@ -200,8 +202,9 @@ pub fn free_all_tracked_for_pid(pid: Pid, debug: bool) -> (u64, u64) {
     if debug {
         println!("[free_all_tracked] Force freeing leftover allocations for pid={pid}");
     }
+    let program = crate::proc::program_of(pid);
     let r = with_tracker(|t| {
-        t.free_all_for_pid(pid, timer::now(), |e| {
+        t.free_all_for_program(pid, program, timer::now(), |e| {
             if debug {
                 println!(
                     " freeing leak: pa={:#x} npages={} tag={} = destroyed",

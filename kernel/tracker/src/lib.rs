@@ -112,19 +112,33 @@ impl<'a> Tracker<'a> {
         });
     }
 
-    /// Records that `npages` pages at `pa` now belong to `owner`. Returns the slot used.
-    ///
-    /// When the table is full nothing is recorded but the refusal (counter and event): the
-    /// caller must then give the pages back and fail the allocation, never hand them out.
-    ///
-    /// Panics if `npages` is 0 or `pa` is already tracked: either means the allocator broke
-    /// its own invariant.
+    /// [`track_alloc_at`](Self::track_alloc_at) with no call site recorded.
     pub fn track_alloc(
         &mut self,
         pa: u64,
         npages: u64,
         owner: Pid,
         tag: &'static str,
+        now: u64,
+    ) -> Result<usize, TableFull> {
+        self.track_alloc_at(pa, npages, owner, tag, AllocSite::NONE, now)
+    }
+
+    /// Records that `npages` pages at `pa` now belong to `owner`, asked for at `at` (kept in
+    /// the entry and in its `Alloc` event, or in the `AllocFailed` event). Returns the slot used.
+    ///
+    /// When the table is full nothing is recorded but the refusal (counter and event): the
+    /// caller must then give the pages back and fail the allocation, never hand them out.
+    ///
+    /// Panics if `npages` is 0 or `pa` is already tracked: either means the allocator broke
+    /// its own invariant.
+    pub fn track_alloc_at(
+        &mut self,
+        pa: u64,
+        npages: u64,
+        owner: Pid,
+        tag: &'static str,
+        at: AllocSite,
         now: u64,
     ) -> Result<usize, TableFull> {
         assert!(npages > 0, "track_alloc: zero-page allocation at {pa:#x}");
@@ -139,9 +153,17 @@ impl<'a> Tracker<'a> {
                     owner,
                     npages,
                     tag,
+                    site: at.site,
+                    user_site: at.user_site,
                     ..AllocEntry::EMPTY
                 };
-                t.push_event(EventKind::AllocFailed, NO_SLOT, &failed, now);
+                t.push_event(
+                    EventKind::AllocFailed,
+                    NO_SLOT,
+                    &failed,
+                    at.user_program,
+                    now,
+                );
                 return Err(TableFull {
                     first: t.header.failed_allocs == 1,
                 });
@@ -154,6 +176,8 @@ impl<'a> Tracker<'a> {
                 npages,
                 tag,
                 time: now,
+                site: at.site,
+                user_site: at.user_site,
             };
             t.index.insert(&t.table[..], slot);
             *t.count += 1;
@@ -161,7 +185,7 @@ impl<'a> Tracker<'a> {
             t.header.free_pages = t.header.free_pages.saturating_sub(npages);
             t.header.total_allocs += 1;
             let entry = t.table[slot];
-            t.push_event(EventKind::Alloc, slot as u32, &entry, now);
+            t.push_event(EventKind::Alloc, slot as u32, &entry, at.user_program, now);
             Ok(slot)
         })
     }
@@ -202,7 +226,7 @@ impl<'a> Tracker<'a> {
                 let entry = t.remove(slot);
                 t.header.free_pages += entry.npages;
                 t.header.total_frees += 1;
-                t.push_event(EventKind::Free, slot as u32, &entry, now);
+                t.push_event(EventKind::Free, slot as u32, &entry, "", now);
                 Ok(entry)
             }
             Err(err) => {
@@ -218,7 +242,7 @@ impl<'a> Tracker<'a> {
                     tag: err.reason(),
                     ..AllocEntry::EMPTY
                 };
-                t.push_event(EventKind::InvalidFree, NO_SLOT, &refused, now);
+                t.push_event(EventKind::InvalidFree, NO_SLOT, &refused, "", now);
                 Err(err)
             }
         })
@@ -238,6 +262,18 @@ impl<'a> Tracker<'a> {
         &mut self,
         pid: Pid,
         now: u64,
+        on_entry: impl FnMut(&AllocEntry),
+    ) -> (u64, u64) {
+        self.free_all_for_program(pid, "", now, on_entry)
+    }
+
+    /// [`free_all_for_pid`](Self::free_all_for_pid) of a process running `program`: the
+    /// `ExitReclaim` events of entries with a `user_site` name it (`user_program`).
+    pub fn free_all_for_program(
+        &mut self,
+        pid: Pid,
+        program: &'static str,
+        now: u64,
         mut on_entry: impl FnMut(&AllocEntry),
     ) -> (u64, u64) {
         assert!(
@@ -252,7 +288,8 @@ impl<'a> Tracker<'a> {
             }
             self.change(|t| {
                 t.remove(slot);
-                t.push_event(EventKind::ExitReclaim, slot as u32, &e, now);
+                let program = if e.user_site != 0 { program } else { "" };
+                t.push_event(EventKind::ExitReclaim, slot as u32, &e, program, now);
                 t.header.reclaimed_allocs += 1;
                 t.header.reclaimed_pages += e.npages;
                 t.header.free_pages += e.npages;
@@ -299,8 +336,16 @@ impl<'a> Tracker<'a> {
         entry
     }
 
-    /// Appends an event about `e` (owner, pa, npages, tag) at `slot` to the ring.
-    fn push_event(&mut self, kind: EventKind, slot: u32, e: &AllocEntry, time: u64) {
+    /// Appends an event about `e` (owner, pa, npages, tag, sites) at `slot` to the ring;
+    /// `program` is the `user_program` of its user site.
+    fn push_event(
+        &mut self,
+        kind: EventKind,
+        slot: u32,
+        e: &AllocEntry,
+        program: &'static str,
+        time: u64,
+    ) {
         self.observe("event");
         let seq = self.header.event_head;
         self.events[(seq % EVENT_RING_LEN as u64) as usize] = AllocEvent {
@@ -312,6 +357,9 @@ impl<'a> Tracker<'a> {
             npages: e.npages,
             tag: e.tag,
             time,
+            site: e.site,
+            user_site: e.user_site,
+            user_program: program,
         };
         self.header.event_head = seq + 1;
     }

@@ -172,6 +172,81 @@ fn init_stamps_the_timebase_and_later_changes_keep_it() {
     );
 }
 
+/// A site as the kernel records one for a program's request.
+const USER_REQUEST: AllocSite = AllocSite {
+    site: 0x8020_1234,
+    user_site: 0x4000_0abc,
+    user_program: "leak",
+};
+
+#[test]
+fn sites_are_kept_in_the_entry_and_every_event_about_it() {
+    let mut s = Storage::new();
+    let slot = s
+        .t()
+        .track_alloc_at(pa(0), 2, 3, "alloc_pages", USER_REQUEST, 0)
+        .unwrap();
+    let e = s.table[slot];
+    assert_eq!((e.site, e.user_site), (0x8020_1234, 0x4000_0abc));
+    let alloc = s.last_event();
+    assert_eq!(alloc.kind, EventKind::Alloc);
+    assert_eq!(
+        (alloc.site, alloc.user_site, alloc.user_program),
+        (0x8020_1234, 0x4000_0abc, "leak")
+    );
+    // The sweep's ExitReclaim names the site and the exiting process's program (it may be gone
+    // when a reader sees the event), but only for an entry with a user site.
+    s.t().track_alloc(pa(4), 1, 3, "kstack", 0).unwrap();
+    s.t()
+        .free_all_for_program(3, "leak", 0, |e| assert_eq!(e.owner, 3));
+    let user = s.event(s.header.event_head - 2);
+    assert_eq!(user.kind, EventKind::ExitReclaim);
+    assert_eq!(
+        (user.site, user.user_site, user.user_program),
+        (0x8020_1234, 0x4000_0abc, "leak")
+    );
+    let kernel_side = s.last_event();
+    assert_eq!((kernel_side.user_site, kernel_side.user_program), (0, ""));
+    // A slot reused without a site holds none of the old one.
+    let slot = s.t().track_alloc(pa(8), 1, 0, "kstack", 0).unwrap();
+    let e = s.table[slot];
+    assert_eq!((e.site, e.user_site), (0, 0));
+}
+
+#[test]
+fn a_free_and_a_refusal_carry_the_sites_they_concern() {
+    let mut s = Storage::new();
+    s.t()
+        .track_alloc_at(pa(0), 1, 3, "alloc_pages", USER_REQUEST, 0)
+        .unwrap();
+    s.t().track_free(pa(0), 1, by(3), false, 0).unwrap();
+    let free = s.last_event();
+    assert_eq!((free.kind, free.user_site), (EventKind::Free, 0x4000_0abc));
+    assert_eq!(
+        free.user_program, "",
+        "a Free's owner is alive: its process names it"
+    );
+    // An invalid free concerns no allocation: no site.
+    let _ = s.t().track_free(pa(40), 1, by(3), false, 0);
+    let refused = s.last_event();
+    assert_eq!(refused.kind, EventKind::InvalidFree);
+    assert_eq!(
+        (refused.site, refused.user_site, refused.user_program),
+        (0, 0, "")
+    );
+    // A full table's refusal names who asked.
+    for i in 0..MAX_TRACKED_ALLOCS as u64 {
+        s.t().track_alloc(pa(100 + i), 1, 1, "fill", 0).unwrap();
+    }
+    assert!(s
+        .t()
+        .track_alloc_at(pa(1 << 20), 1, 3, "alloc_pages", USER_REQUEST, 0)
+        .is_err());
+    let failed = s.last_event();
+    assert_eq!(failed.kind, EventKind::AllocFailed);
+    assert_eq!((failed.site, failed.user_program), (0x8020_1234, "leak"));
+}
+
 #[test]
 fn fill_records_entries_counts_and_events() {
     let mut s = Storage::new();

@@ -10,6 +10,11 @@ use core::fmt::{self, Write};
 pub use sysabi::*;
 
 /// Raw syscall: number `n`, up to four arguments; the kernel's result.
+///
+/// Always inlined, with [`check`] and [`alloc_pages`]: the `ecall` then sits in the caller's
+/// own code, and its pc (what the kernel records as the user site of an allocation) has the
+/// caller's line in the line table's inlining information.
+#[inline(always)]
 pub fn syscall(n: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
     let ret: isize;
     // SAFETY: `ecall` into the kernel, which validates every argument; only a0 is clobbered.
@@ -20,6 +25,7 @@ pub fn syscall(n: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
 }
 
 /// `Ok(value)` for a result >= 0, else `Err(code)`.
+#[inline(always)]
 pub fn check(r: isize) -> Result<usize, isize> {
     if r >= 0 {
         Ok(r as usize)
@@ -96,7 +102,9 @@ pub fn sleep_ms(ms: u64) {
     syscall(SYS_SLEEP, ms as usize, 0, 0, 0);
 }
 
-/// Allocates `npages` zeroed pages mapped into this process; returns their address.
+/// Allocates `npages` zeroed pages mapped into this process; returns their address. The kernel
+/// records the caller's line as the pages' user site (inlined for that, see [`syscall`]).
+#[inline(always)]
 pub fn alloc_pages(npages: usize) -> Result<usize, isize> {
     check(syscall(SYS_ALLOC_PAGES, npages, 0, 0, 0))
 }

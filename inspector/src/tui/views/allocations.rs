@@ -31,6 +31,8 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
     let height = inner.height.saturating_sub(1) as usize;
     let sel = app.alloc_sel.min(entries.len().saturating_sub(1));
     let offset = (sel + 1).saturating_sub(height.max(1));
+    // The SITE column only for a kernel that records sites.
+    let sites = s.entries.iter().any(|e| e.site.is_some());
     let rows: Vec<Row> = entries
         .iter()
         .skip(offset)
@@ -45,6 +47,7 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(truncate(app.name_of(e.owner).unwrap_or("?"), 10)),
                 Cell::from(e.tag.to_string()),
                 Cell::from(secs(e.time, app.timebase_hz())),
+                Cell::from(if sites { e.site_label() } else { String::new() }),
             ])
         })
         .collect();
@@ -57,6 +60,7 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
         "NAME",
         "TAG",
         "ALLOCATED",
+        if sites { "SITE" } else { "" },
     ])
     .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
     let widths = [
@@ -66,8 +70,18 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
         Constraint::Length(7),
         Constraint::Length(5),
         Constraint::Length(10),
-        Constraint::Min(8),
+        if sites {
+            Constraint::Length(16)
+        } else {
+            Constraint::Min(8)
+        },
         Constraint::Length(11),
+        // The line that allocated: last, so the columns before it keep their places.
+        if sites {
+            Constraint::Min(8)
+        } else {
+            Constraint::Length(0)
+        },
     ];
     let table = Table::new(rows, widths)
         .header(header)

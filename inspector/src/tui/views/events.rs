@@ -19,7 +19,10 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
     // Leaks get what they need up to 40% of the body (at least 3 rows with borders).
     // Leaks get two lines per report (they wrap) up to 40% of the body, at least 3 rows
     // with the borders.
-    let leak_rows = (n_reports.max(1).saturating_mul(2) + 2).min((area.height * 2 / 5).max(3));
+    // A report's sites (when the kernel records them) add a line each.
+    let site_lines: u16 = leaks.iter().map(|r| r.sites.len() as u16).sum();
+    let leak_rows =
+        (n_reports.max(1).saturating_mul(2) + site_lines + 2).min((area.height * 2 / 5).max(3));
     let [leak_area, ev_area] =
         Layout::vertical([Constraint::Length(leak_rows), Constraint::Min(0)]).areas(area);
 
@@ -31,14 +34,22 @@ pub fn draw_events(f: &mut Frame, area: Rect, app: &App) {
     } else {
         leaks
             .iter()
-            .map(|r| {
-                Line::from(vec![
+            .flat_map(|r| {
+                let summary = Line::from(vec![
                     Span::styled(
                         format!("{} ", secs(r.time, app.timebase_hz())),
                         Style::new().fg(Color::DarkGray),
                     ),
                     Span::styled(r.summary(), Style::new().fg(owner_color(r.pid))),
-                ])
+                ]);
+                // Then the leaked pages by the line that allocated them.
+                let sites = r.sites.iter().map(|s| {
+                    Line::from(Span::styled(
+                        format!("    {}", s.line()),
+                        Style::new().fg(owner_color(r.pid)),
+                    ))
+                });
+                std::iter::once(summary).chain(sites)
             })
             .collect()
     };
