@@ -85,6 +85,7 @@ fn allocbench(q: &mut Qemu, n: u64) -> u64 {
 #[derive(Default)]
 struct Observed {
     snapshots: u64,
+    failed: u64,
     pause: Duration,
     cpu: Duration,
     wall: Duration,
@@ -93,6 +94,7 @@ struct Observed {
 impl std::ops::AddAssign for Observed {
     fn add_assign(&mut self, o: Observed) {
         self.snapshots += o.snapshots;
+        self.failed += o.failed;
         self.pause += o.pause;
         self.cpu += o.cpu;
         self.wall += o.wall;
@@ -122,9 +124,15 @@ fn observe(
         let mut seen = Observed::default();
         let (cpu0, wall0) = (thread_cpu(), Instant::now());
         while !flag.load(Ordering::Relaxed) {
-            let snap = source.sample().expect("observer snapshot");
-            seen.pause += Duration::from_micros(snap.pause_us);
-            seen.snapshots += 1;
+            // A first read that finds the tracker changing for longer than the live bound has
+            // no earlier state to fall back on: an error, counted; the next read tries again.
+            match source.sample() {
+                Ok(snap) => {
+                    seen.pause += Duration::from_micros(snap.pause_us);
+                    seen.snapshots += 1;
+                }
+                Err(_) => seen.failed += 1,
+            }
             std::thread::sleep(every);
         }
         (seen.cpu, seen.wall) = (thread_cpu() - cpu0, wall0.elapsed());
@@ -230,11 +238,12 @@ fn main() {
         let pct = |ppm: u64| (ppm as f64 / 10_000.0) - 100.0;
         let share = |d: Duration| 100.0 * d.as_secs_f64() / seen.wall.as_secs_f64().max(1e-9);
         println!(
-            "{name:<34} {:+.2} % median slowdown (quartiles {:+.2} .. {:+.2} %); {} snapshots",
+            "{name:<34} {:+.2} % median slowdown (quartiles {:+.2} .. {:+.2} %); {} snapshots, {} failed",
             pct(sorted[sorted.len() / 2]),
             pct(sorted[sorted.len() / 4]),
             pct(sorted[sorted.len() * 3 / 4]),
             seen.snapshots,
+            seen.failed,
         );
         println!(
             "{:<34} guest halted {:.3} % of the time; observer used {:.3} % of one host core",
