@@ -464,6 +464,7 @@ fn kernel_elf_params_lines_and_cfi() {
             ("npages".into(), "u64".into()),
             ("owner".into(), "u32".into()),
             ("tag".into(), "&str".into()),
+            ("site".into(), "AllocSite".into()),
         ]
     );
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernel/src/mm/tracker.rs");
@@ -485,7 +486,7 @@ fn kernel_elf_params_lines_and_cfi() {
     }
     // Inside the exit sweep's callback (inlined into the tracker crate's loop), the inlined
     // calls' parameters are known: the callback's entry `e` (a closure); the
-    // concrete function around it is the tracker's free_all_for_pid (with `pid`). The loop
+    // concrete function around it is the tracker's free_all_for_program (with `pid`). The loop
     // calls it between its changes, not from inside one, so no closure of the tracker's own
     // lies between them.
     let line = marker_line(&src, "with_pages(|a| a.free(e.pa, e.npages))");
@@ -526,7 +527,7 @@ fn kernel_elf_params_lines_and_cfi() {
         "{names:?}"
     );
     let outer = info.function_at(addrs[0]).unwrap();
-    assert!(outer.name.contains("free_all_for_pid"), "{outer:?}");
+    assert!(outer.name.contains("free_all_for_program"), "{outer:?}");
     let outer_params = info.function_params(outer.low).unwrap().unwrap();
     assert!(outer_params.params.iter().any(|p| p.name == "pid"));
     // A function's own entry is not inlined code.

@@ -31,6 +31,10 @@ use super::packets::Supported;
 use super::target_xml::RegisterMap;
 use super::RspError;
 
+/// The longest an abandoned connection is drained of what the stub still sends, when the
+/// configured reply timeout is shorter (see `RspClient::drain`).
+const DRAIN_AT_MOST: Duration = Duration::from_secs(2);
+
 /// Timeouts and retry limits of a connection.
 #[derive(Debug, Clone)]
 pub struct RspConfig {
@@ -374,11 +378,13 @@ impl RspClient {
     }
 
     /// Reads and discards what the stub still sends until it is quiet for a moment, hangs up, or
-    /// a reply timeout has passed. Closing with unread bytes makes the kernel reset the
-    /// connection, which discards a `D` still queued for a stub that was busy writing.
+    /// a reply timeout (at least [`DRAIN_AT_MOST`]) has passed. Closing with unread bytes makes
+    /// the kernel reset the connection, which discards a `D` still queued for a stub that was
+    /// busy writing. "Quiet" is long enough that a stub (or a loaded host) pausing between
+    /// writes is not taken for one that is done.
     fn drain(&mut self) {
-        const QUIET: Duration = Duration::from_millis(20);
-        let deadline = Instant::now() + self.config.reply_timeout;
+        const QUIET: Duration = Duration::from_millis(100);
+        let deadline = Instant::now() + self.config.reply_timeout.max(DRAIN_AT_MOST);
         if self.stream.set_read_timeout(Some(QUIET)).is_err() {
             return;
         }
