@@ -221,7 +221,7 @@ fn unnamed(elf: &DebugInfo, pc: u64, file: &str) -> Site {
 
 /// The compilation directory of the kernel's own code: that of the unit holding the tracker's
 /// `track_alloc` (always the kernel's crate), else of the unit at the ELF's first function.
-fn kernel_root(kernel: &DebugInfo) -> Option<PathBuf> {
+pub fn kernel_root(kernel: &DebugInfo) -> Option<PathBuf> {
     let probe = kernel
         .function("track_alloc")
         .ok()
