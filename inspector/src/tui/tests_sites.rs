@@ -107,6 +107,12 @@ fn render(app: &mut App, w: u16, h: u16) -> (Vec<String>, ratatui::buffer::Buffe
 #[test]
 fn enter_opens_the_selected_allocations_kernel_site_without_a_stop() {
     let mut app = app();
+    let (lines, _) = render(&mut app, 140, 20);
+    assert!(
+        lines[2].contains("Enter kernel site · u user site"),
+        "the allocations view names the keys:\n{}",
+        lines.join("\n")
+    );
     assert_eq!(app.handle_key(Key::Down), Action::None);
     assert_eq!(
         app.handle_key(Key::Enter),
