@@ -103,34 +103,13 @@ fn write_archive(manifest: &std::path::Path, out: &std::path::Path) {
     fs::write(out.join("user_programs.lsar"), ar).unwrap();
 }
 
-/// The bytes of a 64-bit little-endian ELF that the kernel's loader reads: up to the end of the
-/// program headers and of the last PT_LOAD contents, with the section header table dropped
-/// (`e_shoff`, `e_shnum`, `e_shstrndx` zeroed). `None` if it is not such an ELF or a header
-/// points outside the file.
+/// The bytes of a 64-bit little-endian ELF that the kernel's loader reads
+/// (`kcore::archive::loadable_len`: the headers and the PT_LOAD contents) with the section
+/// header fields cleared (`clear_section_headers`). `None` if it is not such an ELF or a header
+/// points outside the file. The inspector checks the program ELFs it names user sites from
+/// against these bytes (`kcore::archive::same_program`).
 fn loadable_only(elf: &[u8]) -> Option<Vec<u8>> {
-    const PT_LOAD: u32 = 1;
-    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
-    // ELFCLASS64, ELFDATA2LSB.
-    if elf.get(4..6)? != [2, 1] {
-        return None;
-    }
-    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
-    let phentsize = usize::from(u16_at(0x36)?);
-    let phnum = usize::from(u16_at(0x38)?);
-    let mut end = phoff.checked_add(phentsize.checked_mul(phnum)?)?.max(0x40);
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        if u32_at(ph)? != PT_LOAD {
-            continue;
-        }
-        let offset = usize::try_from(u64_at(ph + 8)?).ok()?;
-        let filesz = usize::try_from(u64_at(ph + 32)?).ok()?;
-        end = end.max(offset.checked_add(filesz)?);
-    }
-    let mut out = elf.get(..end)?.to_vec();
-    out[0x28..0x30].fill(0); // e_shoff
-    out[0x3c..0x40].fill(0); // e_shnum, e_shstrndx
+    let mut out = elf[..kcore::archive::loadable_len(elf)?].to_vec();
+    kcore::archive::clear_section_headers(&mut out);
     Some(out)
 }

@@ -19,6 +19,11 @@
 //! - The workspace root is the compilation directory of the kernel's own code (cargo compiles
 //!   workspace members from the workspace root). Files inside it are named relative to it
 //!   (`kernel/src/proc.rs`); others (the Rust library, registry crates) as DWARF names them.
+//! - A program ELF is used only if it is the program packed in the kernel: the kernel exports
+//!   its archive as `leakscope_user_archive`, and the file's loadable bytes must be the
+//!   archive's copy (`kcore::archive::same_program`). A stale one (rebuilt since the kernel,
+//!   or not rebuilt since) names no lines: its sites say so ([`stale_site`]). A kernel without
+//!   the symbol (older) is not checked.
 //! - An address that cannot be named still gives a site, so that grouping by site keeps the
 //!   pages: function = the ELF symbol or the address in hex, file = the program's name (user)
 //!   or "" (kernel), line 0.
@@ -52,8 +57,11 @@ pub struct SiteNames {
     kernel: Arc<DebugInfo>,
     root: Option<PathBuf>,
     user_dir: Option<PathBuf>,
-    /// Program ELFs by name; `None`: not found or without DWARF (not tried again).
-    programs: HashMap<String, Option<Arc<DebugInfo>>>,
+    /// Program ELFs by name (looked at once each).
+    programs: HashMap<String, Program>,
+    /// The kernel's program archive (`leakscope_user_archive`), read on first use; `None`
+    /// inside: the kernel has none to compare with.
+    archive: Option<Option<Vec<u8>>>,
     cache: HashMap<RawSites, Named, BuildHasherDefault<AddressHasher>>,
 }
 
@@ -70,6 +78,7 @@ impl SiteNames {
             root,
             user_dir,
             programs: HashMap::new(),
+            archive: None,
             cache: HashMap::default(),
         }
     }
@@ -120,13 +129,14 @@ impl SiteNames {
     fn user_site(&mut self, program: &str, pc: u64) -> Site {
         let root = self.root.clone();
         match self.program(program) {
-            Some(elf) => {
+            Program::Named(elf) => {
                 let frames = elf.frames(pc).unwrap_or_default();
                 user_frame(&frames)
                     .and_then(|f| site_of(f, root.as_deref()))
                     .unwrap_or_else(|| unnamed(&elf, pc, program))
             }
-            None => Site {
+            Program::Stale(path) => stale_site(program, pc, &path),
+            Program::Missing => Site {
                 function: format!("{pc:#x}"),
                 file: program.to_string(),
                 line: 0,
@@ -134,20 +144,78 @@ impl SiteNames {
         }
     }
 
-    /// The ELF of `program`, loaded on first use.
-    fn program(&mut self, program: &str) -> Option<Arc<DebugInfo>> {
+    /// The ELF of `program`, looked at on first use.
+    fn program(&mut self, program: &str) -> Program {
         if let Some(p) = self.programs.get(program) {
             return p.clone();
         }
         // A name is a file name in the user directory, never a path.
-        let loaded = self
+        let path = self
             .user_dir
             .as_ref()
             .filter(|_| is_plain_name(program))
-            .and_then(|dir| DebugInfo::load(dir.join(program)).ok())
-            .map(Arc::new);
-        self.programs.insert(program.to_string(), loaded.clone());
-        loaded
+            .map(|dir| dir.join(program));
+        let found = match path {
+            None => Program::Missing,
+            Some(path) => match self.archived(program) {
+                Some(Some(kept)) => match std::fs::read(&path) {
+                    Ok(file) if !kcore::archive::same_program(&kept, &file) => Program::Stale(path),
+                    Ok(_) => load(&path),
+                    Err(_) => Program::Missing,
+                },
+                // Not in the archive: the kernel cannot have run it; nothing to check against.
+                Some(None) | None => load(&path),
+            },
+        };
+        self.programs.insert(program.to_string(), found.clone());
+        found
+    }
+
+    /// `program`'s bytes in the kernel's archive: `None` when the kernel has no archive symbol
+    /// (nothing to compare with), `Some(None)` when the archive lacks the program.
+    fn archived(&mut self, program: &str) -> Option<Option<Vec<u8>>> {
+        let kernel = &self.kernel;
+        let archive = self.archive.get_or_insert_with(|| {
+            let sym = kernel.elf().find_symbol(ARCHIVE_SYMBOL)?;
+            let mut bytes = vec![0; usize::try_from(sym.size).ok()?];
+            kernel
+                .elf()
+                .read_static(sym.address, &mut bytes)
+                .then_some(bytes)
+        });
+        let parsed = kcore::archive::Archive::parse(archive.as_ref()?).ok()?;
+        Some(parsed.find(program).map(<[u8]>::to_vec))
+    }
+}
+
+/// The kernel's symbol for its program archive (`kernel/src/archive.rs`).
+pub const ARCHIVE_SYMBOL: &str = "leakscope_user_archive";
+
+/// A program's ELF, as found in the user directory.
+#[derive(Clone)]
+enum Program {
+    /// The program the kernel runs, with its line tables.
+    Named(Arc<DebugInfo>),
+    /// The file at this path is not the program in the kernel's archive.
+    Stale(PathBuf),
+    /// Not there, or not readable as an ELF with DWARF.
+    Missing,
+}
+
+fn load(path: &Path) -> Program {
+    DebugInfo::load(path).map_or(Program::Missing, |d| Program::Named(Arc::new(d)))
+}
+
+/// The site of `pc` in `program` whose ELF at `path` is not the one in the kernel: no line (the
+/// file's lines would name the wrong code), and a function that says why and what to do.
+pub fn stale_site(program: &str, pc: u64, path: &Path) -> Site {
+    Site {
+        function: format!(
+            "{pc:#x} (stale ELF: {} is not the {program} in the kernel; rebuild both with make kernel)",
+            path.display()
+        ),
+        file: program.to_string(),
+        line: 0,
     }
 }
 
@@ -221,7 +289,7 @@ fn unnamed(elf: &DebugInfo, pc: u64, file: &str) -> Site {
 
 /// The compilation directory of the kernel's own code: that of the unit holding the tracker's
 /// `track_alloc` (always the kernel's crate), else of the unit at the ELF's first function.
-fn kernel_root(kernel: &DebugInfo) -> Option<PathBuf> {
+pub fn kernel_root(kernel: &DebugInfo) -> Option<PathBuf> {
     let probe = kernel
         .function("track_alloc")
         .ok()

@@ -3,7 +3,18 @@
 
 use kcore::archive::Archive;
 
-static ARCHIVE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/user_programs.lsar"));
+/// The archive under a fixed symbol: the inspector reads it from the kernel ELF file (never
+/// from guest memory) to check that the program ELFs it names user sites from are the ones
+/// packed here (docs/tracker-abi.md).
+#[no_mangle]
+#[used]
+pub static leakscope_user_archive: [u8; include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/user_programs.lsar"
+))
+.len()] = *include_bytes!(concat!(env!("OUT_DIR"), "/user_programs.lsar"));
+
+static ARCHIVE: &[u8] = &leakscope_user_archive;
 
 /// The embedded archive. Panics if it is malformed: build.rs wrote it, so that is a build bug.
 fn archive() -> Archive<'static> {

@@ -241,6 +241,9 @@ impl Source for Tee {
     fn replay_control(&self) -> Option<ReplayControl> {
         self.inner.replay_control()
     }
+    fn source_root(&self) -> Option<std::path::PathBuf> {
+        self.inner.source_root()
+    }
 }
 
 impl Debuggable for Tee {

@@ -118,6 +118,9 @@ pub trait Debuggable: Source {
 pub struct NoDebugger<S>(pub S);
 
 impl<S: Source> Source for NoDebugger<S> {
+    fn source_root(&self) -> Option<PathBuf> {
+        self.0.source_root()
+    }
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities()
     }
@@ -501,6 +504,10 @@ impl DebugSource {
 }
 
 impl Source for DebugSource {
+    fn source_root(&self) -> Option<PathBuf> {
+        crate::sites::kernel_root(&self.debug)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             origin: Origin::Live,

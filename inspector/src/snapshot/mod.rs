@@ -166,12 +166,6 @@ impl Sampler {
         }
     }
 
-    /// What names the entries' and events' sites; [`new`](Self::new) sets one when the
-    /// kernel records sites. Without one, snapshots carry no sites.
-    pub fn set_site_names(&mut self, names: Option<SiteNames>) {
-        self.site_names = names;
-    }
-
     /// The code no read may be taken in (see `quiescent`); [`new`](Self::new) sets it for a
     /// kernel without a generation counter.
     pub fn set_tracker_code(&mut self, code: Option<TrackerCode>) {

@@ -8,6 +8,19 @@ use crate::target::GuestMemory;
 use std::sync::Arc;
 
 impl Sampler {
+    /// What names the entries' and events' sites; [`new`](Self::new) sets one when the
+    /// kernel records sites. Without one, snapshots carry no sites.
+    pub fn set_site_names(&mut self, names: Option<crate::sites::SiteNames>) {
+        self.site_names = names;
+    }
+
+    /// The directory site files are named relative to (`SiteNames::root`), if sites are named.
+    pub fn site_root(&self) -> Option<&std::path::Path> {
+        self.site_names
+            .as_ref()
+            .and_then(crate::sites::SiteNames::root)
+    }
+
     /// The named sites of a record whose site fields are `f`: from the cache (one lookup),
     /// else named now (the program's name read like a tag). None without names or addresses.
     pub(super) fn sites<T: GuestMemory + ?Sized>(

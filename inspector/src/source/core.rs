@@ -77,6 +77,10 @@ impl CoreSource {
 }
 
 impl Source for CoreSource {
+    fn source_root(&self) -> Option<PathBuf> {
+        self.sampler.site_root().map(Into::into)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             origin: Origin::Recorded,

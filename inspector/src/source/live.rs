@@ -71,6 +71,10 @@ impl LiveSource {
 }
 
 impl Source for LiveSource {
+    fn source_root(&self) -> Option<std::path::PathBuf> {
+        crate::sites::kernel_root(&self.debug)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             origin: Origin::Live,

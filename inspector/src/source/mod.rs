@@ -83,4 +83,10 @@ pub trait Source: Send + 'static {
     fn replay_control(&self) -> Option<ReplayControl> {
         None
     }
+
+    /// The directory the snapshots' site files are relative to (the workspace root the kernel
+    /// was built in, from its DWARF; see `sites`), when this source knows it.
+    fn source_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }

@@ -133,6 +133,10 @@ impl RamSource {
 }
 
 impl Source for RamSource {
+    fn source_root(&self) -> Option<PathBuf> {
+        self.sampler.site_root().map(Into::into)
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             origin: Origin::Live,

@@ -7,16 +7,18 @@
 //! injected (`now: Instant` arguments); nothing reads the clock.
 
 use super::allocations::SortKey;
-use super::debugger::{breakpoint_prompt_command, DebugPane};
+use super::debugger::{breakpoint_prompt_command, DebugPane, SiteKind, SiteSource};
 use super::filter::Filter;
 use super::input::Key;
 use super::overview::{overview_rows, PidRow};
 use super::pagemap::{self, CellInfo, PageGrid};
 use super::prompt::{Prompt, PromptEdit, PromptKind};
 use crate::debugger::live::{DebugCommand, DebugReport};
-use crate::model::{Entry, Event, LeakReport, LeakTracker, Snapshot, KERNEL_PID};
+use crate::model::{Entry, Event, LeakReport, LeakTracker, Site, Snapshot, KERNEL_PID};
 use crate::source::{Capabilities, Origin, ReplayControl, Seek};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Samples kept per PID for the overview sparklines (and for free pages).
@@ -159,6 +161,9 @@ pub struct App {
     pub debugger: DebugPane,
     /// The timeline of a replayed recording (`tui --replay`); its keys drive it.
     pub replay: Option<ReplayControl>,
+    /// The directory site files are relative to (`Source::source_root`); None: the current
+    /// directory.
+    pub source_root: Option<PathBuf>,
 }
 
 impl App {
@@ -193,6 +198,7 @@ impl App {
             term_size: (80, 24),
             debugger: DebugPane::default(),
             replay: None,
+            source_root: None,
         }
     }
 
@@ -416,13 +422,44 @@ impl App {
         if let Some(action) = self.replay_key(key) {
             return action;
         }
+        if self.view == View::Allocations {
+            match key {
+                Key::Enter => return self.open_site(SiteKind::Kernel),
+                Key::Char('u') => return self.open_site(SiteKind::User),
+                _ => {}
+            }
+        }
         if self.view == View::Debugger {
+            if let Some(shown) = &self.debugger.site {
+                match key {
+                    Key::Esc => {
+                        self.debugger.site = None;
+                        return Action::None;
+                    }
+                    Key::Char('u') => {
+                        match shown.other() {
+                            Some(other) => self.show_site(shown.sites.clone(), other),
+                            None => {
+                                let missing = match shown.shown {
+                                    SiteKind::Kernel => SiteKind::User,
+                                    SiteKind::User => SiteKind::Kernel,
+                                };
+                                self.status =
+                                    Some(format!("this allocation has no {}", missing.label()));
+                            }
+                        }
+                        return Action::None;
+                    }
+                    _ => {}
+                }
+            }
             if key == Key::Char('B') {
                 self.prompt = Some(Prompt::new(PromptKind::Breakpoint, ""));
                 return Action::None;
             }
             if let Some(cmd) = self.debugger.command_for(key) {
                 self.debugger.busy = true;
+                self.debugger.site = None; // back to what the command shows
                 return Action::Debug(cmd);
             }
         }
@@ -470,6 +507,38 @@ impl App {
             _ => {}
         }
         Action::None
+    }
+
+    /// Opens the selected allocation's `kind` site in the debugger view (allocations view,
+    /// Enter: kernel site, `u`: user site). Without a selection nothing happens.
+    fn open_site(&mut self, kind: SiteKind) -> Action {
+        let sel = self.alloc_sel;
+        let Some(e) = self.visible_entries().get(sel).copied() else {
+            return Action::None;
+        };
+        let sites = (e.site.clone(), e.user_site.clone());
+        self.show_site(sites, kind);
+        Action::None
+    }
+
+    /// Shows `kind` of `sites` in the debugger view, or says in the footer why it cannot.
+    fn show_site(&mut self, sites: (Option<Arc<Site>>, Option<Arc<Site>>), kind: SiteKind) {
+        match SiteSource::open(sites, kind, self.source_root.as_deref()) {
+            Ok(site) => {
+                if site.lines.is_empty() {
+                    self.status = Some(format!(
+                        "{} is not on this machine (looked under {})",
+                        site.site().file,
+                        self.source_root
+                            .as_deref()
+                            .map_or_else(|| ".".into(), |r| r.display().to_string())
+                    ));
+                }
+                self.debugger.site = Some(site);
+                self.view = View::Debugger;
+            }
+            Err(msg) => self.status = Some(msg),
+        }
     }
 
     /// A replay's timeline keys: play/pause, one event back/forward, speed, jump to a time,
@@ -530,6 +599,7 @@ impl App {
                 let text = text.trim();
                 if !text.is_empty() && !self.debugger.busy {
                     self.debugger.busy = true;
+                    self.debugger.site = None;
                     return Action::Debug(breakpoint_prompt_command(text));
                 }
             }

@@ -64,6 +64,11 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("arrows, PgUp/Dn", "move cursor / scroll"),
     ("Home / End", "first / last"),
     ("Enter", "overview: show the PID's allocations"),
+    (
+        "Enter / u",
+        "allocations: the kernel / user site's source (view 5)",
+    ),
+    ("u, Esc", "site source: other site, back"),
     ("5", "debugger view (opens by itself at a breakpoint)"),
     ("b", "debugger: toggle a breakpoint on track_alloc"),
     (

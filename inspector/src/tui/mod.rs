@@ -26,6 +26,8 @@ mod tests_debugger;
 #[cfg(test)]
 mod tests_replay;
 #[cfg(test)]
+mod tests_sites;
+#[cfg(test)]
 mod tests_views;
 
 pub use app::{Action, App, Connection};

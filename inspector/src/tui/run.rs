@@ -216,11 +216,13 @@ pub(crate) fn run_with_gdb(
 ) -> anyhow::Result<()> {
     let capabilities = source.capabilities();
     let replay = source.replay_control();
+    let source_root = source.source_root();
     let mut sample_loop = SampleLoop::new(source, interval);
     sample_loop.gdb = gdb;
     let (mut sampler, msgs) = SamplerHandle::spawn(sample_loop, shutdown, screen.tty_watch())?;
     let mut app = App::new(interval);
     app.source = Some(capabilities);
+    app.source_root = source_root;
     app.replay = replay;
     let result = (|| {
         let (w, h) = screen.size()?;

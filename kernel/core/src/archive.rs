@@ -8,6 +8,71 @@
 /// The archive's first four bytes.
 pub const MAGIC: &[u8; 4] = b"LSAR";
 
+/// The ELF header fields the archive clears in each program it keeps trimmed (it keeps no
+/// section headers): `e_shoff`, then `e_shnum` and `e_shstrndx`.
+const SECTION_HEADER_FIELDS: [core::ops::Range<usize>; 2] = [0x28..0x30, 0x3c..0x40];
+/// Bytes of an ELF64 header.
+const EHDR_LEN: usize = 0x40;
+
+/// How many leading bytes of a 64-bit little-endian ELF the archive keeps (what the kernel's
+/// loader reads): up to the end of the program headers and of the last PT_LOAD contents, at
+/// least the ELF header. `None` if `elf` is not such an ELF or a header points outside it.
+/// The archive's copy is these bytes with the section-header fields cleared
+/// ([`clear_section_headers`]); `kernel/build.rs` writes it so.
+pub fn loadable_len(elf: &[u8]) -> Option<usize> {
+    const PT_LOAD: u32 = 1;
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    // ELFCLASS64, ELFDATA2LSB.
+    if elf.get(4..6)? != [2, 1] {
+        return None;
+    }
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let phentsize = usize::from(u16_at(0x36)?);
+    let phnum = usize::from(u16_at(0x38)?);
+    let mut end = phoff
+        .checked_add(phentsize.checked_mul(phnum)?)?
+        .max(EHDR_LEN);
+    for i in 0..phnum {
+        let ph = phoff.checked_add(i * phentsize)?;
+        if u32_at(ph)? != PT_LOAD {
+            continue;
+        }
+        let offset = usize::try_from(u64_at(ph.checked_add(8)?)?).ok()?;
+        let filesz = usize::try_from(u64_at(ph.checked_add(32)?)?).ok()?;
+        end = end.max(offset.checked_add(filesz)?);
+    }
+    (end <= elf.len()).then_some(end)
+}
+
+/// Clears the section-header fields of the ELF header at the start of `elf` (at least
+/// [`loadable_len`] bytes, so at least the header).
+pub fn clear_section_headers(elf: &mut [u8]) {
+    for r in SECTION_HEADER_FIELDS {
+        elf[r].fill(0);
+    }
+}
+
+/// True when `archived`, a program as the archive holds it, is what the archive would hold of
+/// the ELF file `elf`: its loadable bytes, trimmed as [`loadable_len`] says (or the whole file,
+/// which `kernel/build.rs` embeds when it cannot trim it). Compares in place.
+pub fn same_program(archived: &[u8], elf: &[u8]) -> bool {
+    if archived == elf {
+        return true;
+    }
+    let Some(len) = loadable_len(elf) else {
+        return false;
+    };
+    let [shoff, shnum] = SECTION_HEADER_FIELDS;
+    archived.len() == len
+        && archived[..shoff.start] == elf[..shoff.start]
+        && archived[shoff.clone()].iter().all(|b| *b == 0)
+        && archived[shoff.end..shnum.start] == elf[shoff.end..shnum.start]
+        && archived[shnum.clone()].iter().all(|b| *b == 0)
+        && archived[shnum.end..] == elf[shnum.end..len]
+}
+
 /// Why an archive was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArchiveError {
@@ -101,6 +166,61 @@ impl<'a> Archive<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 64-bit little-endian ELF: header, one PT_LOAD program header at 0x40 whose contents
+    /// are `code` at 0x78, then `tail` (sections, DWARF) that the archive drops; e_shoff etc.
+    /// set as a linker would.
+    fn elf(code: &[u8], tail: &[u8]) -> Vec<u8> {
+        let mut e = vec![0u8; 0x78];
+        e[..4].copy_from_slice(b"\x7fELF");
+        e[4] = 2; // ELFCLASS64
+        e[5] = 1; // little-endian
+        e[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes()); // e_phoff
+        e[0x28..0x30].copy_from_slice(&0x1234u64.to_le_bytes()); // e_shoff
+        e[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes()); // e_phentsize
+        e[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        e[0x3c..0x40].copy_from_slice(&[7, 0, 6, 0]); // e_shnum, e_shstrndx
+        e[0x40..0x44].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        e[0x48..0x50].copy_from_slice(&0x78u64.to_le_bytes()); // p_offset
+        e[0x60..0x68].copy_from_slice(&(code.len() as u64).to_le_bytes()); // p_filesz
+        e.extend_from_slice(code);
+        e.extend_from_slice(tail);
+        e
+    }
+
+    /// What `kernel/build.rs` puts in the archive for `elf`.
+    fn archived(elf: &[u8]) -> Vec<u8> {
+        let mut a = elf[..loadable_len(elf).unwrap()].to_vec();
+        clear_section_headers(&mut a);
+        a
+    }
+
+    #[test]
+    fn a_program_matches_its_archived_copy_and_nothing_else() {
+        let built = elf(b"code v1", b".debug_line of v1");
+        let kept = archived(&built);
+        assert_eq!(kept.len(), 0x78 + 7, "headers and loadable bytes only");
+        assert!(same_program(&kept, &built));
+        // The same code with other debug info (a rebuild that changed nothing loaded): same.
+        assert!(same_program(&kept, &elf(b"code v1", b"other DWARF")));
+        // A rebuilt program whose code changed, grew, or shrank: not the archive's.
+        assert!(!same_program(&kept, &elf(b"code v2", b".debug_line of v1")));
+        assert!(!same_program(&kept, &elf(b"code v1!", b"")));
+        assert!(!same_program(&kept, &elf(b"code", b"")));
+        // An archived copy whose cleared fields are not clear is not one build.rs wrote.
+        let mut odd = kept.clone();
+        odd[0x28] = 1;
+        assert!(!same_program(&odd, &built));
+        // Not an ELF the trimming knows: only an identical file matches (build.rs embeds those
+        // whole).
+        assert!(same_program(b"whole", b"whole"));
+        assert!(!same_program(b"whole", b"whale"));
+        assert_eq!(loadable_len(b"\x7fELF"), None);
+        // A PT_LOAD past the end of the file: refused, never a panic.
+        let mut bad = built.clone();
+        bad[0x60..0x68].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(loadable_len(&bad), None);
+    }
 
     fn archive(programs: &[(&str, &[u8])]) -> Vec<u8> {
         let mut ar = MAGIC.to_vec();

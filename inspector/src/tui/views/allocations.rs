@@ -18,8 +18,16 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
         .as_ref()
         .map(|f| format!(" · filter {}", f.label()))
         .unwrap_or_default();
+    // The SITE column, and the keys that open a site's source, only for a kernel that records
+    // sites.
+    let sites = s.entries.iter().any(|e| e.site.is_some());
+    let keys = if sites {
+        " · Enter kernel site · u user site"
+    } else {
+        ""
+    };
     let block = body_block(format!(
-        " Allocations {}/{} · sort {}{filter} ",
+        " Allocations {}/{} · sort {}{filter}{keys} ",
         entries.len(),
         s.entries.len(),
         app.sort.label()
@@ -31,8 +39,6 @@ pub fn draw_allocations(f: &mut Frame, area: Rect, app: &App) {
     let height = inner.height.saturating_sub(1) as usize;
     let sel = app.alloc_sel.min(entries.len().saturating_sub(1));
     let offset = (sel + 1).saturating_sub(height.max(1));
-    // The SITE column only for a kernel that records sites.
-    let sites = s.entries.iter().any(|e| e.site.is_some());
     let rows: Vec<Row> = entries
         .iter()
         .skip(offset)

@@ -1,12 +1,13 @@
 //! The debugger view: source around the current line, the stopped function's arguments,
 //! registers, backtrace, the tracker rows that changed since the previous stop (added green,
-//! removed red), the breakpoints and the keys. Drawing only.
+//! removed red), the breakpoints and the keys; or, opened from the allocations view, an
+//! allocation's call site in its source. Drawing only.
 
 use super::{body_block, truncate, truncate_start};
 use crate::debugger::live::DebugState;
-use crate::debugger::StopView;
+use crate::debugger::{SourceLine, StopView};
 use crate::tui::app::App;
-use crate::tui::debugger::DebugPane;
+use crate::tui::debugger::{DebugPane, SiteSource};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -15,16 +16,74 @@ use ratatui::Frame;
 
 const KEYS: &str =
     "c continue · s step · n next · f finish · i stepi · x interrupt · b break track_alloc · B break at…";
+/// The keys while an allocation's site is shown (`c`…`B` still apply and close it).
+const SITE_KEYS: &str = "u other site · Esc back · c s n f i x b B as in the debugger";
 
 /// Draws the debugger view of `app` into `area`.
 pub fn draw_debugger(f: &mut Frame, area: Rect, app: &App) {
     let pane = &app.debugger;
     let [main, status] = Layout::vertical([Constraint::Min(0), Constraint::Length(2)]).areas(area);
     draw_status(f, status, pane);
-    match pane.stop() {
-        Some(stop) => draw_stop(f, main, stop),
-        None => draw_running(f, main, pane),
+    match (&pane.site, pane.stop()) {
+        (Some(site), _) => draw_site(f, main, site),
+        (None, Some(stop)) => draw_stop(f, main, stop),
+        (None, None) => draw_running(f, main, pane),
     }
+}
+
+/// An allocation's site opened from the allocations view: its source, the line marked.
+fn draw_site(f: &mut Frame, area: Rect, site: &SiteSource) {
+    let s = site.site();
+    let switch = match site.other() {
+        Some(other) => format!(" · u {}", other.label()),
+        None => String::new(),
+    };
+    let title = format!(
+        " {} {}:{} · {}{switch} · Esc back ",
+        site.shown.label(),
+        truncate_start(&s.file, 50),
+        s.line,
+        truncate(&s.function, 40),
+    );
+    let lines = if site.lines.is_empty() {
+        vec![Line::from(Span::styled(
+            format!("({} not found on this machine)", s.file),
+            Style::new().fg(Color::DarkGray),
+        ))]
+    } else {
+        source_text(&site.lines, area.height)
+    };
+    f.render_widget(Paragraph::new(lines).block(body_block(title)), area);
+}
+
+/// `source` as lines for a bordered pane `height` rows high, the current line marked and in
+/// view.
+fn source_text(source: &[SourceLine], height: u16) -> Vec<Line<'static>> {
+    // Keep the current line in view: skip lines above it that do not fit.
+    let rows = height.saturating_sub(2) as usize;
+    let cur = source.iter().position(|l| l.current).unwrap_or(0);
+    let skip = cur.saturating_sub(rows / 2);
+    source
+        .iter()
+        .skip(skip)
+        .map(|l| {
+            let (mark, style) = if l.current {
+                (
+                    "=>",
+                    Style::new()
+                        .fg(Color::Black)
+                        .bg(Color::Yellow)
+                        .add_modifier(Modifier::BOLD),
+                )
+            } else {
+                ("  ", Style::new())
+            };
+            Line::from(Span::styled(
+                format!("{mark}{:5} {}", l.number, l.text),
+                style,
+            ))
+        })
+        .collect()
 }
 
 fn draw_status(f: &mut Frame, area: Rect, pane: &DebugPane) {
@@ -66,7 +125,10 @@ fn draw_status(f: &mut Frame, area: Rect, pane: &DebugPane) {
     }
     let lines = vec![
         Line::from(first),
-        Line::from(Span::styled(KEYS, Style::new().fg(Color::DarkGray))),
+        Line::from(Span::styled(
+            if pane.site.is_some() { SITE_KEYS } else { KEYS },
+            Style::new().fg(Color::DarkGray),
+        )),
     ];
     f.render_widget(Paragraph::new(lines), area);
 }
@@ -79,6 +141,8 @@ fn draw_running(f: &mut Frame, area: Rect, pane: &DebugPane) {
             Line::from("b sets a breakpoint on track_alloc (b again removes it); the view opens"),
             Line::from("by itself when a breakpoint is hit. x interrupts the guest where it is."),
             Line::from("B breaks anywhere: a function, file:line or *0xADDRESS (again: removes)."),
+            Line::from("In the allocations view (2), Enter shows the selected allocation's kernel"),
+            Line::from("site here in its source, u the program's line that asked for it."),
         ],
         Some(DebugState::Stopped(_)) => unreachable!("stop() handled it"),
     };
@@ -133,31 +197,7 @@ fn draw_source(f: &mut Frame, area: Rect, stop: &StopView) {
             Style::new().fg(Color::DarkGray),
         ))]
     } else {
-        // Keep the current line in view: skip lines above it that do not fit.
-        let rows = area.height.saturating_sub(2) as usize;
-        let cur = stop.source.iter().position(|l| l.current).unwrap_or(0);
-        let skip = cur.saturating_sub(rows / 2);
-        stop.source
-            .iter()
-            .skip(skip)
-            .map(|l| {
-                let (mark, style) = if l.current {
-                    (
-                        "=>",
-                        Style::new()
-                            .fg(Color::Black)
-                            .bg(Color::Yellow)
-                            .add_modifier(Modifier::BOLD),
-                    )
-                } else {
-                    ("  ", Style::new())
-                };
-                Line::from(Span::styled(
-                    format!("{mark}{:5} {}", l.number, l.text),
-                    style,
-                ))
-            })
-            .collect()
+        source_text(&stop.source, area.height)
     };
     f.render_widget(Paragraph::new(lines).block(body_block(title)), area);
 }
