@@ -159,6 +159,10 @@ pub struct App {
     pub debugger: DebugPane,
     /// The timeline of a replayed recording (`tui --replay`); its keys drive it.
     pub replay: Option<ReplayControl>,
+    /// One more than the highest hart any snapshot's process table put a process on (0: none
+    /// yet, or the kernel records no harts). The table names no idle hart, so the header
+    /// lists harts `0..harts_seen`.
+    pub harts_seen: u32,
 }
 
 impl App {
@@ -193,6 +197,7 @@ impl App {
             term_size: (80, 24),
             debugger: DebugPane::default(),
             replay: None,
+            harts_seen: 0,
         }
     }
 
@@ -265,8 +270,27 @@ impl App {
         }
         push_bounded(&mut self.free_history, snap.header.free_pages, HISTORY_LEN);
 
+        if let Some(h) = snap.procs.iter().filter_map(|p| p.hart).max() {
+            self.harts_seen = self.harts_seen.max(h.saturating_add(1));
+        }
         self.latest = Some(snap);
         self.clamp_cursors();
+    }
+
+    /// Hart → the process it runs as `name(pid)` (None: idle), per the latest snapshot, for
+    /// harts `0..harts_seen` and every hart a debugger stop names; empty while no snapshot has
+    /// put a process on a hart (a kernel that records no harts shows none).
+    pub fn hart_processes(&self) -> Vec<(u32, Option<String>)> {
+        let Some(snap) = &self.latest else {
+            return Vec::new();
+        };
+        if self.harts_seen == 0 {
+            return Vec::new();
+        }
+        let stop_harts = self.debugger.stop().map_or(0, |s| s.harts.len() as u32);
+        (0..self.harts_seen.max(stop_harts))
+            .map(|h| (h, snap.on_hart(h).map(|p| p.label())))
+            .collect()
     }
 
     /// True when the data is generated (`tui --demo`), not read from a kernel.
