@@ -1,5 +1,6 @@
 //! The debugger with several harts (QEMU `-smp`, 2 unless `LEAKSCOPE_SMP` says otherwise):
-//! `break track_alloc --json` hits name the hart that stopped, with the arguments; a condition
+//! `break track_alloc --json` hits name the hart that stopped and the process it was running
+//! (`pid`, `process`), with the arguments; a condition
 //! on `hart` keeps only that hart's hits; and stepping steps the hart that stopped alone: the
 //! other hart, busy in a user program, stays exactly where it was.
 //!
@@ -75,7 +76,21 @@ fn break_hits_name_the_hart_that_stopped() {
         assert!(a["pa"].as_u64().unwrap() >= 0x8000_0000, "{h}");
         assert!(a["npages"].as_u64().unwrap() >= 1, "{h}");
         assert!(a["owner"].as_u64().is_some(), "{h}");
+        // The process on that hart, when it ran one: named with its pid.
+        if let Some(pid) = h.get("pid") {
+            assert!(pid.as_u64().unwrap() >= 1, "{h}");
+            assert!(!h["process"].as_str().unwrap().is_empty(), "{h}");
+        }
     }
+    // A program of churn's (churn or the `leak`s it runs) allocating for itself: its own
+    // process on the hart that stopped.
+    assert!(
+        hits.iter().any(
+            |h| ["churn", "leak"].contains(&h["process"].as_str().unwrap_or(""))
+                && h["pid"] == h["args"]["owner"]
+        ),
+        "no hit names the process allocating: {hits:?}"
+    );
 }
 
 #[test]
