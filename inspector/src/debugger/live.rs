@@ -334,6 +334,11 @@ impl DebugSource {
                 if self.held.take().is_none() {
                     return Ok(Some("already running".into()));
                 }
+                // The hart that stopped again: the resume steps it over its breakpoint first.
+                let t = session.target();
+                if let Some(h) = t.stopped_hart().filter(|&h| t.selected_hart() != Some(h)) {
+                    t.select_hart(h)?;
+                }
                 self.dbg.resume(session.target())?;
                 Ok(Some("continuing".into()))
             }
