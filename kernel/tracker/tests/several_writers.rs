@@ -130,7 +130,7 @@ fn writer(lock: &SpinLock<Box<Storage>>, thread: u32) {
                 // Invalid: a double free, or an address never tracked (maybe a neighbour's
                 // range, maybe the middle of an allocation).
                 let (pa, already_free) = match freed.last() {
-                    Some(&pa) if roll % 2 == 0 => (pa, true),
+                    Some(&pa) if roll.is_multiple_of(2) => (pa, true),
                     _ => (
                         BASE + rng.below(THREADS as u64) * RANGE + rng.below(64) * PAGE_SIZE,
                         false,
@@ -326,5 +326,5 @@ fn several_writers_under_the_lock_agree_with_a_model() {
         assert_eq!(g.events[(seq % EVENT_RING_LEN as u64) as usize].seq, seq);
     }
     let stats = lock.stats();
-    assert!(stats.acquired >= g.log.len() as u64 + 1);
+    assert!(stats.acquired > g.log.len() as u64);
 }
