@@ -65,7 +65,7 @@ fn breakpoints_hold_the_guest_and_survive_continue_and_samples() {
     assert_eq!(v.breakpoint, Some(r.breakpoints[0].id));
     let first_pa = v.args.get("pa").unwrap().value.clone();
     let names: Vec<_> = v.args.0.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(names, ["pa", "npages", "owner", "tag"]);
+    assert_eq!(names, ["pa", "npages", "owner", "tag", "site"]);
     assert!(v.position.as_ref().unwrap().file.ends_with("mm/tracker.rs"));
     assert!(v.source.iter().any(|l| l.current), "source around the line");
     assert_eq!(v.registers.to_array().len(), 33);
