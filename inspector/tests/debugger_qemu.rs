@@ -111,8 +111,15 @@ fn finish(
     };
     let stderr = err.join().unwrap();
     assert!(status.success(), "failed ({status}): {stderr}");
-    rx.try_iter()
-        .map(|l| serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}")))
+    // Every line: the reader thread ends (and drops its sender) at the end of stdout, which
+    // may come a little after the exit.
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(T) {
+        lines.push(l);
+    }
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 

@@ -183,6 +183,46 @@ fn gdb_batch_through_the_inspector_while_watch_samples() {
     w.stop();
 }
 
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_sees_one_thread_per_hart_and_switches_between_them() {
+    let harts = common::qemu::smp();
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    let out = gdb_batch(
+        &w.serve,
+        &[
+            "info threads",
+            &format!("thread {harts}"),
+            "info registers pc",
+            "stepi",
+            "thread 1",
+            "info registers pc",
+            "detach",
+        ],
+    );
+    for h in 0..harts {
+        assert!(
+            out.contains(&format!("hart {h}")),
+            "no hart {h}:
+{out}"
+        );
+    }
+    assert!(
+        out.contains(&format!("Switching to thread {harts}")),
+        "thread {harts}:
+{out}"
+    );
+    assert!(out.contains("Switching to thread 1"), "{out}");
+    assert!(out.contains("pc "), "{out}");
+    assert_no_foreign_stop(&out);
+    // The guest runs on after the session.
+    let seen = w.events();
+    w.wait_events_beyond(seen);
+    w.stop();
+}
+
 /// gdb/MI over pipes: commands in, records out.
 struct Mi {
     child: Child,

@@ -1,5 +1,6 @@
 //! The debugger with several harts (QEMU `-smp`, 2 unless `LEAKSCOPE_SMP` says otherwise):
-//! `break track_alloc --json` hits name the hart that stopped, with the arguments; a condition
+//! `break track_alloc --json` hits name the hart that stopped and the process it was running
+//! (`pid`, `process`), with the arguments; a condition
 //! on `hart` keeps only that hart's hits; and stepping steps the hart that stopped alone: the
 //! other hart, busy in a user program, stays exactly where it was.
 //!
@@ -75,7 +76,21 @@ fn break_hits_name_the_hart_that_stopped() {
         assert!(a["pa"].as_u64().unwrap() >= 0x8000_0000, "{h}");
         assert!(a["npages"].as_u64().unwrap() >= 1, "{h}");
         assert!(a["owner"].as_u64().is_some(), "{h}");
+        // The process on that hart, when it ran one: named with its pid.
+        if let Some(pid) = h.get("pid") {
+            assert!(pid.as_u64().unwrap() >= 1, "{h}");
+            assert!(!h["process"].as_str().unwrap().is_empty(), "{h}");
+        }
     }
+    // A program of churn's (churn or the `leak`s it runs) allocating for itself: its own
+    // process on the hart that stopped.
+    assert!(
+        hits.iter().any(
+            |h| ["churn", "leak"].contains(&h["process"].as_str().unwrap_or(""))
+                && h["pid"] == h["args"]["owner"]
+        ),
+        "no hit names the process allocating: {hits:?}"
+    );
 }
 
 #[test]
@@ -141,4 +156,58 @@ fn stepping_one_hart_through_the_exit_sweep_leaves_the_other_halted() {
     q.expect("allocated 3 pages", T);
     let mem = q.run("mem", T);
     assert!(mem.contains("pages total="), "{mem}");
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn the_tui_debugger_shows_each_hart_at_a_stop_and_steps_the_one_shown() {
+    use inspector::debugger::live::{DebugCommand, DebugSource, DebugState, Debuggable};
+    use inspector::source::Source;
+    if smp() < 2 {
+        eprintln!("one hart: nothing to check");
+        return;
+    }
+    let mut q = Qemu::boot();
+    q.send_line("spin 100000 &");
+    q.expect("spin running in the background", T);
+    let mut src = DebugSource::new(kernel_elf(), gdb(&q)).unwrap();
+    src.sample().expect("first sample connects");
+    src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    q.send_line("leak 2");
+    let deadline = Instant::now() + T;
+    let report = loop {
+        src.sample().expect("sample");
+        if let Some(r) = src.take_stop_report() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no stop at track_alloc");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let view = |r: &inspector::debugger::live::DebugReport| match &r.state {
+        DebugState::Stopped(v) => (**v).clone(),
+        DebugState::Running => panic!("not stopped: {r:?}"),
+    };
+    let first = view(&report);
+    let stopped = first.hart.expect("the stop names its hart");
+    assert_eq!(first.stopped_hart, Some(stopped));
+    assert_eq!(first.harts.len(), smp() as usize);
+    let other = view(&src.command(DebugCommand::NextHart).unwrap());
+    assert_ne!(other.hart, Some(stopped));
+    assert_eq!(other.stopped_hart, Some(stopped));
+    assert_ne!(other.pc, first.pc, "another hart's own registers");
+    // A step moves the hart shown; back on the hart that stopped, it is still at the stop.
+    let stepped = view(&src.command(DebugCommand::StepInstruction).unwrap());
+    assert_eq!(stepped.hart, other.hart);
+    let mut back = stepped;
+    for _ in 1..smp() {
+        back = view(&src.command(DebugCommand::NextHart).unwrap());
+    }
+    assert_eq!(back.hart, Some(stopped));
+    assert_eq!(back.pc, first.pc, "the hart that stopped did not move");
+    src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))
+        .unwrap();
+    src.command(DebugCommand::Continue).unwrap();
+    src.detach();
+    q.expect("allocated 2 pages", T);
 }

@@ -149,3 +149,36 @@ fn parallel_churn_and_leaks_give_every_page_back() {
         "an entry left for a dead PID: {text}"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn lockstat_counts_every_lock_and_grows_with_allocations() {
+    let mut q = Qemu::boot();
+    let read = |q: &mut Qemu| -> Vec<(String, u64, u64, u64)> {
+        let out = q.run("lockstat", T);
+        out.lines()
+            .filter(|l| l.starts_with("lock="))
+            .map(|l| {
+                let name = l.split_whitespace().next().unwrap()["lock=".len()..].to_string();
+                (
+                    name,
+                    field(l, "acquired"),
+                    field(l, "contended"),
+                    field(l, "wait_us"),
+                )
+            })
+            .collect()
+    };
+    let before = read(&mut q);
+    let names: Vec<&str> = before.iter().map(|l| l.0.as_str()).collect();
+    assert_eq!(names, ["proc", "tracker", "pages", "console"]);
+    q.run("allocbench 300", T);
+    let after = read(&mut q);
+    for (b, a) in before.iter().zip(&after) {
+        assert!(a.1 >= b.1 && a.2 >= b.2 && a.3 >= b.3, "{b:?} -> {a:?}");
+        assert!(a.2 <= a.1, "more contended than acquired: {a:?}");
+    }
+    // 300 pairs: at least 600 tracker operations and page-bitmap changes.
+    assert!(after[1].1 - before[1].1 >= 600, "{before:?} -> {after:?}");
+    assert!(after[2].1 - before[2].1 >= 600, "{before:?} -> {after:?}");
+}

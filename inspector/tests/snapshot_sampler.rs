@@ -7,7 +7,7 @@ mod common;
 use inspector::dwarf::{DebugInfo, FieldLayout};
 use inspector::model::EventKind;
 use inspector::snapshot::{Sampler, SnapshotError};
-use inspector::target::MemTarget;
+use inspector::target::{MemTarget, Target};
 use std::sync::Arc;
 
 struct Fixture {
@@ -445,4 +445,47 @@ fn an_absurd_hand_made_layout_is_refused_before_halting() {
         assert!(err.to_string().contains("implausible"), "{err}");
     }
     assert_eq!(fx.target.stats().halts, 0, "refused before any halt");
+}
+
+#[test]
+fn the_process_table_says_which_hart_runs_a_process() {
+    let mut fx = fixture();
+    let procs = fx.sampler.layout().procs.clone().unwrap();
+    // Pid 3 (`leak`, record 3) runs on hart 1; pid 1 (record 1) sleeps with a stale hart.
+    let poke = |fx: &mut Fixture, i: u64, name: &str, v: u64| {
+        let f = procs.record.require(name).unwrap().clone();
+        fx.poke(procs.array.element_address(procs.address, i), &f, v);
+    };
+    poke(&mut fx, 3, "state", 2); // Running
+    poke(&mut fx, 3, "hart", 1);
+    poke(&mut fx, 1, "hart", 0);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    let harts: Vec<_> = snap.procs.iter().map(|p| (p.pid, p.hart)).collect();
+    assert_eq!(harts, [(1, None), (3, Some(1))]);
+    assert_eq!(snap.on_hart(1).map(|p| p.label()), Some("leak(3)".into()));
+    assert!(
+        snap.on_hart(0).is_none(),
+        "a sleeping process is on no hart"
+    );
+    // The table alone, read now (halted, as at a stop), says the same.
+    fx.target.halt().unwrap();
+    let now = fx.sampler.processes(&mut fx.target).unwrap();
+    assert_eq!(now, snap.procs);
+}
+
+#[test]
+fn a_process_table_without_harts_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = common::fixtures::rust_tracker_object_without_sites(dir.path());
+    let info = Arc::new(DebugInfo::load(elf).unwrap());
+    assert!(info.elf().symbol("proc_table").is_ok());
+    let mut target = MemTarget::new();
+    for (addr, bytes) in common::fixtures::memory_regions(&info) {
+        target.add_region(addr, bytes);
+    }
+    let mut sampler = Sampler::new(info.clone()).unwrap();
+    target.halt().unwrap();
+    let procs = sampler.processes(&mut target).unwrap();
+    assert!(!procs.is_empty());
+    assert!(procs.iter().all(|p| p.hart.is_none()), "{procs:?}");
 }

@@ -120,3 +120,8 @@ pub fn take_line(out: &mut [u8]) -> Option<usize> {
     line.complete = false;
     Some(n)
 }
+
+/// The cost counters of the console's lock (`SYS_LOCKSTAT`).
+pub fn lock_report() -> crate::sysabi::LockStat {
+    CONSOLE.report()
+}

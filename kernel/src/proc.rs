@@ -697,3 +697,8 @@ pub fn scheduler() -> ! {
         }
     }
 }
+
+/// The cost counters of the process table's lock (`SYS_LOCKSTAT`).
+pub fn lock_report() -> crate::sysabi::LockStat {
+    PROC_LOCK.report()
+}

@@ -14,6 +14,7 @@ use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use kcore::sysabi::{LockStat, LOCK_NAME_LEN};
 use tracker::lock;
 
 /// A single-field cell over `UnsafeCell`, used for the statics the inspector reads
@@ -71,7 +72,8 @@ impl Drop for IrqGuard {
 const NO_HOLDER: usize = usize::MAX;
 
 /// A spin lock that also keeps interrupts off on the holding hart while it is held, counts the
-/// `time` CSR ticks its acquirers waited, and panics (instead of hanging) when a hart takes a
+/// `time` CSR ticks its acquirers waited (reported with the inner lock's counters by
+/// [`SpinLock::report`], for `SYS_LOCKSTAT`), and panics (instead of hanging) when a hart takes a
 /// lock it already holds.
 pub struct SpinLock<T> {
     name: &'static str,
@@ -126,6 +128,24 @@ impl<T> SpinLock<T> {
             guard,
             holder: &self.holder,
             _irq: irq,
+        }
+    }
+
+    /// The lock's cost counters (see `LockStat`): name, acquisitions, contended ones, spins,
+    /// and the time waited in microseconds.
+    pub fn report(&self) -> LockStat {
+        let s = self.inner.stats();
+        let mut name = [0u8; LOCK_NAME_LEN];
+        let n = self.name.len().min(LOCK_NAME_LEN - 1);
+        name[..n].copy_from_slice(&self.name.as_bytes()[..n]);
+        let hz = crate::timer::timebase().max(1);
+        let ticks = self.wait_ticks.load(Ordering::Relaxed);
+        LockStat {
+            name,
+            acquired: s.acquired,
+            contended: s.contended,
+            spins: s.spins,
+            wait_us: (ticks as u128 * 1_000_000 / hz as u128) as u64,
         }
     }
 

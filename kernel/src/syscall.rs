@@ -43,6 +43,7 @@ pub fn dispatch(tf: &mut TrapFrame) {
             tracker::dump_allocs();
             0
         }
+        SYS_LOCKSTAT => sys_lockstat(a0, a1),
         _ => ENOSYS,
     };
     tf.regs[REG_A0] = ret as u64;
@@ -215,6 +216,25 @@ fn sys_free_pages(va: u64, npages: u64) -> isize {
 
 fn state_num(s: ProcState) -> u32 {
     s as u32
+}
+
+/// Every kernel spin lock's counters, in lock order.
+fn sys_lockstat(buf: u64, max: u64) -> isize {
+    let root = proc::current_root();
+    let recs = [
+        proc::lock_report(),
+        tracker::lock_report(),
+        mm::lock_report(),
+        console::lock_report(),
+    ];
+    let n = recs.len().min(max as usize).min(MAX_LOCKS);
+    let size = core::mem::size_of::<LockStat>();
+    for (k, r) in recs[..n].iter().enumerate() {
+        if let Err(e) = vm::copy_out(root, buf + (k * size) as u64, as_bytes(r)) {
+            return fault(e);
+        }
+    }
+    n as isize
 }
 
 fn sys_procinfo(buf: u64, max: u64) -> isize {

@@ -8,13 +8,16 @@
 //! inspector break '*0x80201234' --timeout 5s
 //! ```
 //!
-//! Text: `hit N: function (file:line) pc=… name=value …`; JSON: one object per hit with
-//! `breakpoint`, `function`, `file`, `line`, `args`, `pc` (and `inlined_args` in inlined code).
+//! Text: `hit N [hart H NAME(PID)]: function (file:line) pc=… name=value …`; JSON: one object
+//! per hit with `breakpoint`, `hart`, `pid` and `process` (the process that hart was running,
+//! when the kernel records it), `function`, `file`, `line`, `args`, `pc` (and `inlined_args`
+//! in inlined code).
 
 use super::render::{self, Place};
 use super::Conn;
 use crate::debugger::stepping::position;
 use crate::debugger::{Condition, Debugger, Location};
+use crate::model::running_on;
 use crate::source::Session;
 use crate::target::install_ctrlc_handler;
 use anyhow::{bail, Context, Result};
@@ -138,11 +141,18 @@ pub fn run(args: BreakArgs) -> Result<()> {
         }
         let inlined = dbg.inlined_args(session.target(), &hit.regs);
         let at = place(&dbg, hit.pc, function.as_deref());
+        // The process on the hart that stopped; a table that cannot be read names none.
+        let procs = match hit.hart {
+            Some(_) => session.processes().unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let process = hit.hart.and_then(|h| running_on(&procs, h));
         let line = render::hit_line(
             &render::Hit {
                 n: hits,
                 breakpoint: hit.breakpoint,
                 hart: hit.hart,
+                process,
                 place: &at,
                 pc: hit.pc,
                 args: &hit.args,

@@ -135,6 +135,7 @@ fn from_json(bytes: &[u8]) -> Result<Snapshot> {
                 parent: 0,
                 name: p.name,
                 state: p.state,
+                hart: None,
             })
             .collect(),
         ..Snapshot::default()

@@ -15,8 +15,8 @@
 use crate::debugger::Args;
 use crate::model::check::{CheckRun, Finding};
 use crate::model::{
-    Diff, Entry, Event, EventKind, Group, GroupBy, PidChange, PidSummary, ReadPath, Snapshot,
-    TagChange,
+    Diff, Entry, Event, EventKind, Group, GroupBy, PidChange, PidSummary, Process, ReadPath,
+    Snapshot, TagChange,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -309,6 +309,11 @@ struct HitRecord<'a> {
     /// The hart that hit it (when the target says).
     #[serde(skip_serializing_if = "Option::is_none")]
     hart: Option<u32>,
+    /// The process running on that hart (when the process table says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<&'a str>,
     function: Option<&'a str>,
     file: Option<&'a str>,
     line: Option<u32>,
@@ -325,6 +330,9 @@ pub struct Hit<'a> {
     pub breakpoint: Option<u32>,
     /// The hart that stopped, when the target says.
     pub hart: Option<u32>,
+    /// The process running on that hart, when the process table says (None: the hart was
+    /// idle, or the kernel does not record harts).
+    pub process: Option<&'a Process>,
     pub place: &'a Place,
     pub pc: u64,
     pub args: &'a Args,
@@ -332,8 +340,9 @@ pub struct Hit<'a> {
     pub inlined: &'a [(String, Args)],
 }
 
-/// One hit of `break`: a JSON object, or the text line `hit N [hart H]: function (file:line)
-/// pc=… args` (`[hart H]` when the target names the hart that stopped).
+/// One hit of `break`: a JSON object, or the text line `hit N [hart H NAME(PID)]: function
+/// (file:line) pc=… args` (`[hart H]` when the target names the hart that stopped, with the
+/// process it was running when known; JSON: `hart`, `pid`, `process`).
 /// `inlined` (innermost first) is shown only when the pc is in inlined code whose calls have
 /// arguments.
 pub fn hit_line(hit: &Hit, json: bool) -> String {
@@ -341,6 +350,7 @@ pub fn hit_line(hit: &Hit, json: bool) -> String {
         n,
         breakpoint,
         hart,
+        process,
         place,
         pc,
         args,
@@ -350,6 +360,8 @@ pub fn hit_line(hit: &Hit, json: bool) -> String {
         return to_value(&HitRecord {
             breakpoint,
             hart,
+            pid: process.map(|p| p.pid),
+            process: process.map(|p| p.name.as_str()),
             function: place.function.as_deref(),
             file: place.file.as_deref(),
             line: place.line,
@@ -369,7 +381,11 @@ pub fn hit_line(hit: &Hit, json: bool) -> String {
         .iter()
         .map(|(f, a)| format!(" | in {f}: {}", a.text()))
         .collect();
-    let on = hart.map(|h| format!(" [hart {h}]")).unwrap_or_default();
+    let on = match (hart, process) {
+        (Some(h), Some(p)) => format!(" [hart {h} {}]", p.label()),
+        (Some(h), None) => format!(" [hart {h}]"),
+        (None, _) => String::new(),
+    };
     format!(
         "hit {n}{on}: {} ({}:{}) pc={:#x} {}{inl}",
         place.function.as_deref().unwrap_or("??"),
@@ -612,6 +628,41 @@ pub fn diff_text(r: &DiffReport) -> String {
 mod tests {
     use super::*;
     use crate::model::tests::sample;
+
+    #[test]
+    fn a_hit_names_the_process_on_the_hart_that_stopped() {
+        let place = Place {
+            function: Some("track_alloc".into()),
+            file: Some("kernel/src/mm/tracker.rs".into()),
+            line: Some(85),
+        };
+        let args = Args::default();
+        let mut churn = crate::model::tests::process(7, "churn", "running");
+        churn.hart = Some(1);
+        let mut hit = Hit {
+            n: 2,
+            breakpoint: Some(1),
+            hart: Some(1),
+            process: Some(&churn),
+            place: &place,
+            pc: 0x8020_4210,
+            args: &args,
+            inlined: &[],
+        };
+        let text = hit_line(&hit, false);
+        assert!(
+            text.starts_with("hit 2 [hart 1 churn(7)]: track_alloc"),
+            "{text}"
+        );
+        let v: Value = serde_json::from_str(&hit_line(&hit, true)).unwrap();
+        assert_eq!((v["hart"].as_u64(), v["pid"].as_u64()), (Some(1), Some(7)));
+        assert_eq!(v["process"], "churn");
+        // An idle hart (or a kernel without harts in its table): the hart alone.
+        hit.process = None;
+        assert!(hit_line(&hit, false).starts_with("hit 2 [hart 1]: "));
+        let v: Value = serde_json::from_str(&hit_line(&hit, true)).unwrap();
+        assert!(v.get("pid").is_none() && v.get("process").is_none(), "{v}");
+    }
 
     #[test]
     fn json_has_the_contract_fields() {

@@ -74,6 +74,8 @@ pub enum DebugCommand {
     Remove(u32),
     /// Stops the running guest where it is.
     Interrupt,
+    /// At a stop, shows the next hart (registers, backtrace, source); steps then step it.
+    NextHart,
 }
 
 /// Whether the user holds the target.
@@ -335,6 +337,11 @@ impl DebugSource {
                 if self.held.take().is_none() {
                     return Ok(Some("already running".into()));
                 }
+                // The hart that stopped again: the resume steps it over its breakpoint first.
+                let t = session.target();
+                if let Some(h) = t.stopped_hart().filter(|&h| t.selected_hart() != Some(h)) {
+                    t.select_hart(h)?;
+                }
                 self.dbg.resume(session.target())?;
                 Ok(Some("continuing".into()))
             }
@@ -399,6 +406,27 @@ impl DebugSource {
                 self.hold(None)?;
                 Ok(None)
             }
+            DebugCommand::NextHart => {
+                let Some((next, changed)) = self
+                    .held
+                    .as_ref()
+                    .map(|v| (v.next_hart(), v.changed.clone()))
+                else {
+                    bail!(NOT_HELD);
+                };
+                let Some(next) = next else {
+                    return Ok(Some("one hart: nothing to switch to".into()));
+                };
+                session.target().select_hart(next)?;
+                let pc = session.target().read_registers()?.pc();
+                let bp = self.dbg.breakpoints.at(pc).map(|b| b.id);
+                self.hold(bp)?;
+                // The same stop: the tracker rows it changed are still those of the stop.
+                if let Some(v) = &mut self.held {
+                    v.changed = changed;
+                }
+                Ok(Some(format!("showing hart {next}")))
+            }
             DebugCommand::ToggleBreakpoint(_)
             | DebugCommand::SetEnabled { .. }
             | DebugCommand::Remove(_) => unreachable!("handled above"),
@@ -447,6 +475,10 @@ impl DebugSource {
             .breakpoint
             .map(|id| format!("breakpoint {id} hit"))
             .unwrap_or_else(|| "stopped".into());
+        if let Some(v) = self.held.as_ref().filter(|v| v.hart.is_some()) {
+            let on = v.process.as_deref().unwrap_or("idle");
+            msg.push_str(&format!(" on hart {} ({on})", v.hart.unwrap_or(0)));
+        }
         if let Some(e) = hit.condition_error {
             msg.push_str(&format!(" ({e})"));
         }

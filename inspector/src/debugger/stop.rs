@@ -1,8 +1,10 @@
 //! What a stop shows: the function, file and line, the source lines around it (read from the
 //! file on disk), the registers, the backtrace (inlined frames included), the decoded
-//! arguments, and the tracker rows that changed since the previous stop (`model::diff`).
+//! arguments, and the tracker rows that changed since the previous stop (`model::diff`); with
+//! several harts, which hart the view is of and the process that hart runs.
 //!
-//! Contract: collecting a view reads the halted target and never resumes it; a source file
+//! Contract: collecting a view reads the halted target and never resumes it; registers,
+//! backtrace, source and arguments are those of the target's selected hart; a source file
 //! that is not on disk gives no source lines (the position is still shown).
 
 use std::path::Path;
@@ -47,6 +49,30 @@ pub struct StopView {
     pub inlined_args: Vec<(String, Args)>,
     /// Tracker rows added/removed since the previous stop's snapshot (`None` for the first).
     pub changed: Option<Diff>,
+    /// The hart this view is of (the one that stopped, or the one the user selected), when the
+    /// target says.
+    pub hart: Option<u32>,
+    /// The hart the stop happened on, when the target says.
+    pub stopped_hart: Option<u32>,
+    /// Every hart of the target, by id (one: nothing to switch between).
+    pub harts: Vec<u32>,
+    /// The process running on `hart` as `name(pid)`, from this stop's process table (None:
+    /// idle in its scheduler, or the kernel does not record harts).
+    pub process: Option<String>,
+}
+
+impl StopView {
+    /// The hart after the shown one in `harts`, wrapping around; None with fewer than two.
+    pub fn next_hart(&self) -> Option<u32> {
+        if self.harts.len() < 2 {
+            return None;
+        }
+        let i = self
+            .hart
+            .and_then(|h| self.harts.iter().position(|&x| x == h))
+            .map_or(0, |i| (i + 1) % self.harts.len());
+        Some(self.harts[i])
+    }
 }
 
 /// Lines `line - context ..= line + context` of `path`; empty if the file cannot be read.
@@ -123,6 +149,11 @@ impl StopView {
             (Some(p), Some(c)) => Some(diff(p, c)),
             _ => None,
         };
+        let hart = target.selected_hart();
+        let process = match (hart, current) {
+            (Some(h), Some(s)) => s.on_hart(h).map(|p| p.label()),
+            _ => None,
+        };
         Ok(StopView {
             pc,
             breakpoint,
@@ -133,6 +164,10 @@ impl StopView {
             args,
             inlined_args,
             changed,
+            hart,
+            stopped_hart: target.stopped_hart(),
+            harts: target.harts().unwrap_or_default(),
+            process,
         })
     }
 }

@@ -185,6 +185,17 @@ pub struct Process {
     pub parent: u32,
     pub name: String,
     pub state: ProcState,
+    /// The hart running the process: set only while it is `Running` on one, and only when
+    /// the kernel's `proc_table` records harts (older kernels and the C example do not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hart: Option<u32>,
+}
+
+impl Process {
+    /// `name(pid)`, e.g. `churn(7)`: how stops and the header name a process.
+    pub fn label(&self) -> String {
+        format!("{}({})", self.name, self.pid)
+    }
 }
 
 /// The tracker header (`alloc_tracker`) plus `alloc_table_count`.
@@ -318,6 +329,12 @@ impl Snapshot {
         self.procs.iter().find(|p| p.pid == pid)
     }
 
+    /// The process running on `hart`, if the process table says (None: the hart is idle, in
+    /// its scheduler, or the kernel does not record harts).
+    pub fn on_hart(&self, hart: u32) -> Option<&Process> {
+        running_on(&self.procs, hart)
+    }
+
     /// Pages in RAM that are neither free nor tracked: the kernel image, boot structures.
     pub fn untracked_used_pages(&self) -> u64 {
         let h = &self.header;
@@ -325,6 +342,13 @@ impl Snapshot {
             .saturating_sub(h.free_pages)
             .saturating_sub(h.tracked_pages)
     }
+}
+
+/// The process of `procs` running on `hart` (see [`Snapshot::on_hart`]).
+pub fn running_on(procs: &[Process], hart: u32) -> Option<&Process> {
+    procs
+        .iter()
+        .find(|p| p.hart == Some(hart) && p.state == ProcState::Running)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub(crate) fn process(pid: u32, name: &str, state: &str) -> Process {
         parent: 1,
         name: name.into(),
         state: ProcState::from_name(state),
+        hart: None,
     }
 }
 

@@ -170,6 +170,7 @@ fn proc_(pid: u32, name: &str) -> Process {
         parent: 1,
         name: name.into(),
         state: ProcState::Running,
+        hart: None,
     }
 }
 

@@ -208,9 +208,33 @@ impl<G: Guest> Arbiter<G> {
 
     /// The client single-steps: one instruction, once nobody else holds the guest.
     pub fn client_step(&self) -> Result<(), TargetError> {
+        self.client_step_hart(None)
+    }
+
+    /// Like [`client_step`](Self::client_step), stepping `hart` (None: the one that stopped)
+    /// alone. Another hart stays selected until its step is done, so the sampler, if it holds
+    /// the guest meanwhile, reads that hart's registers.
+    pub fn client_step_hart(&self, hart: Option<u32>) -> Result<(), TargetError> {
         let mut s = self.lock();
+        if s.client_mut()?.run == Run::Held {
+            if let Some(h) = s.other_hart(hart)? {
+                s.guest()?.select_hart(h)?;
+                s.regs = None;
+                s.trapped_at = None;
+            }
+        }
         s.client_mut()?.run = Run::Step;
         s.settle()
+    }
+
+    /// The harts of the guest (the client's threads). The client must hold the guest.
+    pub fn client_harts(&self) -> Result<Vec<u32>, TargetError> {
+        self.client_op("list the harts", |s| s.guest()?.harts())
+    }
+
+    /// The hart the guest's last stop names, when the stub says.
+    pub fn stopped_hart(&self) -> Option<u32> {
+        self.lock().guest.as_ref()?.stopped_hart()
     }
 
     /// The client's stop, if one happened; looks at the running guest for up to
@@ -262,12 +286,54 @@ impl<G: Guest> Arbiter<G> {
         f(&mut s)
     }
 
+    /// [`client_op`](Self::client_op) with `hart` selected for `f` (its registers, its MMU
+    /// for virtual addresses); None or the hart that stopped: no switch. The hart that stopped
+    /// is selected again after, so the arbiter's own decisions (a breakpoint at the pc) stay
+    /// about it, and its cached registers with it.
+    fn client_op_on<R>(
+        &self,
+        op: &'static str,
+        hart: Option<u32>,
+        f: impl FnOnce(&mut State<G>) -> Result<R, TargetError>,
+    ) -> Result<R, TargetError> {
+        self.client_op(op, |s| {
+            let Some(h) = s.other_hart(hart)? else {
+                return f(s);
+            };
+            let stopped = s.guest()?.stopped_hart().unwrap_or(0);
+            let cached = s.regs.take();
+            s.guest()?.select_hart(h)?;
+            let r = f(s);
+            s.regs = None;
+            let back = s.guest()?.select_hart(stopped);
+            s.regs = cached;
+            let r = r?;
+            back?;
+            Ok(r)
+        })
+    }
+
     pub fn client_read_registers(&self) -> Result<Registers, TargetError> {
-        self.client_op("read registers", |s| s.registers())
+        self.client_read_registers_on(None)
+    }
+
+    /// The registers of `hart` (None: the one that stopped).
+    pub fn client_read_registers_on(&self, hart: Option<u32>) -> Result<Registers, TargetError> {
+        self.client_op_on("read registers", hart, |s| s.registers())
     }
 
     pub fn client_write_register(&self, regnum: usize, value: u64) -> Result<(), TargetError> {
-        self.client_op("write a register", |s| {
+        self.client_write_register_on(None, regnum, value)
+    }
+
+    /// Writes register `regnum` of `hart` (None: the one that stopped).
+    pub fn client_write_register_on(
+        &self,
+        hart: Option<u32>,
+        regnum: usize,
+        value: u64,
+    ) -> Result<(), TargetError> {
+        self.client_op_on("write a register", hart, |s| {
             s.trapped_at = None;
             s.regs = None;
             s.guest()?.write_register(regnum, value)
@@ -275,14 +341,34 @@ impl<G: Guest> Arbiter<G> {
     }
 
     pub fn client_read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
-        self.client_op("read memory", |s| {
+        self.client_read_memory_on(None, addr, buf)
+    }
+
+    /// Reads memory at a virtual address as `hart` sees it (None: the one that stopped).
+    pub fn client_read_memory_on(
+        &self,
+        hart: Option<u32>,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), TargetError> {
+        self.client_op_on("read memory", hart, |s| {
             s.memory_mode(false)?;
             s.guest()?.read_memory(addr, buf)
         })
     }
 
     pub fn client_write_memory(&self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
-        self.client_op("write memory", |s| {
+        self.client_write_memory_on(None, addr, data)
+    }
+
+    /// Writes memory at a virtual address as `hart` sees it (None: the one that stopped).
+    pub fn client_write_memory_on(
+        &self,
+        hart: Option<u32>,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), TargetError> {
+        self.client_op_on("write memory", hart, |s| {
             s.memory_mode(false)?;
             s.guest()?.write_memory(addr, data)
         })
@@ -396,6 +482,13 @@ impl<G: Guest> State<G> {
             c.breakpoints.clear();
             c.watchpoints.clear();
         }
+    }
+
+    /// `hart` when it is a hart other than the one that stopped (a guest that names no stopped
+    /// hart has hart 0 selected).
+    fn other_hart(&mut self, hart: Option<u32>) -> Result<Option<u32>, TargetError> {
+        let stopped = self.guest()?.stopped_hart().unwrap_or(0);
+        Ok(hart.filter(|&h| h != stopped))
     }
 
     fn client_mut(&mut self) -> Result<&mut Client, TargetError> {

@@ -1,5 +1,8 @@
 //! The gdb client's side of the [`Arbiter`]: a `gdbstub` [`Target`] (RISC-V 64 core registers
 //! and target description from `gdbstub_arch`) whose every request goes through the arbiter,
+//! with one gdb thread per hart (thread id = hart id + 1, as QEMU numbers them: `info threads`,
+//! `thread N`, and stop replies name the hart that stopped; a step steps the thread's hart
+//! alone),
 //! the blocking event loop that waits for the client's stops and its Ctrl-C, and [`BufConn`],
 //! a buffered TCP connection (gdbstub writes a byte at a time).
 
@@ -7,15 +10,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 
-use gdbstub::common::Signal;
+use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::{Connection, ConnectionExt};
-use gdbstub::stub::{run_blocking, SingleThreadStopReason};
+use gdbstub::stub::{run_blocking, MultiThreadStopReason};
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
+};
 use gdbstub::target::ext::base::single_register_access::{
     SingleRegisterAccess, SingleRegisterAccessOps,
-};
-use gdbstub::target::ext::base::singlethread::{
-    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
-    SingleThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::breakpoints::{
@@ -23,6 +26,7 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatchKind,
 };
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError as GdbError, TargetResult};
 use gdbstub_arch::riscv::reg::id::RiscvRegId;
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
@@ -37,6 +41,27 @@ use crate::target::TargetError;
 /// session (fatal); others are `E` replies.
 pub struct ClientTarget<G: Guest> {
     pub arbiter: Arc<Arbiter<G>>,
+    /// The hart the next resume steps (gdb's resume actions), None: continue all.
+    step: Option<u32>,
+}
+
+impl<G: Guest> ClientTarget<G> {
+    pub fn new(arbiter: Arc<Arbiter<G>>) -> ClientTarget<G> {
+        ClientTarget {
+            arbiter,
+            step: None,
+        }
+    }
+}
+
+/// The gdb thread of `hart`.
+pub fn tid_of(hart: u32) -> Tid {
+    Tid::new(hart as usize + 1).expect("hart + 1 is not zero")
+}
+
+/// The hart of gdb thread `tid`.
+pub fn hart_of(tid: Tid) -> Option<u32> {
+    u32::try_from(tid.get() - 1).ok()
 }
 
 fn gdb_err(e: TargetError) -> GdbError<String> {
@@ -66,18 +91,21 @@ fn gdb_watch_kind(kind: WatchKind) -> GdbWatchKind {
     }
 }
 
-/// What gdb is told for a stop of the client's.
-pub fn stop_reason(stop: ClientStop) -> SingleThreadStopReason<u64> {
+/// What gdb is told for a stop of the client's on `hart` (None: the stub does not say;
+/// thread 1 then). Every reply names the thread, so gdb switches to the hart that stopped.
+pub fn stop_reason(stop: ClientStop, hart: Option<u32>) -> MultiThreadStopReason<u64> {
+    let tid = tid_of(hart.unwrap_or(0));
+    let signal = |signal| MultiThreadStopReason::SignalWithThread { tid, signal };
     match stop {
-        ClientStop::Breakpoint => SingleThreadStopReason::SwBreak(()),
-        ClientStop::Step => SingleThreadStopReason::DoneStep,
-        ClientStop::Interrupted => SingleThreadStopReason::Signal(Signal::SIGINT),
-        ClientStop::Watch { kind, addr } => SingleThreadStopReason::Watch {
-            tid: (),
+        ClientStop::Breakpoint => MultiThreadStopReason::SwBreak(tid),
+        ClientStop::Step => signal(Signal::SIGTRAP),
+        ClientStop::Interrupted => signal(Signal::SIGINT),
+        ClientStop::Watch { kind, addr } => MultiThreadStopReason::Watch {
+            tid,
             kind: gdb_watch_kind(kind),
             addr,
         },
-        ClientStop::Signal(n) => SingleThreadStopReason::Signal(Signal(n)),
+        ClientStop::Signal(n) => signal(Signal(n)),
     }
 }
 
@@ -86,7 +114,7 @@ impl<G: Guest> Target for ClientTarget<G> {
     type Error = String;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
-        BaseOps::SingleThread(self)
+        BaseOps::MultiThread(self)
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
@@ -103,47 +131,81 @@ impl<G: Guest> Target for ClientTarget<G> {
     }
 }
 
-impl<G: Guest> SingleThreadBase for ClientTarget<G> {
-    fn read_registers(&mut self, regs: &mut RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
-        let r = self.arbiter.client_read_registers().map_err(gdb_err)?;
+impl<G: Guest> MultiThreadBase for ClientTarget<G> {
+    fn read_registers(
+        &mut self,
+        regs: &mut RiscvCoreRegs<u64>,
+        tid: Tid,
+    ) -> TargetResult<(), Self> {
+        let r = self
+            .arbiter
+            .client_read_registers_on(hart_of(tid))
+            .map_err(gdb_err)?;
         regs.x.copy_from_slice(r.gprs());
         regs.pc = r.pc();
         Ok(())
     }
 
     /// `G`: writes the registers that differ from the guest's.
-    fn write_registers(&mut self, regs: &RiscvCoreRegs<u64>) -> TargetResult<(), Self> {
-        let now = self.arbiter.client_read_registers().map_err(gdb_err)?;
+    fn write_registers(&mut self, regs: &RiscvCoreRegs<u64>, tid: Tid) -> TargetResult<(), Self> {
+        let hart = hart_of(tid);
+        let now = self
+            .arbiter
+            .client_read_registers_on(hart)
+            .map_err(gdb_err)?;
         let wanted = regs.x.iter().copied().chain([regs.pc]);
         for (n, value) in wanted.enumerate() {
             if n != 0 && now.get(n) != Some(value) {
                 self.arbiter
-                    .client_write_register(n, value)
+                    .client_write_register_on(hart, n, value)
                     .map_err(gdb_err)?;
             }
         }
         Ok(())
     }
 
-    fn read_addrs(&mut self, start: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
         self.arbiter
-            .client_read_memory(start, data)
+            .client_read_memory_on(hart_of(tid), start, data)
             .map_err(gdb_err)?;
         Ok(data.len())
     }
 
-    fn write_addrs(&mut self, start: u64, data: &[u8]) -> TargetResult<(), Self> {
+    fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
         self.arbiter
-            .client_write_memory(start, data)
+            .client_write_memory_on(hart_of(tid), start, data)
             .map_err(gdb_err)
     }
 
-    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
+    /// One thread per hart; hart 0 alone when the guest cannot say.
+    fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        let harts = self.arbiter.client_harts().unwrap_or_else(|_| vec![0]);
+        for h in harts {
+            active(tid_of(h));
+        }
+        Ok(())
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
         Some(self)
     }
 
-    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, (), Self>> {
+    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, Tid, Self>> {
         Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<G: Guest> ThreadExtraInfo for ClientTarget<G> {
+    /// `hart N` (`info threads` shows it beside the thread).
+    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let text = format!("hart {}", tid.get() - 1);
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Ok(n)
     }
 }
 
@@ -155,15 +217,18 @@ fn regnum(id: RiscvRegId<u64>) -> Option<usize> {
     }
 }
 
-impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
+impl<G: Guest> SingleRegisterAccess<Tid> for ClientTarget<G> {
     fn read_register(
         &mut self,
-        _tid: (),
+        tid: Tid,
         reg_id: RiscvRegId<u64>,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
         let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
-        let regs = self.arbiter.client_read_registers().map_err(gdb_err)?;
+        let regs = self
+            .arbiter
+            .client_read_registers_on(hart_of(tid))
+            .map_err(gdb_err)?;
         let v = regs.get(n).ok_or(GdbError::NonFatal)?;
         let bytes = v.to_le_bytes();
         let k = bytes.len().min(buf.len());
@@ -173,7 +238,7 @@ impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
 
     fn write_register(
         &mut self,
-        _tid: (),
+        tid: Tid,
         reg_id: RiscvRegId<u64>,
         val: &[u8],
     ) -> TargetResult<(), Self> {
@@ -182,25 +247,61 @@ impl<G: Guest> SingleRegisterAccess<()> for ClientTarget<G> {
         let k = val.len().min(8);
         le[..k].copy_from_slice(&val[..k]);
         self.arbiter
-            .client_write_register(n, u64::from_le_bytes(le))
+            .client_write_register_on(hart_of(tid), n, u64::from_le_bytes(le))
             .map_err(gdb_err)
     }
 }
 
-impl<G: Guest> SingleThreadResume for ClientTarget<G> {
-    /// Signals are not delivered (a bare-metal guest has none): continuing with one continues.
-    fn resume(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.arbiter.client_resume().map_err(|e| e.to_string())
+/// Signals are not delivered (a bare-metal guest has none): continuing with one continues.
+/// A resume with a step action steps that hart alone (the others stay stopped, as QEMU does);
+/// else every hart continues.
+impl<G: Guest> MultiThreadResume for ClientTarget<G> {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        let r = match self.step.take() {
+            Some(h) => self.arbiter.client_step_hart(Some(h)),
+            None => self.arbiter.client_resume(),
+        };
+        r.map_err(|e| e.to_string())
     }
 
-    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.step = None;
+        Ok(())
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        _tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl<G: Guest> SingleThreadSingleStep for ClientTarget<G> {
-    fn step(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.arbiter.client_step().map_err(|e| e.to_string())
+/// gdb's resume without a wildcard continue (`vCont;s:2`, `vCont;c:1`): a step steps its hart
+/// alone anyway; a continue of one thread continues every hart (QEMU's stub does the same).
+impl<G: Guest> MultiThreadSchedulerLocking for ClientTarget<G> {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl<G: Guest> MultiThreadSingleStep for ClientTarget<G> {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        self.step = hart_of(tid);
+        Ok(())
     }
 }
 
@@ -296,13 +397,13 @@ pub enum EventLoop<G: Guest> {
 impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
     type Target = ClientTarget<G>;
     type Connection = BufConn;
-    type StopReason = SingleThreadStopReason<u64>;
+    type StopReason = MultiThreadStopReason<u64>;
 
     fn wait_for_stop_reason(
         target: &mut ClientTarget<G>,
         conn: &mut BufConn,
     ) -> Result<
-        run_blocking::Event<SingleThreadStopReason<u64>>,
+        run_blocking::Event<MultiThreadStopReason<u64>>,
         run_blocking::WaitForStopReasonError<String, std::io::Error>,
     > {
         loop {
@@ -311,7 +412,8 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
                 .client_poll()
                 .map_err(|e| run_blocking::WaitForStopReasonError::Target(e.to_string()))?
             {
-                return Ok(run_blocking::Event::TargetStopped(stop_reason(stop)));
+                let hart = target.arbiter.stopped_hart();
+                return Ok(run_blocking::Event::TargetStopped(stop_reason(stop, hart)));
             }
             if conn
                 .peek()
@@ -329,12 +431,12 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
 
     fn on_interrupt(
         target: &mut ClientTarget<G>,
-    ) -> Result<Option<SingleThreadStopReason<u64>>, String> {
+    ) -> Result<Option<MultiThreadStopReason<u64>>, String> {
         let stop = target
             .arbiter
             .client_interrupt()
             .map_err(|e| e.to_string())?;
-        Ok(Some(stop_reason(stop)))
+        Ok(Some(stop_reason(stop, target.arbiter.stopped_hart())))
     }
 }
 

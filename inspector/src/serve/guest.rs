@@ -141,7 +141,9 @@ impl Guest for MemTarget {
                 op: "write a register",
             });
         }
-        self.set_register(regnum, value);
+        // The selected hart's, as a stub writes them.
+        let hart = self.selected_hart().unwrap_or(0);
+        self.set_hart_register(hart, regnum, value);
         Ok(())
     }
 

@@ -182,9 +182,7 @@ fn accept_loop<G: Guest>(
 
 /// Runs one gdb session to its end; returns how it ended, in words.
 fn serve_client<G: Guest>(stream: TcpStream, arbiter: &Arc<Arbiter<G>>) -> String {
-    let mut target = ClientTarget {
-        arbiter: arbiter.clone(),
-    };
+    let mut target = ClientTarget::new(arbiter.clone());
     let gdb = match GdbStubBuilder::new(BufConn::new(stream))
         .packet_buffer_size(PACKET_SIZE)
         .build()

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 pub use arbiter::{Arbiter, Busy, ClientStop, Connect, STOP_POLL};
-pub use gdb_target::{stop_reason, BufConn, ClientTarget, EventLoop};
+pub use gdb_target::{hart_of, stop_reason, tid_of, BufConn, ClientTarget, EventLoop};
 pub use guest::{Guest, WatchKind};
 pub use listener::{ClientLog, Listener, PACKET_SIZE};
 pub use sampler::SamplerTarget;

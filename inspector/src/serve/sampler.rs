@@ -68,11 +68,47 @@ impl<G: Guest> Target for SamplerTarget<G> {
         Ok(StopReason::Interrupted)
     }
 
+    /// The hart that stopped is selected again first: the step over the breakpoint it
+    /// stopped at (`settle`) is decided on its pc.
     fn resume(&mut self) -> Result<(), TargetError> {
         let mut s = self.state()?;
+        if s.sampler_hold {
+            let g = s.guest()?;
+            if let Some(h) = g.stopped_hart().filter(|&h| g.selected_hart() != Some(h)) {
+                g.select_hart(h)?;
+                s.regs = None;
+            }
+        }
         s.sampler_hold = false;
         s.sampler_pending = None;
         s.settle()
+    }
+
+    fn stopped_hart(&self) -> Option<u32> {
+        self.state().ok()?.guest.as_ref()?.stopped_hart()
+    }
+
+    fn selected_hart(&self) -> Option<u32> {
+        self.state().ok()?.guest.as_ref()?.selected_hart()
+    }
+
+    fn harts(&mut self) -> Result<Vec<u32>, TargetError> {
+        let mut s = self.state()?;
+        s.sampler_check("list the harts")?.harts()
+    }
+
+    /// While the client holds the guest, refused: its hart is the client's business.
+    fn select_hart(&mut self, hart: u32) -> Result<(), TargetError> {
+        let mut s = self.state()?;
+        if !s.sampler_hold && s.client_holds() {
+            return Err(TargetError::HeldElsewhere {
+                op: "select a hart",
+                by: CLIENT,
+            });
+        }
+        s.sampler_check("select a hart")?.select_hart(hart)?;
+        s.regs = None;
+        Ok(())
     }
 
     fn is_halted(&self) -> bool {

@@ -175,6 +175,44 @@ fn interrupt_holds_the_guest_for_the_client() {
 }
 
 #[test]
+fn the_client_reads_and_steps_each_hart_and_the_stopped_one_stays_the_arbiters() {
+    let a = Arbiter::new(Box::new(|| {
+        let mut g = MemTarget::new()
+            .with_harts(2)
+            .with_region(RAM, vec![0; 0x1000]);
+        g.set_hart_register(1, PC, 0x8020_0200);
+        Ok(g)
+    }));
+    client_waiting_at_a(&a);
+    a.with_guest(|g| g.hit_on(0, A));
+    assert_eq!(a.client_poll().unwrap(), Some(ClientStop::Breakpoint));
+    assert_eq!(a.stopped_hart(), Some(0));
+    assert_eq!(a.client_harts().unwrap(), [0, 1]);
+    assert_eq!(
+        a.client_read_registers_on(Some(1)).unwrap().pc(),
+        0x8020_0200
+    );
+    // Back on the hart that stopped, for gdb and for the arbiter (cached or not).
+    assert_eq!(a.client_read_registers().unwrap().pc(), A);
+    a.client_write_register_on(Some(1), PC, 0x8020_0300)
+        .unwrap();
+    assert_eq!(
+        a.client_read_registers_on(Some(1)).unwrap().pc(),
+        0x8020_0300
+    );
+    assert_eq!(a.client_read_registers_on(Some(0)).unwrap().pc(), A);
+    // A step of hart 1 moves hart 1 alone, and its stop names hart 1.
+    a.client_step_hart(Some(1)).unwrap();
+    assert_eq!(a.client_poll().unwrap(), Some(ClientStop::Step));
+    assert_eq!(a.stopped_hart(), Some(1));
+    assert_eq!(a.client_read_registers().unwrap().pc(), 0x8020_0304);
+    assert_eq!(a.client_read_registers_on(Some(0)).unwrap().pc(), A);
+    // gdb's threads are the harts, 1-based.
+    assert_eq!(hart_of(tid_of(1)), Some(1));
+    assert_eq!(tid_of(0).get(), 1);
+}
+
+#[test]
 fn a_second_client_is_refused() {
     let a = arbiter();
     a.attach_client().unwrap().unwrap();

@@ -113,6 +113,7 @@ mod tests {
                     parent: 0,
                     name: "demo".into(),
                     state,
+                    hart: None,
                 })
                 .collect(),
             ..Snapshot::default()

@@ -20,6 +20,7 @@ mod derived;
 mod follow;
 mod layout;
 mod live;
+mod procs;
 mod quiescent;
 mod site_fields;
 
@@ -35,7 +36,7 @@ pub use live::LIVE_BOUND;
 pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
-use crate::model::{Entry, Event, EventKind, Header, ProcState, Process, ReadPath, Snapshot};
+use crate::model::{Entry, Event, EventKind, Header, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
 use crate::sites::SiteNames;
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
@@ -501,60 +502,6 @@ impl Sampler {
         })
     }
 
-    fn read_procs<T: GuestMemory + ?Sized>(
-        &mut self,
-        t: &mut T,
-        limit: u64,
-    ) -> Result<Vec<Process>, SnapshotError> {
-        let layout = std::sync::Arc::clone(&self.layout);
-        let Some(procs) = &layout.procs else {
-            return Ok(Vec::new());
-        };
-        let (addr, len) = checked_span(procs, 0, procs.array.len, "proc_table", limit)?;
-        let mut bytes = std::mem::take(&mut self.buf);
-        read_into(t, &mut bytes, addr, len)?;
-        let r = &procs.record;
-        let mut out = Vec::new();
-        for i in 0..procs.array.len {
-            let Some(rec) = procs.array.element_bytes(&bytes, i) else {
-                break;
-            };
-            let pid = r.field("pid").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
-            if pid == 0 {
-                continue;
-            }
-            let state = r
-                .field("state")
-                .map_or(ProcState::Other(String::new()), |f| {
-                    match f.enum_name(rec) {
-                        Some(name) => ProcState::from_name(name),
-                        None => ProcState::Other(f.read_u64(rec).unwrap_or(0).to_string()),
-                    }
-                });
-            if state == ProcState::Unused {
-                continue;
-            }
-            let name = match r.field("name") {
-                Some(f) if f.read_str(rec).is_some() => {
-                    self.string(t, &f.clone(), rec)?.to_string()
-                }
-                Some(f) => f.bytes(rec).map(nul_terminated).unwrap_or_default(),
-                None => String::new(),
-            };
-            let parent = r.field("parent").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
-            out.push(Process {
-                pid,
-                parent,
-                name,
-                state,
-            });
-        }
-        self.buf = bytes;
-        self.proc_names = out.iter().map(|p| (p.pid, Arc::from(&*p.name))).collect();
-        self.last_site = None;
-        Ok(out)
-    }
-
     /// The string a `&str`/`char *` field points to: from the cache, else the ELF file's
     /// static data, else guest memory.
     pub(super) fn string<T: GuestMemory + ?Sized>(
@@ -648,7 +595,7 @@ fn str_len_key(s: &StrRef) -> u64 {
     }
 }
 
-fn nul_terminated(bytes: &[u8]) -> String {
+pub(super) fn nul_terminated(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
@@ -668,7 +615,7 @@ pub(crate) fn span_limit(header: &Header) -> u64 {
 }
 
 /// [`RecordArray::span`] of elements `start..end` of `array`, refused if it is over `limit`.
-fn checked_span(
+pub(super) fn checked_span(
     array: &RecordArray,
     start: u64,
     end: u64,
@@ -683,7 +630,7 @@ fn checked_span(
 }
 
 /// Reads `len` bytes at `addr` into `buf` (resized).
-fn read_into<T: GuestMemory + ?Sized>(
+pub(super) fn read_into<T: GuestMemory + ?Sized>(
     t: &mut T,
     buf: &mut Vec<u8>,
     addr: u64,

@@ -321,6 +321,7 @@ impl DemoSource {
                 } else {
                     ProcState::Running
                 },
+                hart: None,
             })
             .collect();
         Snapshot {

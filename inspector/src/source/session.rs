@@ -8,7 +8,7 @@
 //! while someone above holds the guest ([`NotReady`] at once).
 
 use crate::dwarf::DebugInfo;
-use crate::model::Snapshot;
+use crate::model::{Process, Snapshot};
 use crate::snapshot::{Sampler, SnapshotError};
 use crate::target::{Cancelled, RspTarget, RspTargetOptions, ShutdownFlag, Target};
 use anyhow::{Context, Result};
@@ -159,6 +159,12 @@ impl Session {
             BOOT_WAIT,
             &self.shutdown,
         )
+    }
+
+    /// The process table read now, the target halted (e.g. at a breakpoint stop); see
+    /// [`Sampler::processes`].
+    pub fn processes(&mut self) -> Result<Vec<Process>> {
+        Ok(self.sampler.processes(&mut *self.target)?)
     }
 
     pub fn debug_info(&self) -> &Arc<DebugInfo> {

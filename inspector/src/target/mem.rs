@@ -1,6 +1,9 @@
 //! `MemTarget`: an in-memory [`Target`] for tests. Guest memory is a set of byte regions at
 //! addresses; it counts halts, resumes and reads so tests can assert how much a caller read and
 //! that it resumed the guest, and it refuses reads while "running", as a real target must.
+//! It has one hart unless made with [`MemTarget::with_harts`]: then each hart has its own
+//! registers, a stop names the hart that stopped and selects it, and `step` moves the selected
+//! hart alone (as QEMU's stub does).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,10 +34,16 @@ pub struct MemTarget {
     regions: BTreeMap<u64, Vec<u8>>,
     halted: bool,
     detached: bool,
-    registers: Registers,
+    /// Registers per hart (index = hart id); at least one.
+    registers: Vec<Registers>,
+    /// The hart whose registers are read and which `step` moves.
+    selected: u32,
+    /// The hart the last stop names (set only with several harts).
+    stopped: Option<u32>,
     breakpoints: BTreeMap<u64, BreakpointKind>,
-    /// When set, the next `wait_for_stop` (or `halt`) reports this stop at this pc.
-    pending_stop: Option<(StopReason, u64)>,
+    /// When set, the next `wait_for_stop` (or `halt`) reports this stop at this pc, on this
+    /// hart.
+    pending_stop: Option<(StopReason, u64, u32)>,
     stats: MemStats,
 }
 
@@ -50,11 +59,19 @@ impl MemTarget {
             regions: BTreeMap::new(),
             halted: false,
             detached: false,
-            registers: Registers::default(),
+            registers: vec![Registers::default()],
+            selected: 0,
+            stopped: None,
             breakpoints: BTreeMap::new(),
             pending_stop: None,
             stats: MemStats::default(),
         }
+    }
+
+    /// The same target with `n` harts (at least 1), all registers zero.
+    pub fn with_harts(mut self, n: u32) -> Self {
+        self.registers = vec![Registers::default(); n.max(1) as usize];
+        self
     }
 
     /// Adds `bytes` at `addr`. Panics if the region overlaps an existing one (a test bug).
@@ -85,15 +102,30 @@ impl MemTarget {
         slice.copy_from_slice(data);
     }
 
-    /// Sets GDB register `regnum` (`x0..x31`, [`PC`](crate::riscv::PC)); panics on any other number.
+    /// Sets GDB register `regnum` (`x0..x31`, [`PC`](crate::riscv::PC)) of hart 0; panics on
+    /// any other number.
     pub fn set_register(&mut self, regnum: usize, value: u64) {
-        self.registers.set(regnum, value);
+        self.set_hart_register(0, regnum, value);
+    }
+
+    /// Sets register `regnum` of `hart`; panics on a hart the target does not have.
+    pub fn set_hart_register(&mut self, hart: u32, regnum: usize, value: u64) {
+        self.registers[hart as usize].set(regnum, value);
     }
 
     /// Makes the running guest stop at `pc` as if it hit a breakpoint there: the next
     /// `wait_for_stop` or `halt` reports [`StopReason::Trap`].
     pub fn hit(&mut self, pc: u64) {
-        self.pending_stop = Some((StopReason::Trap, pc));
+        self.hit_on(0, pc);
+    }
+
+    /// Like [`hit`](Self::hit), on `hart` (which the stop then names and selects).
+    pub fn hit_on(&mut self, hart: u32, pc: u64) {
+        self.pending_stop = Some((StopReason::Trap, pc, hart));
+    }
+
+    fn multi(&self) -> bool {
+        self.registers.len() > 1
     }
 
     pub fn stats(&self) -> &MemStats {
@@ -126,8 +158,10 @@ impl MemTarget {
     }
 
     fn take_stop(&mut self) -> Option<StopReason> {
-        let (reason, pc) = self.pending_stop.take()?;
-        self.registers.set_pc(pc);
+        let (reason, pc, hart) = self.pending_stop.take()?;
+        self.registers[hart as usize].set_pc(pc);
+        self.selected = hart;
+        self.stopped = self.multi().then_some(hart);
         self.halted = true;
         Some(reason)
     }
@@ -190,7 +224,7 @@ impl Target for MemTarget {
 
     fn read_registers(&mut self) -> Result<Registers, TargetError> {
         self.check("read registers")?;
-        Ok(self.registers.clone())
+        Ok(self.registers[self.selected as usize].clone())
     }
 
     fn set_breakpoint(&mut self, addr: u64) -> Result<BreakpointKind, TargetError> {
@@ -209,12 +243,35 @@ impl Target for MemTarget {
             .ok_or(TargetError::NoBreakpoint { addr })
     }
 
-    /// Advances pc by 4 and reports [`StopReason::Trap`].
+    /// Advances the selected hart's pc by 4 and reports [`StopReason::Trap`] (on that hart).
     fn step(&mut self) -> Result<StopReason, TargetError> {
         self.check("single-step")?;
-        self.registers.set_pc(self.registers.pc().wrapping_add(4));
+        let r = &mut self.registers[self.selected as usize];
+        r.set_pc(r.pc().wrapping_add(4));
+        self.stopped = self.multi().then_some(self.selected);
         self.stats.steps += 1;
         Ok(StopReason::Trap)
+    }
+
+    fn stopped_hart(&self) -> Option<u32> {
+        self.stopped
+    }
+
+    fn harts(&mut self) -> Result<Vec<u32>, TargetError> {
+        Ok((0..self.registers.len() as u32).collect())
+    }
+
+    fn select_hart(&mut self, hart: u32) -> Result<(), TargetError> {
+        self.check("select a hart")?;
+        if hart as usize >= self.registers.len() {
+            return Err(TargetError::NoHart { hart });
+        }
+        self.selected = hart;
+        Ok(())
+    }
+
+    fn selected_hart(&self) -> Option<u32> {
+        self.multi().then_some(self.selected)
     }
 
     /// Reports a stop scheduled with [`MemTarget::hit`]; otherwise None (never sleeps).

@@ -164,6 +164,10 @@ pub struct App {
     /// The directory site files are relative to (`Source::source_root`); None: the current
     /// directory.
     pub source_root: Option<PathBuf>,
+    /// One more than the highest hart any snapshot's process table put a process on (0: none
+    /// yet, or the kernel records no harts). The table names no idle hart, so the header
+    /// lists harts `0..harts_seen`.
+    pub harts_seen: u32,
 }
 
 impl App {
@@ -199,6 +203,7 @@ impl App {
             debugger: DebugPane::default(),
             replay: None,
             source_root: None,
+            harts_seen: 0,
         }
     }
 
@@ -271,8 +276,27 @@ impl App {
         }
         push_bounded(&mut self.free_history, snap.header.free_pages, HISTORY_LEN);
 
+        if let Some(h) = snap.procs.iter().filter_map(|p| p.hart).max() {
+            self.harts_seen = self.harts_seen.max(h.saturating_add(1));
+        }
         self.latest = Some(snap);
         self.clamp_cursors();
+    }
+
+    /// Hart → the process it runs as `name(pid)` (None: idle), per the latest snapshot, for
+    /// harts `0..harts_seen` and every hart a debugger stop names; empty while no snapshot has
+    /// put a process on a hart (a kernel that records no harts shows none).
+    pub fn hart_processes(&self) -> Vec<(u32, Option<String>)> {
+        let Some(snap) = &self.latest else {
+            return Vec::new();
+        };
+        if self.harts_seen == 0 {
+            return Vec::new();
+        }
+        let stop_harts = self.debugger.stop().map_or(0, |s| s.harts.len() as u32);
+        (0..self.harts_seen.max(stop_harts))
+            .map(|h| (h, snap.on_hart(h).map(|p| p.label())))
+            .collect()
     }
 
     /// True when the data is generated (`tui --demo`), not read from a kernel.

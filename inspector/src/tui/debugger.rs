@@ -69,6 +69,7 @@ impl DebugPane {
             Key::Char('i') => DebugCommand::StepInstruction,
             Key::Char('x') => DebugCommand::Interrupt,
             Key::Char('b') => DebugCommand::ToggleBreakpoint(DEFAULT_BREAK.into()),
+            Key::Char('h') => DebugCommand::NextHart,
             _ => return None,
         })
     }

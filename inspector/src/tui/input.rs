@@ -81,4 +81,8 @@ pub const KEYMAP: &[(&str, &str)] = &[
     ("[ / ]", "replay: slower / faster"),
     ("g, r, G", "replay: jump to a time, rewind, to the end"),
     ("s n f i", "debugger: step, next, finish, stepi"),
+    (
+        "h",
+        "debugger: show the next hart (registers, backtrace; steps step it)",
+    ),
 ];

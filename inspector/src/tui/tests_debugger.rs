@@ -96,6 +96,10 @@ fn stop() -> StopView {
             pids_new: vec![7],
             pids_gone: vec![],
         }),
+        hart: Some(1),
+        stopped_hart: Some(1),
+        harts: vec![0, 1],
+        process: Some("churn(7)".into()),
     }
 }
 
@@ -301,4 +305,41 @@ fn the_breakpoint_prompt_also_enables_disables_and_deletes_by_number() {
             DebugCommand::ToggleBreakpoint(text.into())
         );
     }
+}
+
+#[test]
+fn h_shows_the_next_hart_and_the_view_names_the_hart_and_its_process() {
+    let mut app = App::new(Duration::from_millis(250));
+    app.apply_debug_report(Ok(report(DebugState::Stopped(Box::new(stop())))));
+    assert_eq!(
+        app.handle_key(Key::Char('h')),
+        Action::Debug(DebugCommand::NextHart)
+    );
+    let (lines, _) = render(&mut app, 160, 44);
+    let text = lines.join("\n");
+    assert!(text.contains("hart 1/2 churn(7) · "), "{text}");
+    assert!(text.contains("h next hart"), "{text}");
+    // Switched to hart 0, idle in its scheduler: the view says so, and where the stop was.
+    let mut other = stop();
+    other.hart = Some(0);
+    other.process = None;
+    app.apply_debug_report(Ok(report(DebugState::Stopped(Box::new(other)))));
+    let (lines, _) = render(&mut app, 160, 44);
+    let text = lines.join("\n");
+    assert!(
+        text.contains("hart 0/2 idle (stopped on hart 1) · "),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_next_hart_wraps_and_one_hart_has_none() {
+    let mut v = stop();
+    assert_eq!(v.next_hart(), Some(0));
+    v.hart = Some(0);
+    assert_eq!(v.next_hart(), Some(1));
+    v.hart = None;
+    assert_eq!(v.next_hart(), Some(0), "unknown: the first");
+    v.harts = vec![0];
+    assert_eq!(v.next_hart(), None);
 }

@@ -529,3 +529,34 @@ fn allocations_show_their_site_and_leaks_group_by_site() {
     plain.handle_key(Key::Char('2'));
     assert!(!has(&render(&mut plain, 120, 24), "SITE"));
 }
+
+#[test]
+fn header_names_the_process_on_each_hart() {
+    use crate::model::tests::process;
+    let mut a = App::new(Duration::from_millis(500));
+    // A kernel that records no harts: no hart list.
+    a.apply_snapshot(rich(), Instant::now());
+    assert!(a.hart_processes().is_empty());
+    assert!(!has(&render(&mut a, 160, 24), "hart0"));
+    // pid 7 runs on hart 1, hart 0 is idle.
+    let mut s = rich();
+    let mut churn = process(7, "churn", "running");
+    churn.hart = Some(1);
+    s.procs.retain(|p| p.pid != 7);
+    s.procs.push(churn);
+    a.apply_snapshot(s, Instant::now());
+    assert_eq!(
+        a.hart_processes(),
+        [(0, None), (1, Some("churn(7)".to_string()))]
+    );
+    let l = render(&mut a, 160, 24);
+    assert_has(&l, "hart0: idle hart1: churn(7)");
+    // Once seen, a hart stays listed: idle when the table puts nobody on it.
+    let mut s = rich();
+    let mut sh = process(1, "sh", "running");
+    sh.hart = Some(0);
+    s.procs.retain(|p| p.pid != 1);
+    s.procs.push(sh);
+    a.apply_snapshot(s, Instant::now());
+    assert_has(&render(&mut a, 160, 24), "hart0: sh(1) hart1: idle");
+}

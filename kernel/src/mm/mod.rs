@@ -153,3 +153,8 @@ pub fn release(pa: u64, npages: u64) {
 pub fn page_counts() -> (u64, u64) {
     with_pages(|a| (a.total_pages(), a.free_pages()))
 }
+
+/// The cost counters of the page bitmap's lock (`SYS_LOCKSTAT`).
+pub fn lock_report() -> crate::sysabi::LockStat {
+    PAGES.report()
+}

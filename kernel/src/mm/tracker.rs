@@ -225,3 +225,8 @@ impl core::fmt::Display for PidName {
         write!(f, "pid {}{}", self.0, self.1)
     }
 }
+
+/// The cost counters of the tracker's lock (`SYS_LOCKSTAT`).
+pub fn lock_report() -> crate::sysabi::LockStat {
+    TRACKER_LOCK.report()
+}

@@ -346,3 +346,14 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     println!("[pid {}] panic: {}", getpid(), info);
     exit(101)
 }
+
+/// The kernel's spin locks' counters (`SYS_LOCKSTAT`) into `out`; returns how many.
+pub fn lockstat(out: &mut [LockStat]) -> Result<usize, isize> {
+    check(syscall(
+        SYS_LOCKSTAT,
+        out.as_mut_ptr() as usize,
+        out.len(),
+        0,
+        0,
+    ))
+}

@@ -21,6 +21,7 @@ pub const SYS_TIME: usize = 14; // () -> nanoseconds since the Unix epoch (RTC)
 pub const SYS_UPTIME: usize = 15; // () -> milliseconds since boot
 pub const SYS_LIST: usize = 16; // (buf, len) -> bytes written: program names, one per line
 pub const SYS_DUMP_ALLOCS: usize = 17; // () -> 0, prints the kernel's allocation table
+pub const SYS_LOCKSTAT: usize = 18; // (buf of LockStat, max records) -> records written
 
 pub const EINVAL: isize = -1; // bad argument
 pub const EFAULT: isize = -2; // bad user pointer
@@ -153,4 +154,25 @@ impl MemStat {
 pub fn name_str(name: &[u8; PROC_NAME_LEN]) -> &str {
     let n = name.iter().position(|&b| b == 0).unwrap_or(PROC_NAME_LEN);
     core::str::from_utf8(&name[..n]).unwrap_or("?")
+}
+
+/// Longest kernel lock name in a [`LockStat`] (NUL-padded).
+pub const LOCK_NAME_LEN: usize = 16;
+/// Most locks `SYS_LOCKSTAT` reports.
+pub const MAX_LOCKS: usize = 8;
+
+/// One kernel spin lock's cost counters since boot, as `SYS_LOCKSTAT` reports them (all harts
+/// together; never reset: a caller measures a span by the difference of two reports).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct LockStat {
+    pub name: [u8; LOCK_NAME_LEN],
+    /// Acquisitions.
+    pub acquired: u64,
+    /// Acquisitions that found the lock held and waited.
+    pub contended: u64,
+    /// Iterations of the wait loops.
+    pub spins: u64,
+    /// Time the waiting acquirers spent waiting, in microseconds (of the `time` CSR).
+    pub wait_us: u64,
 }

@@ -15,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 const KEYS: &str =
-    "c continue · s step · n next · f finish · i stepi · x interrupt · b break track_alloc · B break at…";
+    "c continue · s step · n next · f finish · i stepi · x interrupt · b break track_alloc · B break at… · h next hart";
 /// The keys while an allocation's site is shown (`c`…`B` still apply and close it).
 const SITE_KEYS: &str = "u other site · Esc back · c s n f i x b B as in the debugger";
 
@@ -191,6 +191,7 @@ fn draw_source(f: &mut Frame, area: Rect, stop: &StopView) {
         ),
         None => format!(" pc {:#x} (no line information) ", stop.pc),
     };
+    let title = format!("{}{}", hart_title(stop), title);
     let lines: Vec<Line> = if stop.source.is_empty() {
         vec![Line::from(Span::styled(
             "(source file not found on this machine)",
@@ -200,6 +201,25 @@ fn draw_source(f: &mut Frame, area: Rect, stop: &StopView) {
         source_text(&stop.source, area.height)
     };
     f.render_widget(Paragraph::new(lines).block(body_block(title)), area);
+}
+
+/// ` hart 1/2 churn(7) ·` (the hart shown, how many there are, the process it runs; `idle`
+/// when it runs none), `(stopped on hart 0)` when the user switched away from the hart that
+/// stopped; empty when the target names no hart.
+pub fn hart_title(stop: &StopView) -> String {
+    let Some(h) = stop.hart else {
+        return String::new();
+    };
+    let of = match stop.harts.len() {
+        n if n > 1 => format!("/{n}"),
+        _ => String::new(),
+    };
+    let on = stop.process.as_deref().unwrap_or("idle");
+    let stopped = match stop.stopped_hart {
+        Some(s) if s != h => format!(" (stopped on hart {s})"),
+        _ => String::new(),
+    };
+    format!(" hart {h}{of} {on}{stopped} ·")
 }
 
 fn draw_args(f: &mut Frame, area: Rect, stop: &StopView) {

@@ -1,4 +1,6 @@
-//! The header line: connection state (or that the data is a demo), guest state, refresh interval, last pause, running share.
+//! The header line: connection state (or that the data is a demo), guest state, hart → the
+//! process it runs (`hart0: sh(1) hart1: idle`, when the kernel records harts), refresh
+//! interval, last pause, running share.
 
 use super::truncate_start;
 use crate::model::ReadPath;
@@ -84,6 +86,15 @@ pub fn draw_header(f: &mut Frame, area: Rect, app: &App) {
             (_, false) => Span::raw("guest ?"),
         }
     });
+    let harts = app.hart_processes();
+    if !harts.is_empty() {
+        spans.push(sep());
+        let text: Vec<String> = harts
+            .iter()
+            .map(|(h, p)| format!("hart{h}: {}", p.as_deref().unwrap_or("idle")))
+            .collect();
+        spans.push(Span::raw(text.join(" ")));
+    }
     if let Some(line) = app.gdb.as_deref().filter(|_| gdb_holds.is_none()) {
         spans.push(sep());
         spans.push(Span::styled(line.to_string(), Style::new().fg(Color::Cyan)));
