@@ -226,6 +226,12 @@ impl RspClient {
         self.console.dropped()
     }
 
+    /// True if bytes from the stub wait here, undecoded or a reply not yet taken: a stop reply
+    /// may have arrived although the socket has nothing more to read.
+    pub fn input_buffered(&self) -> bool {
+        self.rx_pending || !self.decoder.is_empty()
+    }
+
     /// Bytes skipped as garbage between packets so far.
     pub fn garbage_bytes(&self) -> u64 {
         self.decoder.garbage()
@@ -671,6 +677,14 @@ impl RspClient {
             }
             Err(e) => Err(self.io_error(e)),
         }
+    }
+}
+
+/// The socket, to wait for it with poll(2) ([`RspClient::input_buffered`] first); reading from
+/// it directly would take bytes from under the client.
+impl std::os::fd::AsFd for RspClient {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 

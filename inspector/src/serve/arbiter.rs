@@ -11,27 +11,43 @@
 //!   of the sampler's breakpoints. A breakpoint both set is seen by both. A stop nobody owns is
 //!   resumed. So the client never receives a stop it did not cause, and the reverse;
 //! - while the client holds the guest, the sampler reads the held state and never resumes it;
-//!   the sampler cannot step it ([`TargetError::HeldElsewhere`]);
+//!   the sampler cannot step it ([`TargetError::HeldElsewhere`]). A client's continue or step
+//!   meanwhile waits for the sampler's read to end ([`Target::release`], or its next halt or
+//!   resume), so no snapshot is torn by the guest moving under it;
 //! - when the client goes (detach, disconnect, death), its breakpoints and watchpoints are
 //!   removed and the guest resumes unless the sampler holds it;
 //! - one client at a time: [`Arbiter::attach_client`] refuses a second;
 //! - memory addresses are physical for the sampler (when the stub can) and virtual for the
 //!   client, as the client would see them talking to QEMU directly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::{Deref, DerefMut};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::guest::{Guest, WatchKind};
 use super::sampler::SamplerTarget;
+use super::wake::Waker;
 use crate::riscv::Registers;
+#[cfg(doc)]
+use crate::target::Target;
 use crate::target::{StopReason, TargetError};
 
 /// How the arbiter (re)connects to the guest.
 pub type Connect<G> = Box<dyn FnMut() -> Result<G, TargetError> + Send>;
 
-/// How long one look for a stop of the running guest holds the connection.
+/// How often a waiter looks at a guest whose connection has no descriptor to poll (tests).
 pub const STOP_POLL: Duration = Duration::from_millis(1);
+
+/// How long taking a stop whose bytes are arriving may hold the connection (a stop reply is
+/// short: it has all arrived long before).
+pub(super) const STOP_READ: Duration = Duration::from_millis(50);
+
+/// The longest a waiter sleeps without looking again: a safety net only, since every change
+/// it waits for wakes it (the guest's connection becomes readable, or the other side's
+/// [`Locked`] wakes it).
+pub const IDLE_LOOK: Duration = Duration::from_millis(200);
 
 /// Who the gdb client is, in error messages.
 pub(super) const CLIENT: &str = "the gdb attached through the inspector";
@@ -71,7 +87,9 @@ pub(super) struct Client {
     run: Run,
     /// A stop of the client's not yet told to gdb (the client holds the guest meanwhile).
     pending: Option<ClientStop>,
-    breakpoints: BTreeSet<u64>,
+    /// The client's breakpoints and their instruction lengths as gdb gave them (None: look it
+    /// up when installing).
+    breakpoints: BTreeMap<u64, Option<u32>>,
     watchpoints: BTreeSet<(WatchKind, u64, u64)>,
 }
 
@@ -80,6 +98,24 @@ impl Client {
         self.run = Run::Held;
         self.pending = Some(why);
     }
+
+    /// True while the client's thread may be waiting for a stop (or has one to collect).
+    fn waits(&self) -> bool {
+        self.run != Run::Held || self.pending.is_some()
+    }
+}
+
+/// What the client's thread does next, from [`Arbiter::client_next`].
+#[derive(Debug)]
+pub enum ClientNext {
+    /// Tell gdb about this stop.
+    Stop(ClientStop),
+    /// No stop yet: wait (for gdb's bytes, [`Arbiter::client_waker`] and, if given, `guest`
+    /// becoming readable) at most `timeout`, then ask again.
+    Wait {
+        guest: Option<Arc<OwnedFd>>,
+        timeout: Duration,
+    },
 }
 
 pub(super) struct State<G: Guest> {
@@ -87,6 +123,9 @@ pub(super) struct State<G: Guest> {
     pub(super) connect: Connect<G>,
     /// The sampler halted the guest and has not resumed it.
     pub(super) sampler_hold: bool,
+    /// Sampler reads in progress on a guest the client held when they began (each keeps the
+    /// guest halted until it ends, whatever the client asks meanwhile).
+    pub(super) sampler_reading: usize,
     /// A stop at a sampler breakpoint, found by someone else, that the sampler has not seen.
     pub(super) sampler_pending: Option<StopReason>,
     pub(super) sampler_breakpoints: BTreeSet<u64>,
@@ -103,11 +142,78 @@ pub(super) struct State<G: Guest> {
     /// The halted guest's registers, read once per stop (gdb asks after every step; so do
     /// the arbiter's own decisions). Cleared whenever the guest may have moved.
     pub(super) regs: Option<Registers>,
+    /// A duplicate of the connection's descriptor, for waiters to poll outside the lock (None
+    /// without a connection, or for a connection without one).
+    pub(super) guest_fd: Option<Arc<OwnedFd>>,
+    /// Sampler threads waiting for a stop outside the lock (to be woken by client changes).
+    pub(super) sampler_waiting: usize,
+    /// Connections made so far (a new one is a change waiters must see).
+    pub(super) connects: u64,
+}
+
+/// What waiters wait for, at a glance: when it differs after a lock is released, the other
+/// side is woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    connects: u64,
+    halted: Option<bool>,
+    client: Option<(Run, bool)>,
+    sampler: (bool, bool, bool),
+}
+
+/// Who holds the lock: the other side is woken when it is released (see [`Locked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Party {
+    Client,
+    Sampler,
+    /// The arbiter's owner (shutdown, tests): both sides are woken.
+    Owner,
+}
+
+/// The arbiter's state, locked by one side. On release the other side is woken if it waits
+/// and something it waits for changed (a stop found for it, the guest resumed or halted, a
+/// new connection). Waiters re-check, so a needless wake costs one look.
+pub(super) struct Locked<'a, G: Guest> {
+    state: MutexGuard<'a, State<G>>,
+    arbiter: &'a Arbiter<G>,
+    by: Party,
+    before: Seen,
+}
+
+impl<G: Guest> Deref for Locked<'_, G> {
+    type Target = State<G>;
+    fn deref(&self) -> &State<G> {
+        &self.state
+    }
+}
+
+impl<G: Guest> DerefMut for Locked<'_, G> {
+    fn deref_mut(&mut self) -> &mut State<G> {
+        &mut self.state
+    }
+}
+
+impl<G: Guest> Drop for Locked<'_, G> {
+    fn drop(&mut self) {
+        if self.state.seen() == self.before {
+            return;
+        }
+        if self.by != Party::Client && self.state.client.as_ref().is_some_and(Client::waits) {
+            self.arbiter.client_wake.wake();
+        }
+        if self.by != Party::Sampler && self.state.sampler_waiting > 0 {
+            self.arbiter.sampler_wake.wake();
+        }
+    }
 }
 
 /// See the module doc.
 pub struct Arbiter<G: Guest> {
     state: Mutex<State<G>>,
+    /// Wakes the client's thread out of its wait for a stop.
+    client_wake: Waker,
+    /// Wakes a sampler thread out of its wait for a stop.
+    pub(super) sampler_wake: Waker,
 }
 
 impl<G: Guest> Arbiter<G> {
@@ -119,6 +225,7 @@ impl<G: Guest> Arbiter<G> {
                 guest: None,
                 connect,
                 sampler_hold: false,
+                sampler_reading: 0,
                 sampler_pending: None,
                 sampler_breakpoints: BTreeSet::new(),
                 sampler_physical: false,
@@ -127,12 +234,34 @@ impl<G: Guest> Arbiter<G> {
                 installed: BTreeSet::new(),
                 trapped_at: None,
                 regs: None,
+                guest_fd: None,
+                sampler_waiting: 0,
+                connects: 0,
             }),
+            client_wake: Waker::new(),
+            sampler_wake: Waker::new(),
         })
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, State<G>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state, locked by the client's side (or the arbiter's owner).
+    pub(super) fn lock(&self) -> Locked<'_, G> {
+        self.lock_by(Party::Client)
+    }
+
+    pub(super) fn lock_by(&self, by: Party) -> Locked<'_, G> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let before = state.seen();
+        Locked {
+            state,
+            arbiter: self,
+            by,
+            before,
+        }
+    }
+
+    /// What wakes the client's thread out of [`ClientNext::Wait`].
+    pub fn client_waker(&self) -> &Waker {
+        &self.client_wake
     }
 
     /// A [`Target`] for the sampler over the shared connection (connecting now if needed).
@@ -154,7 +283,7 @@ impl<G: Guest> Arbiter<G> {
         s.client = Some(Client {
             run: Run::Held,
             pending: None,
-            breakpoints: BTreeSet::new(),
+            breakpoints: BTreeMap::new(),
             watchpoints: BTreeSet::new(),
         });
         s.halt_guest()?;
@@ -178,7 +307,7 @@ impl<G: Guest> Arbiter<G> {
         for (kind, addr, len) in client.watchpoints {
             let _ = g.remove_watchpoint(kind, addr, len);
         }
-        for addr in client.breakpoints {
+        for addr in client.breakpoints.into_keys() {
             let _ = s.sync_breakpoint(addr);
         }
         let _ = s.settle();
@@ -213,22 +342,34 @@ impl<G: Guest> Arbiter<G> {
         s.settle()
     }
 
-    /// The client's stop, if one happened; looks at the running guest for up to
-    /// [`STOP_POLL`]. Stops that are not the client's are dealt with, never returned.
+    /// The client's stop, if one happened; takes a stop of the running guest that has arrived,
+    /// never waits for one. Stops that are not the client's are dealt with, never returned.
     pub fn client_poll(&self) -> Result<Option<ClientStop>, TargetError> {
+        Ok(match self.client_next()? {
+            ClientNext::Stop(stop) => Some(stop),
+            ClientNext::Wait { .. } => None,
+        })
+    }
+
+    /// [`Arbiter::client_poll`], and when there is no stop, what to wait on for one.
+    pub fn client_next(&self) -> Result<ClientNext, TargetError> {
         let mut s = self.lock();
         if let Some(stop) = s.client_mut()?.pending.take() {
-            return Ok(Some(stop));
+            return Ok(ClientNext::Stop(stop));
         }
         let waits = s.client_mut()?.run == Run::Continue;
         let g = s.guest()?;
-        if waits && !g.is_halted() {
-            if let Some(reason) = g.wait_for_stop(STOP_POLL)? {
+        let running = waits && !g.is_halted();
+        if running && g.stop_ready() {
+            if let Some(reason) = g.wait_for_stop(STOP_READ)? {
                 s.classify(reason)?;
                 s.settle()?;
             }
         }
-        Ok(s.client_mut()?.pending.take())
+        if let Some(stop) = s.client_mut()?.pending.take() {
+            return Ok(ClientNext::Stop(stop));
+        }
+        Ok(s.wait_on(running))
     }
 
     /// The client interrupts (Ctrl-C): it holds the guest from now on. Returns the stop to
@@ -288,11 +429,11 @@ impl<G: Guest> Arbiter<G> {
         })
     }
 
-    /// Adds a client breakpoint (a no-op if it has one there); shared with the sampler's at
-    /// the same address.
-    pub fn client_add_breakpoint(&self, addr: u64) -> Result<(), TargetError> {
+    /// Adds a client breakpoint (a no-op if it has one there) on an instruction of `len` bytes
+    /// (None: looked up); shared with the sampler's at the same address.
+    pub fn client_add_breakpoint(&self, addr: u64, len: Option<u32>) -> Result<(), TargetError> {
         self.client_op("set a breakpoint", |s| {
-            if !s.client_mut()?.breakpoints.insert(addr) {
+            if s.client_mut()?.breakpoints.insert(addr, len).is_some() {
                 return Ok(());
             }
             s.sync_breakpoint(addr).inspect_err(|_| {
@@ -307,7 +448,7 @@ impl<G: Guest> Arbiter<G> {
     /// address stays.
     pub fn client_remove_breakpoint(&self, addr: u64) -> Result<bool, TargetError> {
         self.client_op("remove a breakpoint", |s| {
-            if !s.client_mut()?.breakpoints.remove(&addr) {
+            if s.client_mut()?.breakpoints.remove(&addr).is_none() {
                 return Ok(false);
             }
             s.sync_breakpoint(addr)?;
@@ -356,7 +497,7 @@ impl<G: Guest> Arbiter<G> {
     /// sampler's breakpoints removed, the guest running). Idempotent.
     pub fn shutdown(&self) {
         self.detach_client();
-        let mut s = self.lock();
+        let mut s = self.lock_by(Party::Owner);
         if let Some(mut g) = s.guest.take() {
             let _ = g.detach();
         }
@@ -365,7 +506,7 @@ impl<G: Guest> Arbiter<G> {
 
     /// Runs `f` on the connection (tests: make the guest hit a breakpoint, look at it).
     pub fn with_guest<R>(&self, f: impl FnOnce(&mut G) -> R) -> Option<R> {
-        self.lock().guest.as_mut().map(f)
+        self.lock_by(Party::Owner).guest.as_mut().map(f)
     }
 }
 
@@ -379,7 +520,12 @@ impl<G: Guest> State<G> {
         if self.guest.is_none() {
             let g = (self.connect)()?;
             self.sampler_physical = g.physical();
+            self.guest_fd = g
+                .wait_fd()
+                .and_then(|fd| fd.try_clone_to_owned().ok())
+                .map(Arc::new);
             self.guest = Some(g);
+            self.connects += 1;
         }
         Ok(self.guest.as_mut().expect("connected above"))
     }
@@ -387,7 +533,9 @@ impl<G: Guest> State<G> {
     /// The connection's state is gone with it (breakpoints, holds).
     pub(super) fn forget_guest(&mut self) {
         self.regs = None;
+        self.guest_fd = None;
         self.sampler_hold = false;
+        self.sampler_reading = 0;
         self.sampler_pending = None;
         self.sampler_breakpoints.clear();
         self.installed.clear();
@@ -398,12 +546,37 @@ impl<G: Guest> State<G> {
         }
     }
 
+    fn seen(&self) -> Seen {
+        Seen {
+            connects: self.connects,
+            halted: self.guest.as_ref().map(|g| g.is_halted()),
+            client: self.client.as_ref().map(|c| (c.run, c.pending.is_some())),
+            sampler: (
+                self.sampler_hold,
+                self.sampler_pending.is_some(),
+                self.sampler_reading > 0,
+            ),
+        }
+    }
+
     fn client_mut(&mut self) -> Result<&mut Client, TargetError> {
         self.client.as_mut().ok_or(TargetError::Detached)
     }
 
     pub(super) fn client_holds(&self) -> bool {
         self.client.as_ref().is_some_and(|c| c.run == Run::Held)
+    }
+
+    /// What a waiter polls for the next stop: the connection's descriptor while the guest runs
+    /// (`running`), else nothing but wakes; a connection without a descriptor on a timer.
+    pub(super) fn wait_on(&self, running: bool) -> ClientNext {
+        let guest = self.guest_fd.clone().filter(|_| running);
+        let timeout = if running && guest.is_none() {
+            STOP_POLL
+        } else {
+            IDLE_LOOK
+        };
+        ClientNext::Wait { guest, timeout }
     }
 
     /// Halts the guest if it runs, and judges the stop ([`State::classify`]).
@@ -432,7 +605,7 @@ impl<G: Guest> State<G> {
                     self.trapped_at = Some(pc);
                 }
                 if let Some(c) = client {
-                    if c.breakpoints.contains(&pc) {
+                    if c.breakpoints.contains_key(&pc) {
                         c.stop(ClientStop::Breakpoint);
                     } else if let (false, Some(addr)) = (at_breakpoint, watch) {
                         let kind = c
@@ -462,15 +635,21 @@ impl<G: Guest> State<G> {
     /// Installs or removes the breakpoint at `addr` so that it is in the guest exactly when the
     /// sampler or the client wants it. Must be halted.
     pub(super) fn sync_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
-        let wanted = self.sampler_breakpoints.contains(&addr)
-            || self
-                .client
-                .as_ref()
-                .is_some_and(|c| c.breakpoints.contains(&addr));
+        let client = self
+            .client
+            .as_ref()
+            .and_then(|c| c.breakpoints.get(&addr).copied());
+        let wanted = self.sampler_breakpoints.contains(&addr) || client.is_some();
         let installed = self.installed.contains(&addr);
         if wanted && !installed {
-            self.memory_mode(self.sampler_physical)?;
-            self.guest()?.set_breakpoint(addr)?;
+            // gdb's length spares a read (and the memory mode switch for it): breakpoints are
+            // at virtual pcs whatever the mode.
+            if let Some(Some(len)) = client {
+                self.guest()?.set_breakpoint_len(addr, len)?;
+            } else {
+                self.memory_mode(self.sampler_physical)?;
+                self.guest()?.set_breakpoint(addr)?;
+            }
             self.installed.insert(addr);
         } else if !wanted && installed {
             self.installed.remove(&addr);
@@ -510,7 +689,11 @@ impl<G: Guest> State<G> {
     /// Lets the guest go on when nobody holds it: carries out a client's step, or resumes
     /// (stepping over the breakpoint it stopped at first).
     pub(super) fn settle(&mut self) -> Result<(), TargetError> {
-        if self.guest.is_none() || self.sampler_hold || self.sampler_pending.is_some() {
+        if self.guest.is_none()
+            || self.sampler_hold
+            || self.sampler_reading > 0
+            || self.sampler_pending.is_some()
+        {
             return Ok(());
         }
         let run = self.client.as_ref().map(|c| c.run);

@@ -3,11 +3,12 @@
 //! one client) with the sampler. `tui --serve ADDR` and `watch --serve ADDR` start it; gdb,
 //! gdb-dashboard or an IDE attach with `target remote ADDR`.
 //!
-//! Files: `arbiter` (the shared connection: whose breakpoint, whose stop, who holds the guest;
+//! Files: `arbiter` (the shared connection: whose breakpoint, whose stop, who holds the guest),
 //! `sampler` (the sampler's
 //! [`SamplerTarget`] under those rules), `gdb_target` (the client's gdbstub `Target`, the event
 //! loop, the buffered connection), `listener` (accepting clients, one at a time), `guest` (what
-//! the server needs of the connection beyond the `Target` trait).
+//! the server needs of the connection beyond the `Target` trait), `wake` (waiting on several
+//! descriptors at once, and waking a waiting thread).
 //!
 //! Contract: dropping a [`Serve`] closes the client's connection (its breakpoints removed) and
 //! detaches from the guest, which runs on.
@@ -17,16 +18,18 @@ mod gdb_target;
 mod guest;
 mod listener;
 mod sampler;
+mod wake;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use arbiter::{Arbiter, Busy, ClientStop, Connect, STOP_POLL};
+pub use arbiter::{Arbiter, Busy, ClientNext, ClientStop, Connect, IDLE_LOOK, STOP_POLL};
 pub use gdb_target::{stop_reason, BufConn, ClientTarget, EventLoop};
 pub use guest::{Guest, WatchKind};
 pub use listener::{ClientLog, Listener, PACKET_SIZE};
 pub use sampler::SamplerTarget;
+pub use wake::Waker;
 
 use crate::dwarf::DebugInfo;
 use crate::source::session::Connector;
