@@ -21,12 +21,13 @@
 //!   client, as the client would see them talking to QEMU directly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::guest::{Guest, WatchKind};
+pub(super) use super::locked::{Locked, Party};
+use super::memcache::MemCache;
 use super::sampler::SamplerTarget;
 use super::wake::Waker;
 use crate::riscv::Registers;
@@ -84,9 +85,9 @@ pub(super) enum Run {
 
 #[derive(Debug)]
 pub(super) struct Client {
-    run: Run,
+    pub(super) run: Run,
     /// A stop of the client's not yet told to gdb (the client holds the guest meanwhile).
-    pending: Option<ClientStop>,
+    pub(super) pending: Option<ClientStop>,
     /// The client's breakpoints and their instruction lengths as gdb gave them (None: look it
     /// up when installing).
     breakpoints: BTreeMap<u64, Option<u32>>,
@@ -100,7 +101,7 @@ impl Client {
     }
 
     /// True while the client's thread may be waiting for a stop (or has one to collect).
-    fn waits(&self) -> bool {
+    pub(super) fn waits(&self) -> bool {
         self.run != Run::Held || self.pending.is_some()
     }
 }
@@ -142,6 +143,9 @@ pub(super) struct State<G: Guest> {
     /// The halted guest's registers, read once per stop (gdb asks after every step; so do
     /// the arbiter's own decisions). Cleared whenever the guest may have moved.
     pub(super) regs: Option<Registers>,
+    /// The client's memory reads of this stop (see `memcache`); cleared with `regs`, and
+    /// whenever memory may have changed.
+    pub(super) client_reads: MemCache,
     /// A duplicate of the connection's descriptor, for waiters to poll outside the lock (None
     /// without a connection, or for a connection without one).
     pub(super) guest_fd: Option<Arc<OwnedFd>>,
@@ -151,67 +155,11 @@ pub(super) struct State<G: Guest> {
     pub(super) connects: u64,
 }
 
-/// What waiters wait for, at a glance: when it differs after a lock is released, the other
-/// side is woken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Seen {
-    connects: u64,
-    halted: Option<bool>,
-    client: Option<(Run, bool)>,
-    sampler: (bool, bool, bool),
-}
-
-/// Who holds the lock: the other side is woken when it is released (see [`Locked`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Party {
-    Client,
-    Sampler,
-    /// The arbiter's owner (shutdown, tests): both sides are woken.
-    Owner,
-}
-
-/// The arbiter's state, locked by one side. On release the other side is woken if it waits
-/// and something it waits for changed (a stop found for it, the guest resumed or halted, a
-/// new connection). Waiters re-check, so a needless wake costs one look.
-pub(super) struct Locked<'a, G: Guest> {
-    state: MutexGuard<'a, State<G>>,
-    arbiter: &'a Arbiter<G>,
-    by: Party,
-    before: Seen,
-}
-
-impl<G: Guest> Deref for Locked<'_, G> {
-    type Target = State<G>;
-    fn deref(&self) -> &State<G> {
-        &self.state
-    }
-}
-
-impl<G: Guest> DerefMut for Locked<'_, G> {
-    fn deref_mut(&mut self) -> &mut State<G> {
-        &mut self.state
-    }
-}
-
-impl<G: Guest> Drop for Locked<'_, G> {
-    fn drop(&mut self) {
-        if self.state.seen() == self.before {
-            return;
-        }
-        if self.by != Party::Client && self.state.client.as_ref().is_some_and(Client::waits) {
-            self.arbiter.client_wake.wake();
-        }
-        if self.by != Party::Sampler && self.state.sampler_waiting > 0 {
-            self.arbiter.sampler_wake.wake();
-        }
-    }
-}
-
 /// See the module doc.
 pub struct Arbiter<G: Guest> {
-    state: Mutex<State<G>>,
+    pub(super) state: Mutex<State<G>>,
     /// Wakes the client's thread out of its wait for a stop.
-    client_wake: Waker,
+    pub(super) client_wake: Waker,
     /// Wakes a sampler thread out of its wait for a stop.
     pub(super) sampler_wake: Waker,
 }
@@ -234,6 +182,7 @@ impl<G: Guest> Arbiter<G> {
                 installed: BTreeSet::new(),
                 trapped_at: None,
                 regs: None,
+                client_reads: MemCache::default(),
                 guest_fd: None,
                 sampler_waiting: 0,
                 connects: 0,
@@ -248,15 +197,11 @@ impl<G: Guest> Arbiter<G> {
         self.lock_by(Party::Client)
     }
 
-    pub(super) fn lock_by(&self, by: Party) -> Locked<'_, G> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let before = state.seen();
-        Locked {
-            state,
-            arbiter: self,
-            by,
-            before,
-        }
+    /// Lets the client's reads within `ranges` (the kernel's load segments, virtual addresses:
+    /// RAM, never device registers) be answered from blocks read once per stop.
+    pub fn read_ahead_in(&self, ranges: Vec<std::ops::Range<u64>>) {
+        let mut s = self.lock();
+        s.client_reads = MemCache::new(ranges);
     }
 
     /// What wakes the client's thread out of [`ClientNext::Wait`].
@@ -410,7 +355,7 @@ impl<G: Guest> Arbiter<G> {
     pub fn client_write_register(&self, regnum: usize, value: u64) -> Result<(), TargetError> {
         self.client_op("write a register", |s| {
             s.trapped_at = None;
-            s.regs = None;
+            s.moved();
             s.guest()?.write_register(regnum, value)
         })
     }
@@ -418,13 +363,21 @@ impl<G: Guest> Arbiter<G> {
     pub fn client_read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
         self.client_op("read memory", |s| {
             s.memory_mode(false)?;
-            s.guest()?.read_memory(addr, buf)
+            s.guest()?;
+            let State {
+                guest,
+                client_reads,
+                ..
+            } = s;
+            let g = guest.as_mut().expect("connected above");
+            client_reads.read(addr, buf, |at, part| g.read_memory(at, part))
         })
     }
 
     pub fn client_write_memory(&self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
         self.client_op("write memory", |s| {
             s.memory_mode(false)?;
+            s.client_reads.clear();
             s.guest()?.write_memory(addr, data)
         })
     }
@@ -489,6 +442,7 @@ impl<G: Guest> Arbiter<G> {
     pub fn client_monitor(&self, command: &str) -> Result<String, TargetError> {
         self.client_op("run a monitor command", |s| {
             s.memory_mode(false)?;
+            s.client_reads.clear();
             s.guest()?.monitor(command)
         })
     }
@@ -532,7 +486,7 @@ impl<G: Guest> State<G> {
 
     /// The connection's state is gone with it (breakpoints, holds).
     pub(super) fn forget_guest(&mut self) {
-        self.regs = None;
+        self.moved();
         self.guest_fd = None;
         self.sampler_hold = false;
         self.sampler_reading = 0;
@@ -543,19 +497,6 @@ impl<G: Guest> State<G> {
         if let Some(c) = self.client.as_mut() {
             c.breakpoints.clear();
             c.watchpoints.clear();
-        }
-    }
-
-    fn seen(&self) -> Seen {
-        Seen {
-            connects: self.connects,
-            halted: self.guest.as_ref().map(|g| g.is_halted()),
-            client: self.client.as_ref().map(|c| (c.run, c.pending.is_some())),
-            sampler: (
-                self.sampler_hold,
-                self.sampler_pending.is_some(),
-                self.sampler_reading > 0,
-            ),
         }
     }
 
@@ -586,7 +527,7 @@ impl<G: Guest> State<G> {
             return Ok(());
         }
         let reason = g.halt()?;
-        self.regs = None;
+        self.moved();
         self.classify(reason)
     }
 
@@ -594,7 +535,7 @@ impl<G: Guest> State<G> {
     /// client's only while it waits for a stop); another signal goes to a waiting client.
     /// Interrupts are the interrupter's: the caller's business.
     pub(super) fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
-        self.regs = None;
+        self.moved();
         let pc = self.registers()?.pc();
         let watch = self.guest()?.last_watch();
         let at_breakpoint = self.installed.contains(&pc);
@@ -673,7 +614,7 @@ impl<G: Guest> State<G> {
         self.trapped_at = None;
         let pc = self.registers()?.pc();
         let at_breakpoint = self.installed.contains(&pc);
-        self.regs = None;
+        self.moved();
         let g = self.guest()?;
         if !at_breakpoint {
             return g.step();
@@ -714,8 +655,14 @@ impl<G: Guest> State<G> {
             self.step_guest()?;
         }
         self.trapped_at = None;
-        self.regs = None;
+        self.moved();
         self.guest()?.resume()
+    }
+
+    /// The guest may have moved (or changed): what was read of it is forgotten.
+    pub(super) fn moved(&mut self) {
+        self.regs = None;
+        self.client_reads.clear();
     }
 
     /// The halted guest's registers (cached until it moves).

@@ -17,6 +17,8 @@ mod arbiter;
 mod gdb_target;
 mod guest;
 mod listener;
+mod locked;
+mod memcache;
 mod sampler;
 mod wake;
 
@@ -55,6 +57,18 @@ impl Serve {
             listener,
             gdb: gdb.to_string(),
         })
+    }
+
+    /// Lets the client's memory reads within the ELF at `elf`'s load segments (the kernel
+    /// image: RAM) be answered from blocks read once per stop; without segments (an ELF that
+    /// cannot be read), every read goes to the guest.
+    pub fn read_ahead_in_kernel(&self, elf: &std::path::Path) {
+        let ranges = crate::dwarf::load_segments(elf)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.vaddr..s.vaddr.saturating_add(s.len))
+            .collect();
+        self.arbiter.read_ahead_in(ranges);
     }
 
     /// The address gdb attaches to.

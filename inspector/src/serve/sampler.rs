@@ -139,6 +139,7 @@ impl<G: Guest> Target for SamplerTarget<G> {
     fn write_memory(&mut self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
         let mut s = self.state()?;
         s.sampler_check("write memory")?;
+        s.client_reads.clear();
         let physical = s.sampler_physical;
         s.memory_mode(physical)?;
         s.guest()?.write_memory(addr, data)
@@ -186,6 +187,7 @@ impl<G: Guest> Target for SamplerTarget<G> {
     fn monitor(&mut self, command: &str) -> Result<String, TargetError> {
         let mut s = self.state()?;
         s.sampler_check("run a monitor command")?;
+        s.client_reads.clear();
         s.guest()?.monitor(command)
     }
 
