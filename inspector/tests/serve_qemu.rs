@@ -1,6 +1,7 @@
 //! Your gdb through the inspector (`--serve`), against the kernel in QEMU with a real
 //! `gdb-multiarch`: batch mode and gdb/MI (as IDEs drive it) while `watch` samples; gdb killed
-//! at its own breakpoint; a TUI-side breakpoint and a gdb breakpoint at the same time. Every
+//! at its own breakpoint (and the proof that its breakpoint left QEMU); a TUI-side breakpoint
+//! and a gdb breakpoint at the same time. Every
 //! test boots its own QEMU (killed by pid on drop) and bounds every wait.
 //!
 //! Run: `make test`, or after `make kernel`:
@@ -310,6 +311,8 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let mut mi = Mi::start();
     mi.expect("(gdb)");
     mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    // gdb takes its breakpoints out at every stop unless told to keep them in.
+    mi.command("-gdb-set breakpoint always-inserted on", "^done");
     mi.command("-break-insert track_alloc", "^done,bkpt=");
     mi.command("-exec-continue", "^running");
     mi.expect("*stopped");
@@ -321,7 +324,7 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let _ = mi.child.wait();
     // The guest runs on: the console answers and allocates (track_alloc runs), watch sees
     // events, and a fresh session attaches (the dead one's slot is free). That the dead
-    // client's breakpoint left QEMU is checked on the arbiter in the unit tests (serve::tests).
+    // client's breakpoint left QEMU itself is proved by the next test.
     q.send_line("leak 2");
     q.expect("allocated 2 pages", T);
     let seen = w.events();
@@ -329,6 +332,75 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let out = gdb_batch(&w.serve, &["info breakpoints", "detach"]);
     assert!(out.contains("No breakpoints"), "{out}");
     w.stop();
+}
+
+/// The proof in QEMU that a gdb killed at its breakpoint leaves none behind: after the kill,
+/// the kernel's own count of tracked allocations (`total_allocs`, one per `track_alloc` call)
+/// grows by 200 while the stub reports not one breakpoint stop. Had the breakpoint stayed in
+/// QEMU, every one of those calls would have stopped the guest (a `T05` the server counts).
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_killed_at_its_breakpoint_leaves_no_breakpoint_in_qemu() {
+    use inspector::debugger::live::DebugSource;
+    use inspector::serve::Serve;
+    use inspector::source::Source;
+
+    let mut q = Qemu::boot();
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = Serve::start("127.0.0.1:0", &stub).unwrap();
+    let mut views = DebugSource::new(kernel_elf(), stub.clone())
+        .unwrap()
+        .with_connector(serve.connector());
+    views.sample().unwrap();
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command(
+        &format!("-target-select remote {}", serve.addr()),
+        "^connected",
+    );
+    // gdb takes its breakpoints out at every stop unless told to keep them in: in, it dies
+    // with its breakpoint in the guest.
+    mi.command("-gdb-set breakpoint always-inserted on", "^done");
+    mi.command("-break-insert track_alloc", "^done,bkpt=");
+    mi.command("-exec-continue", "^running");
+    let stop = mi.expect("*stopped");
+    assert!(stop.contains("track_alloc"), "{stop}");
+    assert!(serve.guest_traps() >= 1, "gdb's stop was a breakpoint trap");
+    Command::new("kill")
+        .args(["-KILL", &mi.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = mi.child.wait();
+    let start = Instant::now();
+    while serve.log().attached.is_some() {
+        assert!(start.elapsed() < T, "the dead client's session never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let traps = serve.guest_traps();
+    let allocs = views.sample().unwrap().header.total_allocs;
+    let mut now = allocs;
+    let start = Instant::now();
+    while now < allocs + 200 {
+        assert!(
+            start.elapsed() < T,
+            "track_alloc ran {} times since the kill, not 200: is the guest stuck at the old \
+             breakpoint?",
+            now - allocs
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        now = views.sample().unwrap().header.total_allocs;
+    }
+    assert_eq!(
+        serve.guest_traps(),
+        traps,
+        "the guest stopped at a breakpoint while track_alloc ran {} times after the kill",
+        now - allocs
+    );
+    views.detach();
+    drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
 }
 
 #[test]

@@ -153,6 +153,8 @@ pub(super) struct State<G: Guest> {
     pub(super) sampler_waiting: usize,
     /// Connections made so far (a new one is a change waiters must see).
     pub(super) connects: u64,
+    /// Trap stops (breakpoints, watchpoints) the guest reported, whoever's they were.
+    pub(super) traps: u64,
 }
 
 /// See the module doc.
@@ -186,6 +188,7 @@ impl<G: Guest> Arbiter<G> {
                 guest_fd: None,
                 sampler_waiting: 0,
                 connects: 0,
+                traps: 0,
             }),
             client_wake: Waker::new(),
             sampler_wake: Waker::new(),
@@ -256,6 +259,13 @@ impl<G: Guest> Arbiter<G> {
             let _ = s.sync_breakpoint(addr);
         }
         let _ = s.settle();
+    }
+
+    /// Breakpoint and watchpoint stops the guest has reported since the arbiter began,
+    /// whoever's they were (single steps not counted): what the stub did, for tests and
+    /// diagnostics.
+    pub fn traps(&self) -> u64 {
+        self.lock().traps
     }
 
     /// True while a gdb client is attached.
@@ -542,6 +552,7 @@ impl<G: Guest> State<G> {
         let client = self.client.as_mut().filter(|c| c.run != Run::Held);
         match reason {
             StopReason::Trap => {
+                self.traps += 1;
                 if at_breakpoint {
                     self.trapped_at = Some(pc);
                 }

@@ -71,6 +71,12 @@ impl Serve {
         self.arbiter.read_ahead_in(ranges);
     }
 
+    /// Breakpoint and watchpoint stops the guest reported through this server's connection
+    /// so far, anyone's ([`Arbiter::traps`]).
+    pub fn guest_traps(&self) -> u64 {
+        self.arbiter.traps()
+    }
+
     /// The address gdb attaches to.
     pub fn addr(&self) -> &str {
         self.listener.addr()
