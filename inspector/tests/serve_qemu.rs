@@ -1,7 +1,7 @@
 //! Your gdb through the inspector (`--serve`), against the kernel in QEMU with a real
 //! `gdb-multiarch`: batch mode and gdb/MI (as IDEs drive it) while `watch` samples; gdb killed
 //! at its own breakpoint (and the proof that its breakpoint left QEMU); a TUI-side breakpoint
-//! and a gdb breakpoint at the same time. Every
+//! and a gdb breakpoint at the same time; the TUI (in tmux) saying where gdb holds the guest. Every
 //! test boots its own QEMU (killed by pid on drop) and bounds every wait.
 //!
 //! Run: `make test`, or after `make kernel`:
@@ -11,6 +11,7 @@ mod common;
 
 use common::cli::BIN;
 use common::qemu::{free_port, kernel_elf, Qemu};
+use common::tmux::Tui;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -503,6 +504,109 @@ fn a_tui_breakpoint_and_a_gdb_breakpoint_each_stop_only_their_own_debugger() {
         );
     }
     drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
+}
+
+/// The part of the TUI's header after `held by gdb at `, if it says so.
+fn held_by_gdb(screen: &str) -> Option<&str> {
+    let line = screen.lines().find(|l| l.contains("held by gdb at "))?;
+    let at = line.split("held by gdb at ").nth(1)?;
+    Some(at.split(" │").next().unwrap_or(at).trim())
+}
+
+/// `tui --serve` in tmux, a real gdb through it stopped at its breakpoint: the header says
+/// `held by gdb at FUNCTION FILE:LINE`, the views go on showing the tracker (read in place),
+/// and once gdb detaches the header says the guest runs again.
+#[test]
+#[ignore = "boots QEMU, runs gdb-multiarch and tmux: run with make test"]
+fn the_tui_says_where_gdb_holds_the_guest_and_its_views_go_on() {
+    let mut q = Qemu::boot();
+    let serve = format!("127.0.0.1:{}", free_port());
+    let tui = Tui::start_with(
+        "serve-held",
+        &format!(
+            "--interval 100ms --gdb 127.0.0.1:{} --serve {serve}",
+            q.gdb_port()
+        ),
+    );
+    tui.wait_for("connected, serving gdb", T, |s| {
+        s.contains("● connected") && s.contains(&format!("serving gdb on {serve}"))
+    });
+    keep_allocating(&mut q);
+    tui.wait_for("churn in the overview", T, |s| s.contains("churn"));
+
+    // gdb stops at track_alloc and stays there until the file `release` exists.
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let gdb = Command::new("gdb-multiarch")
+        .current_dir(root())
+        .args(["-batch", "-nx", "-iex", "set auto-load local-gdbinit off"])
+        .args(["-x", ".gdbinit"])
+        .arg(kernel_elf())
+        .args(["-ex", &format!("target remote {serve}")])
+        .args(["-ex", "break track_alloc", "-ex", "continue"])
+        .args([
+            "-ex",
+            &format!(
+                "shell while [ ! -e {} ]; do sleep 0.05; done",
+                release.display()
+            ),
+        ])
+        .args(["-ex", "delete", "-ex", "detach"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gdb-multiarch (make setup)");
+    // Whatever happens, let gdb go (a failed assertion must not leave it waiting).
+    struct Release<'a>(&'a Path);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, b"");
+        }
+    }
+    let release_guard = Release(&release);
+
+    // (gdb holds the guest from the moment it attaches, wherever it was: then at its stop.)
+    tui.wait_for("held by gdb at track_alloc FILE:LINE", T, |s| {
+        held_by_gdb(s).is_some_and(|at| at.contains("track_alloc"))
+    });
+    let screen = tui.screen();
+    let at = held_by_gdb(&screen).unwrap().to_string();
+    let mut words = at.split_whitespace();
+    let (function, place) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    assert!(function.ends_with("track_alloc"), "{at}\n{screen}");
+    let (file, line) = place.rsplit_once(':').unwrap_or(("", ""));
+    assert!(
+        file.ends_with(".rs") && line.parse::<u32>().is_ok_and(|n| n > 0),
+        "not FILE:LINE: {at}\n{screen}"
+    );
+    // The views go on: the overview lists the allocating process and the table's totals;
+    // the events view, the allocations that led here.
+    assert!(
+        screen.contains("churn") && screen.contains("tracked "),
+        "{screen}"
+    );
+    tui.key("4");
+    tui.wait_for("the events view, held by gdb", T, |s| {
+        held_by_gdb(s).is_some() && s.contains(" Events ") && s.contains("alloc ")
+    });
+    tui.key("1");
+
+    drop(release_guard);
+    let out = gdb.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "gdb failed:\n{text}");
+    assert!(text.contains("Breakpoint 1, "), "{text}");
+    tui.wait_for("the guest running again, gdb gone", T, |s| {
+        held_by_gdb(s).is_none() && s.contains("guest running")
+    });
+    tui.key("q");
+    assert_eq!(tui.wait_exit(T), "0");
     q.send_line("mem");
     q.expect("pages total=", T);
 }
