@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn reads_inside_the_segments_come_from_blocks_fetched_once() {
-        let mut c = MemCache::new(vec![0x1000..0x1900]);
+        let mut c = MemCache::new(vec![0x1000..0x1900, 0x4000..0x5000]);
         let mut reads = Vec::new();
         let mut buf = [0u8; 8];
         for round in 0..2 {
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn reads_outside_the_segments_or_refused_blocks_go_as_asked() {
-        let mut c = MemCache::new(vec![0x1000..0x2000]);
+        let mut c = MemCache::new(vec![0x1000..0x2000, 0x4000..0x5000]);
         let mut reads = Vec::new();
         let mut buf = [0u8; 4];
         c.read(0x0ffe, &mut buf, guest(&mut reads)).unwrap();

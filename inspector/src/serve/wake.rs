@@ -16,6 +16,12 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
 #[derive(Debug)]
 pub struct Waker(Option<OwnedFd>);
 
+impl Default for Waker {
+    fn default() -> Waker {
+        Waker::new()
+    }
+}
+
 impl Waker {
     pub fn new() -> Waker {
         Waker(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok())
