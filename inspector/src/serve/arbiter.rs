@@ -201,8 +201,9 @@ impl<G: Guest> Arbiter<G> {
     }
 
     /// Lets the client's reads within `ranges` (the kernel's load segments, virtual addresses:
-    /// RAM, never device registers) be answered from blocks read once per stop.
-    pub fn read_ahead_in(&self, ranges: Vec<std::ops::Range<u64>>) {
+    /// RAM, never device registers; each with whether it is writable) be answered from blocks
+    /// read once per stop (once for good in read-only ones).
+    pub fn read_ahead_in(&self, ranges: Vec<(std::ops::Range<u64>, bool)>) {
         let mut s = self.lock();
         s.client_reads = MemCache::new(ranges);
     }
@@ -497,6 +498,7 @@ impl<G: Guest> State<G> {
     /// The connection's state is gone with it (breakpoints, holds).
     pub(super) fn forget_guest(&mut self) {
         self.moved();
+        self.client_reads.clear();
         self.guest_fd = None;
         self.sampler_hold = false;
         self.sampler_reading = 0;
@@ -673,7 +675,7 @@ impl<G: Guest> State<G> {
     /// The guest may have moved (or changed): what was read of it is forgotten.
     pub(super) fn moved(&mut self) {
         self.regs = None;
-        self.client_reads.clear();
+        self.client_reads.moved();
     }
 
     /// The halted guest's registers (cached until it moves).

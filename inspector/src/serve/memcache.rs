@@ -4,9 +4,11 @@
 //! segments (RAM: no device registers, whose reads have side effects) the cache reads a whole
 //! block once and answers the rest from it.
 //!
-//! Contract: the owner clears the cache whenever guest memory may have changed or the guest
-//! moved (a resume, a step, a stop, a memory write, a monitor command, a new connection):
-//! while every vCPU is stopped, guest RAM changes only through the connection the arbiter owns.
+//! Contract: the owner calls [`MemCache::moved`] whenever the guest moved (a resume, a step, a
+//! stop): blocks of writable segments are forgotten, those of read-only ones (code, rodata,
+//! which the kernel does not change) kept; and [`MemCache::clear`] whenever memory may have
+//! been changed from outside (a memory write, a monitor command, a new connection). While
+//! every vCPU is stopped, guest RAM changes only through the connection the arbiter owns.
 //! Reads outside the segments, and blocks the stub refuses, go to the guest as asked.
 
 use std::collections::HashMap;
@@ -22,14 +24,17 @@ const MAX_BLOCKS: usize = 1024;
 /// See the module doc.
 #[derive(Debug, Default)]
 pub struct MemCache {
-    /// Address ranges that may be read ahead (the kernel's load segments, virtual addresses).
-    cacheable: Vec<Range<u64>>,
+    /// Address ranges that may be read ahead (the kernel's load segments, virtual addresses),
+    /// and whether each is writable.
+    cacheable: Vec<(Range<u64>, bool)>,
     /// Block start → its bytes (a block is clipped to the cacheable range it is in).
     blocks: HashMap<u64, Box<[u8]>>,
 }
 
 impl MemCache {
-    pub fn new(cacheable: Vec<Range<u64>>) -> MemCache {
+    /// A cache for reads within `cacheable`: ranges of virtual addresses, each with whether
+    /// it is writable.
+    pub fn new(cacheable: Vec<(Range<u64>, bool)>) -> MemCache {
         MemCache {
             cacheable,
             blocks: HashMap::new(),
@@ -39,6 +44,16 @@ impl MemCache {
     /// Forgets every block (see the module contract).
     pub fn clear(&mut self) {
         self.blocks.clear();
+    }
+
+    /// Forgets the blocks of writable ranges (see the module contract).
+    pub fn moved(&mut self) {
+        let cacheable = &self.cacheable;
+        self.blocks.retain(|start, _| {
+            cacheable
+                .iter()
+                .any(|(r, writable)| !writable && r.contains(start))
+        });
     }
 
     /// Fills `buf` from `addr`, from blocks where it can, reading missing ones with `fetch`
@@ -54,8 +69,8 @@ impl MemCache {
         let range = self
             .cacheable
             .iter()
-            .find(|r| end.is_some_and(|end| r.start <= addr && end <= r.end))
-            .cloned();
+            .find(|(r, _)| end.is_some_and(|end| r.start <= addr && end <= r.end))
+            .map(|(r, _)| r.clone());
         let Some(range) = range else {
             return fetch(addr, buf);
         };
@@ -104,7 +119,7 @@ mod tests {
 
     #[test]
     fn reads_inside_the_segments_come_from_blocks_fetched_once() {
-        let mut c = MemCache::new(vec![0x1000..0x1900, 0x4000..0x5000]);
+        let mut c = MemCache::new(vec![(0x1000..0x1900, true), (0x4000..0x5000, false)]);
         let mut reads = Vec::new();
         let mut buf = [0u8; 8];
         for round in 0..2 {
@@ -118,14 +133,36 @@ mod tests {
         // The last block is clipped to the segment.
         c.read(0x18f8, &mut buf, guest(&mut reads)).unwrap();
         assert_eq!(reads.last(), Some(&(0x1800, 0x100)));
-        c.clear();
+        c.moved();
         c.read(0x1000, &mut buf, guest(&mut reads)).unwrap();
-        assert_eq!(reads.len(), 4, "cleared: fetched again");
+        assert_eq!(
+            reads.len(),
+            4,
+            "moved: a writable range's block is fetched again"
+        );
+    }
+
+    #[test]
+    fn read_only_blocks_outlive_a_move_not_a_clear() {
+        let mut c = MemCache::new(vec![(0x1000..0x2000, true), (0x4000..0x5000, false)]);
+        let mut reads = Vec::new();
+        let mut buf = [0u8; 8];
+        c.read(0x4010, &mut buf, guest(&mut reads)).unwrap();
+        c.moved();
+        c.read(0x4020, &mut buf, guest(&mut reads)).unwrap();
+        assert_eq!(
+            reads,
+            vec![(0x4000, 0x400)],
+            "code is not re-read after a step"
+        );
+        c.clear();
+        c.read(0x4020, &mut buf, guest(&mut reads)).unwrap();
+        assert_eq!(reads.len(), 2, "a memory write forgets everything");
     }
 
     #[test]
     fn reads_outside_the_segments_or_refused_blocks_go_as_asked() {
-        let mut c = MemCache::new(vec![0x1000..0x2000, 0x4000..0x5000]);
+        let mut c = MemCache::new(vec![(0x1000..0x2000, true), (0x4000..0x5000, false)]);
         let mut reads = Vec::new();
         let mut buf = [0u8; 4];
         c.read(0x0ffe, &mut buf, guest(&mut reads)).unwrap();

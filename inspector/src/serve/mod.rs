@@ -66,7 +66,7 @@ impl Serve {
         let ranges = crate::dwarf::load_segments(elf)
             .unwrap_or_default()
             .iter()
-            .map(|s| s.vaddr..s.vaddr.saturating_add(s.len))
+            .map(|s| (s.vaddr..s.vaddr.saturating_add(s.len), s.writable))
             .collect();
         self.arbiter.read_ahead_in(ranges);
     }
