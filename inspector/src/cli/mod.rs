@@ -99,7 +99,7 @@ impl ServeArg {
         serve.read_ahead_in_kernel(&conn.elf);
         if !quiet {
             eprintln!(
-                "inspector: serving gdb on {0}: gdb-multiarch {1} -ex 'target remote {0}'                  (or make gdb)",
+                "inspector: serving gdb on {0}: gdb-multiarch {1} -ex 'target remote {0}' (or make gdb)",
                 serve.addr(),
                 conn.elf.display()
             );
