@@ -1,7 +1,7 @@
 //! What serving gdb through the inspector costs gdb: the same two gdb-multiarch workloads
-//! (`stepi` 1000 times; a 64 KiB `x` dump), 7 rounds each, alternating, straight to QEMU's gdbstub and
-//! through `inspector watch --serve` (sampling every 200 ms meanwhile), in one run on one QEMU,
-//! and per workload the ratio of the medians. Target: under 1.2× for each.
+//! (`stepi` 1000 times; a 64 KiB `x` dump), 7 rounds each, straight to QEMU's gdbstub and
+//! through `inspector watch --serve` (sampling every 200 ms meanwhile), rounds alternating, in
+//! one run on one QEMU, and per workload the ratio of the medians. Target: under 1.2× for each.
 //!
 //! Run: `make bench`, or after `make kernel`:
 //! `cargo bench -p inspector --bench proxy_cost`.
