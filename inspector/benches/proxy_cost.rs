@@ -1,7 +1,7 @@
-//! What serving gdb through the inspector costs gdb: the same gdb-multiarch workload (`stepi`
-//! 1000 times, then a 64 KiB `x` dump, 5 times) straight to QEMU's gdbstub and through
-//! `inspector watch --serve` (sampling every 200 ms meanwhile), in one run on one QEMU, and the
-//! ratio of the medians. Target: under 1.2×.
+//! What serving gdb through the inspector costs gdb: the same two gdb-multiarch workloads
+//! (`stepi` 1000 times; a 64 KiB `x` dump), 7 rounds each, straight to QEMU's gdbstub and
+//! through `inspector watch --serve` (sampling every 200 ms meanwhile), rounds alternating, in
+//! one run on one QEMU, and per workload the ratio of the medians. Target: under 1.2× for each.
 //!
 //! Run: `make bench`, or after `make kernel`:
 //! `cargo bench -p inspector --bench proxy_cost`.
@@ -10,15 +10,15 @@
 mod qemu;
 
 use qemu::{free_port, kernel_elf, Qemu};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 const STEPS: usize = 1000;
 
-/// Runs the workload through `addr` and returns how long gdb took for it (connect and exit
-/// excluded: the workload is timed from the first to the last command by gdb's own clock).
-fn workload(addr: &str) -> Duration {
+/// Runs both workloads through `addr` and returns how long gdb took for each (`stepi`, `x`;
+/// connect and exit excluded: each is timed by gdb's own clock around its command).
+fn workload(addr: &str) -> (Duration, Duration) {
     let script = std::env::temp_dir().join(format!("proxy-cost-{}.gdb", std::process::id()));
     std::fs::write(
         &script,
@@ -27,8 +27,9 @@ fn workload(addr: &str) -> Duration {
              set confirm off\n\
              python import time; t0 = time.monotonic()\n\
              stepi {STEPS}\n\
+             python t1 = time.monotonic()\n\
              x/8192gx 0x80200000\n\
-             python print('WORKLOAD_SECONDS', time.monotonic() - t0)\n\
+             python print('WORKLOAD_SECONDS', t1 - t0, time.monotonic() - t1)\n\
              detach\n"
         ),
     )
@@ -39,19 +40,26 @@ fn workload(addr: &str) -> Duration {
         .args(["-ex", &format!("target remote {addr}")])
         .arg("-x")
         .arg(&script)
-        .stderr(Stdio::null())
         .output()
         .expect("run gdb-multiarch (make setup)");
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout);
-    let secs: f64 = text
+    let secs: Vec<f64> = text
         .lines()
         .find_map(|l| l.strip_prefix("WORKLOAD_SECONDS "))
-        .unwrap_or_else(|| panic!("gdb did not finish the workload:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap();
-    Duration::from_secs_f64(secs)
+        .unwrap_or_else(|| {
+            panic!(
+                "gdb did not finish the workload:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (
+        Duration::from_secs_f64(secs[0]),
+        Duration::from_secs_f64(secs[1]),
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -59,40 +67,65 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn main() {
-    let q = Qemu::boot();
-    let stub = format!("127.0.0.1:{}", q.gdb_port());
-    let direct: Vec<_> = (0..ROUNDS).map(|_| workload(&stub)).collect();
-
-    let serve = format!("127.0.0.1:{}", free_port());
-    let mut watch = Command::new(env!("CARGO_BIN_EXE_inspector"))
+/// `inspector watch --serve` in front of the stub, once its port listens.
+fn start_watch(stub: &str, serve: &str) -> Child {
+    let watch = Command::new(env!("CARGO_BIN_EXE_inspector"))
         .args(["watch", "--interval", "200ms", "--elf"])
         .arg(kernel_elf())
-        .args(["--gdb", &stub, "--serve", &serve])
+        .args(["--gdb", stub, "--serve", serve])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let start = Instant::now();
     // The port listens once the file descriptor is bound; /proc tells without connecting.
-    while !listening(&serve) {
+    while !listening(serve) {
         assert!(start.elapsed() < Duration::from_secs(20), "no --serve port");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let proxied: Vec<_> = (0..ROUNDS).map(|_| workload(&serve)).collect();
+    watch
+}
+
+/// Stops `watch` as Ctrl-C would (it detaches from the stub) and waits for it to exit.
+fn stop_watch(mut watch: Child) {
     let _ = Command::new("kill")
         .args(["-INT", &watch.id().to_string()])
         .status();
     let _ = watch.wait();
+}
 
-    let (d, p) = (median(direct), median(proxied));
-    println!(
-        "proxy_cost: stepi {STEPS} + x 64 KiB, median of {ROUNDS}: direct {:.1} ms, through the \
-         inspector {:.1} ms, ratio {:.2}x (target < 1.2x)",
-        d.as_secs_f64() * 1e3,
-        p.as_secs_f64() * 1e3,
-        p.as_secs_f64() / d.as_secs_f64()
-    );
+fn main() {
+    let q = Qemu::boot();
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = format!("127.0.0.1:{}", free_port());
+    // Rounds alternate direct and proxied (the stub takes one client: the inspector runs only
+    // for its rounds), so a load that comes and goes on the machine weighs on both alike.
+    let mut direct = Vec::new();
+    let mut proxied = Vec::new();
+    for _ in 0..ROUNDS {
+        direct.push(workload(&stub));
+        let watch = start_watch(&stub, &serve);
+        proxied.push(workload(&serve));
+        stop_watch(watch);
+    }
+
+    for (name, pick) in [(format!("stepi {STEPS}"), 0), ("x 64 KiB".to_string(), 1)] {
+        let part = |v: &[(Duration, Duration)]| {
+            median(
+                v.iter()
+                    .map(|&(s, x)| if pick == 0 { s } else { x })
+                    .collect(),
+            )
+        };
+        let (d, p) = (part(&direct), part(&proxied));
+        println!(
+            "proxy_cost: {name}, median of {ROUNDS}: direct {:.1} ms, through the inspector \
+             {:.1} ms, ratio {:.2}x (target < 1.2x)",
+            d.as_secs_f64() * 1e3,
+            p.as_secs_f64() * 1e3,
+            p.as_secs_f64() / d.as_secs_f64()
+        );
+    }
 }
 
 /// True if something listens on `addr`'s port (read from /proc/net/tcp).

@@ -1,6 +1,7 @@
 //! Your gdb through the inspector (`--serve`), against the kernel in QEMU with a real
 //! `gdb-multiarch`: batch mode and gdb/MI (as IDEs drive it) while `watch` samples; gdb killed
-//! at its own breakpoint; a TUI-side breakpoint and a gdb breakpoint at the same time. Every
+//! at its own breakpoint (and the proof that its breakpoint left QEMU); a TUI-side breakpoint
+//! and a gdb breakpoint at the same time; the TUI (in tmux) saying where gdb holds the guest. Every
 //! test boots its own QEMU (killed by pid on drop) and bounds every wait.
 //!
 //! Run: `make test`, or after `make kernel`:
@@ -10,6 +11,7 @@ mod common;
 
 use common::cli::BIN;
 use common::qemu::{free_port, kernel_elf, Qemu};
+use common::tmux::Tui;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -350,6 +352,8 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let mut mi = Mi::start();
     mi.expect("(gdb)");
     mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    // gdb takes its breakpoints out at every stop unless told to keep them in.
+    mi.command("-gdb-set breakpoint always-inserted on", "^done");
     mi.command("-break-insert track_alloc", "^done,bkpt=");
     mi.command("-exec-continue", "^running");
     mi.expect("*stopped");
@@ -361,7 +365,7 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let _ = mi.child.wait();
     // The guest runs on: the console answers and allocates (track_alloc runs), watch sees
     // events, and a fresh session attaches (the dead one's slot is free). That the dead
-    // client's breakpoint left QEMU is checked on the arbiter in the unit tests (serve::tests).
+    // client's breakpoint left QEMU itself is proved by the next test.
     q.send_line("leak 2");
     q.expect("allocated 2 pages", T);
     let seen = w.events();
@@ -369,6 +373,75 @@ fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
     let out = gdb_batch(&w.serve, &["info breakpoints", "detach"]);
     assert!(out.contains("No breakpoints"), "{out}");
     w.stop();
+}
+
+/// The proof in QEMU that a gdb killed at its breakpoint leaves none behind: after the kill,
+/// the kernel's own count of tracked allocations (`total_allocs`, one per `track_alloc` call)
+/// grows by 200 while the stub reports not one breakpoint stop. Had the breakpoint stayed in
+/// QEMU, every one of those calls would have stopped the guest (a `T05` the server counts).
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_killed_at_its_breakpoint_leaves_no_breakpoint_in_qemu() {
+    use inspector::debugger::live::DebugSource;
+    use inspector::serve::Serve;
+    use inspector::source::Source;
+
+    let mut q = Qemu::boot();
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = Serve::start("127.0.0.1:0", &stub).unwrap();
+    let mut views = DebugSource::new(kernel_elf(), stub.clone())
+        .unwrap()
+        .with_connector(serve.connector());
+    views.sample().unwrap();
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command(
+        &format!("-target-select remote {}", serve.addr()),
+        "^connected",
+    );
+    // gdb takes its breakpoints out at every stop unless told to keep them in: in, it dies
+    // with its breakpoint in the guest.
+    mi.command("-gdb-set breakpoint always-inserted on", "^done");
+    mi.command("-break-insert track_alloc", "^done,bkpt=");
+    mi.command("-exec-continue", "^running");
+    let stop = mi.expect("*stopped");
+    assert!(stop.contains("track_alloc"), "{stop}");
+    assert!(serve.guest_traps() >= 1, "gdb's stop was a breakpoint trap");
+    Command::new("kill")
+        .args(["-KILL", &mi.child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = mi.child.wait();
+    let start = Instant::now();
+    while serve.log().attached.is_some() {
+        assert!(start.elapsed() < T, "the dead client's session never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let traps = serve.guest_traps();
+    let allocs = views.sample().unwrap().header.total_allocs;
+    let mut now = allocs;
+    let start = Instant::now();
+    while now < allocs + 200 {
+        assert!(
+            start.elapsed() < T,
+            "track_alloc ran {} times since the kill, not 200: is the guest stuck at the old \
+             breakpoint?",
+            now - allocs
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        now = views.sample().unwrap().header.total_allocs;
+    }
+    assert_eq!(
+        serve.guest_traps(),
+        traps,
+        "the guest stopped at a breakpoint while track_alloc ran {} times after the kill",
+        now - allocs
+    );
+    views.detach();
+    drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
 }
 
 #[test]
@@ -471,6 +544,109 @@ fn a_tui_breakpoint_and_a_gdb_breakpoint_each_stop_only_their_own_debugger() {
         );
     }
     drop(serve);
+    q.send_line("mem");
+    q.expect("pages total=", T);
+}
+
+/// The part of the TUI's header after `held by gdb at `, if it says so.
+fn held_by_gdb(screen: &str) -> Option<&str> {
+    let line = screen.lines().find(|l| l.contains("held by gdb at "))?;
+    let at = line.split("held by gdb at ").nth(1)?;
+    Some(at.split(" │").next().unwrap_or(at).trim())
+}
+
+/// `tui --serve` in tmux, a real gdb through it stopped at its breakpoint: the header says
+/// `held by gdb at FUNCTION FILE:LINE`, the views go on showing the tracker (read in place),
+/// and once gdb detaches the header says the guest runs again.
+#[test]
+#[ignore = "boots QEMU, runs gdb-multiarch and tmux: run with make test"]
+fn the_tui_says_where_gdb_holds_the_guest_and_its_views_go_on() {
+    let mut q = Qemu::boot();
+    let serve = format!("127.0.0.1:{}", free_port());
+    let tui = Tui::start_with(
+        "serve-held",
+        &format!(
+            "--interval 100ms --gdb 127.0.0.1:{} --serve {serve}",
+            q.gdb_port()
+        ),
+    );
+    tui.wait_for("connected, serving gdb", T, |s| {
+        s.contains("● connected") && s.contains(&format!("serving gdb on {serve}"))
+    });
+    keep_allocating(&mut q);
+    tui.wait_for("churn in the overview", T, |s| s.contains("churn"));
+
+    // gdb stops at track_alloc and stays there until the file `release` exists.
+    let dir = tempfile::tempdir().unwrap();
+    let release = dir.path().join("release");
+    let gdb = Command::new("gdb-multiarch")
+        .current_dir(root())
+        .args(["-batch", "-nx", "-iex", "set auto-load local-gdbinit off"])
+        .args(["-x", ".gdbinit"])
+        .arg(kernel_elf())
+        .args(["-ex", &format!("target remote {serve}")])
+        .args(["-ex", "break track_alloc", "-ex", "continue"])
+        .args([
+            "-ex",
+            &format!(
+                "shell while [ ! -e {} ]; do sleep 0.05; done",
+                release.display()
+            ),
+        ])
+        .args(["-ex", "delete", "-ex", "detach"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gdb-multiarch (make setup)");
+    // Whatever happens, let gdb go (a failed assertion must not leave it waiting).
+    struct Release<'a>(&'a Path);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, b"");
+        }
+    }
+    let release_guard = Release(&release);
+
+    // (gdb holds the guest from the moment it attaches, wherever it was: then at its stop.)
+    tui.wait_for("held by gdb at track_alloc FILE:LINE", T, |s| {
+        held_by_gdb(s).is_some_and(|at| at.contains("track_alloc"))
+    });
+    let screen = tui.screen();
+    let at = held_by_gdb(&screen).unwrap().to_string();
+    let mut words = at.split_whitespace();
+    let (function, place) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    assert!(function.ends_with("track_alloc"), "{at}\n{screen}");
+    let (file, line) = place.rsplit_once(':').unwrap_or(("", ""));
+    assert!(
+        file.ends_with(".rs") && line.parse::<u32>().is_ok_and(|n| n > 0),
+        "not FILE:LINE: {at}\n{screen}"
+    );
+    // The views go on: the overview lists the allocating process and the table's totals;
+    // the events view, the allocations that led here.
+    assert!(
+        screen.contains("churn") && screen.contains("tracked "),
+        "{screen}"
+    );
+    tui.key("4");
+    tui.wait_for("the events view, held by gdb", T, |s| {
+        held_by_gdb(s).is_some() && s.contains(" Events ") && s.contains("alloc ")
+    });
+    tui.key("1");
+
+    drop(release_guard);
+    let out = gdb.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "gdb failed:\n{text}");
+    assert!(text.contains("Breakpoint 1, "), "{text}");
+    tui.wait_for("the guest running again, gdb gone", T, |s| {
+        held_by_gdb(s).is_none() && s.contains("guest running")
+    });
+    tui.key("q");
+    assert_eq!(tui.wait_exit(T), "0");
     q.send_line("mem");
     q.expect("pages total=", T);
 }

@@ -106,8 +106,11 @@ impl Session {
             .unwrap();
         let name = format!("leakscope-test-{tag}-{}", std::process::id());
         let port = free_port();
+        // Its own port for the gdb server too: GDB_PORT+1 may be another test's.
+        let serve_port = free_port();
         let out = Command::new("bash")
             .arg(run_sh())
+            .env("SERVE_PORT", serve_port.to_string())
             .env("TMUX_TMPDIR", tmux_dir.path())
             .env_remove("TMUX")
             .env("LEAKSCOPE_DETACHED", "1")
@@ -438,12 +441,9 @@ fn quitting_qemu_ends_the_session() {
     assert!(!ram.exists(), "{} left behind", ram.display());
 }
 
-#[test]
-#[ignore = "needs tmux: run with make test"]
-fn run_sh_refuses_a_busy_port_without_touching_it() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
+/// Runs scripts/run.sh with `GDB_PORT=gdb_port` on a private tmux server that is killed after;
+/// nothing may start (the ports are checked first). Returns its exit status and stderr.
+fn run_sh_on(gdb_port: u16) -> (bool, String) {
     let tmux_dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(run_sh())
@@ -456,7 +456,8 @@ fn run_sh_refuses_a_busy_port_without_touching_it() {
         )
         .env("LEAKSCOPE_KERNEL_ELF", INSPECTOR) // only checked to exist: nothing starts
         .env("LEAKSCOPE_INSPECTOR", INSPECTOR)
-        .env("GDB_PORT", port.to_string())
+        .env("GDB_PORT", gdb_port.to_string())
+        .env_remove("SERVE_PORT")
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -465,17 +466,56 @@ fn run_sh_refuses_a_busy_port_without_touching_it() {
         .env("TMUX_TMPDIR", tmux_dir.path())
         .env_remove("TMUX")
         .output();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "run.sh started on a busy port");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// True if `listener` was never connected to (a connection to a QEMU gdbstub halts its guest).
+fn untouched(listener: &TcpListener) -> bool {
+    matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+#[ignore = "needs tmux: run with make test"]
+fn run_sh_refuses_a_busy_port_without_touching_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ok, err) = run_sh_on(port);
+    assert!(!ok, "run.sh started on a busy port");
     assert!(
         err.contains(&format!("port {port} is in use")),
         "stderr: {err}"
     );
-    // The check must not connect (a connection to a QEMU gdbstub halts that guest).
+    assert!(untouched(&listener), "run.sh connected to the busy port");
+}
+
+/// `make run`'s TUI serves gdb on GDB_PORT+1: taken, run.sh says so and what to run instead,
+/// before starting anything.
+#[test]
+#[ignore = "needs tmux: run with make test"]
+fn run_sh_refuses_a_busy_serve_port_and_names_the_way_out() {
+    // A listening port whose predecessor is free: GDB_PORT free, GDB_PORT+1 taken.
+    let (listener, port) = (0..50)
+        .find_map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let free = TcpListener::bind(("127.0.0.1", port - 1)).is_ok();
+            free.then_some((l, port))
+        })
+        .expect("a free port below a bound one");
+    listener.set_nonblocking(true).unwrap();
+    let (ok, err) = run_sh_on(port - 1);
+    assert!(!ok, "run.sh started with its serve port taken");
     assert!(
-        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
-        "run.sh connected to the busy port"
+        err.contains(&format!(
+            "port {port} (for your gdb, through the TUI) is in use"
+        )) && err.contains("SERVE_PORT="),
+        "stderr: {err}"
     );
+    assert!(untouched(&listener), "run.sh connected to the busy port");
 }
 
 #[test]

@@ -98,9 +98,10 @@ impl ServeArg {
             return Ok(None);
         };
         let serve = Serve::start(addr, conn.gdb())?;
+        serve.read_ahead_in_kernel(&conn.elf);
         if !quiet {
             eprintln!(
-                "inspector: serving gdb on {0}: gdb-multiarch {1} -ex 'target remote {0}'                  (or make gdb)",
+                "inspector: serving gdb on {0}: gdb-multiarch {1} -ex 'target remote {0}' (or make gdb)",
                 serve.addr(),
                 conn.elf.display()
             );

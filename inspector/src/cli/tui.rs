@@ -80,38 +80,50 @@ pub fn run(args: TuiArgs) -> Result<()> {
         Some(serve) => s.with_connector(serve.connector()),
         None => s,
     };
-    let source: Box<dyn Debuggable> = match (&conn.ram, &conn.gdb) {
-        _ if args.demo => Box::new(NoDebugger(DemoSource::new())),
-        _ if args.replay.is_some() || args.core.is_some() => {
-            let (source, interval): (Box<dyn Debuggable>, _) = match (&args.replay, &args.core) {
-                (Some(rec), _) => (
-                    Box::new(NoDebugger(ReplaySource::open(rec)?)),
-                    REPLAY_INTERVAL,
-                ),
-                (None, Some(core)) => (
-                    Box::new(NoDebugger(CoreSource::open(
-                        &conn.elf,
-                        core,
-                        conn.ram_base,
-                    )?)),
-                    CORE_INTERVAL,
-                ),
-                (None, None) => unreachable!("guarded above"),
-            };
-            return crate::tui::run_tui(source, args.interval.unwrap_or(interval), stop, None);
-        }
+    if args.replay.is_some() || args.core.is_some() {
+        let (source, interval): (Box<dyn Debuggable>, _) = match (&args.replay, &args.core) {
+            (Some(rec), _) => (
+                Box::new(NoDebugger(ReplaySource::open(rec)?)),
+                REPLAY_INTERVAL,
+            ),
+            (None, Some(core)) => (
+                Box::new(NoDebugger(CoreSource::open(
+                    &conn.elf,
+                    core,
+                    conn.ram_base,
+                )?)),
+                CORE_INTERVAL,
+            ),
+            (None, None) => unreachable!("guarded above"),
+        };
+        return crate::tui::run_tui(source, args.interval.unwrap_or(interval), stop, None);
+    }
+    // The ELF, loaded once for the source and the served gdb's status line.
+    let debug = match args.demo {
+        true => None,
+        false => Some(crate::source::load_elf(&conn.elf)?),
+    };
+    let source: Box<dyn Debuggable> = match (&debug, &conn.ram, &conn.gdb) {
+        (None, ..) => Box::new(NoDebugger(DemoSource::new())),
         // The RAM file alone: views at no cost to the guest, no debugger.
-        (Some(ram), None) => Box::new(NoDebugger(RamSource::new(&conn.elf, ram, conn.ram_base)?)),
+        (Some(debug), Some(ram), None) => Box::new(NoDebugger(RamSource::with_debug(
+            debug.clone(),
+            ram,
+            conn.ram_base,
+        )?)),
         // Both: the views from RAM, the debugger through the stub.
-        (Some(ram), Some(gdb)) => Box::new(
-            connect(DebugSource::new(conn.elf.clone(), gdb.clone())?)
+        (Some(debug), Some(ram), Some(gdb)) => Box::new(
+            connect(DebugSource::with_debug(debug.clone(), gdb.clone()))
                 .with_shutdown(stop.clone())
                 .with_ram(ram, conn.ram_base)?,
         ),
         // Samples, and carries out the debugger view's commands, on one connection.
-        (None, _) => Box::new(
-            connect(DebugSource::new(conn.elf.clone(), conn.gdb().to_string())?)
-                .with_shutdown(stop.clone()),
+        (Some(debug), None, _) => Box::new(
+            connect(DebugSource::with_debug(
+                debug.clone(),
+                conn.gdb().to_string(),
+            ))
+            .with_shutdown(stop.clone()),
         ),
     };
     let source: Box<dyn Debuggable> = match &args.record {
@@ -129,9 +141,6 @@ pub fn run(args: TuiArgs) -> Result<()> {
         None if conn.ram.is_none() || source.capabilities().halts_guest => STUB_INTERVAL,
         None => RAM_INTERVAL,
     };
-    let status = match &serve {
-        Some(s) => Some(s.status(Some(crate::source::load_elf(&conn.elf)?))),
-        None => None,
-    };
+    let status = serve.as_ref().map(|s| s.status(debug.clone()));
     crate::tui::run_tui(source, interval, stop, status)
 }

@@ -183,8 +183,12 @@ pub struct DebugSource {
 impl DebugSource {
     /// Loads the ELF now (so a wrong path fails before the TUI starts); connects lazily.
     pub fn new(elf: PathBuf, gdb: String) -> Result<DebugSource> {
-        let debug = load_elf(&elf)?;
-        Ok(DebugSource {
+        Ok(DebugSource::with_debug(load_elf(&elf)?, gdb))
+    }
+
+    /// Like [`new`](Self::new) with the ELF already loaded (shared with others that read it).
+    pub fn with_debug(debug: Arc<DebugInfo>, gdb: String) -> DebugSource {
+        DebugSource {
             dbg: Debugger::new(debug.clone()),
             debug,
             gdb,
@@ -196,7 +200,7 @@ impl DebugSource {
             shutdown: ShutdownFlag::new(),
             ram: None,
             connector: None,
-        })
+        }
     }
 
     /// Long commands and waits end with [`Cancelled`] once `flag` is raised (see the module

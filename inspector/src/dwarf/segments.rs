@@ -41,6 +41,7 @@ fn segments<H: FileHeader<Endian = Endianness>>(
             vaddr: p.p_vaddr(endian).into(),
             paddr: p.p_paddr(endian).into(),
             len: p.p_memsz(endian).into(),
+            writable: p.p_flags(endian).0 & elf::PF_W.0 != 0,
         })
         .collect())
 }

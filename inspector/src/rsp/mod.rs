@@ -15,6 +15,7 @@
 #[cfg(test)]
 pub(crate) mod client_tests;
 pub mod codec;
+mod config;
 mod console;
 mod error;
 mod packets;
@@ -22,10 +23,11 @@ pub mod target_xml;
 mod transport;
 
 pub use codec::{StopKind, StopReply, MAX_FRAME, MAX_PAYLOAD};
+pub use config::RspConfig;
 pub use console::MAX_CONSOLE_BYTES;
 pub use error::RspError;
 pub use packets::{
     hart_of_thread, BreakpointType, Supported, DEFAULT_PACKET_SIZE, QEMU_MAX_MEMORY_READ,
 };
 pub use target_xml::{RegisterDesc, RegisterMap, MAX_XML_ANNEXES, MAX_XML_BYTES, MAX_XML_DEPTH};
-pub use transport::{RspClient, RspConfig};
+pub use transport::RspClient;

@@ -25,37 +25,12 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::codec::{self, Decoder, Frame, ReplyKind, StopReply};
+use super::config::{RspConfig, DRAIN_AT_MOST};
 use super::console::Console;
 use super::error::quote;
 use super::packets::Supported;
 use super::target_xml::RegisterMap;
 use super::RspError;
-
-/// The longest an abandoned connection is drained of what the stub still sends, when the
-/// configured reply timeout is shorter (see `RspClient::drain`).
-const DRAIN_AT_MOST: Duration = Duration::from_secs(2);
-
-/// Timeouts and retry limits of a connection.
-#[derive(Debug, Clone)]
-pub struct RspConfig {
-    /// Limit for establishing the TCP connection.
-    pub connect_timeout: Duration,
-    /// Limit for each reply (and for the stop reply after an interrupt), and for each write: a
-    /// stub that stops reading cannot block the client longer.
-    pub reply_timeout: Duration,
-    /// How many times a packet is resent after `-` before giving up.
-    pub max_retransmits: u32,
-}
-
-impl Default for RspConfig {
-    fn default() -> Self {
-        RspConfig {
-            connect_timeout: Duration::from_secs(3),
-            reply_timeout: Duration::from_secs(3),
-            max_retransmits: 3,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -228,6 +203,12 @@ impl RspClient {
     /// [`super::MAX_CONSOLE_BYTES`] arrived between two takes.
     pub fn console_dropped(&self) -> u64 {
         self.console.dropped()
+    }
+
+    /// True if bytes from the stub wait here, undecoded or a reply not yet taken: a stop reply
+    /// may have arrived although the socket has nothing more to read.
+    pub fn input_buffered(&self) -> bool {
+        self.rx_pending || !self.decoder.is_empty()
     }
 
     /// Bytes skipped as garbage between packets so far.
@@ -687,6 +668,14 @@ impl RspClient {
             }
             Err(e) => Err(self.io_error(e)),
         }
+    }
+}
+
+/// The socket, to wait for it with poll(2) ([`RspClient::input_buffered`] first); reading from
+/// it directly would take bytes from under the client.
+impl std::os::fd::AsFd for RspClient {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 

@@ -11,27 +11,44 @@
 //!   of the sampler's breakpoints. A breakpoint both set is seen by both. A stop nobody owns is
 //!   resumed. So the client never receives a stop it did not cause, and the reverse;
 //! - while the client holds the guest, the sampler reads the held state and never resumes it;
-//!   the sampler cannot step it ([`TargetError::HeldElsewhere`]);
+//!   the sampler cannot step it ([`TargetError::HeldElsewhere`]). A client's continue or step
+//!   meanwhile waits for the sampler's read to end ([`Target::release`], or its next halt or
+//!   resume), so no snapshot is torn by the guest moving under it;
 //! - when the client goes (detach, disconnect, death), its breakpoints and watchpoints are
 //!   removed and the guest resumes unless the sampler holds it;
 //! - one client at a time: [`Arbiter::attach_client`] refuses a second;
 //! - memory addresses are physical for the sampler (when the stub can) and virtual for the
 //!   client, as the client would see them talking to QEMU directly.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::guest::{Guest, WatchKind};
+pub(super) use super::locked::{Locked, Party};
+use super::memcache::MemCache;
 use super::sampler::SamplerTarget;
+use super::wake::Waker;
 use crate::riscv::Registers;
+#[cfg(doc)]
+use crate::target::Target;
 use crate::target::{StopReason, TargetError};
 
 /// How the arbiter (re)connects to the guest.
 pub type Connect<G> = Box<dyn FnMut() -> Result<G, TargetError> + Send>;
 
-/// How long one look for a stop of the running guest holds the connection.
+/// How often a waiter looks at a guest whose connection has no descriptor to poll (tests).
 pub const STOP_POLL: Duration = Duration::from_millis(1);
+
+/// How long taking a stop whose bytes are arriving may hold the connection (a stop reply is
+/// short: it has all arrived long before).
+pub(super) const STOP_READ: Duration = Duration::from_millis(50);
+
+/// The longest a waiter sleeps without looking again: a safety net only, since every change
+/// it waits for wakes it (the guest's connection becomes readable, or the other side's
+/// [`Locked`] wakes it).
+pub const IDLE_LOOK: Duration = Duration::from_millis(200);
 
 /// Who the gdb client is, in error messages.
 pub(super) const CLIENT: &str = "the gdb attached through the inspector";
@@ -68,11 +85,13 @@ pub(super) enum Run {
 
 #[derive(Debug)]
 pub(super) struct Client {
-    run: Run,
+    pub(super) run: Run,
     /// A stop of the client's not yet told to gdb (the client holds the guest meanwhile).
-    pending: Option<ClientStop>,
-    breakpoints: BTreeSet<u64>,
-    watchpoints: BTreeSet<(WatchKind, u64, u64)>,
+    pub(super) pending: Option<ClientStop>,
+    /// The client's breakpoints and their instruction lengths as gdb gave them (None: look it
+    /// up when installing).
+    pub(super) breakpoints: BTreeMap<u64, Option<u32>>,
+    pub(super) watchpoints: BTreeSet<(WatchKind, u64, u64)>,
 }
 
 impl Client {
@@ -80,6 +99,24 @@ impl Client {
         self.run = Run::Held;
         self.pending = Some(why);
     }
+
+    /// True while the client's thread may be waiting for a stop (or has one to collect).
+    pub(super) fn waits(&self) -> bool {
+        self.run != Run::Held || self.pending.is_some()
+    }
+}
+
+/// What the client's thread does next, from [`Arbiter::client_next`].
+#[derive(Debug)]
+pub enum ClientNext {
+    /// Tell gdb about this stop.
+    Stop(ClientStop),
+    /// No stop yet: wait (for gdb's bytes, [`Arbiter::client_waker`] and, if given, `guest`
+    /// becoming readable) at most `timeout`, then ask again.
+    Wait {
+        guest: Option<Arc<OwnedFd>>,
+        timeout: Duration,
+    },
 }
 
 pub(super) struct State<G: Guest> {
@@ -87,6 +124,9 @@ pub(super) struct State<G: Guest> {
     pub(super) connect: Connect<G>,
     /// The sampler halted the guest and has not resumed it.
     pub(super) sampler_hold: bool,
+    /// Sampler reads in progress on a guest the client held when they began (each keeps the
+    /// guest halted until it ends, whatever the client asks meanwhile).
+    pub(super) sampler_reading: usize,
     /// A stop at a sampler breakpoint, found by someone else, that the sampler has not seen.
     pub(super) sampler_pending: Option<StopReason>,
     pub(super) sampler_breakpoints: BTreeSet<u64>,
@@ -103,11 +143,27 @@ pub(super) struct State<G: Guest> {
     /// The halted guest's registers, read once per stop (gdb asks after every step; so do
     /// the arbiter's own decisions). Cleared whenever the guest may have moved.
     pub(super) regs: Option<Registers>,
+    /// The client's memory reads of this stop (see `memcache`); cleared with `regs`, and
+    /// whenever memory may have changed.
+    pub(super) client_reads: MemCache,
+    /// A duplicate of the connection's descriptor, for waiters to poll outside the lock (None
+    /// without a connection, or for a connection without one).
+    pub(super) guest_fd: Option<Arc<OwnedFd>>,
+    /// Sampler threads waiting for a stop outside the lock (to be woken by client changes).
+    pub(super) sampler_waiting: usize,
+    /// Connections made so far (a new one is a change waiters must see).
+    pub(super) connects: u64,
+    /// Trap stops (breakpoints, watchpoints) the guest reported, whoever's they were.
+    pub(super) traps: u64,
 }
 
 /// See the module doc.
 pub struct Arbiter<G: Guest> {
-    state: Mutex<State<G>>,
+    pub(super) state: Mutex<State<G>>,
+    /// Wakes the client's thread out of its wait for a stop.
+    pub(super) client_wake: Waker,
+    /// Wakes a sampler thread out of its wait for a stop.
+    pub(super) sampler_wake: Waker,
 }
 
 impl<G: Guest> Arbiter<G> {
@@ -119,6 +175,7 @@ impl<G: Guest> Arbiter<G> {
                 guest: None,
                 connect,
                 sampler_hold: false,
+                sampler_reading: 0,
                 sampler_pending: None,
                 sampler_breakpoints: BTreeSet::new(),
                 sampler_physical: false,
@@ -127,12 +184,33 @@ impl<G: Guest> Arbiter<G> {
                 installed: BTreeSet::new(),
                 trapped_at: None,
                 regs: None,
+                client_reads: MemCache::default(),
+                guest_fd: None,
+                sampler_waiting: 0,
+                connects: 0,
+                traps: 0,
             }),
+            client_wake: Waker::new(),
+            sampler_wake: Waker::new(),
         })
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, State<G>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state, locked by the client's side (or the arbiter's owner).
+    pub(super) fn lock(&self) -> Locked<'_, G> {
+        self.lock_by(Party::Client)
+    }
+
+    /// Lets the client's reads within `ranges` (the kernel's load segments, virtual addresses:
+    /// RAM, never device registers; each with whether it is writable) be answered from blocks
+    /// read once per stop (once for good in read-only ones).
+    pub fn read_ahead_in(&self, ranges: Vec<(std::ops::Range<u64>, bool)>) {
+        let mut s = self.lock();
+        s.client_reads = MemCache::new(ranges);
+    }
+
+    /// What wakes the client's thread out of [`ClientNext::Wait`].
+    pub fn client_waker(&self) -> &Waker {
+        &self.client_wake
     }
 
     /// A [`Target`] for the sampler over the shared connection (connecting now if needed).
@@ -154,7 +232,7 @@ impl<G: Guest> Arbiter<G> {
         s.client = Some(Client {
             run: Run::Held,
             pending: None,
-            breakpoints: BTreeSet::new(),
+            breakpoints: BTreeMap::new(),
             watchpoints: BTreeSet::new(),
         });
         s.halt_guest()?;
@@ -178,10 +256,17 @@ impl<G: Guest> Arbiter<G> {
         for (kind, addr, len) in client.watchpoints {
             let _ = g.remove_watchpoint(kind, addr, len);
         }
-        for addr in client.breakpoints {
+        for addr in client.breakpoints.into_keys() {
             let _ = s.sync_breakpoint(addr);
         }
         let _ = s.settle();
+    }
+
+    /// Breakpoint and watchpoint stops the guest has reported since the arbiter began,
+    /// whoever's they were (single steps not counted): what the stub did, for tests and
+    /// diagnostics.
+    pub fn traps(&self) -> u64 {
+        self.lock().traps
     }
 
     /// True while a gdb client is attached.
@@ -237,22 +322,34 @@ impl<G: Guest> Arbiter<G> {
         self.lock().guest.as_ref()?.stopped_hart()
     }
 
-    /// The client's stop, if one happened; looks at the running guest for up to
-    /// [`STOP_POLL`]. Stops that are not the client's are dealt with, never returned.
+    /// The client's stop, if one happened; takes a stop of the running guest that has arrived,
+    /// never waits for one. Stops that are not the client's are dealt with, never returned.
     pub fn client_poll(&self) -> Result<Option<ClientStop>, TargetError> {
+        Ok(match self.client_next()? {
+            ClientNext::Stop(stop) => Some(stop),
+            ClientNext::Wait { .. } => None,
+        })
+    }
+
+    /// [`Arbiter::client_poll`], and when there is no stop, what to wait on for one.
+    pub fn client_next(&self) -> Result<ClientNext, TargetError> {
         let mut s = self.lock();
         if let Some(stop) = s.client_mut()?.pending.take() {
-            return Ok(Some(stop));
+            return Ok(ClientNext::Stop(stop));
         }
         let waits = s.client_mut()?.run == Run::Continue;
         let g = s.guest()?;
-        if waits && !g.is_halted() {
-            if let Some(reason) = g.wait_for_stop(STOP_POLL)? {
+        let running = waits && !g.is_halted();
+        if running && g.stop_ready() {
+            if let Some(reason) = g.wait_for_stop(STOP_READ)? {
                 s.classify(reason)?;
                 s.settle()?;
             }
         }
-        Ok(s.client_mut()?.pending.take())
+        if let Some(stop) = s.client_mut()?.pending.take() {
+            return Ok(ClientNext::Stop(stop));
+        }
+        Ok(s.wait_on(running))
     }
 
     /// The client interrupts (Ctrl-C): it holds the guest from now on. Returns the stop to
@@ -274,7 +371,7 @@ impl<G: Guest> Arbiter<G> {
         Ok(ClientStop::Interrupted)
     }
 
-    fn client_op<R>(
+    pub(super) fn client_op<R>(
         &self,
         op: &'static str,
         f: impl FnOnce(&mut State<G>) -> Result<R, TargetError>,
@@ -286,163 +383,11 @@ impl<G: Guest> Arbiter<G> {
         f(&mut s)
     }
 
-    /// [`client_op`](Self::client_op) with `hart` selected for `f` (its registers, its MMU
-    /// for virtual addresses); None or the hart that stopped: no switch. The hart that stopped
-    /// is selected again after, so the arbiter's own decisions (a breakpoint at the pc) stay
-    /// about it, and its cached registers with it.
-    fn client_op_on<R>(
-        &self,
-        op: &'static str,
-        hart: Option<u32>,
-        f: impl FnOnce(&mut State<G>) -> Result<R, TargetError>,
-    ) -> Result<R, TargetError> {
-        self.client_op(op, |s| {
-            let Some(h) = s.other_hart(hart)? else {
-                return f(s);
-            };
-            let stopped = s.guest()?.stopped_hart().unwrap_or(0);
-            let cached = s.regs.take();
-            s.guest()?.select_hart(h)?;
-            let r = f(s);
-            s.regs = None;
-            let back = s.guest()?.select_hart(stopped);
-            s.regs = cached;
-            let r = r?;
-            back?;
-            Ok(r)
-        })
-    }
-
-    pub fn client_read_registers(&self) -> Result<Registers, TargetError> {
-        self.client_read_registers_on(None)
-    }
-
-    /// The registers of `hart` (None: the one that stopped).
-    pub fn client_read_registers_on(&self, hart: Option<u32>) -> Result<Registers, TargetError> {
-        self.client_op_on("read registers", hart, |s| s.registers())
-    }
-
-    pub fn client_write_register(&self, regnum: usize, value: u64) -> Result<(), TargetError> {
-        self.client_write_register_on(None, regnum, value)
-    }
-
-    /// Writes register `regnum` of `hart` (None: the one that stopped).
-    pub fn client_write_register_on(
-        &self,
-        hart: Option<u32>,
-        regnum: usize,
-        value: u64,
-    ) -> Result<(), TargetError> {
-        self.client_op_on("write a register", hart, |s| {
-            s.trapped_at = None;
-            s.regs = None;
-            s.guest()?.write_register(regnum, value)
-        })
-    }
-
-    pub fn client_read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
-        self.client_read_memory_on(None, addr, buf)
-    }
-
-    /// Reads memory at a virtual address as `hart` sees it (None: the one that stopped).
-    pub fn client_read_memory_on(
-        &self,
-        hart: Option<u32>,
-        addr: u64,
-        buf: &mut [u8],
-    ) -> Result<(), TargetError> {
-        self.client_op_on("read memory", hart, |s| {
-            s.memory_mode(false)?;
-            s.guest()?.read_memory(addr, buf)
-        })
-    }
-
-    pub fn client_write_memory(&self, addr: u64, data: &[u8]) -> Result<(), TargetError> {
-        self.client_write_memory_on(None, addr, data)
-    }
-
-    /// Writes memory at a virtual address as `hart` sees it (None: the one that stopped).
-    pub fn client_write_memory_on(
-        &self,
-        hart: Option<u32>,
-        addr: u64,
-        data: &[u8],
-    ) -> Result<(), TargetError> {
-        self.client_op_on("write memory", hart, |s| {
-            s.memory_mode(false)?;
-            s.guest()?.write_memory(addr, data)
-        })
-    }
-
-    /// Adds a client breakpoint (a no-op if it has one there); shared with the sampler's at
-    /// the same address.
-    pub fn client_add_breakpoint(&self, addr: u64) -> Result<(), TargetError> {
-        self.client_op("set a breakpoint", |s| {
-            if !s.client_mut()?.breakpoints.insert(addr) {
-                return Ok(());
-            }
-            s.sync_breakpoint(addr).inspect_err(|_| {
-                if let Some(c) = s.client.as_mut() {
-                    c.breakpoints.remove(&addr);
-                }
-            })
-        })
-    }
-
-    /// Removes a client breakpoint; false if it had none there. The sampler's at the same
-    /// address stays.
-    pub fn client_remove_breakpoint(&self, addr: u64) -> Result<bool, TargetError> {
-        self.client_op("remove a breakpoint", |s| {
-            if !s.client_mut()?.breakpoints.remove(&addr) {
-                return Ok(false);
-            }
-            s.sync_breakpoint(addr)?;
-            Ok(true)
-        })
-    }
-
-    pub fn client_add_watchpoint(
-        &self,
-        kind: WatchKind,
-        addr: u64,
-        len: u64,
-    ) -> Result<(), TargetError> {
-        self.client_op("set a watchpoint", |s| {
-            s.memory_mode(false)?;
-            s.guest()?.insert_watchpoint(kind, addr, len)?;
-            s.client_mut()?.watchpoints.insert((kind, addr, len));
-            Ok(())
-        })
-    }
-
-    pub fn client_remove_watchpoint(
-        &self,
-        kind: WatchKind,
-        addr: u64,
-        len: u64,
-    ) -> Result<bool, TargetError> {
-        self.client_op("remove a watchpoint", |s| {
-            if !s.client_mut()?.watchpoints.remove(&(kind, addr, len)) {
-                return Ok(false);
-            }
-            s.guest()?.remove_watchpoint(kind, addr, len)?;
-            Ok(true)
-        })
-    }
-
-    /// Passes a `monitor` command to the stub (QEMU's human monitor).
-    pub fn client_monitor(&self, command: &str) -> Result<String, TargetError> {
-        self.client_op("run a monitor command", |s| {
-            s.memory_mode(false)?;
-            s.guest()?.monitor(command)
-        })
-    }
-
     /// Ends everything: the client's breakpoints removed, then the connection detached (the
     /// sampler's breakpoints removed, the guest running). Idempotent.
     pub fn shutdown(&self) {
         self.detach_client();
-        let mut s = self.lock();
+        let mut s = self.lock_by(Party::Owner);
         if let Some(mut g) = s.guest.take() {
             let _ = g.detach();
         }
@@ -451,7 +396,7 @@ impl<G: Guest> Arbiter<G> {
 
     /// Runs `f` on the connection (tests: make the guest hit a breakpoint, look at it).
     pub fn with_guest<R>(&self, f: impl FnOnce(&mut G) -> R) -> Option<R> {
-        self.lock().guest.as_mut().map(f)
+        self.lock_by(Party::Owner).guest.as_mut().map(f)
     }
 }
 
@@ -465,15 +410,23 @@ impl<G: Guest> State<G> {
         if self.guest.is_none() {
             let g = (self.connect)()?;
             self.sampler_physical = g.physical();
+            self.guest_fd = g
+                .wait_fd()
+                .and_then(|fd| fd.try_clone_to_owned().ok())
+                .map(Arc::new);
             self.guest = Some(g);
+            self.connects += 1;
         }
         Ok(self.guest.as_mut().expect("connected above"))
     }
 
     /// The connection's state is gone with it (breakpoints, holds).
     pub(super) fn forget_guest(&mut self) {
-        self.regs = None;
+        self.moved();
+        self.client_reads.clear();
+        self.guest_fd = None;
         self.sampler_hold = false;
+        self.sampler_reading = 0;
         self.sampler_pending = None;
         self.sampler_breakpoints.clear();
         self.installed.clear();
@@ -486,17 +439,29 @@ impl<G: Guest> State<G> {
 
     /// `hart` when it is a hart other than the one that stopped (a guest that names no stopped
     /// hart has hart 0 selected).
-    fn other_hart(&mut self, hart: Option<u32>) -> Result<Option<u32>, TargetError> {
+    pub(super) fn other_hart(&mut self, hart: Option<u32>) -> Result<Option<u32>, TargetError> {
         let stopped = self.guest()?.stopped_hart().unwrap_or(0);
         Ok(hart.filter(|&h| h != stopped))
     }
 
-    fn client_mut(&mut self) -> Result<&mut Client, TargetError> {
+    pub(super) fn client_mut(&mut self) -> Result<&mut Client, TargetError> {
         self.client.as_mut().ok_or(TargetError::Detached)
     }
 
     pub(super) fn client_holds(&self) -> bool {
         self.client.as_ref().is_some_and(|c| c.run == Run::Held)
+    }
+
+    /// What a waiter polls for the next stop: the connection's descriptor while the guest runs
+    /// (`running`), else nothing but wakes; a connection without a descriptor on a timer.
+    pub(super) fn wait_on(&self, running: bool) -> ClientNext {
+        let guest = self.guest_fd.clone().filter(|_| running);
+        let timeout = if running && guest.is_none() {
+            STOP_POLL
+        } else {
+            IDLE_LOOK
+        };
+        ClientNext::Wait { guest, timeout }
     }
 
     /// Halts the guest if it runs, and judges the stop ([`State::classify`]).
@@ -506,7 +471,7 @@ impl<G: Guest> State<G> {
             return Ok(());
         }
         let reason = g.halt()?;
-        self.regs = None;
+        self.moved();
         self.classify(reason)
     }
 
@@ -514,18 +479,19 @@ impl<G: Guest> State<G> {
     /// client's only while it waits for a stop); another signal goes to a waiting client.
     /// Interrupts are the interrupter's: the caller's business.
     pub(super) fn classify(&mut self, reason: StopReason) -> Result<(), TargetError> {
-        self.regs = None;
+        self.moved();
         let pc = self.registers()?.pc();
         let watch = self.guest()?.last_watch();
         let at_breakpoint = self.installed.contains(&pc);
         let client = self.client.as_mut().filter(|c| c.run != Run::Held);
         match reason {
             StopReason::Trap => {
+                self.traps += 1;
                 if at_breakpoint {
                     self.trapped_at = Some(pc);
                 }
                 if let Some(c) = client {
-                    if c.breakpoints.contains(&pc) {
+                    if c.breakpoints.contains_key(&pc) {
                         c.stop(ClientStop::Breakpoint);
                     } else if let (false, Some(addr)) = (at_breakpoint, watch) {
                         let kind = c
@@ -555,15 +521,21 @@ impl<G: Guest> State<G> {
     /// Installs or removes the breakpoint at `addr` so that it is in the guest exactly when the
     /// sampler or the client wants it. Must be halted.
     pub(super) fn sync_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
-        let wanted = self.sampler_breakpoints.contains(&addr)
-            || self
-                .client
-                .as_ref()
-                .is_some_and(|c| c.breakpoints.contains(&addr));
+        let client = self
+            .client
+            .as_ref()
+            .and_then(|c| c.breakpoints.get(&addr).copied());
+        let wanted = self.sampler_breakpoints.contains(&addr) || client.is_some();
         let installed = self.installed.contains(&addr);
         if wanted && !installed {
-            self.memory_mode(self.sampler_physical)?;
-            self.guest()?.set_breakpoint(addr)?;
+            // gdb's length spares a read (and the memory mode switch for it): breakpoints are
+            // at virtual pcs whatever the mode.
+            if let Some(Some(len)) = client {
+                self.guest()?.set_breakpoint_len(addr, len)?;
+            } else {
+                self.memory_mode(self.sampler_physical)?;
+                self.guest()?.set_breakpoint(addr)?;
+            }
             self.installed.insert(addr);
         } else if !wanted && installed {
             self.installed.remove(&addr);
@@ -587,7 +559,7 @@ impl<G: Guest> State<G> {
         self.trapped_at = None;
         let pc = self.registers()?.pc();
         let at_breakpoint = self.installed.contains(&pc);
-        self.regs = None;
+        self.moved();
         let g = self.guest()?;
         if !at_breakpoint {
             return g.step();
@@ -603,7 +575,11 @@ impl<G: Guest> State<G> {
     /// Lets the guest go on when nobody holds it: carries out a client's step, or resumes
     /// (stepping over the breakpoint it stopped at first).
     pub(super) fn settle(&mut self) -> Result<(), TargetError> {
-        if self.guest.is_none() || self.sampler_hold || self.sampler_pending.is_some() {
+        if self.guest.is_none()
+            || self.sampler_hold
+            || self.sampler_reading > 0
+            || self.sampler_pending.is_some()
+        {
             return Ok(());
         }
         let run = self.client.as_ref().map(|c| c.run);
@@ -624,8 +600,14 @@ impl<G: Guest> State<G> {
             self.step_guest()?;
         }
         self.trapped_at = None;
-        self.regs = None;
+        self.moved();
         self.guest()?.resume()
+    }
+
+    /// The guest may have moved (or changed): what was read of it is forgotten.
+    pub(super) fn moved(&mut self) {
+        self.regs = None;
+        self.client_reads.moved();
     }
 
     /// The halted guest's registers (cached until it moves).

@@ -4,10 +4,11 @@
 //! `thread N`, and stop replies name the hart that stopped; a step steps the thread's hart
 //! alone),
 //! the blocking event loop that waits for the client's stops and its Ctrl-C, and [`BufConn`],
-//! a buffered TCP connection (gdbstub writes a byte at a time).
+//! a buffered TCP connection (gdbstub reads and writes a byte at a time).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use gdbstub::common::{Signal, Tid};
@@ -32,8 +33,9 @@ use gdbstub_arch::riscv::reg::id::RiscvRegId;
 use gdbstub_arch::riscv::reg::RiscvCoreRegs;
 use gdbstub_arch::riscv::Riscv64;
 
-use super::arbiter::{Arbiter, ClientStop};
+use super::arbiter::{Arbiter, ClientNext, ClientStop};
 use super::guest::{Guest, WatchKind};
+use super::wake;
 use crate::riscv::{GPRS, PC};
 use crate::target::TargetError;
 
@@ -318,8 +320,12 @@ impl<G: Guest> Breakpoints for ClientTarget<G> {
 }
 
 impl<G: Guest> SwBreakpoint for ClientTarget<G> {
-    fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        self.arbiter.client_add_breakpoint(addr).map_err(gdb_err)?;
+    /// `kind` is the instruction's length (2 or 4) on RISC-V.
+    fn add_sw_breakpoint(&mut self, addr: u64, kind: usize) -> TargetResult<bool, Self> {
+        let len = u32::try_from(kind).ok().filter(|&k| k == 2 || k == 4);
+        self.arbiter
+            .client_add_breakpoint(addr, len)
+            .map_err(gdb_err)?;
         Ok(true)
     }
 
@@ -387,8 +393,9 @@ impl<G: Guest> MonitorCmd for ClientTarget<G> {
     }
 }
 
-/// The blocking event loop: looks for the client's stop (through the arbiter) and for bytes
-/// from gdb (Ctrl-C) in turn.
+/// The blocking event loop: waits in poll(2) for the client's stop (the connection to the guest
+/// readable, or the sampler's side waking it with one) and for bytes from gdb (Ctrl-C) at once,
+/// without holding the arbiter's lock meanwhile.
 pub enum EventLoop<G: Guest> {
     #[allow(dead_code)]
     Never(std::convert::Infallible, std::marker::PhantomData<G>),
@@ -406,26 +413,26 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
         run_blocking::Event<MultiThreadStopReason<u64>>,
         run_blocking::WaitForStopReasonError<String, std::io::Error>,
     > {
+        use run_blocking::{Event, WaitForStopReasonError as E};
+        conn.flush().map_err(E::Connection)?;
         loop {
-            if let Some(stop) = target
-                .arbiter
-                .client_poll()
-                .map_err(|e| run_blocking::WaitForStopReasonError::Target(e.to_string()))?
-            {
-                let hart = target.arbiter.stopped_hart();
-                return Ok(run_blocking::Event::TargetStopped(stop_reason(stop, hart)));
+            let (guest, timeout) = match target.arbiter.client_next() {
+                Ok(ClientNext::Stop(stop)) => {
+                    let hart = target.arbiter.stopped_hart();
+                    return Ok(Event::TargetStopped(stop_reason(stop, hart)));
+                }
+                Ok(ClientNext::Wait { guest, timeout }) => (guest, timeout),
+                Err(e) => return Err(E::Target(e.to_string())),
+            };
+            if !conn.has_buffered() {
+                let guest = guest.as_ref().map(|fd| fd.as_fd());
+                let waker = target.arbiter.client_waker();
+                if !wake::wait(Some(conn.as_fd()), guest, waker, timeout).gdb {
+                    continue;
+                }
             }
-            if conn
-                .peek()
-                .map_err(run_blocking::WaitForStopReasonError::Connection)?
-                .is_some()
-            {
-                let byte = ConnectionExt::read(conn)
-                    .map_err(run_blocking::WaitForStopReasonError::Connection)?;
-                return Ok(run_blocking::Event::IncomingData(byte));
-            }
-            // Let the sampler have the connection to the guest between two looks.
-            std::thread::sleep(super::arbiter::STOP_POLL);
+            let byte = ConnectionExt::read(conn).map_err(E::Connection)?;
+            return Ok(Event::IncomingData(byte));
         }
     }
 
@@ -441,7 +448,9 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
 }
 
 /// A TCP connection with buffers both ways: gdbstub reads and writes a byte at a time, which on
-/// a bare socket is a system call (and, with TCP_NODELAY, a segment) per byte.
+/// a bare socket is a system call (and, with TCP_NODELAY, a segment) per byte. Replies go out
+/// whole on [`Connection::flush`] (gdbstub flushes each one) and before any read; the socket
+/// stays blocking: [`ConnectionExt::peek`] asks poll(2) whether a read would wait.
 pub struct BufConn {
     stream: TcpStream,
     out: Vec<u8>,
@@ -461,21 +470,32 @@ impl BufConn {
         }
     }
 
-    /// Reads what the socket has into the buffer; `block` waits for at least one byte.
-    /// Returns false on end of stream.
-    fn fill(&mut self, block: bool) -> std::io::Result<bool> {
-        self.stream.set_nonblocking(!block)?;
-        let r = Read::read(&mut self.stream, &mut self.inbuf);
-        match r {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.start = 0;
-                self.end = n;
-                Ok(true)
+    /// True if received bytes wait in the buffer.
+    pub fn has_buffered(&self) -> bool {
+        self.start < self.end
+    }
+
+    /// Reads what the socket has (waiting for at least one byte) into the empty buffer.
+    fn fill(&mut self) -> std::io::Result<()> {
+        loop {
+            match Read::read(&mut self.stream, &mut self.inbuf) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(true),
-            Err(e) => Err(e),
         }
+    }
+}
+
+/// gdb's socket, for poll(2) ([`BufConn::has_buffered`] first).
+impl AsFd for BufConn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 }
 
@@ -494,7 +514,6 @@ impl Connection for BufConn {
 
     fn flush(&mut self) -> Result<(), Self::Error> {
         if !self.out.is_empty() {
-            self.stream.set_nonblocking(false)?;
             Write::write_all(&mut self.stream, &self.out)?;
             self.out.clear();
         }
@@ -502,18 +521,17 @@ impl Connection for BufConn {
     }
 
     fn on_session_start(&mut self) -> Result<(), Self::Error> {
+        self.stream.set_nonblocking(false)?;
         self.stream.set_nodelay(true)
     }
 }
 
 impl ConnectionExt for BufConn {
     fn read(&mut self) -> Result<u8, Self::Error> {
-        // gdbstub reads only after it has written its reply: send what is pending first.
-        self.flush()?;
-        while self.start == self.end {
-            if !self.fill(true)? {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
+        // gdbstub does not flush its acks (`+`): send what is pending before waiting for gdb.
+        if !self.has_buffered() {
+            self.flush()?;
+            self.fill()?;
         }
         let b = self.inbuf[self.start];
         self.start += 1;
@@ -521,10 +539,13 @@ impl ConnectionExt for BufConn {
     }
 
     fn peek(&mut self) -> Result<Option<u8>, Self::Error> {
-        self.flush()?;
-        if self.start == self.end && !self.fill(false)? {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        if !self.has_buffered() {
+            self.flush()?;
+            if !wake::readable(&self.stream) {
+                return Ok(None);
+            }
+            self.fill()?;
         }
-        Ok((self.start < self.end).then(|| self.inbuf[self.start]))
+        Ok(Some(self.inbuf[self.start]))
     }
 }

@@ -2,6 +2,8 @@
 //! what only a debugger client asks for (register writes, watchpoints, the memory address
 //! mode), implemented for [`RspTarget`] (QEMU) and [`MemTarget`] (tests).
 
+use std::os::fd::{AsFd, BorrowedFd};
+
 use crate::riscv::{GPRS, PC, REGISTER_BYTES};
 use crate::rsp::{BreakpointType, RspError, StopKind, StopReply};
 use crate::target::{MemTarget, RspTarget, Target, TargetError};
@@ -58,6 +60,25 @@ pub trait Guest: Target + Send + 'static {
 
     /// True once the connection is gone: a new one is needed.
     fn is_gone(&mut self) -> bool;
+
+    /// [`Target::set_breakpoint`] for an instruction of `len` bytes (2 or 4, as gdb says in
+    /// `Z0`), which spares looking the length up in memory.
+    fn set_breakpoint_len(&mut self, addr: u64, len: u32) -> Result<(), TargetError> {
+        let _ = len;
+        self.set_breakpoint(addr).map(|_| ())
+    }
+
+    /// What to poll(2) for the running guest's stop, if the connection is a descriptor. None:
+    /// the guest is looked at with [`Guest::stop_ready`] on a timer instead.
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+
+    /// True if a stop of the running guest may be ready to take: [`Target::wait_for_stop`]
+    /// would not wait for it. Does not block. Without a descriptor, always true.
+    fn stop_ready(&mut self) -> bool {
+        true
+    }
 }
 
 fn unreadable(e: RspError) -> TargetError {
@@ -130,6 +151,19 @@ impl Guest for RspTarget {
 
     fn is_gone(&mut self) -> bool {
         self.client().is_closed()
+    }
+
+    fn set_breakpoint_len(&mut self, addr: u64, len: u32) -> Result<(), TargetError> {
+        RspTarget::set_breakpoint_len(self, addr, len).map(|_| ())
+    }
+
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.client_ref().as_fd())
+    }
+
+    fn stop_ready(&mut self) -> bool {
+        let client = self.client_ref();
+        client.input_buffered() || super::wake::readable(client)
     }
 }
 

@@ -3,30 +3,36 @@
 //! one client) with the sampler. `tui --serve ADDR` and `watch --serve ADDR` start it; gdb,
 //! gdb-dashboard or an IDE attach with `target remote ADDR`.
 //!
-//! Files: `arbiter` (the shared connection: whose breakpoint, whose stop, who holds the guest;
+//! Files: `arbiter` (the shared connection: whose breakpoint, whose stop, who holds the guest),
 //! `sampler` (the sampler's
 //! [`SamplerTarget`] under those rules), `gdb_target` (the client's gdbstub `Target`, the event
 //! loop, the buffered connection), `listener` (accepting clients, one at a time), `guest` (what
-//! the server needs of the connection beyond the `Target` trait).
+//! the server needs of the connection beyond the `Target` trait), `wake` (waiting on several
+//! descriptors at once, and waking a waiting thread).
 //!
 //! Contract: dropping a [`Serve`] closes the client's connection (its breakpoints removed) and
 //! detaches from the guest, which runs on.
 
 mod arbiter;
+mod client_ops;
 mod gdb_target;
 mod guest;
 mod listener;
+mod locked;
+mod memcache;
 mod sampler;
+mod wake;
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-pub use arbiter::{Arbiter, Busy, ClientStop, Connect, STOP_POLL};
+pub use arbiter::{Arbiter, Busy, ClientNext, ClientStop, Connect, IDLE_LOOK, STOP_POLL};
 pub use gdb_target::{hart_of, stop_reason, tid_of, BufConn, ClientTarget, EventLoop};
 pub use guest::{Guest, WatchKind};
 pub use listener::{ClientLog, Listener, PACKET_SIZE};
 pub use sampler::SamplerTarget;
+pub use wake::Waker;
 
 use crate::dwarf::DebugInfo;
 use crate::source::session::Connector;
@@ -52,6 +58,24 @@ impl Serve {
             listener,
             gdb: gdb.to_string(),
         })
+    }
+
+    /// Lets the client's memory reads within the ELF at `elf`'s load segments (the kernel
+    /// image: RAM) be answered from blocks read once per stop; without segments (an ELF that
+    /// cannot be read), every read goes to the guest.
+    pub fn read_ahead_in_kernel(&self, elf: &std::path::Path) {
+        let ranges = crate::dwarf::load_segments(elf)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| (s.vaddr..s.vaddr.saturating_add(s.len), s.writable))
+            .collect();
+        self.arbiter.read_ahead_in(ranges);
+    }
+
+    /// Breakpoint and watchpoint stops the guest reported through this server's connection
+    /// so far, anyone's ([`Arbiter::traps`]).
+    pub fn guest_traps(&self) -> u64 {
+        self.arbiter.traps()
     }
 
     /// The address gdb attaches to.

@@ -33,7 +33,7 @@ fn installed(a: &Arbiter<MemTarget>) -> Vec<u64> {
 fn client_waiting_at_a(a: &Arbiter<MemTarget>) {
     a.attach_client().unwrap().unwrap();
     assert!(!running(a), "attaching halts the guest for the client");
-    a.client_add_breakpoint(A).unwrap();
+    a.client_add_breakpoint(A, None).unwrap();
     a.client_resume().unwrap();
     assert!(running(a));
 }
@@ -155,6 +155,34 @@ fn the_sampler_cannot_step_a_guest_the_client_holds() {
     assert!(!g.will_resume());
     drop(g);
     assert!(!running(&a));
+}
+
+#[test]
+fn a_client_continue_waits_for_the_samplers_read_in_place() {
+    let a = arbiter();
+    let mut t = a.sampler_target().unwrap();
+    a.attach_client().unwrap().unwrap();
+    let mut g = HaltGuard::new(&mut t).unwrap();
+    assert!(!g.will_resume(), "the client holds it: read in place");
+    a.client_resume().unwrap();
+    assert!(!running(&a), "the continue waits for the sampler's read");
+    let mut buf = [0u8; 4];
+    g.read_memory(RAM, &mut buf).unwrap();
+    assert_eq!(a.client_poll().unwrap(), None);
+    drop(g);
+    assert!(
+        running(&a),
+        "the read is over: the client's continue went ahead"
+    );
+    // The same for a step, ended by the sampler's next halt rather than a guard.
+    a.client_interrupt().unwrap();
+    assert_eq!(t.halt().unwrap(), StopReason::AlreadyHalted);
+    a.client_step().unwrap();
+    assert_eq!(a.with_guest(|g| g.stats().steps), Some(0));
+    t.read_registers().unwrap();
+    t.resume().unwrap();
+    assert_eq!(a.client_poll().unwrap(), Some(ClientStop::Step));
+    assert_eq!(a.with_guest(|g| g.stats().steps), Some(1));
 }
 
 #[test]

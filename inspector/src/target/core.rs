@@ -186,6 +186,7 @@ mod tests {
             vaddr: 0xffff_ffc0_0000_0000,
             paddr: 0x8000_0040,
             len: 0x40,
+            writable: false,
         };
         let mut c = CoreFile::open(tmp.path(), vec![high]).unwrap();
         assert_eq!(c.segments().len(), 1);

@@ -8,12 +8,15 @@ use super::{StopReason, Target, TargetError};
 
 /// Holds a halted target. Contract: if the guard halted the guest, the guest is resumed when the
 /// guard ends ([`HaltGuard::resume`] or drop); if the guest was halted already (say, at a
-/// breakpoint), the guard leaves it halted.
+/// breakpoint), the guard leaves it halted and tells the target it is done with it
+/// ([`Target::release`]).
 pub struct HaltGuard<'t, T: Target + ?Sized> {
     target: &'t mut T,
     stop: StopReason,
     /// Set when the guard halted the guest: the instant just before the interrupt was sent.
     halted_at: Option<Instant>,
+    /// The guest was halted already: released when the guard ends.
+    borrowed: bool,
 }
 
 impl<'t, T: Target + ?Sized> HaltGuard<'t, T> {
@@ -26,6 +29,7 @@ impl<'t, T: Target + ?Sized> HaltGuard<'t, T> {
         Ok(HaltGuard {
             target,
             stop,
+            borrowed: halted_at.is_none(),
             halted_at,
         })
     }
@@ -77,6 +81,8 @@ impl<T: Target + ?Sized> Drop for HaltGuard<'_, T> {
             // Best effort on error and panic paths; an RspTarget that cannot resume detaches
             // when dropped, which also resumes the guest.
             let _ = self.target.resume();
+        } else if self.borrowed {
+            self.target.release();
         }
     }
 }

@@ -154,6 +154,12 @@ pub trait Target {
         self.stopped_hart()
     }
 
+    /// The caller is done with a guest it found halted by someone else ([`Target::halt`]
+    /// returned [`StopReason::AlreadyHalted`]): a [`HaltGuard`] that did not halt the guest
+    /// calls it when it ends. A target shared with another debugger keeps that one from
+    /// resuming the guest until then. Default: nothing.
+    fn release(&mut self) {}
+
     /// Runs a monitor command (QEMU's human monitor, `qRcmd`) and returns its output. Must be
     /// halted. Targets without a monitor refuse.
     fn monitor(&mut self, command: &str) -> Result<String, TargetError> {

@@ -36,6 +36,9 @@ pub struct Segment {
     pub vaddr: u64,
     pub paddr: u64,
     pub len: u64,
+    /// Mapped writable (`PF_W`): its bytes change as the kernel runs (data, bss, stacks);
+    /// false for code and read-only data.
+    pub writable: bool,
 }
 
 /// Guest memory as a reader of the tracker needs it: bytes at kernel addresses. A halted
@@ -180,6 +183,7 @@ mod tests {
             vaddr: 0xffff_ffc0_0000_0000,
             paddr: 0x8000_0040,
             len: 0x40,
+            writable: true,
         };
         let (_f, mut r) = ram(&bytes, vec![high]);
         let mut buf = [0u8; 4];

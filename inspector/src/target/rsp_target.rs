@@ -127,6 +127,38 @@ impl RspTarget {
         }
     }
 
+    /// [`Target::set_breakpoint`] with the instruction's length given (2 or 4, as gdb sends it
+    /// in `Z0`): no memory read to find it, whatever the memory address mode.
+    pub fn set_breakpoint_len(
+        &mut self,
+        addr: u64,
+        len: u32,
+    ) -> Result<BreakpointKind, TargetError> {
+        self.check("set a breakpoint")?;
+        if let Some(&(kind, _)) = self.breakpoints.get(&addr) {
+            return Ok(kind);
+        }
+        self.insert_breakpoint(addr, len)
+    }
+
+    /// `Z0`, or `Z1` if the server refuses it; recorded for removal.
+    fn insert_breakpoint(&mut self, addr: u64, len: u32) -> Result<BreakpointKind, TargetError> {
+        let kind = match self
+            .client
+            .insert_breakpoint(BreakpointType::Software, addr, len)
+        {
+            Ok(()) => BreakpointKind::Software,
+            Err(RspError::Unsupported { .. } | RspError::ErrorReply { .. }) => {
+                self.client
+                    .insert_breakpoint(BreakpointType::Hardware, addr, len)?;
+                BreakpointKind::Hardware
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.breakpoints.insert(addr, (kind, len));
+        Ok(kind)
+    }
+
     /// Breakpoint length for `Z0`/`Z1` at `addr`: 2 for a compressed instruction, else 4.
     fn instruction_len(&mut self, addr: u64) -> u32 {
         let mut half = [0u8; 2];
@@ -233,20 +265,7 @@ impl Target for RspTarget {
             return Ok(kind);
         }
         let len = self.instruction_len(addr);
-        let kind = match self
-            .client
-            .insert_breakpoint(BreakpointType::Software, addr, len)
-        {
-            Ok(()) => BreakpointKind::Software,
-            Err(RspError::Unsupported { .. } | RspError::ErrorReply { .. }) => {
-                self.client
-                    .insert_breakpoint(BreakpointType::Hardware, addr, len)?;
-                BreakpointKind::Hardware
-            }
-            Err(e) => return Err(e.into()),
-        };
-        self.breakpoints.insert(addr, (kind, len));
-        Ok(kind)
+        self.insert_breakpoint(addr, len)
     }
 
     fn remove_breakpoint(&mut self, addr: u64) -> Result<(), TargetError> {
