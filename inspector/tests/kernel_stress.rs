@@ -7,23 +7,10 @@
 
 mod common;
 
-use common::qemu::Qemu;
+use common::qemu::{console_field as field, Qemu};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
-
-fn field(line: &str, key: &str) -> u64 {
-    let pat = format!("{key}=");
-    let start = line
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-        + pat.len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key}= in {line:?}"))
-}
 
 /// `mem`'s summary line as (free, tracked, allocs), and whether any owner is `<dead>`.
 fn mem(q: &mut Qemu) -> ((u64, u64, u64), bool) {

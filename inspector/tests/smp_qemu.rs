@@ -7,23 +7,10 @@
 
 mod common;
 
-use common::qemu::{smp, Qemu};
+use common::qemu::{console_field as field, smp, Qemu};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
-
-fn field(line: &str, key: &str) -> u64 {
-    let pat = format!("{key}=");
-    let start = line
-        .find(&pat)
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-        + pat.len();
-    line[start..]
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no number {key}= in {line:?}"))
-}
 
 /// `mem`'s summary as (free, used, tracked, allocs), and its whole output.
 fn mem(q: &mut Qemu) -> ((u64, u64, u64, u64), String) {

@@ -14,7 +14,7 @@
 //! there is none yet.
 
 use super::{Sampler, SnapshotError};
-use crate::model::{Header, ReadPath, Snapshot};
+use crate::model::{Header, Process, ReadPath, Snapshot};
 use crate::target::{GuestMemory, TargetError};
 use std::time::{Duration, Instant};
 
@@ -35,10 +35,13 @@ impl Sampler {
             // Without the sequence lock a copy could be torn: refuse rather than guess.
             return Err(SnapshotError::NoGeneration);
         }
+        // Once per snapshot, before the window (the table is not under the tracker's lock):
+        // the entries' user sites are named by their owners' programs. Retries reuse it.
+        let mut procs = self.read_procs(mem, super::MAX_SPAN_BYTES)?;
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            if let Some(snap) = self.try_live(mem)? {
+            if let Some(snap) = self.try_live(mem, &mut procs)? {
                 return Ok(snap);
             }
             if start.elapsed() > LIVE_BOUND {
@@ -105,10 +108,8 @@ impl Sampler {
     fn try_live<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
+        procs: &mut Vec<Process>,
     ) -> Result<Option<Snapshot>, SnapshotError> {
-        // Before the window (it is not under the tracker's lock): the entries' user sites are
-        // named by their owners' programs.
-        let procs = self.read_procs(mem, super::MAX_SPAN_BYTES)?;
         let before = self.read_generation(mem)?;
         if before.is_some_and(|g| g % 2 == 1) {
             return Ok(None);
@@ -130,7 +131,7 @@ impl Sampler {
         let Some(mut snap) = read? else {
             return Ok(None);
         };
-        snap.procs = procs;
+        snap.procs = std::mem::take(procs); // a snapshot ends the retries
         snap.pause_us = 0;
         snap.mid_change = false;
         snap.rebooted = rebooted;

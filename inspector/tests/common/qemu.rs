@@ -279,3 +279,18 @@ impl Drop for Qemu {
         self.kill();
     }
 }
+
+/// The number after `key=` in a console line (`mem`, `churn` and `lockstat` print such
+/// fields). Panics naming the line when it has none.
+pub fn console_field(line: &str, key: &str) -> u64 {
+    let pat = format!("{key}=");
+    let start = line
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        + pat.len();
+    line[start..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number {key}= in {line:?}"))
+}
