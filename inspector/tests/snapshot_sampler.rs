@@ -456,6 +456,10 @@ fn the_process_table_says_which_hart_runs_a_process() {
         let f = procs.record.require(name).unwrap().clone();
         fx.poke(procs.array.element_address(procs.address, i), &f, v);
     };
+    // Read once before: a table that changed since is decoded again, not remembered.
+    let before = fx.sampler.sample(&mut fx.target).unwrap();
+    let harts: Vec<_> = before.procs.iter().map(|p| (p.pid, p.hart)).collect();
+    assert_eq!(harts, [(1, None), (3, None)]);
     poke(&mut fx, 3, "state", 2); // Running
     poke(&mut fx, 3, "hart", 1);
     poke(&mut fx, 1, "hart", 0);
@@ -488,4 +492,49 @@ fn a_process_table_without_harts_names_none() {
     let procs = sampler.processes(&mut target).unwrap();
     assert!(!procs.is_empty());
     assert!(procs.iter().all(|p| p.hart.is_none()), "{procs:?}");
+}
+
+#[test]
+fn entries_repeating_and_alternating_tags_and_owners_each_decode_as_their_own() {
+    // Whole records of slots 0, 1 and 3 copied into later slots in an irregular pattern, each
+    // with its own owner: what the decoder remembers of recent records must never leak into
+    // a record that differs.
+    let mut fx = fixture();
+    let table = fx.sampler.layout().table.clone();
+    let stride = table.array.stride as usize;
+    let record = |fx: &mut Fixture, slot: u64| {
+        let mut rec = vec![0; stride];
+        let at = table.array.element_address(table.address, slot);
+        fx.target.halt().unwrap();
+        fx.target.read_memory(at, &mut rec).unwrap();
+        fx.target.resume().unwrap();
+        rec
+    };
+    let sources = [
+        (0, "kernel_heap"),
+        (1, "alloc_pages"),
+        (3, "user_stack"),
+    ];
+    let originals: Vec<Vec<u8>> = sources.iter().map(|&(s, _)| record(&mut fx, s)).collect();
+    let pattern = [0, 0, 1, 0, 2, 1, 1, 2, 0, 2, 2, 1, 0, 1, 2, 0];
+    let owner = table.record.require("owner").unwrap().clone();
+    let mut want = Vec::new();
+    for (i, &k) in pattern.iter().enumerate() {
+        let slot = 4 + i as u64;
+        let at = table.array.element_address(table.address, slot);
+        fx.target.poke(at, &originals[k]);
+        let pid = [3, 3, 5, 3, 7, 7, 5][i % 7];
+        fx.poke(at, &owner, pid);
+        want.push((slot as usize, pid as u32, sources[k].1));
+    }
+    fx.set_header("high_water", 4 + pattern.len() as u64);
+    fx.set_count(3 + pattern.len() as u64);
+    let snap = fx.sampler.sample(&mut fx.target).unwrap();
+    let got: Vec<_> = snap
+        .entries
+        .iter()
+        .filter(|e| e.slot >= 4)
+        .map(|e| (e.slot, e.owner, &*e.tag))
+        .collect();
+    assert_eq!(got, want);
 }

@@ -60,6 +60,28 @@ pub struct FieldLayout {
 }
 
 impl FieldLayout {
+    /// A field made by hand, for tests of code that decodes records.
+    #[cfg(test)]
+    pub(crate) fn new(
+        name: &str,
+        offset: u64,
+        size: u64,
+        kind: FieldKind,
+        ty: TypeId,
+        bits: Option<(u64, u64)>,
+        endian: Endian,
+    ) -> FieldLayout {
+        FieldLayout {
+            name: name.into(),
+            offset,
+            size,
+            kind,
+            ty,
+            bits,
+            endian,
+        }
+    }
+
     /// This field's bytes within `record`.
     pub fn bytes<'b>(&self, record: &'b [u8]) -> Option<&'b [u8]> {
         byte_range(record, self.offset, self.size)

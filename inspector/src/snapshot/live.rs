@@ -83,16 +83,13 @@ impl Sampler {
         &mut self,
         mem: &mut M,
     ) -> Result<Option<u64>, SnapshotError> {
-        let Some((addr, layout)) = &self.layout.header else {
+        let Some((addr, size)) = self.readers.generation else {
             return Ok(None);
         };
-        let Some(f) = layout.field("generation") else {
-            return Ok(None);
-        };
-        // On the hot path: no allocation. The layout check bounds integer fields to 8 bytes.
+        // On the hot path: no allocation, no lookup by name.
         let mut b = [0u8; 8];
-        let b = &mut b[..(f.size as usize).min(8)];
-        mem.read_guest(addr + f.offset, b)?;
+        let b = &mut b[..size];
+        mem.read_guest(addr, b)?;
         Ok(Some(self.layout.endian.read_uint(b) as u64))
     }
 

@@ -22,6 +22,7 @@ mod layout;
 mod live;
 mod procs;
 mod quiescent;
+mod readers;
 mod site_fields;
 
 /// An event's `slot` when it names no table slot (the ABI's `NO_SLOT`, docs/tracker-abi.md).
@@ -36,12 +37,13 @@ pub use live::LIVE_BOUND;
 pub use quiescent::{TrackerCode, TRACKER_WRITERS};
 
 use crate::dwarf::{DebugInfo, DwarfError, FieldLayout, StrRef, StructLayout};
-use crate::model::{Entry, Event, EventKind, Header, ReadPath, Snapshot};
+use crate::model::{Entry, Event, EventKind, Header, Process, ReadPath, Snapshot};
 use crate::riscv::PAGE_SIZE;
-use crate::sites::SiteNames;
+use crate::sites::{AddressHasher, SiteNames};
 use crate::target::{GuestMemory, HaltGuard, Target, TargetError};
 use follow::follow_events;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,7 +101,7 @@ pub struct Sampler {
     /// Shared so a read can hold it while it borrows the sampler mutably (no per-read clone).
     layout: std::sync::Arc<TrackerLayout>,
     /// Tag and name strings by (pointer, length), read once.
-    strings: HashMap<(u64, u64), Arc<str>>,
+    strings: HashMap<(u64, u64), Arc<str>, BuildHasherDefault<AddressHasher>>,
     /// The last string looked up: a table's entries mostly repeat a few tags, so most lookups
     /// end here without hashing.
     last_string: Option<((u64, u64), Arc<str>)>,
@@ -119,10 +121,14 @@ pub struct Sampler {
     /// Process names by PID from the latest read of `proc_table`: the program of an entry's
     /// user site is its owner's.
     proc_names: HashMap<u32, Arc<str>>,
+    /// The raw bytes of the last `proc_table` read and what they decoded to.
+    last_procs: Option<(Vec<u8>, Vec<Process>)>,
     /// The last entry's (site, user_site, owner) and its names: runs of entries repeat it.
     last_site: Option<((u64, u64, u32), crate::sites::Named)>,
     /// The site fields of the event ring's records, if it has them.
     event_sites: Option<Arc<SiteFields>>,
+    /// The layout's fields as readers, resolved once (shared like `layout`).
+    readers: Arc<readers::Readers>,
 }
 
 impl Sampler {
@@ -151,8 +157,9 @@ impl Sampler {
             .and_then(|e| SiteFields::resolve(&e.record))
             .map(Arc::new);
         Sampler {
+            readers: Arc::new(readers::Readers::of(&layout)),
             layout: std::sync::Arc::new(layout),
-            strings: HashMap::new(),
+            strings: HashMap::default(),
             last_string: None,
             elf_strings,
             previous: None,
@@ -162,6 +169,7 @@ impl Sampler {
             derived_head: 0,
             site_names: None,
             proc_names: HashMap::new(),
+            last_procs: None,
             last_site: None,
             event_sites,
         }
@@ -181,6 +189,7 @@ impl Sampler {
     pub fn reset(&mut self) {
         self.previous = None;
         self.next_event = None;
+        self.last_procs = None;
     }
 
     /// Checks that the ELF's build stamp is the one in guest memory. Halts briefly.
@@ -267,7 +276,16 @@ impl Sampler {
     /// Makes `snap` the state the next snapshot reads changes against.
     fn keep(&mut self, snap: &Snapshot) {
         self.next_event = Some(snap.header.event_head);
-        self.previous = Some(snap.clone());
+        // Without its events: changes are read against the entries, the header and the
+        // processes, and copying up to a ring's worth of events would cost as much as the
+        // rest of a read.
+        self.previous = Some(Snapshot {
+            header: snap.header.clone(),
+            entries: snap.entries.clone(),
+            procs: snap.procs.clone(),
+            events: Vec::new(),
+            ..*snap
+        });
     }
 
     fn read_header<T: GuestMemory + ?Sized>(&mut self, t: &mut T) -> Result<Header, SnapshotError> {
@@ -283,8 +301,9 @@ impl Sampler {
         };
         read_into(t, &mut self.buf, *addr, layout.size as usize)?; // checked: MAX_HEADER_BYTES
         let b = &self.buf;
-        let get = |name: &str| layout.field(name).and_then(|f| f.read_u64(b)).unwrap_or(0);
-        if let Some(magic) = layout.field("magic").and_then(|f| f.read_u64(b)) {
+        let h = &self.readers.header;
+        let get = |f: &Option<readers::Int>| readers::or_zero(f, b);
+        if let Some(magic) = h.magic.as_ref().and_then(|f| f.read(b)) {
             if magic != tracker_magic(self.layout.endian) {
                 return Err(SnapshotError::NotInitialised { found: magic });
             }
@@ -292,26 +311,27 @@ impl Sampler {
         Ok(Header {
             capacity,
             count: 0,
-            generation: get("generation"),
-            high_water: layout
-                .field("high_water")
-                .and_then(|f| f.read_u64(b))
+            generation: get(&h.generation),
+            high_water: h
+                .high_water
+                .as_ref()
+                .and_then(|f| f.read(b))
                 .unwrap_or(capacity)
                 .min(capacity),
-            failed_allocs: get("failed_allocs"),
-            invalid_frees: get("invalid_frees"),
-            total_allocs: get("total_allocs"),
-            total_frees: get("total_frees"),
-            reclaimed_allocs: get("reclaimed_allocs"),
-            reclaimed_pages: get("reclaimed_pages"),
-            event_head: get("event_head"),
-            ram_base: get("ram_base"),
-            ram_pages: get("ram_pages"),
-            alloc_base: get("alloc_base"),
-            free_pages: get("free_pages"),
-            tracked_pages: get("tracked_pages"),
-            timebase_hz: get("timebase_hz"),
-            boot_nonce: get("boot_nonce"),
+            failed_allocs: get(&h.failed_allocs),
+            invalid_frees: get(&h.invalid_frees),
+            total_allocs: get(&h.total_allocs),
+            total_frees: get(&h.total_frees),
+            reclaimed_allocs: get(&h.reclaimed_allocs),
+            reclaimed_pages: get(&h.reclaimed_pages),
+            event_head: get(&h.event_head),
+            ram_base: get(&h.ram_base),
+            ram_pages: get(&h.ram_pages),
+            alloc_base: get(&h.alloc_base),
+            free_pages: get(&h.free_pages),
+            tracked_pages: get(&h.tracked_pages),
+            timebase_hz: get(&h.timebase_hz),
+            boot_nonce: get(&h.boot_nonce),
             bare: false,
         })
     }
@@ -388,27 +408,43 @@ impl Sampler {
         let (addr, len) = checked_span(&self.layout.table, 0, high_water, "alloc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
-        let layout = std::sync::Arc::clone(&self.layout);
-        let f = &layout.entry;
-        let mut entries = Vec::new();
-        for slot in 0..high_water {
-            let Some(rec) = self.layout.table.array.element_bytes(&bytes, slot) else {
-                break;
-            };
-            if f.used.read_u64(rec).unwrap_or(0) == 0 {
+        let layout = Arc::clone(&self.layout);
+        let readers = Arc::clone(&self.readers);
+        let (f, r) = (&layout.entry, &readers.entry);
+        let stride = layout.table.array.stride as usize; // checked: non-zero, fits the span
+        let mut entries = Vec::with_capacity(high_water as usize);
+        // Runs of entries share a tag and sites (one process's pages from one line): an entry
+        // whose raw tag bytes, or whose (site, user site, owner), equal a recent one's shares
+        // its strings and sites without a lookup.
+        let mut tags = readers::Recent::new();
+        let mut sites = readers::Recent::new();
+        for (slot, rec) in bytes.chunks_exact(stride).enumerate() {
+            if r.used.read(rec).unwrap_or(0) == 0 {
                 continue;
             }
+            let owner = r.owner.read(rec).unwrap_or(0);
+            let tag = match r.tag.and_then(|t| t.bytes(rec)) {
+                Some(raw) => tags.get_or(raw, || self.string(t, &f.tag, rec))?,
+                None => self.string(t, &f.tag, rec)?,
+            };
             let (site, user_site) = match &f.sites {
-                Some(fields) => self.sites(t, fields, rec)?,
+                Some(fields) => {
+                    let key = (
+                        readers::or_zero(&r.site, rec),
+                        readers::or_zero(&r.user_site, rec),
+                        owner,
+                    );
+                    sites.get_or(key, || self.sites(t, fields, rec))?
+                }
                 None => (None, None),
             };
             entries.push(Entry {
-                slot: slot as usize,
-                pa: f.pa.read_u64(rec).unwrap_or(0),
-                npages: f.npages.read_u64(rec).unwrap_or(0),
-                owner: f.owner.read_u64(rec).unwrap_or(0) as u32,
-                tag: self.string(t, &f.tag, rec)?,
-                time: f.time.as_ref().and_then(|f| f.read_u64(rec)).unwrap_or(0),
+                slot,
+                pa: r.pa.read(rec).unwrap_or(0),
+                npages: r.npages.read(rec).unwrap_or(0),
+                owner: owner as u32,
+                tag,
+                time: r.time.as_ref().and_then(|f| f.read(rec)).unwrap_or(0),
                 site,
                 user_site,
             });
@@ -430,8 +466,15 @@ impl Sampler {
             return Ok((Vec::new(), 0));
         };
         let EventRange { from, missed } = self.event_range(ring.array.len, head);
+        if from == head {
+            return Ok((Vec::new(), missed));
+        }
         let mut events = Vec::with_capacity((head - from) as usize);
         let fields = EventFields::of(&ring.record);
+        let mut recent = RecentOfEvents {
+            tags: readers::Recent::new(),
+            sites: readers::Recent::new(),
+        };
         for (seq, start, end) in ring_runs(ring.array.len, from, head) {
             let (addr, len) = checked_span(ring, start, end, "alloc_events", limit)?;
             let mut bytes = std::mem::take(&mut self.buf);
@@ -441,7 +484,7 @@ impl Sampler {
                 let Some(rec) = ring.array.element_bytes(&bytes, i) else {
                     break;
                 };
-                events.push(self.decode_event(t, &fields, rec, seq + i)?);
+                events.push(self.decode_event(t, &fields, rec, seq + i, &mut recent)?);
             }
             self.buf = bytes;
         }
@@ -465,6 +508,7 @@ impl Sampler {
         f: &EventFields,
         rec: &[u8],
         expected_seq: u64,
+        recent: &mut RecentOfEvents,
     ) -> Result<Event, SnapshotError> {
         let get = |f: Option<&FieldLayout>| f.and_then(|f| f.read_u64(rec)).unwrap_or(0);
         let kind = match f.kind {
@@ -475,7 +519,12 @@ impl Sampler {
             None => EventKind::Other("?".into()),
         };
         let tag = match f.tag {
-            Some(f) => self.string(t, f, rec)?,
+            Some(f) => match f.read_str(rec) {
+                Some(s) => recent
+                    .tags
+                    .get_or((s.ptr, str_len_key(&s)), || self.string(t, f, rec))?,
+                None => self.string(t, f, rec)?,
+            },
             None => Arc::from(""),
         };
         let seq = f.seq.and_then(|f| f.read_u64(rec)).unwrap_or(expected_seq);
@@ -485,7 +534,17 @@ impl Sampler {
             .filter(|&s| s != NO_SLOT && s < self.layout.table.array.len)
             .map(|s| s as usize);
         let (site, user_site) = match self.event_sites.clone() {
-            Some(fields) => self.sites(t, &fields, rec)?,
+            Some(fields) => {
+                let int = |f: Option<&FieldLayout>| f.and_then(|f| f.read_u64(rec)).unwrap_or(0);
+                let program = fields.user_program.as_ref().and_then(|p| p.read_str(rec));
+                let key = (
+                    int(Some(&fields.site)),
+                    int(fields.user_site.as_ref()),
+                    int(fields.owner.as_ref()),
+                    program.map_or((0, 0), |p| (p.ptr, str_len_key(&p))),
+                );
+                recent.sites.get_or(key, || self.sites(t, &fields, rec))?
+            }
             None => (None, None),
         };
         Ok(Event {
@@ -538,6 +597,12 @@ impl Sampler {
         self.last_string = Some((key, s.clone()));
         Ok(s)
     }
+}
+
+/// The recent tags and sites of one read's events (see [`readers::Recent`]).
+struct RecentOfEvents {
+    tags: readers::Recent<(u64, u64), Arc<str>>,
+    sites: readers::Recent<(u64, u64, u64, (u64, u64)), crate::sites::Named>,
 }
 
 /// See [`Sampler::event_range`].

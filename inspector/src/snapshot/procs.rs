@@ -3,7 +3,9 @@
 //! skipped), `name` (inline bytes or a string reference), `parent`, and `hart` when the kernel
 //! records it (older kernels and the C example do not: `hart` is then `None` for all).
 
-use super::{checked_span, nul_terminated, read_into, Sampler, SnapshotError, MAX_SPAN_BYTES};
+use super::{
+    checked_span, nul_terminated, read_into, readers, Sampler, SnapshotError, MAX_SPAN_BYTES,
+};
 use crate::model::{ProcState, Process};
 use crate::target::GuestMemory;
 use std::sync::Arc;
@@ -34,18 +36,28 @@ impl Sampler {
         let (addr, len) = checked_span(procs, 0, procs.array.len, "proc_table", limit)?;
         let mut bytes = std::mem::take(&mut self.buf);
         read_into(t, &mut bytes, addr, len)?;
-        let r = &procs.record;
+        // An unchanged table (the common case at 60 Hz) decodes to what it did last time.
+        if let Some((raw, procs)) = &self.last_procs {
+            if *raw == bytes {
+                let procs = procs.clone();
+                self.buf = bytes;
+                return Ok(procs);
+            }
+        }
+        let readers = Arc::clone(&self.readers);
+        let r = &readers.procs;
         let mut out = Vec::new();
         for i in 0..procs.array.len {
             let Some(rec) = procs.array.element_bytes(&bytes, i) else {
                 break;
             };
-            let pid = r.field("pid").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
+            let pid = readers::or_zero(&r.pid, rec) as u32;
             if pid == 0 {
                 continue;
             }
             let state = r
-                .field("state")
+                .state
+                .as_ref()
                 .map_or(ProcState::Other(String::new()), |f| {
                     match f.enum_name(rec) {
                         Some(name) => ProcState::from_name(name),
@@ -55,18 +67,17 @@ impl Sampler {
             if state == ProcState::Unused {
                 continue;
             }
-            let name = match r.field("name") {
-                Some(f) if f.read_str(rec).is_some() => {
-                    self.string(t, &f.clone(), rec)?.to_string()
-                }
+            let name = match &r.name {
+                Some(f) if f.read_str(rec).is_some() => self.string(t, f, rec)?.to_string(),
                 Some(f) => f.bytes(rec).map(nul_terminated).unwrap_or_default(),
                 None => String::new(),
             };
-            let parent = r.field("parent").and_then(|f| f.read_u64(rec)).unwrap_or(0) as u32;
+            let parent = readers::or_zero(&r.parent, rec) as u32;
             // Only a running process is on a hart, whatever a stale field says.
             let hart = r
-                .field("hart")
-                .and_then(|f| f.read_u64(rec))
+                .hart
+                .as_ref()
+                .and_then(|f| f.read(rec))
                 .filter(|&h| h != NO_HART && h <= u32::MAX as u64 && state == ProcState::Running)
                 .map(|h| h as u32);
             out.push(Process {
@@ -77,6 +88,7 @@ impl Sampler {
                 hart,
             });
         }
+        self.last_procs = Some((bytes.clone(), out.clone()));
         self.buf = bytes;
         // Rebuilt only when a process came, went or changed its name: reading an unchanged
         // process table allocates nothing here (and the last site's names stay valid).

@@ -88,6 +88,12 @@ impl RamSource {
         self.sampler.layout().has_generation()
     }
 
+    /// Forgets the previous snapshot but keeps the file mapped: the next sample reads the
+    /// whole table, as after a reconnect, without the cost of mapping the file again.
+    pub fn forget(&mut self) {
+        self.sampler.reset();
+    }
+
     /// The RAM file's path.
     pub fn path(&self) -> &Path {
         &self.path
