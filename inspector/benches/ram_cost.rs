@@ -36,7 +36,7 @@ fn round(
     let (mut host, mut pause) = (Vec::new(), Vec::new());
     for _ in 0..n {
         if reset {
-            ram.reconnect().expect("reopen"); // forgets the previous snapshot
+            ram.forget(); // the next read takes the whole table (the file stays mapped)
         }
         let start = Instant::now();
         let s = ram.sample().expect("RAM snapshot");
@@ -185,7 +185,12 @@ fn main() {
     // cent from one run to the next, far more than observing costs, so the conditions are
     // paired: each round runs all three back to back (in a rotating order), and what is
     // reported is the median over rounds of observed/unobserved within the round.
-    let (n, rounds) = (5_000, 15);
+    // More rounds narrow the median; LEAKSCOPE_BENCH_ROUNDS sets how many.
+    let rounds = std::env::var("LEAKSCOPE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(25);
+    let n = 5_000;
     println!(
         "\nallocbench {n} (alloc+free pairs), kernel-timed; {rounds} rounds, the three conditions \
          back to back in each (rotating order)"
