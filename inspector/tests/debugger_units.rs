@@ -590,3 +590,80 @@ fn line_steps_report_new_lines_and_end_at_the_return() {
         "the user's breakpoint is still installed"
     );
 }
+
+/// The pc of each hart of a halted `t`.
+fn hart_pcs(t: &mut MemTarget) -> Vec<u64> {
+    (0..2)
+        .map(|h| {
+            t.select_hart(h).unwrap();
+            t.read_registers().unwrap().pc()
+        })
+        .collect()
+}
+
+#[test]
+fn continuing_after_stepping_another_hart_steps_the_first_off_its_breakpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = rust_fixture(dir.path());
+    let bp_addr = info
+        .breakpoint_address(&info.function("track_alloc").unwrap())
+        .unwrap();
+    let mut dbg = Debugger::new(info.clone());
+    let mut t = MemTarget::new().with_harts(2);
+    t.halt().unwrap();
+    dbg.break_at(&mut t, Location::Function("track_alloc".into()), None)
+        .unwrap();
+    t.set_hart_register(1, PC, 0x2000);
+    t.resume().unwrap();
+
+    // Hart 0 hits the breakpoint; the user switches to hart 1 and steps it.
+    t.hit_on(0, bp_addr);
+    let hit = dbg
+        .continue_until_hit(&mut t, Duration::from_millis(50), None)
+        .unwrap()
+        .expect("a hit");
+    assert_eq!(hit.hart, Some(0));
+    t.select_hart(1).unwrap();
+    inspector::debugger::stepping::step_instruction(&mut dbg, &mut t).unwrap();
+    assert_eq!(hart_pcs(&mut t), [bp_addr, 0x2004]);
+
+    // `c`: hart 0 leaves its breakpoint first (it would trap again at once), hart 1 is not
+    // stepped again, and the breakpoint is back in place.
+    t.select_hart(1).unwrap();
+    dbg.resume(&mut t).unwrap();
+    assert!(!t.is_halted());
+    t.halt().unwrap();
+    assert_eq!(hart_pcs(&mut t), [bp_addr + 4, 0x2004]);
+    assert_eq!(
+        t.breakpoints().map(|(a, _)| a).collect::<Vec<_>>(),
+        [bp_addr]
+    );
+}
+
+#[test]
+fn a_hart_halted_on_a_breakpoint_it_has_not_hit_yet_is_left_to_hit_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = rust_fixture(dir.path());
+    let bp_addr = info
+        .breakpoint_address(&info.function("track_alloc").unwrap())
+        .unwrap();
+    let mut dbg = Debugger::new(info.clone());
+    let mut t = MemTarget::new().with_harts(2);
+    t.halt().unwrap();
+    dbg.break_at(&mut t, Location::Function("track_alloc".into()), None)
+        .unwrap();
+    // Hart 1 was halted (by hart 0's stop) just as it reached the same breakpoint.
+    t.set_hart_register(1, PC, bp_addr);
+    t.resume().unwrap();
+    t.hit_on(0, bp_addr);
+    dbg.continue_until_hit(&mut t, Duration::from_millis(50), None)
+        .unwrap()
+        .expect("a hit");
+    dbg.resume(&mut t).unwrap();
+    t.halt().unwrap();
+    assert_eq!(
+        hart_pcs(&mut t),
+        [bp_addr + 4, bp_addr],
+        "only the hart whose hit was reported steps off"
+    );
+}

@@ -18,7 +18,7 @@ pub mod live;
 pub mod stepping;
 pub mod stop;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,6 +70,9 @@ pub struct Debugger {
     params: HashMap<u64, Option<Arc<FunctionParams>>>,
     /// Inlined calls' parameters by pc (a unit walk each: cached).
     inlined: HashMap<u64, Arc<Vec<InlinedParams>>>,
+    /// Harts whose stop at a breakpoint was reported, and where, since the guest last ran:
+    /// each steps off its breakpoint before the next continue, not only the selected one.
+    reported: BTreeMap<u32, u64>,
 }
 
 impl Debugger {
@@ -82,6 +85,7 @@ impl Debugger {
             unwinder,
             params: HashMap::new(),
             inlined: HashMap::new(),
+            reported: BTreeMap::new(),
         }
     }
 
@@ -227,8 +231,28 @@ impl Debugger {
 
     /// Continues the guest (stepping off a breakpoint at the current pc first). A no-op if it
     /// runs already.
+    ///
+    /// On several harts, every hart whose breakpoint hit was reported and that still sits on it
+    /// steps off it first too: after the user stepped another hart, the hart that stopped first
+    /// would otherwise trap again at once. A hart merely halted on a breakpoint's address
+    /// (its hit not reported yet) is left to hit it.
     pub fn resume(&mut self, target: &mut dyn Target) -> Result<()> {
+        let reported = std::mem::take(&mut self.reported);
         if target.is_halted() {
+            let selected = target.selected_hart();
+            let others: Vec<_> = reported
+                .into_iter()
+                .filter(|&(h, _)| Some(h) != selected)
+                .collect();
+            for &(hart, at) in &others {
+                target.select_hart(hart)?;
+                if target.read_registers()?.pc() == at {
+                    self.breakpoints.step_over_installed(target, at)?;
+                }
+            }
+            if let Some(hart) = selected.filter(|_| !others.is_empty()) {
+                target.select_hart(hart)?;
+            }
             let pc = target.read_registers()?.pc();
             self.breakpoints.step_over_installed(target, pc)?;
             target.resume()?;
@@ -273,6 +297,9 @@ impl Debugger {
         }
         if let Some((id, _)) = bp {
             self.breakpoints.record_hit(id);
+            if let Some(h) = hart {
+                self.reported.insert(h, pc);
+            }
         }
         Ok(Some(Hit {
             breakpoint: bp.map(|b| b.0),
