@@ -339,3 +339,79 @@ fn step_walks_the_c_source_of_free_all_tracked_for_pid() {
         "{texts:#?}"
     );
 }
+
+/// Dumps `q`'s guest memory (held halted by `session`) to `core` with QEMU's
+/// dump-guest-memory.
+fn dump_to(session: &mut Session, core: &std::path::Path) {
+    let reply = session
+        .target()
+        .monitor(&format!("dump-guest-memory {}", core.display()))
+        .unwrap();
+    assert!(core.exists(), "QEMU wrote no dump: {reply:?}");
+}
+
+#[test]
+#[ignore = "needs QEMU and build/chapter-c.elf (make c-kernel); make test runs it"]
+fn a_dump_reads_offline_as_the_snapshot_of_its_moment_unless_a_hart_was_in_the_tracker() {
+    let q = boot();
+    let elf = c_kernel_elf();
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = Session::connect(&elf, &gdb(&q)).unwrap();
+
+    // Held outside the tracker's writers: the dump reads as the live snapshot of that moment.
+    let deadline = Instant::now() + T;
+    let live = loop {
+        assert!(
+            Instant::now() < deadline,
+            "never halted outside the tracker"
+        );
+        session.target().halt().unwrap();
+        match session.sample() {
+            Ok(s) if !s.mid_change => break s,
+            _ => {
+                session.target().resume().unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let core = dir.path().join("quiet.core");
+    dump_to(&mut session, &core);
+    session.target().resume().unwrap();
+    let mut offline = inspector::source::CoreSource::open(&elf, &core, None).unwrap();
+    let got = inspector::source::Source::sample(&mut offline).unwrap();
+    let rows = |s: &inspector::model::Snapshot| -> Vec<Row> {
+        s.entries
+            .iter()
+            .map(|e| (e.pa, e.npages, e.owner as u64, e.tag.to_string()))
+            .collect()
+    };
+    assert!(!rows(&live).is_empty());
+    assert_eq!(rows(&got), rows(&live));
+    assert_eq!(got.header.count, live.header.count);
+    assert_eq!(got.procs, live.procs);
+
+    // Held inside track_alloc (at its breakpoint): the dump is refused, saying where.
+    let mut dbg = Debugger::new(session.debug_info().clone());
+    dbg.break_at_running(
+        session.target(),
+        Location::Function("track_alloc".into()),
+        None,
+    )
+    .unwrap();
+    dbg.continue_until_hit(session.target(), T, None)
+        .unwrap()
+        .expect("the demo allocates");
+    let torn = dir.path().join("inside.core");
+    dump_to(&mut session, &torn);
+    session.detach().unwrap(); // the breakpoint goes, the kernel runs on
+    let out = Command::new(BIN)
+        .args(["snapshot", "--core"])
+        .arg(&torn)
+        .arg("--elf")
+        .arg(&elf)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("inside track_alloc"), "{err}");
+}

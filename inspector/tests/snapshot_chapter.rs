@@ -257,3 +257,25 @@ fn the_ram_file_reader_refuses_a_kernel_without_a_generation_counter() {
         other => panic!("expected NoGeneration, got {other:?}"),
     }
 }
+
+#[test]
+fn a_dump_is_read_as_it_is_when_no_hart_was_inside_a_writer() {
+    let mut fx = fixture();
+    assert!(fx.sampler.needs_quiescence());
+    let inside = fx.track_alloc().start + 2;
+    assert_eq!(
+        fx.sampler.writer_at(&[fx.elsewhere(), inside]),
+        Some("track_alloc"),
+        "any hart inside a writer counts"
+    );
+    assert_eq!(fx.sampler.writer_at(&[fx.elsewhere()]), None);
+    // A still image (halted here) reads as the halted read does, with the same entries.
+    fx.memory.halt().unwrap();
+    let still = fx.sampler.sample_still(&mut fx.memory).unwrap();
+    fx.memory.resume().unwrap();
+    let halted = fx.sampler.sample(&mut fx.memory).unwrap();
+    assert!(!still.entries.is_empty());
+    assert_eq!(still.entries, halted.entries);
+    assert_eq!(still.header.count, halted.header.count);
+    assert_eq!(still.procs, halted.procs);
+}

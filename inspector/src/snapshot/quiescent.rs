@@ -14,7 +14,8 @@
 
 use super::{Sampler, SnapshotError};
 use crate::dwarf::{DebugInfo, SymbolType};
-use crate::target::Target;
+use crate::model::{ReadPath, Snapshot};
+use crate::target::{GuestMemory, Target};
 use std::ops::Range;
 
 /// The chapter's functions that write `alloc_table`: a read is never reported while the
@@ -84,6 +85,39 @@ impl TrackerCode {
 }
 
 impl Sampler {
+    /// The function that writes the table and holds one of `pcs` (the harts' pcs in a dump),
+    /// for a kernel without a generation counter; None when none does, or when the kernel has
+    /// a generation counter (its consistency does not depend on where the harts were).
+    pub fn writer_at(&self, pcs: &[u64]) -> Option<&str> {
+        let code = self.tracker_code.as_ref()?;
+        pcs.iter().find_map(|&pc| code.function_at(pc))
+    }
+
+    /// True when the kernel has no generation counter, so a copy of its memory is consistent
+    /// only if no hart was inside [`TRACKER_WRITERS`] (see [`writer_at`](Self::writer_at)).
+    pub fn needs_quiescence(&self) -> bool {
+        self.tracker_code.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// One snapshot of memory that no longer changes (a dump): everything read afresh, as a
+    /// halted read would, without halting anything. An odd generation (dumped inside a
+    /// change) is [`SnapshotError::Torn`]. For a kernel without a generation counter the caller
+    /// checks the harts' pcs first ([`writer_at`](Self::writer_at)).
+    pub fn sample_still<M: GuestMemory + ?Sized>(
+        &mut self,
+        mem: &mut M,
+    ) -> Result<Snapshot, SnapshotError> {
+        self.layout.check()?;
+        self.reset();
+        let header = self.read_header(mem)?;
+        if header.generation % 2 == 1 {
+            return Err(SnapshotError::Torn);
+        }
+        let mut snap = self.read_rest(mem, header, true)?;
+        snap.read_path = ReadPath::Ram;
+        Ok(snap)
+    }
+
     /// True when the sampler guards a kernel without a generation counter and the halted
     /// guest's pc is inside code that writes the table: its table may be half-changed.
     pub(super) fn inside_tracker_code<T: Target + ?Sized>(

@@ -3,9 +3,11 @@
 //! QEMU's shared RAM file (`target::RamFile`, RAM from `--ram-base` at offset 0). Decoded by
 //! the same `Sampler` as a live read, so every view shows it as it would the live kernel.
 //!
-//! Contract: a dump taken while the kernel was inside a tracker change (odd generation) is
-//! refused with that reason rather than shown torn; a dump of another build than the ELF is
-//! refused (build id).
+//! Contract: a dump taken while the kernel was inside a tracker change is refused with that
+//! reason rather than shown torn: an odd generation, or, for a kernel without a generation
+//! counter (the chapter's bare table), a hart's pc inside a function that writes the table (the
+//! pcs come from the ELF core's notes; a RAM copy, which has none, is refused for such a
+//! kernel). A dump of another build than the ELF is refused (build id).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,8 @@ pub struct CoreSource {
     path: PathBuf,
     memory: Box<dyn GuestMemory + Send>,
     sampler: Sampler,
+    /// The harts' pcs at the dump (an ELF core's notes); None for a RAM copy, which has none.
+    pcs: Option<Vec<u64>>,
 }
 
 impl CoreSource {
@@ -38,8 +42,11 @@ impl CoreSource {
         let n = std::fs::File::open(core)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .with_context(|| format!("cannot read the dump {}", core.display()))?;
+        let mut pcs = None;
         let memory: Box<dyn GuestMemory + Send> = if is_elf_core(&head[..n]) {
-            Box::new(CoreFile::open(core, segments).map_err(|e| anyhow!(e))?)
+            let file = CoreFile::open(core, segments).map_err(|e| anyhow!(e))?;
+            pcs = Some(file.hart_pcs().to_vec()).filter(|p| !p.is_empty());
+            Box::new(file)
         } else {
             let ram = RamFile::open(core, ram_base.unwrap_or(DEFAULT_RAM_BASE), segments)
                 .with_context(|| format!("cannot open the dump {}", core.display()))?;
@@ -52,6 +59,7 @@ impl CoreSource {
             path: core.to_path_buf(),
             memory,
             sampler,
+            pcs,
         };
         source
             .sampler
@@ -91,9 +99,24 @@ impl Source for CoreSource {
 
     /// The dump's tracker, read afresh each time (the same state every time).
     fn sample(&mut self) -> Result<Snapshot> {
-        self.sampler.reset();
+        // A kernel without a generation counter (the chapter's bare table) is consistent only
+        // where no hart was inside a function that writes the table.
+        if self.sampler.needs_quiescence() {
+            let Some(pcs) = &self.pcs else {
+                bail!(
+                    "the dump {} holds no registers (a copy of the RAM file), and this kernel has                      no generation counter: nothing tells whether a hart was changing alloc_table                      when it was taken; take an ELF dump instead (make dump, or QEMU's                      dump-guest-memory)",
+                    self.path.display()
+                );
+            };
+            if let Some(writer) = self.sampler.writer_at(pcs) {
+                bail!(
+                    "the dump {} was taken while a hart was inside {writer}, which changes                      alloc_table: its table may be torn; take the dump again",
+                    self.path.display()
+                );
+            }
+        }
         self.sampler
-            .sample_live(&mut *self.memory)
+            .sample_still(&mut *self.memory)
             .map_err(|e| match e {
                 SnapshotError::Torn => anyhow!(
                     "the dump {} was taken while the kernel was inside a tracker change (odd \
