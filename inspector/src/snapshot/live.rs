@@ -183,7 +183,9 @@ impl Sampler {
         }
         if let Some(ring) = layout.events.as_ref().filter(|r| r.array.len > 0) {
             let range = self.event_range(ring.array.len, header.event_head);
-            for (_, start, end) in super::ring_runs(ring.array.len, range.from, header.event_head) {
+            for (_, start, end) in
+                super::events::ring_runs(ring.array.len, range.from, header.event_head)
+            {
                 wanted.push(super::checked_span(
                     ring,
                     start,
