@@ -510,11 +510,7 @@ fn entries_repeating_and_alternating_tags_and_owners_each_decode_as_their_own() 
         fx.target.resume().unwrap();
         rec
     };
-    let sources = [
-        (0, "kernel_heap"),
-        (1, "alloc_pages"),
-        (3, "user_stack"),
-    ];
+    let sources = [(0, "kernel_heap"), (1, "alloc_pages"), (3, "user_stack")];
     let originals: Vec<Vec<u8>> = sources.iter().map(|&(s, _)| record(&mut fx, s)).collect();
     let pattern = [0, 0, 1, 0, 2, 1, 1, 2, 0, 2, 2, 1, 0, 1, 2, 0];
     let owner = table.record.require("owner").unwrap().clone();
