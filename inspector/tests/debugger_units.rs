@@ -601,10 +601,10 @@ fn hart_pcs(t: &mut MemTarget) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn continuing_after_stepping_another_hart_steps_the_first_off_its_breakpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let info = rust_fixture(dir.path());
+/// Two harts, a breakpoint on `track_alloc`, hart 1 at `hart1_pc`; hart 0 hits the breakpoint
+/// and the debugger reports it. Returns the debugger, the (halted) target and the address.
+fn hart0_hit(dir: &Path, hart1_pc: Option<u64>) -> (Debugger, MemTarget, u64) {
+    let info = rust_fixture(dir);
     let bp_addr = info
         .breakpoint_address(&info.function("track_alloc").unwrap())
         .unwrap();
@@ -613,16 +613,22 @@ fn continuing_after_stepping_another_hart_steps_the_first_off_its_breakpoint() {
     t.halt().unwrap();
     dbg.break_at(&mut t, Location::Function("track_alloc".into()), None)
         .unwrap();
-    t.set_hart_register(1, PC, 0x2000);
+    t.set_hart_register(1, PC, hart1_pc.unwrap_or(bp_addr));
     t.resume().unwrap();
-
-    // Hart 0 hits the breakpoint; the user switches to hart 1 and steps it.
     t.hit_on(0, bp_addr);
     let hit = dbg
         .continue_until_hit(&mut t, Duration::from_millis(50), None)
         .unwrap()
         .expect("a hit");
     assert_eq!(hit.hart, Some(0));
+    (dbg, t, bp_addr)
+}
+
+#[test]
+fn continuing_after_stepping_another_hart_steps_the_first_off_its_breakpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut dbg, mut t, bp_addr) = hart0_hit(dir.path(), Some(0x2000));
+    // The user switches to hart 1 and steps it.
     t.select_hart(1).unwrap();
     inspector::debugger::stepping::step_instruction(&mut dbg, &mut t).unwrap();
     assert_eq!(hart_pcs(&mut t), [bp_addr, 0x2004]);
@@ -643,22 +649,8 @@ fn continuing_after_stepping_another_hart_steps_the_first_off_its_breakpoint() {
 #[test]
 fn a_hart_halted_on_a_breakpoint_it_has_not_hit_yet_is_left_to_hit_it() {
     let dir = tempfile::tempdir().unwrap();
-    let info = rust_fixture(dir.path());
-    let bp_addr = info
-        .breakpoint_address(&info.function("track_alloc").unwrap())
-        .unwrap();
-    let mut dbg = Debugger::new(info.clone());
-    let mut t = MemTarget::new().with_harts(2);
-    t.halt().unwrap();
-    dbg.break_at(&mut t, Location::Function("track_alloc".into()), None)
-        .unwrap();
     // Hart 1 was halted (by hart 0's stop) just as it reached the same breakpoint.
-    t.set_hart_register(1, PC, bp_addr);
-    t.resume().unwrap();
-    t.hit_on(0, bp_addr);
-    dbg.continue_until_hit(&mut t, Duration::from_millis(50), None)
-        .unwrap()
-        .expect("a hit");
+    let (mut dbg, mut t, bp_addr) = hart0_hit(dir.path(), None);
     dbg.resume(&mut t).unwrap();
     t.halt().unwrap();
     assert_eq!(
