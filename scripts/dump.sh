@@ -4,8 +4,9 @@
 # command. The guest is halted for the dump (about 0.15 s for 128 MiB) and then runs on.
 # Read the dump offline with `inspector snapshot --core $DUMP` or `inspector tui --core $DUMP`.
 #
-# The gdbstub takes one client at a time: under `make run` the TUI holds it, so the TUI's own
-# gdb server (GDB_PORT+1) is tried next.
+# The gdbstub takes one client at a time: under `make run` the TUI holds it and serves gdb on
+# GDB_PORT+1, so when something listens there, that server is tried first (a busy stub would
+# keep gdb waiting until its timeout), then the stub; otherwise the stub first.
 #
 # Environment: GDB_PORT (default 1234), DUMP (default build/guest.core), GDB (default
 # gdb-multiarch).
@@ -25,14 +26,29 @@ rm -f "$OUT"
 # dump_via PORT: attach (halts the guest), dump, detach (resumes it). Bounded: a stub busy with
 # another client would keep gdb waiting.
 dump_via() {
+  # The architecture is set by hand: this gdb has no ELF, and a gdb server's description
+  # may not name it (QEMU's does; the inspector's lists the registers only).
   timeout 15 "$GDB" -nx -batch -ex 'set confirm off' \
+    -ex 'set architecture riscv:rv64' \
     -ex "target remote 127.0.0.1:$1" \
     -ex "monitor dump-guest-memory $OUT" \
     -ex 'detach' >/dev/null 2>&1 || true
   [ -s "$OUT" ]
 }
 
-if dump_via "$GDB_PORT" || dump_via $((GDB_PORT + 1)); then
+SERVE_PORT=$((GDB_PORT + 1))
+# bash's /dev/tcp: does anything accept on the server's port? (The inspector's server drops a
+# client that says nothing.)
+if (exec 3<>"/dev/tcp/127.0.0.1/$SERVE_PORT") 2>/dev/null; then
+  ORDER="$SERVE_PORT $GDB_PORT"
+else
+  ORDER="$GDB_PORT $SERVE_PORT"
+fi
+dumped=false
+for port in $ORDER; do
+  if dump_via "$port"; then dumped=true; break; fi
+done
+if $dumped; then
   echo "dump.sh: wrote $OUT ($(du -h "$OUT" | cut -f1)); read it with:"
   echo "  inspector snapshot --core $DUMP --elf build/kernel.elf"
 else

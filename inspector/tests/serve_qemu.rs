@@ -35,7 +35,12 @@ struct Watch {
 
 impl Watch {
     fn start(q: &Qemu) -> Watch {
-        let serve = format!("127.0.0.1:{}", free_port());
+        Watch::start_serving(q, &format!("127.0.0.1:{}", free_port()))
+    }
+
+    /// Like [`start`](Self::start), serving gdb on `serve`.
+    fn start_serving(q: &Qemu, serve: &str) -> Watch {
+        let serve = serve.to_string();
         let mut child = Command::new(BIN)
             .args(["watch", "--json-lines", "--interval", "100ms"])
             .args(["--duration", "170s", "--elf"])
@@ -301,6 +306,18 @@ impl Drop for Mi {
     }
 }
 
+/// A booted kernel that keeps allocating, `watch --serve` on it, and gdb/MI attached through
+/// the watch's server.
+fn mi_through_watch() -> (Qemu, Watch, Mi) {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    (q, w, mi)
+}
+
 #[test]
 #[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
 fn gdb_mi_through_the_inspector_as_an_ide_drives_it() {
@@ -346,12 +363,7 @@ fn gdb_mi_through_the_inspector_as_an_ide_drives_it() {
 #[test]
 #[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
 fn gdb_killed_at_its_breakpoint_leaves_the_guest_running_without_it() {
-    let mut q = Qemu::boot();
-    let w = Watch::start(&q);
-    keep_allocating(&mut q);
-    let mut mi = Mi::start();
-    mi.expect("(gdb)");
-    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    let (mut q, w, mut mi) = mi_through_watch();
     // gdb takes its breakpoints out at every stop unless told to keep them in.
     mi.command("-gdb-set breakpoint always-inserted on", "^done");
     mi.command("-break-insert track_alloc", "^done,bkpt=");
@@ -447,12 +459,7 @@ fn gdb_killed_at_its_breakpoint_leaves_no_breakpoint_in_qemu() {
 #[test]
 #[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
 fn a_second_gdb_is_refused_in_gdbs_terms() {
-    let mut q = Qemu::boot();
-    let w = Watch::start(&q);
-    keep_allocating(&mut q);
-    let mut mi = Mi::start();
-    mi.expect("(gdb)");
-    mi.command(&format!("-target-select remote {}", w.serve), "^connected");
+    let (_q, w, mut mi) = mi_through_watch();
     let out = Command::new("gdb-multiarch")
         .args(["-batch", "-nx"])
         .arg(kernel_elf())
@@ -649,4 +656,69 @@ fn the_tui_says_where_gdb_holds_the_guest_and_its_views_go_on() {
     assert_eq!(tui.wait_exit(T), "0");
     q.send_line("mem");
     q.expect("pages total=", T);
+}
+
+/// A gdbstub port whose next port is free too (`make run` serves gdb there).
+fn port_pair() -> u16 {
+    loop {
+        let p = free_port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[test]
+#[ignore = "boots QEMU: run with make test"]
+fn make_dump_while_watch_holds_the_stub_goes_through_its_gdb_server() {
+    let port = port_pair();
+    let mut q = Qemu::boot_on_port(port);
+    q.send_line("leak 6 120 &");
+    let started = q.expect("allocated 6 pages", T);
+    let pid = common::qemu::console_field(started.rsplit("leak: ").next().unwrap(), "pid");
+    // As under `make run`: the inspector holds the stub and serves gdb on GDB_PORT+1.
+    let w = Watch::start_serving(&q, &format!("127.0.0.1:{}", port + 1));
+    let dir = tempfile::tempdir().unwrap();
+    let core = dir.path().join("guest.core");
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root())
+        .arg("dump")
+        .arg(format!("GDB_PORT={port}"))
+        .arg(format!("DUMP={}", core.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && core.exists(),
+        "make dump: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = Command::new(BIN)
+        .args(["snapshot", "--json", "--core"])
+        .arg(&core)
+        .arg("--elf")
+        .arg(kernel_elf())
+        .output()
+        .unwrap();
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    let snap: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let leak = snap["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pid"].as_u64() == Some(pid))
+        .unwrap_or_else(|| panic!("the leak's pid {pid} in the dump: {snap}"));
+    assert!(leak["pages"].as_u64().unwrap() >= 6, "{leak}");
+    // The guest runs on, and watch kept its connection to the stub throughout.
+    assert!(q.run("echo after", T).contains("after"));
+    let seen = w.events();
+    q.send_line("leak 2 1 &");
+    w.wait_events_beyond(seen);
+    w.stop();
 }
