@@ -26,8 +26,8 @@ rm -f "$OUT"
 # dump_via PORT: attach (halts the guest), dump, detach (resumes it). Bounded: a stub busy with
 # another client would keep gdb waiting.
 dump_via() {
-  # The architecture is set by hand: this gdb has no ELF, and a gdb server's description
-  # may not name it (QEMU's does; the inspector's lists the registers only).
+  # The architecture is set by hand: this gdb has no ELF, and a stub's description might not
+  # name it (QEMU's does, and the inspector's server passes QEMU's on).
   timeout 15 "$GDB" -nx -batch -ex 'set confirm off' \
     -ex 'set architecture riscv:rv64' \
     -ex "target remote 127.0.0.1:$1" \

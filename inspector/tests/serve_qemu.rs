@@ -230,6 +230,77 @@ fn gdb_sees_one_thread_per_hart_and_switches_between_them() {
     w.stop();
 }
 
+/// The value gdb printed for its `n`-th history entry (`$n = 0x...`).
+fn printed_hex(out: &str, n: u32) -> u64 {
+    let tag = format!("${n} = 0x");
+    let rest = out
+        .split(&tag)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {tag} in:\n{out}"));
+    let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    u64::from_str_radix(&hex, 16).unwrap()
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn gdb_reads_and_writes_csrs_and_fp_registers_through_the_inspector() {
+    let mut q = Qemu::boot();
+    let w = Watch::start(&q);
+    keep_allocating(&mut q);
+    // On hart 0 (QEMU's monitor shows CPU 0): the CSRs as QEMU's monitor prints them, and a
+    // write of a CSR the kernel keeps (sscratch) read back, then put back.
+    let out = gdb_batch(
+        &w.serve,
+        &[
+            "thread 1",
+            "p/x $satp",
+            "p/x $sscratch",
+            "set $sscratch = 0x5ca1ab1e",
+            "p/x $sscratch",
+            "set $sscratch = $2",
+            "p/x $sscratch",
+            "p $ft0",
+            "monitor info registers",
+            "detach",
+        ],
+    );
+    let monitor_satp = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("satp"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no satp in the monitor's registers:\n{out}"));
+    assert_eq!(printed_hex(&out, 1), monitor_satp, "{out}");
+    assert_eq!(printed_hex(&out, 3), 0x5ca1_ab1e, "{out}");
+    assert_eq!(
+        printed_hex(&out, 4),
+        printed_hex(&out, 2),
+        "put back:\n{out}"
+    );
+    assert!(out.contains("$5 = "), "an FP register reads: {out}");
+    assert_no_foreign_stop(&out);
+    // A gdb without the ELF learns the machine from the description the server passes on.
+    let bare = Command::new("gdb-multiarch")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            &format!("target remote {}", w.serve),
+        ])
+        .args(["-ex", "p/x $pc", "-ex", "p/x $satp", "-ex", "detach"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&bare.stdout).to_string() + &String::from_utf8_lossy(&bare.stderr);
+    assert!(
+        text.contains("$1 = 0x80") && text.contains("$2 = 0x8"),
+        "{text}"
+    );
+    // The guest runs on after the sessions.
+    let seen = w.events();
+    w.wait_events_beyond(seen);
+    w.stop();
+}
+
 /// gdb/MI over pipes: commands in, records out.
 struct Mi {
     child: Child,

@@ -62,6 +62,40 @@ impl<G: Guest> Arbiter<G> {
         })
     }
 
+    /// Register `regnum` of `hart` as the stub numbers it (see [`Guest::read_register_raw`]).
+    pub fn client_read_register_raw_on(
+        &self,
+        hart: Option<u32>,
+        regnum: u32,
+    ) -> Result<Vec<u8>, TargetError> {
+        self.client_op_on("read a register", hart, |s| {
+            s.guest()?.read_register_raw(regnum)
+        })
+    }
+
+    /// Writes register `regnum` of `hart` as the stub numbers it. A CSR may change how memory
+    /// translates (`satp`) or where the hart resumes: what is known of the stop is dropped.
+    pub fn client_write_register_raw_on(
+        &self,
+        hart: Option<u32>,
+        regnum: u32,
+        bytes: &[u8],
+    ) -> Result<(), TargetError> {
+        self.client_op_on("write a register", hart, |s| {
+            s.trapped_at = None;
+            s.moved();
+            s.client_reads.clear();
+            s.guest()?.write_register_raw(regnum, bytes)
+        })
+    }
+
+    /// The stub's target description document `annex` (see [`Guest::features_xml`]).
+    pub fn client_features_xml(&self, annex: &str) -> Result<Vec<u8>, TargetError> {
+        self.client_op("read the target description", |s| {
+            s.guest()?.features_xml(annex)
+        })
+    }
+
     pub fn client_read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<(), TargetError> {
         self.client_read_memory_on(None, addr, buf)
     }

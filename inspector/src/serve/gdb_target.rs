@@ -6,10 +6,11 @@
 //! the blocking event loop that waits for the client's stops and its Ctrl-C, and [`BufConn`],
 //! a buffered TCP connection (gdbstub reads and writes a byte at a time).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -27,6 +28,9 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatchKind,
 };
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::target_description_xml_override::{
+    TargetDescriptionXmlOverride, TargetDescriptionXmlOverrideOps,
+};
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError as GdbError, TargetResult};
 use gdbstub_arch::riscv::reg::id::RiscvRegId;
@@ -45,6 +49,9 @@ pub struct ClientTarget<G: Guest> {
     pub arbiter: Arc<Arbiter<G>>,
     /// The hart the next resume steps (gdb's resume actions), None: continue all.
     step: Option<u32>,
+    /// The stub's target description documents by annex, fetched once per client (gdb reads
+    /// each in chunks).
+    described: Mutex<HashMap<Vec<u8>, Arc<[u8]>>>,
 }
 
 impl<G: Guest> ClientTarget<G> {
@@ -52,7 +59,51 @@ impl<G: Guest> ClientTarget<G> {
         ClientTarget {
             arbiter,
             step: None,
+            described: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The document `annex` of the stub's description; for `target.xml`, when the stub has
+    /// none, `gdbstub_arch`'s (the integer registers alone).
+    fn description(&self, annex: &[u8]) -> Result<Arc<[u8]>, TargetError> {
+        let mut known = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(doc) = known.get(annex) {
+            return Ok(doc.clone());
+        }
+        let name = String::from_utf8_lossy(annex);
+        let doc: Arc<[u8]> = match self.arbiter.client_features_xml(&name) {
+            Ok(doc) => doc.into(),
+            Err(TargetError::Rsp(crate::rsp::RspError::Unsupported { .. }))
+                if annex == b"target.xml" =>
+            {
+                <Riscv64 as gdbstub::arch::Arch>::target_description_xml()
+                    .unwrap_or("")
+                    .as_bytes()
+                    .into()
+            }
+            Err(e) => return Err(e),
+        };
+        known.insert(annex.to_vec(), doc.clone());
+        Ok(doc)
+    }
+}
+
+/// gdb gets the stub's own description (QEMU's: the integer, FP and CSR registers, and the
+/// architecture's name), so it knows the machine without the ELF and can ask for every
+/// register QEMU has; the integer registers and pc are the `g` packet's in both.
+impl<G: Guest> TargetDescriptionXmlOverride for ClientTarget<G> {
+    fn target_description_xml(
+        &self,
+        annex: &[u8],
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let doc = self.description(annex).map_err(gdb_err)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(doc.len());
+        let n = length.min(buf.len()).min(doc.len() - start);
+        buf[..n].copy_from_slice(&doc[start..start + n]);
+        Ok(n)
     }
 }
 
@@ -124,6 +175,12 @@ impl<G: Guest> Target for ClientTarget<G> {
     }
 
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_target_description_xml_override(
+        &mut self,
+    ) -> Option<TargetDescriptionXmlOverrideOps<'_, Self>> {
         Some(self)
     }
 
@@ -219,6 +276,18 @@ fn regnum(id: RiscvRegId<u64>) -> Option<usize> {
     }
 }
 
+/// The number gdb (and so the stub, whose description gdb has) gives a register beyond the
+/// integer ones: the inverse of `gdbstub_arch`'s `RiscvRegId::from_raw_id` (f0.. at 33, CSR
+/// `c` at 65 + c, the privilege level at 4161), so `p N` reaches the stub as `p N`.
+fn stub_regnum(id: RiscvRegId<u64>) -> Option<u32> {
+    match id {
+        RiscvRegId::Fpr(i) => Some(33 + u32::from(i)),
+        RiscvRegId::Csr(c) => Some(65 + u32::from(c)),
+        RiscvRegId::Priv => Some(4161),
+        _ => None,
+    }
+}
+
 impl<G: Guest> SingleRegisterAccess<Tid> for ClientTarget<G> {
     fn read_register(
         &mut self,
@@ -226,7 +295,17 @@ impl<G: Guest> SingleRegisterAccess<Tid> for ClientTarget<G> {
         reg_id: RiscvRegId<u64>,
         buf: &mut [u8],
     ) -> TargetResult<usize, Self> {
-        let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
+        let Some(n) = regnum(reg_id) else {
+            // FP registers, CSRs, the privilege level: the stub's own, by its number.
+            let raw = stub_regnum(reg_id).ok_or(GdbError::NonFatal)?;
+            let bytes = self
+                .arbiter
+                .client_read_register_raw_on(hart_of(tid), raw)
+                .map_err(gdb_err)?;
+            let k = bytes.len().min(buf.len());
+            buf[..k].copy_from_slice(&bytes[..k]);
+            return Ok(k);
+        };
         let regs = self
             .arbiter
             .client_read_registers_on(hart_of(tid))
@@ -244,7 +323,13 @@ impl<G: Guest> SingleRegisterAccess<Tid> for ClientTarget<G> {
         reg_id: RiscvRegId<u64>,
         val: &[u8],
     ) -> TargetResult<(), Self> {
-        let n = regnum(reg_id).ok_or(GdbError::NonFatal)?;
+        let Some(n) = regnum(reg_id) else {
+            let raw = stub_regnum(reg_id).ok_or(GdbError::NonFatal)?;
+            return self
+                .arbiter
+                .client_write_register_raw_on(hart_of(tid), raw, val)
+                .map_err(gdb_err);
+        };
         let mut le = [0u8; 8];
         let k = val.len().min(8);
         le[..k].copy_from_slice(&val[..k]);

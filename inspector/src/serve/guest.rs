@@ -68,6 +68,30 @@ pub trait Guest: Target + Send + 'static {
         self.set_breakpoint(addr).map(|_| ())
     }
 
+    /// The stub's target description document `annex` (`target.xml` and the files it
+    /// includes), whole. An error when the stub describes none.
+    fn features_xml(&mut self, annex: &str) -> Result<Vec<u8>, TargetError> {
+        Err(TargetError::Rsp(RspError::Unsupported {
+            request: format!("the target description {annex}"),
+        }))
+    }
+
+    /// Register `regnum` as the stub numbers it in its description (FP registers, CSRs, the
+    /// privilege level: what gdb asks for with `p`), as the stub's raw bytes.
+    fn read_register_raw(&mut self, regnum: u32) -> Result<Vec<u8>, TargetError> {
+        Err(TargetError::Rsp(RspError::Unsupported {
+            request: format!("reading register {regnum}"),
+        }))
+    }
+
+    /// Writes register `regnum` (numbered as in [`read_register_raw`](Self::read_register_raw)).
+    fn write_register_raw(&mut self, regnum: u32, bytes: &[u8]) -> Result<(), TargetError> {
+        let _ = bytes;
+        Err(TargetError::Rsp(RspError::Unsupported {
+            request: format!("writing register {regnum}"),
+        }))
+    }
+
     /// What to poll(2) for the running guest's stop, if the connection is a descriptor. None:
     /// the guest is looked at with [`Guest::stop_ready`] on a timer instead.
     fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
@@ -155,6 +179,18 @@ impl Guest for RspTarget {
 
     fn set_breakpoint_len(&mut self, addr: u64, len: u32) -> Result<(), TargetError> {
         RspTarget::set_breakpoint_len(self, addr, len).map(|_| ())
+    }
+
+    fn features_xml(&mut self, annex: &str) -> Result<Vec<u8>, TargetError> {
+        Ok(self.client().read_features_xml(annex)?)
+    }
+
+    fn read_register_raw(&mut self, regnum: u32) -> Result<Vec<u8>, TargetError> {
+        Ok(self.client().read_register(regnum)?)
+    }
+
+    fn write_register_raw(&mut self, regnum: u32, bytes: &[u8]) -> Result<(), TargetError> {
+        Ok(self.client().write_register(regnum, bytes)?)
     }
 
     fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
