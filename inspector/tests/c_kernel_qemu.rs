@@ -63,20 +63,11 @@ fn inspector(q: &Qemu, args: &[&str], limit: Duration) -> String {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "inspector {args:?} did not finish in {limit:?}; stderr:\n{}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = common::cli::wait_bounded(&mut child, limit) else {
+        panic!(
+            "inspector {args:?} did not finish in {limit:?}; stderr:\n{}",
+            err.join().unwrap()
+        );
     };
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
     assert!(

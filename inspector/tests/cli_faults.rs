@@ -42,20 +42,12 @@ fn run(args: &[&str]) -> Ran {
         let _ = err.read_to_string(&mut s);
         s
     });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > HANG {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`inspector {}` hung (killed after {HANG:?}); stderr:\n{}",
-                args.join(" "),
-                reader.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = common::cli::wait_bounded(&mut child, HANG) else {
+        panic!(
+            "`inspector {}` hung (killed after {HANG:?}); stderr:\n{}",
+            args.join(" "),
+            reader.join().unwrap()
+        );
     };
     Ran {
         status,

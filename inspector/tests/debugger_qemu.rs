@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -94,20 +94,11 @@ fn finish(
     err: std::thread::JoinHandle<String>,
     timeout: Duration,
 ) -> Vec<Value> {
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the debugger command did not finish in {timeout:?}; stderr:\n{}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = common::cli::wait_bounded(&mut child, timeout) else {
+        panic!(
+            "the debugger command did not finish in {timeout:?}; stderr:\n{}",
+            err.join().unwrap()
+        );
     };
     let stderr = err.join().unwrap();
     assert!(status.success(), "failed ({status}): {stderr}");

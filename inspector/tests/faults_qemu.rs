@@ -187,16 +187,8 @@ fn watch_says_it_lost_a_killed_qemu_and_exits_1() {
     std::thread::sleep(Duration::from_millis(500));
     q.kill();
     let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > T {
-            let _ = child.kill();
-            panic!("watch still runs {T:?} after QEMU died");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::cli::wait_bounded(&mut child, T)
+        .unwrap_or_else(|| panic!("watch still runs {T:?} after QEMU died"));
     let mut err = String::new();
     child
         .stderr

@@ -56,14 +56,8 @@ fn wait_started(file: &Path) {
 fn stop_recorder(mut child: Child) -> Output {
     // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("inspector record did not stop within 20 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::cli::wait_bounded(&mut child, Duration::from_secs(20))
+        .expect("inspector record stops within 20 s of SIGTERM");
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -41,15 +41,8 @@ fn break_hits(q: &mut Qemu, extra: &[&str]) -> Vec<Value> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("break did not finish in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::cli::wait_bounded(&mut child, Duration::from_secs(60))
+        .expect("break finishes within 60 s");
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -71,3 +71,23 @@ pub fn allocs_rows(dump: &str) -> BTreeSet<Row> {
         .filter(|r: &Row| r.2 != allocs_pid)
         .collect()
 }
+
+/// Waits up to `limit` for `child` to exit: its status, or None once the limit passed (it is
+/// then killed by its pid and reaped).
+pub fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
