@@ -307,7 +307,10 @@ fn a_client_over_tcp_reads_breaks_and_detaches_a_second_is_refused() {
     // beyond them is an error reply, not a dead session.
     let xml = String::from_utf8(gdb.read_features_xml("target.xml").unwrap()).unwrap();
     assert!(xml.contains("org.gnu.gdb.riscv.cpu"), "{xml}");
-    assert!(gdb.read_register(33).is_err(), "f0 is not served by a MemTarget");
+    assert!(
+        gdb.read_register(33).is_err(),
+        "f0 is not served by a MemTarget"
+    );
     assert_eq!(gdb.read_register(1).unwrap().len(), 8, "ra still reads");
     gdb.cont().unwrap();
     std::thread::sleep(Duration::from_millis(20));
