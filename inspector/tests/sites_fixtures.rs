@@ -147,3 +147,80 @@ fn a_kernel_without_site_fields_still_decodes_without_sites() {
         (NO_SITE, 3, 21)
     );
 }
+
+/// Guest memory that runs `change` once, just after the first read of `trigger` returned:
+/// a kernel that changes its state between two of the reader's loads.
+struct ChangesOnce {
+    mem: MemTarget,
+    trigger: u64,
+    change: Option<Box<dyn FnOnce(&mut MemTarget)>>,
+}
+
+impl inspector::target::GuestMemory for ChangesOnce {
+    fn read_guest(
+        &mut self,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), inspector::target::TargetError> {
+        let r = self.mem.read_guest(addr, buf);
+        if addr == self.trigger {
+            if let Some(change) = self.change.take() {
+                change(&mut self.mem);
+            }
+        }
+        r
+    }
+}
+
+#[test]
+fn a_process_born_as_a_live_read_begins_names_its_user_sites() {
+    use inspector::target::Target;
+    let dir = tempfile::tempdir().unwrap();
+    let obj = common::fixtures::rust_tracker_object(dir.path());
+    let info = Arc::new(DebugInfo::load(&obj).unwrap());
+    let mut mem = MemTarget::new();
+    for (addr, bytes) in common::fixtures::memory_regions(&info) {
+        mem.add_region(addr, bytes);
+    }
+    mem.halt().unwrap();
+    let mut sampler = Sampler::new(info.clone()).unwrap();
+    sampler.set_site_names(Some(SiteNames::new(info.clone()).with_user_dir(dir.path())));
+    let layout = sampler.layout().clone();
+    let (header, h) = layout.header.clone().unwrap();
+    let generation = header + h.require("generation").unwrap().offset;
+    let used =
+        layout.table.array.element_address(layout.table.address, 1) + layout.entry.used.offset;
+    let procs = layout.procs.clone().unwrap();
+    let pid =
+        procs.array.element_address(procs.address, 3) + procs.record.require("pid").unwrap().offset;
+    let count = info.global("alloc_table_count").unwrap().address;
+    // Before: pid 3 (`leak`) is not there yet, nor its allocation in slot 1.
+    mem.poke(used, &[0]);
+    mem.poke(pid, &0u32.to_le_bytes());
+    mem.poke(count, &2u64.to_le_bytes());
+    // As the read starts, the kernel creates pid 3, which allocates: one whole change.
+    let change = move |m: &mut MemTarget| {
+        m.poke(pid, &3u32.to_le_bytes());
+        m.poke(used, &[1]);
+        m.poke(count, &3u64.to_le_bytes());
+        m.poke(generation, &44u64.to_le_bytes());
+    };
+    let mut live = ChangesOnce {
+        mem,
+        trigger: generation,
+        change: Some(Box::new(change)),
+    };
+    let snap = sampler.sample_live(&mut live).unwrap();
+    let entry = snap
+        .entries
+        .iter()
+        .find(|e| e.slot == 1)
+        .expect("slot 1 read");
+    assert_eq!(entry.owner, 3);
+    assert_eq!(
+        entry.user_site.as_deref().map(|s| s.file.as_str()),
+        Some("leak"),
+        "named by its owner's program, read after the tracker"
+    );
+    assert!(snap.process(3).is_some());
+}

@@ -6,7 +6,8 @@
 //! read `generation` alone → odd: the kernel is inside a change, try again → copy the header and
 //! what changed → read `generation` alone again → different: something changed while copying,
 //! try again → else the copy is one consistent state. The process table, which the tracker's
-//! lock does not cover, is read after that, so the window stays a few reads long.
+//! lock does not cover, is read after that (once per snapshot, before the copy is decoded:
+//! user sites are named by their owners' programs), so the window stays a few reads long.
 //!
 //! Contract: a snapshot returned is never torn. When the kernel stays inside a change past
 //! [`LIVE_BOUND`] (a debugger holding it mid-change, a hang), [`Sampler::sample_live`] returns
@@ -14,7 +15,7 @@
 //! there is none yet.
 
 use super::{Sampler, SnapshotError};
-use crate::model::{Header, Process, ReadPath, Snapshot};
+use crate::model::{Header, ReadPath, Snapshot};
 use crate::target::{GuestMemory, TargetError};
 use std::time::{Duration, Instant};
 
@@ -35,13 +36,10 @@ impl Sampler {
             // Without the sequence lock a copy could be torn: refuse rather than guess.
             return Err(SnapshotError::NoGeneration);
         }
-        // Once per snapshot, before the window (the table is not under the tracker's lock):
-        // the entries' user sites are named by their owners' programs. Retries reuse it.
-        let mut procs = self.read_procs(mem, super::MAX_SPAN_BYTES)?;
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            if let Some(snap) = self.try_live(mem, &mut procs)? {
+            if let Some(snap) = self.try_live(mem)? {
                 return Ok(snap);
             }
             if start.elapsed() > LIVE_BOUND {
@@ -105,7 +103,6 @@ impl Sampler {
     fn try_live<M: GuestMemory + ?Sized>(
         &mut self,
         mem: &mut M,
-        procs: &mut Vec<Process>,
     ) -> Result<Option<Snapshot>, SnapshotError> {
         let before = self.read_generation(mem)?;
         if before.is_some_and(|g| g % 2 == 1) {
@@ -128,7 +125,6 @@ impl Sampler {
         let Some(mut snap) = read? else {
             return Ok(None);
         };
-        snap.procs = std::mem::take(procs); // a snapshot ends the retries
         snap.pause_us = 0;
         snap.mid_change = false;
         snap.rebooted = rebooted;
@@ -149,6 +145,7 @@ impl Sampler {
             .previous
             .as_ref()
             .is_some_and(|p| p.header.generation == header.generation);
+        let limit = super::span_limit(&header);
         if unchanged || before.is_none() {
             // Nothing new to copy (or no generation to check a copy against: such kernels
             // are refused above, this only keeps the direct path for them).
@@ -156,7 +153,9 @@ impl Sampler {
             if self.read_generation(mem)? != before {
                 return Ok(None);
             }
-            return result.map(Some);
+            let mut snap = result?;
+            snap.procs = self.read_procs(mem, limit)?;
+            return Ok(Some(snap));
         }
         let copied = self.copy_changed(mem, &header);
         // Torn sizes or pointers fail the copy: the state moved, or the error is real.
@@ -164,8 +163,13 @@ impl Sampler {
             return Ok(None);
         }
         let spans = copied?;
-        self.read_rest(&mut Copied { spans, live: mem }, header, false)
-            .map(Some)
+        // The process table after the window (it is not under the tracker's lock), and
+        // before decoding: a user site is named by its owner's program, and every owner of
+        // what was copied has its name in the table by now (it allocated before the copy).
+        let procs = self.read_procs(mem, limit)?;
+        let mut snap = self.read_rest(&mut Copied { spans, live: mem }, header, false)?;
+        snap.procs = procs;
+        Ok(Some(snap))
     }
 
     /// Raw copies of what a read after `header` needs from the tracker: the count, the events
