@@ -148,12 +148,15 @@ fn a_kernel_without_site_fields_still_decodes_without_sites() {
     );
 }
 
+/// A change the kernel makes to its memory.
+type Change = Box<dyn FnOnce(&mut MemTarget)>;
+
 /// Guest memory that runs `change` once, just after the first read of `trigger` returned:
 /// a kernel that changes its state between two of the reader's loads.
 struct ChangesOnce {
     mem: MemTarget,
     trigger: u64,
-    change: Option<Box<dyn FnOnce(&mut MemTarget)>>,
+    change: Option<Change>,
 }
 
 impl inspector::target::GuestMemory for ChangesOnce {
