@@ -793,3 +793,80 @@ fn make_dump_while_watch_holds_the_stub_goes_through_its_gdb_server() {
     w.wait_events_beyond(seen);
     w.stop();
 }
+
+/// The integer registers and pc (1 to 32) of gdb thread `thread` (hart `thread - 1`), as
+/// gdb/MI lists them: equal for a hart that did not run; a hart that ran for long (timer
+/// interrupts, other processes) is all but certain to show others.
+fn mi_registers(mi: &mut Mi, thread: u32) -> String {
+    let numbers: Vec<String> = (1..=32).map(|n| n.to_string()).collect();
+    let line = mi.command(
+        &format!(
+            "-data-list-register-values --thread {thread} x {}",
+            numbers.join(" ")
+        ),
+        "^done,register-values=",
+    );
+    assert!(line.contains("number=\"32\""), "{line}");
+    line
+}
+
+#[test]
+#[ignore = "boots QEMU and runs gdb-multiarch: run with make test"]
+fn with_scheduler_locking_a_continue_runs_the_current_hart_alone() {
+    use inspector::serve::Serve;
+    if common::qemu::smp() < 2 {
+        return; // one hart: nothing to keep stopped
+    }
+    let mut q = Qemu::boot();
+    // Both harts busy, so a hart that runs for half a second is somewhere else after it.
+    keep_allocating(&mut q);
+    keep_allocating(&mut q);
+    let stub = format!("127.0.0.1:{}", q.gdb_port());
+    let serve = Serve::start("127.0.0.1:0", &stub).unwrap();
+    let mut mi = Mi::start();
+    mi.expect("(gdb)");
+    mi.command("-gdb-set mi-async on", "^done");
+    mi.command(
+        &format!("-target-select remote {}", serve.addr()),
+        "^connected",
+    );
+    let run_a_while = |mi: &mut Mi| {
+        mi.command("-exec-continue", "^running");
+        std::thread::sleep(Duration::from_millis(500));
+        mi.command("-exec-interrupt", "^done");
+        mi.expect("*stopped");
+    };
+    // Locked: thread 2 (hart 1) continues alone; hart 0 stays where it was.
+    mi.command("-gdb-set scheduler-locking on", "^done");
+    let held = mi_registers(&mut mi, 1);
+    let ran_from = mi_registers(&mut mi, 2);
+    mi.command("-thread-select 2", "^done");
+    run_a_while(&mut mi);
+    // gdb keeps the registers of a thread it did not resume: ask the server again.
+    mi.command(
+        "-interpreter-exec console \"maintenance flush register-cache\"",
+        "^done",
+    );
+    assert_eq!(mi_registers(&mut mi, 1), held, "hart 0 stayed stopped");
+    assert_ne!(mi_registers(&mut mi, 2), ran_from, "hart 1 ran");
+    // Unlocked: every hart runs again.
+    mi.command("-gdb-set scheduler-locking off", "^done");
+    run_a_while(&mut mi);
+    assert_ne!(
+        mi_registers(&mut mi, 1),
+        held,
+        "hart 0 ran once the lock was off"
+    );
+    mi.command("-target-detach", "^done");
+    mi.command("-gdb-exit", "^exit");
+    // The guest runs on: the churns' programs go on printing.
+    let before = q.output().len();
+    let start = Instant::now();
+    while q.output().len() == before {
+        assert!(
+            start.elapsed() < T,
+            "the console fell silent after the session"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

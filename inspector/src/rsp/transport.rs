@@ -300,6 +300,21 @@ impl RspClient {
         Ok(())
     }
 
+    /// Continues threads `threads` (as stop replies name them: harts on QEMU) alone, the others
+    /// staying stopped (`vCont;c:T1;c:T2…`, no default action), without waiting for a stop.
+    /// Target must be halted.
+    pub fn cont_threads(&mut self, threads: &[String]) -> Result<(), RspError> {
+        let mut packet = String::from("vCont");
+        for t in threads {
+            packet.push_str(";c:");
+            packet.push_str(t);
+        }
+        self.set_request(packet.as_bytes());
+        self.send_request("vCont;c")?;
+        self.state = State::Running;
+        Ok(())
+    }
+
     /// Waits up to `timeout` for the running target to stop on its own (breakpoint, exit).
     /// Sends nothing. Returns None on timeout (the target keeps running), and None at once if the
     /// target is not running.

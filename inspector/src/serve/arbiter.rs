@@ -92,6 +92,9 @@ pub(super) struct Client {
     /// up when installing).
     pub(super) breakpoints: BTreeMap<u64, Option<u32>>,
     pub(super) watchpoints: BTreeSet<(WatchKind, u64, u64)>,
+    /// While continued with scheduler locking: the harts that run (the others stay stopped,
+    /// whoever resumes the guest meanwhile). None: every hart.
+    pub(super) only: Option<Vec<u32>>,
 }
 
 impl Client {
@@ -234,6 +237,7 @@ impl<G: Guest> Arbiter<G> {
             pending: None,
             breakpoints: BTreeMap::new(),
             watchpoints: BTreeSet::new(),
+            only: None,
         });
         s.halt_guest()?;
         Ok(Ok(()))
@@ -286,8 +290,16 @@ impl<G: Guest> Arbiter<G> {
 
     /// The client continues: the guest runs once nobody else holds it.
     pub fn client_resume(&self) -> Result<(), TargetError> {
+        self.client_resume_harts(None)
+    }
+
+    /// Like [`client_resume`](Self::client_resume), continuing `harts` alone (gdb's scheduler
+    /// locking: `vCont;c:THREAD`) until the client's next stop; None: every hart.
+    pub fn client_resume_harts(&self, harts: Option<Vec<u32>>) -> Result<(), TargetError> {
         let mut s = self.lock();
-        s.client_mut()?.run = Run::Continue;
+        let client = s.client_mut()?;
+        client.run = Run::Continue;
+        client.only = harts;
         s.settle()
     }
 
@@ -601,7 +613,16 @@ impl<G: Guest> State<G> {
         }
         self.trapped_at = None;
         self.moved();
-        self.guest()?.resume()
+        // A client continued with scheduler locking keeps its other harts stopped, also when
+        // the guest resumes after a sampler's read.
+        let only = match &self.client {
+            Some(c) if run == Some(Run::Continue) => c.only.clone(),
+            _ => None,
+        };
+        match only {
+            Some(harts) => self.guest()?.resume_harts(&harts),
+            None => self.guest()?.resume(),
+        }
     }
 
     /// The guest may have moved (or changed): what was read of it is forgotten.

@@ -47,8 +47,12 @@ use crate::target::TargetError;
 /// session (fatal); others are `E` replies.
 pub struct ClientTarget<G: Guest> {
     pub arbiter: Arc<Arbiter<G>>,
-    /// The hart the next resume steps (gdb's resume actions), None: continue all.
+    /// The hart the next resume steps (gdb's resume actions), None: continue.
     step: Option<u32>,
+    /// The harts gdb's resume actions continue by name, and whether the others stay stopped
+    /// (no wildcard continue: gdb's scheduler locking).
+    continues: Vec<u32>,
+    locked: bool,
     /// The stub's target description documents by annex, fetched once per client (gdb reads
     /// each in chunks).
     described: Mutex<HashMap<Vec<u8>, Arc<[u8]>>>,
@@ -59,6 +63,8 @@ impl<G: Guest> ClientTarget<G> {
         ClientTarget {
             arbiter,
             step: None,
+            continues: Vec::new(),
+            locked: false,
             described: Mutex::new(HashMap::new()),
         }
     }
@@ -341,11 +347,17 @@ impl<G: Guest> SingleRegisterAccess<Tid> for ClientTarget<G> {
 
 /// Signals are not delivered (a bare-metal guest has none): continuing with one continues.
 /// A resume with a step action steps that hart alone (the others stay stopped, as QEMU does);
-/// else every hart continues.
+/// else, with scheduler locking (no wildcard continue), the harts named continue alone; else
+/// every hart continues.
 impl<G: Guest> MultiThreadResume for ClientTarget<G> {
     fn resume(&mut self) -> Result<(), Self::Error> {
+        let continues = std::mem::take(&mut self.continues);
+        let locked = std::mem::replace(&mut self.locked, false);
         let r = match self.step.take() {
             Some(h) => self.arbiter.client_step_hart(Some(h)),
+            None if locked && !continues.is_empty() => {
+                self.arbiter.client_resume_harts(Some(continues))
+            }
             None => self.arbiter.client_resume(),
         };
         r.map_err(|e| e.to_string())
@@ -353,14 +365,19 @@ impl<G: Guest> MultiThreadResume for ClientTarget<G> {
 
     fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
         self.step = None;
+        self.continues.clear();
+        self.locked = false;
         Ok(())
     }
 
     fn set_resume_action_continue(
         &mut self,
-        _tid: Tid,
+        tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
+        if let Some(h) = hart_of(tid) {
+            self.continues.push(h);
+        }
         Ok(())
     }
 
@@ -373,10 +390,11 @@ impl<G: Guest> MultiThreadResume for ClientTarget<G> {
     }
 }
 
-/// gdb's resume without a wildcard continue (`vCont;s:2`, `vCont;c:1`): a step steps its hart
-/// alone anyway; a continue of one thread continues every hart (QEMU's stub does the same).
+/// gdb's resume without a wildcard continue (`vCont;s:2`, `vCont;c:1`): only the threads
+/// named run, as QEMU's stub does.
 impl<G: Guest> MultiThreadSchedulerLocking for ClientTarget<G> {
     fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        self.locked = true;
         Ok(())
     }
 }

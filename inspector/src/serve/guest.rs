@@ -68,6 +68,12 @@ pub trait Guest: Target + Send + 'static {
         self.set_breakpoint(addr).map(|_| ())
     }
 
+    /// Continues `harts` alone, the others staying stopped (gdb's scheduler locking).
+    fn resume_harts(&mut self, harts: &[u32]) -> Result<(), TargetError> {
+        let _ = harts;
+        self.resume()
+    }
+
     /// The stub's target description document `annex` (`target.xml` and the files it
     /// includes), whole. An error when the stub describes none.
     fn features_xml(&mut self, annex: &str) -> Result<Vec<u8>, TargetError> {
@@ -181,6 +187,10 @@ impl Guest for RspTarget {
         RspTarget::set_breakpoint_len(self, addr, len).map(|_| ())
     }
 
+    fn resume_harts(&mut self, harts: &[u32]) -> Result<(), TargetError> {
+        RspTarget::resume_harts(self, harts)
+    }
+
     fn features_xml(&mut self, annex: &str) -> Result<Vec<u8>, TargetError> {
         Ok(self.client().read_features_xml(annex)?)
     }
@@ -239,5 +249,10 @@ impl Guest for MemTarget {
 
     fn is_gone(&mut self) -> bool {
         self.is_detached()
+    }
+
+    fn resume_harts(&mut self, harts: &[u32]) -> Result<(), TargetError> {
+        self.note_resumed_harts(harts);
+        self.resume()
     }
 }

@@ -241,6 +241,37 @@ fn the_client_reads_and_steps_each_hart_and_the_stopped_one_stays_the_arbiters()
 }
 
 #[test]
+fn a_scheduler_locked_continue_keeps_the_other_harts_stopped_across_the_samplers_reads() {
+    let a = Arbiter::new(Box::new(|| {
+        Ok(MemTarget::new()
+            .with_harts(2)
+            .with_region(RAM, vec![0; 0x1000]))
+    }));
+    let mut t = a.sampler_target().unwrap();
+    a.attach_client().unwrap().unwrap();
+    let resumed = |a: &Arbiter<MemTarget>| {
+        a.with_guest(|g| g.resumed_harts().map(<[u32]>::to_vec))
+            .expect("connected")
+    };
+    // gdb's `vCont;c:2` (thread 2 = hart 1) with scheduler locking.
+    a.client_resume_harts(Some(vec![1])).unwrap();
+    assert!(running(&a));
+    assert_eq!(resumed(&a), Some(vec![1]));
+    // A sampler's read halts everything; after it, hart 1 alone runs again.
+    let mut g = HaltGuard::new(&mut t).unwrap();
+    let mut buf = [0u8; 4];
+    g.read_memory(RAM, &mut buf).unwrap();
+    drop(g);
+    assert!(running(&a));
+    assert_eq!(resumed(&a), Some(vec![1]), "the lock outlives the read");
+    // The client stops, then continues plainly: every hart runs.
+    a.client_interrupt().unwrap();
+    assert!(!running(&a));
+    a.client_resume().unwrap();
+    assert_eq!(resumed(&a), None);
+}
+
+#[test]
 fn a_second_client_is_refused() {
     let a = arbiter();
     a.attach_client().unwrap().unwrap();

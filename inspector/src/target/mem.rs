@@ -45,6 +45,10 @@ pub struct MemTarget {
     /// hart.
     pending_stop: Option<(StopReason, u64, u32)>,
     stats: MemStats,
+    /// The harts the next resume continues alone (`note_resumed_harts`), and those the last
+    /// one did (None: all).
+    next_only: Option<Vec<u32>>,
+    resumed_only: Option<Vec<u32>>,
 }
 
 impl Default for MemTarget {
@@ -65,6 +69,8 @@ impl MemTarget {
             breakpoints: BTreeMap::new(),
             pending_stop: None,
             stats: MemStats::default(),
+            next_only: None,
+            resumed_only: None,
         }
     }
 
@@ -122,6 +128,17 @@ impl MemTarget {
     /// Like [`hit`](Self::hit), on `hart` (which the stop then names and selects).
     pub fn hit_on(&mut self, hart: u32, pc: u64) {
         self.pending_stop = Some((StopReason::Trap, pc, hart));
+    }
+
+    /// The harts the last resume continued: None for all of them (a plain resume).
+    pub fn resumed_harts(&self) -> Option<&[u32]> {
+        self.resumed_only.as_deref()
+    }
+
+    /// Records that the next resume continues `harts` alone (the gdb server's scheduler
+    /// locking; this target still models one run state for all harts).
+    pub fn note_resumed_harts(&mut self, harts: &[u32]) {
+        self.next_only = Some(harts.to_vec());
     }
 
     fn multi(&self) -> bool {
@@ -187,6 +204,7 @@ impl Target for MemTarget {
         if self.halted {
             self.stats.resumes += 1;
             self.halted = false;
+            self.resumed_only = self.next_only.take();
         }
         Ok(())
     }

@@ -119,6 +119,23 @@ impl RspTarget {
         Ok(self.threads.as_deref().unwrap_or_default())
     }
 
+    /// Continues `harts` alone, the others staying stopped (gdb's scheduler locking); every
+    /// hart when the stub names no threads. Must be halted.
+    pub fn resume_harts(&mut self, harts: &[u32]) -> Result<(), TargetError> {
+        self.check("continue some harts")?;
+        let threads: Vec<String> = self
+            .thread_ids()?
+            .iter()
+            .filter(|t| hart_of_thread(t).is_some_and(|h| harts.contains(&h)))
+            .cloned()
+            .collect();
+        if threads.is_empty() {
+            return Target::resume(self);
+        }
+        self.selected = None;
+        Ok(self.client.cont_threads(&threads)?)
+    }
+
     /// The thread id of the last stop, as the server spelled it.
     fn stop_thread(&self) -> Option<String> {
         match self.client.last_stop()? {
