@@ -446,22 +446,7 @@ fn make_dump_writes_a_core_that_reads_as_the_idle_kernel() {
     std::thread::sleep(Duration::from_millis(300)); // the leak sleeps, the shell waits: idle
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("guest.core");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(&root)
-        .arg("dump")
-        .arg(format!("GDB_PORT={}", q.gdb_port()))
-        .arg(format!("DUMP={}", core.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && core.exists(),
-        "make dump: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli::make_dump(q.gdb_port(), &core);
     let live = common::cli::snapshot(&q);
     let got = run(&[
         "snapshot",

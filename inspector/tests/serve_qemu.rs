@@ -751,21 +751,7 @@ fn make_dump_while_watch_holds_the_stub_goes_through_its_gdb_server() {
     let w = Watch::start_serving(&q, &format!("127.0.0.1:{}", port + 1));
     let dir = tempfile::tempdir().unwrap();
     let core = dir.path().join("guest.core");
-    let out = Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(root())
-        .arg("dump")
-        .arg(format!("GDB_PORT={port}"))
-        .arg(format!("DUMP={}", core.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && core.exists(),
-        "make dump: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::cli::make_dump(port, &core);
     let read = Command::new(BIN)
         .args(["snapshot", "--json", "--core"])
         .arg(&core)

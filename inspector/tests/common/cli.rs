@@ -91,3 +91,25 @@ pub fn wait_bounded(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `make dump GDB_PORT=port DUMP=core` in the workspace (QEMU's memory to `core` through the
+/// stub, or the inspector's gdb server on the next port); panics with make's output if no
+/// dump came of it.
+pub fn make_dump(port: u16, core: &std::path::Path) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&root)
+        .arg("dump")
+        .arg(format!("GDB_PORT={port}"))
+        .arg(format!("DUMP={}", core.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && core.exists(),
+        "make dump: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
