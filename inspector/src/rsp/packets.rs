@@ -175,6 +175,16 @@ impl RspClient {
         self.expect_ok(&format!("P{regnum:x}"))
     }
 
+    /// Continues threads `threads` (as stop replies name them: harts on QEMU) alone, the others
+    /// staying stopped (`vCont;c:T1;c:T2…`, no default action), without waiting for a stop.
+    /// Target must be halted.
+    pub fn cont_threads(&mut self, threads: &[String]) -> Result<(), RspError> {
+        let packet = threads
+            .iter()
+            .fold(String::from("vCont"), |p, t| p + ";c:" + t);
+        self.resume_with(packet.as_bytes(), "vCont;c")
+    }
+
     /// Reads a whole `qXfer:features:read` annex (e.g. `target.xml`), in chunks that fit the
     /// packet size; one over [`MAX_XML_BYTES`] is malformed. Target must be halted.
     pub fn read_features_xml(&mut self, annex: &str) -> Result<Vec<u8>, RspError> {

@@ -294,23 +294,14 @@ impl RspClient {
     /// Continues the target (`c`) and returns once the server has taken the packet, without
     /// waiting for a stop. Target must be halted.
     pub fn cont(&mut self) -> Result<(), RspError> {
-        self.set_request(b"c");
-        self.send_request("c")?;
-        self.state = State::Running;
-        Ok(())
+        self.resume_with(b"c", "c")
     }
 
-    /// Continues threads `threads` (as stop replies name them: harts on QEMU) alone, the others
-    /// staying stopped (`vCont;c:T1;c:T2…`, no default action), without waiting for a stop.
-    /// Target must be halted.
-    pub fn cont_threads(&mut self, threads: &[String]) -> Result<(), RspError> {
-        let mut packet = String::from("vCont");
-        for t in threads {
-            packet.push_str(";c:");
-            packet.push_str(t);
-        }
-        self.set_request(packet.as_bytes());
-        self.send_request("vCont;c")?;
+    /// Sends a packet that resumes the target (`c`, `vCont;c…`) and returns once the server
+    /// has taken it; the target is running after.
+    pub(super) fn resume_with(&mut self, packet: &[u8], what: &str) -> Result<(), RspError> {
+        self.set_request(packet);
+        self.send_request(what)?;
         self.state = State::Running;
         Ok(())
     }
