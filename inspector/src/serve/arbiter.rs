@@ -607,9 +607,12 @@ impl<G: Guest> State<G> {
             self.client_mut()?.stop(stop);
             return Ok(());
         }
-        let pc = self.registers()?.pc();
-        if self.trapped_at == Some(pc) && self.installed.contains(&pc) {
-            self.step_guest()?;
+        // Stepped off a breakpoint it trapped at and that is still in place (the pc is read
+        // only then: a continue after gdb took its breakpoint out costs no register read).
+        if let Some(at) = self.trapped_at.filter(|at| self.installed.contains(at)) {
+            if self.registers()?.pc() == at {
+                self.step_guest()?;
+            }
         }
         self.trapped_at = None;
         self.moved();
