@@ -676,14 +676,21 @@ fn the_tui_says_where_gdb_holds_the_guest_and_its_views_go_on() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run gdb-multiarch (make setup)");
-    // Whatever happens, let gdb go (a failed assertion must not leave it waiting).
-    struct Release<'a>(&'a Path);
+    // Whatever happens, let gdb go; after a failed assertion (gdb may be stuck short of its
+    // wait), kill it by its pid: no test leaves a gdb behind.
+    struct Release<'a>(&'a Path, u32);
     impl Drop for Release<'_> {
         fn drop(&mut self) {
             let _ = std::fs::write(self.0, b"");
+            if std::thread::panicking() {
+                std::thread::sleep(Duration::from_millis(500));
+                // SAFETY: kill(2) on the pid of our own child, not reaped yet (only the success
+                // path waits for it, after this guard is gone).
+                unsafe { libc::kill(self.1 as i32, libc::SIGKILL) };
+            }
         }
     }
-    let release_guard = Release(&release);
+    let release_guard = Release(&release, gdb.id());
 
     // (gdb holds the guest from the moment it attaches, wherever it was: then at its stop.)
     tui.wait_for("held by gdb at track_alloc FILE:LINE", T, |s| {
