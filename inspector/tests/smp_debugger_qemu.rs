@@ -99,17 +99,25 @@ fn a_condition_on_hart_keeps_that_harts_hits() {
     }
 }
 
+/// The kernel on its harts with `spin` keeping one busy in user code (so a hart that ran
+/// would have moved); None, said on stderr, with one hart: nothing to check then.
+fn boot_with_a_spinning_hart() -> Option<Qemu> {
+    if smp() < 2 {
+        eprintln!("one hart: nothing to check");
+        return None;
+    }
+    let mut q = Qemu::boot();
+    q.send_line("spin 100000 &");
+    q.expect("spin running in the background", T);
+    Some(q)
+}
+
 #[test]
 #[ignore = "boots QEMU: run with make test"]
 fn stepping_one_hart_through_the_exit_sweep_leaves_the_other_halted() {
-    if smp() < 2 {
-        eprintln!("one hart: nothing to check");
+    let Some(mut q) = boot_with_a_spinning_hart() else {
         return;
-    }
-    let mut q = Qemu::boot();
-    // Keep the other hart busy in user code, so that it would move if it ran.
-    q.send_line("spin 100000 &");
-    q.expect("spin running in the background", T);
+    };
     let debug = DebugInfo::load(kernel_elf()).unwrap();
     let sweep = debug
         .elf()
@@ -156,13 +164,9 @@ fn stepping_one_hart_through_the_exit_sweep_leaves_the_other_halted() {
 fn the_tui_debugger_shows_each_hart_at_a_stop_and_steps_the_one_shown() {
     use inspector::debugger::live::{DebugCommand, DebugSource, DebugState, Debuggable};
     use inspector::source::Source;
-    if smp() < 2 {
-        eprintln!("one hart: nothing to check");
+    let Some(mut q) = boot_with_a_spinning_hart() else {
         return;
-    }
-    let mut q = Qemu::boot();
-    q.send_line("spin 100000 &");
-    q.expect("spin running in the background", T);
+    };
     let mut src = DebugSource::new(kernel_elf(), gdb(&q)).unwrap();
     src.sample().expect("first sample connects");
     src.command(DebugCommand::ToggleBreakpoint("track_alloc".into()))

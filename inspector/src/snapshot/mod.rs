@@ -124,8 +124,6 @@ pub struct Sampler {
     proc_names: HashMap<u32, Arc<str>>,
     /// The raw bytes of the last `proc_table` read and what they decoded to.
     last_procs: Option<(Vec<u8>, Vec<Process>)>,
-    /// The last entry's (site, user_site, owner) and its names: runs of entries repeat it.
-    last_site: Option<((u64, u64, u32), crate::sites::Named)>,
     /// The site fields of the event ring's records, if it has them.
     event_sites: Option<Arc<SiteFields>>,
     /// The layout's fields as readers, resolved once (shared like `layout`).
@@ -171,7 +169,6 @@ impl Sampler {
             site_names: None,
             proc_names: HashMap::new(),
             last_procs: None,
-            last_site: None,
             event_sites,
         }
     }

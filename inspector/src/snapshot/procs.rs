@@ -90,15 +90,14 @@ impl Sampler {
         }
         self.last_procs = Some((bytes.clone(), out.clone()));
         self.buf = bytes;
-        // Rebuilt only when a process came, went or changed its name: reading an unchanged
-        // process table allocates nothing here (and the last site's names stay valid).
+        // Rebuilt only when a process came, went or changed its name (a state change alone
+        // keeps the map).
         let same = self.proc_names.len() == out.len()
             && out
                 .iter()
                 .all(|p| self.proc_names.get(&p.pid).is_some_and(|n| **n == *p.name));
         if !same {
             self.proc_names = out.iter().map(|p| (p.pid, Arc::from(&*p.name))).collect();
-            self.last_site = None;
         }
         Ok(out)
     }

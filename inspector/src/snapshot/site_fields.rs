@@ -49,16 +49,6 @@ impl Sampler {
                 .map_or((None, None), |n| n.resolve(raw, "")));
         }
         let owner = f.owner.as_ref().and_then(|o| o.read_u64(rec)).unwrap_or(0) as u32;
-        // An entry (no `user_program`: its owner's) like the one before: a table holds runs of
-        // one process's pages from one line. Valid until the process names change.
-        let last_key = (site, user_site, owner);
-        if f.user_program.is_none() {
-            if let Some((k, named)) = &self.last_site {
-                if *k == last_key {
-                    return Ok(named.clone());
-                }
-            }
-        }
         // The program: the record's own `user_program` (events), else its owner's name.
         let own = match &f.user_program {
             Some(p) => Some(self.string(t, p, rec)?).filter(|s| !s.is_empty()),
@@ -77,9 +67,6 @@ impl Sampler {
                 None => (None, None),
             },
         };
-        if f.user_program.is_none() {
-            self.last_site = Some((last_key, named.clone()));
-        }
         Ok(named)
     }
 }
