@@ -8,12 +8,11 @@
 
 mod common;
 
-use common::cli::BIN;
+use common::cli::{finish, start_armed};
 use common::qemu::{kernel_elf, smp, Qemu};
 use inspector::dwarf::DebugInfo;
 use inspector::target::{RspTarget, RspTargetOptions, StopReason, Target};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
@@ -23,10 +22,12 @@ fn gdb(q: &Qemu) -> String {
 }
 
 /// Runs `inspector break track_alloc --json` with `extra` arguments against `q` while three
-/// `churn`s allocate on every hart; returns the hits.
+/// `churn`s allocate on every hart; returns the hits. The churns run far longer than any
+/// test (a short one could end before the breakpoint is armed, leaving nothing to hit), and
+/// end with the QEMU.
 fn break_hits(q: &mut Qemu, extra: &[&str]) -> Vec<Value> {
     for _ in 0..3 {
-        q.send_line("churn 2000 &");
+        q.send_line("churn 1000000 &");
         q.expect("churn running in the background", T);
     }
     let elf = kernel_elf();
@@ -35,24 +36,8 @@ fn break_hits(q: &mut Qemu, extra: &[&str]) -> Vec<Value> {
     args.extend_from_slice(&["--elf", elf.to_str().unwrap()]);
     let addr = gdb(q);
     args.extend_from_slice(&["--gdb", &addr]);
-    let mut child = Command::new(BIN)
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    common::cli::wait_bounded(&mut child, Duration::from_secs(60))
-        .expect("break finishes within 60 s");
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "break failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    let (child, rx, err) = start_armed(&args);
+    finish(child, rx, err, Duration::from_secs(60))
 }
 
 #[test]

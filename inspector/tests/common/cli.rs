@@ -3,7 +3,10 @@
 use super::qemu::{kernel_elf, Qemu};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The inspector binary cargo built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_inspector");
@@ -112,4 +115,87 @@ pub fn make_dump(port: u16, core: &std::path::Path) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// How long a debugger command may take to arm its breakpoint, and to close its stdout after
+/// it exits.
+const ARMED: Duration = Duration::from_secs(30);
+
+/// Starts an inspector debugger command and waits until it says its breakpoint is armed.
+/// Returns the child and a receiver of its stdout lines.
+pub fn start_armed(
+    args: &[&str],
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (armed_tx, armed_rx) = mpsc::channel();
+    let err_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.contains("; waiting") {
+                let _ = armed_tx.send(());
+            }
+            all.push_str(&line);
+            line.clear();
+        }
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        all + &rest
+    });
+    if armed_rx.recv_timeout(ARMED).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the breakpoint was not armed in time; stderr:\n{}",
+            err_reader.join().unwrap()
+        );
+    }
+    (child, rx, err_reader)
+}
+
+/// Waits for the child to exit (killing it after `timeout`) and returns its stdout lines as
+/// JSON.
+pub fn finish(
+    mut child: Child,
+    rx: mpsc::Receiver<String>,
+    err: std::thread::JoinHandle<String>,
+    timeout: Duration,
+) -> Vec<Value> {
+    let Some(status) = wait_bounded(&mut child, timeout) else {
+        panic!(
+            "the debugger command did not finish in {timeout:?}; stderr:\n{}",
+            err.join().unwrap()
+        );
+    };
+    let stderr = err.join().unwrap();
+    assert!(status.success(), "failed ({status}): {stderr}");
+    // Every line: the reader thread ends (and drops its sender) at the end of stdout, which
+    // may come a little after the exit.
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.recv_timeout(ARMED) {
+        lines.push(l);
+    }
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
