@@ -2,11 +2,12 @@
 //! replies), target descriptions, and a TCP connection to any conforming stub (QEMU's gdbstub,
 //! gdbserver, OpenOCD, `gdbstub`-crate stubs), QEMU's quirks included.
 //!
-//! Files: `codec` (bytes ⇄ packets, no I/O), `transport` ([`RspClient`]'s connection: socket,
+//! Files: `codec` (bytes ⇄ packets, no I/O), `transport` ([`RspClient`]'s connection:
 //! acks, timeouts, the all-stop invariants), `console` (the bounded buffer of `O` output),
 //! `packets` (the requests: memory, registers, breakpoints, monitor, detach; [`Supported`], the
 //! parsed `qSupported` reply), `target_xml` (the target description XML and its register
-//! numbering, [`RegisterMap`]).
+//! numbering, [`RegisterMap`]), `socket` (reads with deadlines), `spin` (catching a reply due at
+//! once without sleeping for it).
 //!
 //! A stub is not trusted with the client's memory: frames ([`MAX_FRAME`]), decoded payloads
 //! ([`MAX_PAYLOAD`]), console output ([`MAX_CONSOLE_BYTES`]) and target descriptions
@@ -19,6 +20,8 @@ mod config;
 mod console;
 mod error;
 mod packets;
+mod socket;
+pub mod spin;
 pub mod target_xml;
 mod transport;
 

@@ -20,7 +20,7 @@
 //! - Memory taken from the stub is bounded: frames and decoded payloads (`codec`), console
 //!   output (`console`), target descriptions (`target_xml`). Writes time out as reads do.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -29,8 +29,9 @@ use super::config::{RspConfig, DRAIN_AT_MOST};
 use super::console::Console;
 use super::error::quote;
 use super::packets::Supported;
+use super::socket::Socket;
 use super::target_xml::RegisterMap;
-use super::RspError;
+use super::{spin, RspError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -41,7 +42,7 @@ enum State {
 
 /// A connection to a GDB stub. See the module invariants.
 pub struct RspClient {
-    stream: TcpStream,
+    socket: Socket,
     config: RspConfig,
     decoder: Decoder,
     /// Decoded payload of the last packet received.
@@ -52,8 +53,6 @@ pub struct RspClient {
     tx: Vec<u8>,
     /// Payload being built for the next request.
     req: Vec<u8>,
-    read_buf: Box<[u8]>,
-    read_timeout: Option<Duration>,
     acks: bool,
     state: State,
     /// Console output (`O` packets) collected aside from replies.
@@ -73,7 +72,7 @@ pub struct RspClient {
 impl std::fmt::Debug for RspClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RspClient")
-            .field("peer", &self.stream.peer_addr().ok())
+            .field("peer", &self.socket.stream.peer_addr().ok())
             .field("state", &self.state)
             .field("acks", &self.acks)
             .field("supported", &self.supported.raw)
@@ -108,15 +107,13 @@ impl RspClient {
             .set_write_timeout(Some(config.reply_timeout.max(Duration::from_millis(1))))
             .map_err(connect_err)?;
         let mut client = RspClient {
-            stream,
+            socket: Socket::new(stream),
             config,
             decoder: Decoder::new(),
             rx: Vec::with_capacity(8192),
             rx_pending: false,
             tx: Vec::with_capacity(512),
             req: Vec::with_capacity(512),
-            read_buf: vec![0; 16 * 1024].into_boxed_slice(),
-            read_timeout: None,
             acks: true,
             supported: Supported::default(),
             state: State::Halted,
@@ -258,15 +255,12 @@ impl RspClient {
     /// Reads what the socket holds without blocking and returns a stop reply if a complete one
     /// arrived. Console output is collected; a partial packet stays buffered.
     fn buffered_stop(&mut self) -> Result<Option<StopReply>, RspError> {
-        self.stream.set_nonblocking(true)?;
-        let read = self.stream.read(&mut self.read_buf);
-        self.stream.set_nonblocking(false)?;
-        match read {
+        match self.socket.read_now() {
             Ok(0) => {
                 self.close();
                 return Err(RspError::Closed);
             }
-            Ok(n) => self.decoder.feed(&self.read_buf[..n]),
+            Ok(n) => self.decoder.feed(self.socket.bytes(n)),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
             Err(e) => return Err(self.io_error(e)),
         }
@@ -357,8 +351,8 @@ impl RspClient {
             codec::encode_packet(b"Qqemu.PhyMemMode:0", &mut out);
         }
         codec::encode_packet(b"D", &mut out);
-        if self.stream.write_all(&out).is_ok() {
-            let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        if self.socket.stream.write_all(&out).is_ok() {
+            let _ = self.socket.stream.shutdown(std::net::Shutdown::Write);
             self.drain();
         }
         self.close();
@@ -372,12 +366,8 @@ impl RspClient {
     fn drain(&mut self) {
         const QUIET: Duration = Duration::from_millis(100);
         let deadline = Instant::now() + self.config.reply_timeout.max(DRAIN_AT_MOST);
-        if self.stream.set_read_timeout(Some(QUIET)).is_err() {
-            return;
-        }
-        self.read_timeout = Some(QUIET);
         while Instant::now() < deadline {
-            match self.stream.read(&mut self.read_buf) {
+            match self.socket.read(QUIET, Duration::ZERO) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -397,7 +387,7 @@ impl RspClient {
     /// Marks the client closed and shuts the socket down; sends nothing.
     pub(super) fn close(&mut self) {
         self.state = State::Closed;
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.socket.stream.shutdown(std::net::Shutdown::Both);
     }
 
     // ---- request plumbing (used by the packet operations) ----------------------------------
@@ -606,24 +596,19 @@ impl RspClient {
                 return Err(self.timeout(what));
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            // Re-arm the socket timeout (a syscall) only when it would overshoot the deadline by
-            // more than SLACK, or is so short that it would wake us for nothing.
-            const SLACK: Duration = Duration::from_millis(20);
-            let rearm = match self.read_timeout {
-                Some(t) => t > left + SLACK || (t < left && t < SLACK),
-                None => true,
+            // A reply is due at once while halted: spin for it first (see `spin`); never
+            // while waiting for a running target.
+            let spin = match self.state {
+                State::Running => Duration::ZERO,
+                _ => spin::SPIN,
             };
-            if rearm {
-                self.stream.set_read_timeout(Some(left))?;
-                self.read_timeout = Some(left);
-            }
-            match self.stream.read(&mut self.read_buf) {
+            match self.socket.read(left, spin) {
                 Ok(0) => {
                     self.close();
                     return Err(RspError::Closed);
                 }
                 Ok(n) => {
-                    self.decoder.feed(&self.read_buf[..n]);
+                    self.decoder.feed(self.socket.bytes(n));
                     return Ok(());
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -662,7 +647,7 @@ impl RspClient {
 
     /// Writes `bytes`; a stub that takes nothing for a reply timeout closes the connection.
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), RspError> {
-        match self.stream.write_all(bytes) {
+        match self.socket.stream.write_all(bytes) {
             Ok(()) => Ok(()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 // Nothing more can be sent (not even `D`): close.
@@ -681,7 +666,7 @@ impl RspClient {
 /// it directly would take bytes from under the client.
 impl std::os::fd::AsFd for RspClient {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.stream.as_fd()
+        self.socket.stream.as_fd()
     }
 }
 

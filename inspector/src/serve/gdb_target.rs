@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -41,6 +42,7 @@ use super::arbiter::{Arbiter, ClientNext, ClientStop};
 use super::guest::{Guest, WatchKind};
 use super::wake;
 use crate::riscv::{GPRS, PC};
+use crate::rsp::spin;
 use crate::target::TargetError;
 
 /// The client's view of the guest. Errors that mean the connection to QEMU is gone end the
@@ -518,6 +520,10 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
     > {
         use run_blocking::{Event, WaitForStopReasonError as E};
         conn.flush().map_err(E::Connection)?;
+        // The first wait after gdb resumed spins briefly: gdb steps by continuing to a
+        // breakpoint at the next instruction, a stop due within microseconds (the guest's
+        // CPU time lost to it is bounded by `STOP_SPIN` per resume).
+        let mut spin = STOP_SPIN;
         loop {
             let (guest, timeout) = match target.arbiter.client_next() {
                 Ok(ClientNext::Stop(stop)) => {
@@ -530,7 +536,13 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
             if !conn.has_buffered() {
                 let guest = guest.as_ref().map(|fd| fd.as_fd());
                 let waker = target.arbiter.client_waker();
-                if !wake::wait(Some(conn.as_fd()), guest, waker, timeout).gdb {
+                let spin = std::mem::take(&mut spin).min(if guest.is_some() {
+                    STOP_SPIN
+                } else {
+                    Duration::ZERO
+                });
+                let ready = wake::wait_spinning(Some(conn.as_fd()), guest, waker, timeout, spin);
+                if !ready.gdb {
                     continue;
                 }
             }
@@ -549,6 +561,10 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
         Ok(Some(stop_reason(stop, target.arbiter.stopped_hart())))
     }
 }
+
+/// How long the client's thread looks for a stop without sleeping after gdb resumes the guest
+/// (see [`wake::wait_spinning`]).
+const STOP_SPIN: Duration = Duration::from_micros(200);
 
 /// A TCP connection with buffers both ways: gdbstub reads and writes a byte at a time, which on
 /// a bare socket is a system call (and, with TCP_NODELAY, a segment) per byte. Replies go out
@@ -579,9 +595,16 @@ impl BufConn {
     }
 
     /// Reads what the socket has (waiting for at least one byte) into the empty buffer.
+    /// While gdb holds the guest its next packet follows the reply at once: spin for it first
+    /// (see `rsp::spin`). Only [`ConnectionExt::read`] waits here (gdb's next request, the
+    /// guest halted): a wait while the guest runs is a poll in the event loop.
     fn fill(&mut self) -> std::io::Result<()> {
         loop {
-            match Read::read(&mut self.stream, &mut self.inbuf) {
+            let read = match spin::read_soon(&self.stream, &mut self.inbuf, spin::SPIN) {
+                Some(read) => read,
+                None => Read::read(&mut self.stream, &mut self.inbuf),
+            };
+            match read {
                 Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => {
                     self.start = 0;
