@@ -849,6 +849,8 @@ fn client_config() -> RspConfig {
         connect_timeout: Duration::from_secs(2),
         reply_timeout: Duration::from_millis(40),
         max_retransmits: 3,
+        // Replies cut anywhere are read through the spinning path too.
+        spin: inspector::rsp::spin::SPIN,
     }
 }
 

@@ -37,6 +37,7 @@ fn options(resume: bool) -> RspTargetOptions {
             connect_timeout: Duration::from_secs(2),
             reply_timeout: Duration::from_millis(1500),
             max_retransmits: 2,
+            ..RspConfig::default()
         },
         memory: MemoryMode::PreferPhysical,
         resume_on_connect: resume,

@@ -82,6 +82,8 @@ impl Qemu {
                     connect_timeout: Duration::from_secs(1),
                     reply_timeout: Duration::from_secs(3),
                     max_retransmits: 2,
+                    // As the gdb server's connection: replies waited for by spinning first.
+                    spin: inspector::rsp::spin::SPIN,
                 },
                 memory: MemoryMode::PreferPhysical,
                 resume_on_connect: resume,

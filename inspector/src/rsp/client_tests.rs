@@ -116,6 +116,8 @@ pub(crate) fn config() -> RspConfig {
         connect_timeout: Duration::from_secs(2),
         reply_timeout: Duration::from_millis(500),
         max_retransmits: 2,
+        // Every reply is waited for by spinning first, as the gdb server's connection does.
+        spin: super::spin::SPIN,
     }
 }
 

@@ -16,6 +16,7 @@ use std::os::fd::AsFd;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::net::{recv, RecvFlags};
 
 /// How long a reader spins before it blocks: a little more than a local stub's answer to a
@@ -37,11 +38,20 @@ pub fn read_soon(socket: impl AsFd, buf: &mut [u8], budget: Duration) -> Option<
         return None;
     }
     let start = Instant::now();
+    // Looks with poll(2), which leaves the socket unlocked for the kernel to deliver into,
+    // then takes what came with one non-blocking read.
+    let mut fds = [PollFd::new(&socket, PollFlags::IN)];
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     loop {
-        match recv(&socket, &mut *buf, RecvFlags::DONTWAIT) {
-            Ok((n, _)) => return Some(Ok(n)),
-            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Some(Err(e.into())),
+        if matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0) {
+            match recv(&socket, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Some(Ok(n)),
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Some(Err(e.into())),
+            }
         }
         if start.elapsed() >= budget {
             return None;

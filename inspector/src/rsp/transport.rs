@@ -31,7 +31,7 @@ use super::error::quote;
 use super::packets::Supported;
 use super::socket::Socket;
 use super::target_xml::RegisterMap;
-use super::{spin, RspError};
+use super::RspError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -596,11 +596,11 @@ impl RspClient {
                 return Err(self.timeout(what));
             }
             let left = (deadline - now).max(Duration::from_millis(1));
-            // A reply is due at once while halted: spin for it first (see `spin`); never
-            // while waiting for a running target.
+            // A reply is due at once while halted: spin for it first if configured (see
+            // `spin`); never while waiting for a running target.
             let spin = match self.state {
                 State::Running => Duration::ZERO,
-                _ => spin::SPIN,
+                _ => self.config.spin,
             };
             match self.socket.read(left, spin) {
                 Ok(0) => {

@@ -35,6 +35,7 @@ pub use sampler::SamplerTarget;
 pub use wake::Waker;
 
 use crate::dwarf::DebugInfo;
+use crate::rsp::{spin, RspConfig};
 use crate::source::session::Connector;
 use crate::target::{RspTarget, RspTargetOptions, Target};
 
@@ -49,8 +50,17 @@ impl Serve {
     /// Listens on `listen` for gdb clients; connects to the stub at `gdb` when first needed.
     pub fn start(listen: &str, gdb: &str) -> Result<Serve> {
         let upstream = gdb.to_string();
+        // gdb's requests are answered from the stub's within microseconds while it holds the
+        // guest: the shared connection waits for them without sleeping first.
+        let options = RspTargetOptions {
+            rsp: RspConfig {
+                spin: spin::SPIN,
+                ..RspConfig::default()
+            },
+            ..RspTargetOptions::default()
+        };
         let arbiter = Arbiter::new(Box::new(move || {
-            RspTarget::connect(&upstream, RspTargetOptions::default())
+            RspTarget::connect(&upstream, options.clone())
         }));
         let listener = Listener::start(listen, arbiter.clone())?;
         Ok(Serve {
