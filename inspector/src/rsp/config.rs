@@ -19,7 +19,7 @@ pub struct RspConfig {
     /// How long to wait for a reply without sleeping first (see `spin`); never while the
     /// target runs. Zero by default: measured against QEMU on a 2-CPU host, spinning halved
     /// the pause of reading a whole idle table, but lengthened the reads of a guest halted
-    /// while busy by about a third. The gdb server turns it on for the stop of gdb's steps.
+    /// while busy by about a third. The gdb server turns it on: gdb waits on each answer.
     pub spin: Duration,
 }
 

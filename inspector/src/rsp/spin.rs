@@ -2,14 +2,16 @@
 //!
 //! A request to a stub on this host is answered within tens of microseconds, but a thread that
 //! blocks in read(2) for it is put to sleep and must be woken by the peer's write: on a VM that
-//! wake-up crosses CPUs and costs about as much again as the answer (measured: a cached `m`
-//! through the gdb server took 27 µs when the server shared gdb's CPU, 66 µs when it did
-//! not). [`read_soon`] first polls the socket with non-blocking reads for a short budget.
+//! wake-up crosses CPUs and can cost as much again as the answer (the ratios in the README's
+//! `proxy_cost` figures show what it saved). [`read_soon`] first polls the socket (poll(2), then one non-blocking read) for a short
+//! budget.
 //!
-//! Contract: spin only where the answer is due at once (a reply to a request, a single step,
-//! gdb's next packet while it holds the guest), never while waiting for a running guest to
-//! stop: the spinning thread would take a host CPU from the guest. With one CPU, spinning
-//! would keep the peer from running at all, so [`read_soon`] does not spin then.
+//! Contract: spin only where the answer is due at once (a stub's reply to a request, gdb's
+//! next packet while it holds the guest), never while waiting for a running guest to stop:
+//! the spinning thread would take a host CPU from the guest. (Spinning for the stop of gdb's
+//! software single step was tried: it made `stepi 1000` through the server hang in 2 of 25
+//! runs, against none without, cause not found, so the server does not.) With one CPU,
+//! spinning would keep the peer from running at all, so [`read_soon`] does not spin then.
 
 use std::io;
 use std::os::fd::AsFd;

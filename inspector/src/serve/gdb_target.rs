@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::{Connection, ConnectionExt};
@@ -520,10 +519,6 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
     > {
         use run_blocking::{Event, WaitForStopReasonError as E};
         conn.flush().map_err(E::Connection)?;
-        // The first wait after gdb resumed spins briefly: gdb steps by continuing to a
-        // breakpoint at the next instruction, a stop due within microseconds (the guest's
-        // CPU time lost to it is bounded by `STOP_SPIN` per resume).
-        let mut spin = STOP_SPIN;
         loop {
             let (guest, timeout) = match target.arbiter.client_next() {
                 Ok(ClientNext::Stop(stop)) => {
@@ -536,13 +531,7 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
             if !conn.has_buffered() {
                 let guest = guest.as_ref().map(|fd| fd.as_fd());
                 let waker = target.arbiter.client_waker();
-                let spin = std::mem::take(&mut spin).min(if guest.is_some() {
-                    STOP_SPIN
-                } else {
-                    Duration::ZERO
-                });
-                let ready = wake::wait_spinning(Some(conn.as_fd()), guest, waker, timeout, spin);
-                if !ready.gdb {
+                if !wake::wait(Some(conn.as_fd()), guest, waker, timeout).gdb {
                     continue;
                 }
             }
@@ -561,10 +550,6 @@ impl<G: Guest> run_blocking::BlockingEventLoop for EventLoop<G> {
         Ok(Some(stop_reason(stop, target.arbiter.stopped_hart())))
     }
 }
-
-/// How long the client's thread looks for a stop without sleeping after gdb resumes the guest
-/// (see [`wake::wait_spinning`]).
-const STOP_SPIN: Duration = Duration::from_micros(200);
 
 /// A TCP connection with buffers both ways: gdbstub reads and writes a byte at a time, which on
 /// a bare socket is a system call (and, with TCP_NODELAY, a segment) per byte. Replies go out

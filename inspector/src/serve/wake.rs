@@ -100,29 +100,6 @@ pub fn wait(
     ready
 }
 
-/// [`wait`], but first looking without sleeping for up to `spin` (see `rsp::spin`): for a stop
-/// due at once, such as the end of gdb's software single step (a continue to the next
-/// instruction), whose wake-up from a sleep would cost as much as the step.
-pub fn wait_spinning(
-    gdb: Option<BorrowedFd<'_>>,
-    guest: Option<BorrowedFd<'_>>,
-    waker: &Waker,
-    timeout: Duration,
-    spin: Duration,
-) -> Ready {
-    if !spin.is_zero() && crate::rsp::spin::may_spin() {
-        let start = std::time::Instant::now();
-        while start.elapsed() < spin {
-            let ready = wait(gdb, guest, waker, Duration::ZERO);
-            if ready != Ready::default() {
-                return ready;
-            }
-            std::hint::spin_loop();
-        }
-    }
-    wait(gdb, guest, waker, timeout)
-}
-
 /// True if `fd` has bytes to read (or hung up) right now; does not wait.
 pub fn readable(fd: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
