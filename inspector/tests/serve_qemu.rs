@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -319,18 +319,9 @@ impl Mi {
             .stderr(Stdio::null())
             .spawn()
             .expect("run gdb-multiarch (make setup)");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         Mi {
+            out: common::cli::lines_of(child.stdout.take().unwrap()),
             child,
-            out: rx,
             seen: Vec::new(),
         }
     }

@@ -117,6 +117,19 @@ pub fn make_dump(port: u16, core: &std::path::Path) {
     );
 }
 
+/// The lines `out` gives, as a thread reads them; the channel closes at its end.
+pub fn lines_of(out: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// How long a debugger command may take to arm its breakpoint, and to close its stdout after
 /// it exits.
 const ARMED: Duration = Duration::from_secs(30);
@@ -136,15 +149,7 @@ pub fn start_armed(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(child.stdout.take().unwrap());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let (armed_tx, armed_rx) = mpsc::channel();
     let err_reader = std::thread::spawn(move || {
