@@ -3,6 +3,12 @@
 //! through `inspector watch --serve` (sampling every 200 ms meanwhile), rounds alternating, in
 //! one run on one QEMU, and per workload the ratio of the medians. Target: under 1.2× for each.
 //!
+//! gdb steps with `set scheduler-locking step`: the stepped hart alone runs. Otherwise another
+//! hart can hit the step's breakpoint first, and the stepped one is stopped wherever it is,
+//! inside OpenSBI, say. gdb then steps on from there, up to an `mret` it cannot follow (its
+//! software single step puts the breakpoint after it), and waits forever, straight to QEMU
+//! or through the inspector alike.
+//!
 //! Run: `make bench`, or after `make kernel`:
 //! `cargo bench -p inspector --bench proxy_cost`.
 
@@ -25,6 +31,7 @@ fn workload(addr: &str) -> (Duration, Duration) {
         format!(
             "set pagination off\n\
              set confirm off\n\
+             set scheduler-locking step\n\
              python import time; t0 = time.monotonic()\n\
              stepi {STEPS}\n\
              python t1 = time.monotonic()\n\
