@@ -11,7 +11,7 @@
 
 use crate::{println, sbi, timer};
 use core::arch::asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// Most harts the kernel runs on (QEMU virt's hart ids are 0..N-1).
 pub const MAX_HARTS: usize = 8;
@@ -23,6 +23,34 @@ const ONLINE_WAIT_MS: u64 = 1000;
 
 /// Harts that reached their scheduler setup (`online`).
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Taken (swapped to 1) by the hart that boots the kernel, at `_start`, before the BSS is
+/// cleared: in `.data`, so that clearing cannot hand it out again.
+#[no_mangle]
+#[link_section = ".data"]
+pub static BOOT_TICKET: AtomicU32 = AtomicU32::new(0);
+
+/// Harts that came in at `_start` after the boot hart took the ticket ([`late_entry`]), and
+/// whether they may go on (set by [`start_secondaries`]). In `.data` like the ticket: a late
+/// hart may count itself before the boot hart clears the BSS.
+#[link_section = ".data"]
+static LATE: AtomicUsize = AtomicUsize::new(0);
+#[link_section = ".data"]
+static DOOR_OPEN: AtomicU32 = AtomicU32::new(0);
+
+/// A hart that firmware sent to the kernel's entry (`_start`) rather than waiting for
+/// `hart_start` (OpenSBI has done so to a hart slow to reach its wait: it then booted a second
+/// kernel and cleared the BSS under the first). It touches nothing the boot hart sets up, waits
+/// until the boot hart starts the secondaries, and then runs as one. `sp` and `tp` are its own
+/// (set by `_start`).
+#[no_mangle]
+extern "C" fn late_entry(hartid: usize) -> ! {
+    LATE.fetch_add(1, Ordering::AcqRel);
+    while DOOR_OPEN.load(Ordering::Acquire) == 0 {
+        core::hint::spin_loop();
+    }
+    crate::secondary_main(hartid)
+}
 
 /// The id of the hart executing this (its `tp`).
 #[inline(always)]
@@ -60,11 +88,14 @@ fn stack_top(h: usize) -> usize {
 pub fn start_secondaries() {
     let me = id();
     let mut started = 0;
+    // Harts already in the kernel (see `late_entry`) go on; `hart_start` refuses them.
+    DOOR_OPEN.store(1, Ordering::Release);
     for h in (0..MAX_HARTS).filter(|&h| h != me) {
         if sbi::hart_start(h, _secondary_start as *const () as usize, stack_top(h)).is_ok() {
             started += 1;
         }
     }
+    started += LATE.load(Ordering::Acquire);
     let deadline = timer::now() + timer::ms_to_ticks(ONLINE_WAIT_MS);
     while count() < started + 1 && timer::now() < deadline {
         core::hint::spin_loop();

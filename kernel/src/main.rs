@@ -46,6 +46,15 @@ _start:
     addi t0, a0, 1
     slli t0, t0, {stack_shift}
     add sp, sp, t0
+    # One hart boots: the first to take the ticket (in .data, so the BSS clearing below
+    # cannot reset it). Another hart that firmware sends here runs as a secondary instead.
+    la t0, {boot_ticket}
+    li t1, 1
+    .option push
+    .option arch, +a
+    amoswap.w.aqrl t1, t1, (t0)
+    .option pop
+    bnez t1, 4f
     la t0, __bss_start
     la t1, __bss_end
 1:
@@ -58,9 +67,13 @@ _start:
 3:
     wfi
     j 3b
+4:
+    call late_entry
+    j 3b
 "#,
     max_harts = const hart::MAX_HARTS,
     stack_shift = const hart::STACK_SHIFT,
+    boot_ticket = sym hart::BOOT_TICKET,
 );
 
 #[no_mangle]
@@ -82,7 +95,7 @@ extern "C" fn kmain(hartid: usize, dtb: usize) -> ! {
 /// Entry of every hart but the boot hart (from `_secondary_start`, on its own stack, `tp` set,
 /// paging off): the kernel's table, its trap vector and timer, then its scheduler.
 #[no_mangle]
-extern "C" fn secondary_main(_hartid: usize) -> ! {
+pub extern "C" fn secondary_main(_hartid: usize) -> ! {
     trap::init();
     mm::vm::activate(mm::vm::kernel_root());
     timer::init_hart();
