@@ -510,3 +510,22 @@ fn num_before(line: &str, suffix: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number before {suffix:?} in {line:?}"))
 }
+
+/// The boot ticket and the late harts' count and door live in `.data`: the boot hart clears
+/// the BSS after taking the ticket, and a hart that firmware sends to `_start` meanwhile must
+/// still find the ticket taken (else it boots a second kernel) and its count kept.
+#[test]
+#[ignore = "needs build/kernel.elf (make kernel): make test runs it"]
+fn the_boot_ticket_survives_the_bss_clearing() {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let bytes = std::fs::read(common::qemu::kernel_elf()).unwrap();
+    let elf = object::File::parse(&*bytes).unwrap();
+    for part in ["BOOT_TICKET", "hart4LATE", "hart9DOOR_OPEN"] {
+        let sym = elf
+            .symbols()
+            .find(|s| s.name().is_ok_and(|n| n.contains(part)))
+            .unwrap_or_else(|| panic!("no symbol {part} in the kernel"));
+        let section = elf.section_by_index(sym.section_index().unwrap()).unwrap();
+        assert_eq!(section.name().unwrap(), ".data", "{part}");
+    }
+}
