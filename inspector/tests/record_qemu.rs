@@ -138,8 +138,13 @@ fn a_recording_during_churn_holds_what_live_snapshots_saw_and_replays_both_ways(
     // Churn can outrun the event ring between two samples (on two harts it often does), so
     // a small change follows: a few events, well inside the ring, that some delta frame
     // accounts for completely (checked below).
+    // The first change after the quiet spell is recorded as a keyframe (over 400 ms since the
+    // last one), so a second follows soon after it: recorded as a delta.
     q.send_line("leak 2");
     q.expect("allocated 2 pages", T);
+    std::thread::sleep(Duration::from_millis(150));
+    q.send_line("leak 1");
+    q.expect("allocated 1 pages", T);
     std::thread::sleep(Duration::from_millis(600));
     let out = stop_recorder(recorder);
     let after = run(&[
