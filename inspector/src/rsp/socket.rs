@@ -46,12 +46,18 @@ impl Socket {
         self.stream.read(&mut self.buf)
     }
 
-    /// What the socket holds now, without waiting: `WouldBlock` when nothing.
+    /// What the socket holds now, without waiting: `WouldBlock` when nothing. One recv(2)
+    /// with MSG_DONTWAIT (an interrupt, inside the snapshot pause, calls this), not three
+    /// calls switching the socket's mode.
     pub(super) fn read_now(&mut self) -> io::Result<usize> {
-        self.stream.set_nonblocking(true)?;
-        let read = self.stream.read(&mut self.buf);
-        self.stream.set_nonblocking(false)?;
-        read
+        match rustix::net::recv(
+            &self.stream,
+            &mut *self.buf,
+            rustix::net::RecvFlags::DONTWAIT,
+        ) {
+            Ok((n, _)) => Ok(n),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The `n` bytes the last read returned.

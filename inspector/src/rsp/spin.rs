@@ -3,8 +3,8 @@
 //! A request to a stub on this host is answered within tens of microseconds, but a thread that
 //! blocks in read(2) for it is put to sleep and must be woken by the peer's write: on a VM that
 //! wake-up crosses CPUs and can cost as much again as the answer (the ratios in the README's
-//! `proxy_cost` figures show what it saved). [`read_soon`] first polls the socket (poll(2), then one non-blocking read) for a short
-//! budget.
+//! `proxy_cost` figures show what it saved). [`read_soon`] first polls the socket (poll(2),
+//! then one non-blocking read) for a short budget.
 //!
 //! Contract: spin only where the answer is due at once (a stub's reply to a request, gdb's
 //! next packet while it holds the guest), never while waiting for a running guest to stop:
